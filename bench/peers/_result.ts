@@ -1,0 +1,110 @@
+/**
+ * The result record every peer (TensorFlow.js, jax-js, PyTorch) reports per workload run.
+ *
+ * @module
+ */
+
+import type { TimingMode } from "../_timing.ts";
+
+/** Workload variants a peer runs (C1 splits into forward and forward+backward). */
+export const VARIANTS = ["M1", "M4", "C1-fwd", "C1-fwdbwd", "L1", "T1", "T2"] as const;
+
+/** One variant of {@linkcode VARIANTS}. */
+export type Variant = typeof VARIANTS[number];
+
+/** One measurement (or failure) of one framework/backend on one workload variant. */
+export type PeerResult = {
+  /** "tfjs", "jax-js" or "torch". */
+  framework: string;
+  /** Framework version. */
+  version: string;
+  /** Backend name as the framework calls it ("webgpu", "wasm", "cpu", "cuda"). */
+  backend: string;
+  /** Workload variant. */
+  workload: Variant;
+  /** Adapter description or device name, where one applies. */
+  adapter?: string;
+  /** Timing mode; absent when the run failed before timing. */
+  mode?: TimingMode;
+  /** Median per-call time, ms. */
+  ms?: number;
+  /** Per-call times of the repetitions, ms. */
+  samples?: number[];
+  /** Calls per repetition. */
+  calls?: number;
+  /** A warm-up call took longer than the limit: `ms` is that one call's time. */
+  tooSlow?: boolean;
+  /** Derived rate: "GFLOP/s" for M1/M4 and C1, "images/s" for T1/T2. */
+  rate?: { value: number; unit: string };
+  /** Loss value (L1: the CosFace loss; T1/T2: the loss of the first step). */
+  loss?: number;
+  /** Correctness check against an independent JS reference or the known loss. */
+  check?: string;
+  /** True when the check found a wrong result (the time is reported but marked). */
+  wrong?: boolean;
+  /** Other facts (loss after one step, gradient norms, ...). */
+  extra?: Record<string, number | string | boolean>;
+  /** Why no time was measured. */
+  error?: string;
+};
+
+/**
+ * Floating-point operations of a workload variant (for the rates), or undefined.
+ *
+ * @example
+ * ```ts
+ * import { flopsOf } from "./_result.ts";
+ * flopsOf("M1"); // 2147483648
+ * ```
+ */
+export function flopsOf(v: Variant): number | undefined {
+  const conv = 2 * 16 * 56 * 56 * 64 * 64 * 9;
+  switch (v) {
+    case "M1":
+      return 2 * 1024 ** 3;
+    case "M4":
+      return 2 * 4096 ** 3;
+    case "C1-fwd":
+      return conv;
+    case "C1-fwdbwd":
+      return 3 * conv;
+    case "L1":
+      return 3 * 2 * 256 * 10000 * 512;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Fills `rate` from `ms`: GFLOP/s for M/C/L workloads, images/s for T workloads.
+ *
+ * @example
+ * ```ts
+ * import { withRate } from "./_result.ts";
+ * withRate({ framework: "x", version: "1", backend: "cpu", workload: "M1", ms: 1000 }).rate;
+ * // { value: 2.147483648, unit: "GFLOP/s" }
+ * ```
+ */
+export function withRate(r: PeerResult): PeerResult {
+  if (r.ms === undefined || r.error !== undefined) return r;
+  if (r.workload === "T1" || r.workload === "T2") {
+    const batch = r.workload === "T1" ? 128 : 256;
+    return { ...r, rate: { value: batch / (r.ms / 1000), unit: "images/s" } };
+  }
+  const f = flopsOf(r.workload);
+  return f === undefined ? r : { ...r, rate: { value: f / (r.ms / 1000) / 1e9, unit: "GFLOP/s" } };
+}
+
+/**
+ * Short text of an error for a table cell.
+ *
+ * @example
+ * ```ts
+ * import { errorText } from "./_result.ts";
+ * errorText(new Error("boom\nstack")); // "Error: boom"
+ * ```
+ */
+export function errorText(e: unknown): string {
+  const s = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  return s.split("\n")[0].slice(0, 200);
+}
