@@ -1,0 +1,165 @@
+/**
+ * The closed set of primitives of the cosgrad IR, and the typed parameters of each.
+ *
+ * Everything else (softmax, l2Normalize, batchNorm, the losses) is composed from these in
+ * the frontend. Every per-primitive rule table (shape rules, vjp rules, the CPU interpreter,
+ * the WGSL lowering) is typed `{ [P in Prim]: ... }`, so adding a primitive here fails
+ * `deno check` until every stage handles it.
+ *
+ * @module
+ */
+import type { DType, TypedArray } from "./dtype.ts";
+
+/** Device or host memory of a realized tensor; see `src/backend/storage.ts`. */
+export interface StorageLike {
+  readonly dtype: DType;
+  readonly size: number;
+  /** Host copy when one exists (always for the CPU backend). */
+  host: TypedArray | null;
+}
+
+/** Padding of a 2-D convolution: top, bottom, left, right. */
+export type Pad4 = [number, number, number, number];
+
+/** Parameters shared by the three convolution primitives. */
+export interface ConvParams {
+  stride: [number, number];
+  padding: Pad4;
+  dilation: [number, number];
+  groups: number;
+}
+
+/** The parameters of each primitive. */
+export interface PrimParams {
+  /** A realized tensor: a leaf holding memory. */
+  const: { storage: StorageLike; uid: number; shape: number[] };
+  /** A placeholder bound when a traced graph runs. */
+  var: { id: string; shape: number[]; dtype: DType };
+  /** A number, inlined by the backends (shape []). */
+  scalar: { value: number; dtype: DType };
+  /** Index along `axis`, broadcast over the rest of `shape`. */
+  iota: { shape: number[]; axis: number; dtype: DType };
+  neg: Record<never, never>;
+  recip: Record<never, never>;
+  exp: Record<never, never>;
+  log: Record<never, never>;
+  sqrt: Record<never, never>;
+  cos: Record<never, never>;
+  /** Arc cosine; inputs outside [-1, 1] give NaN, so callers clamp first. */
+  acos: Record<never, never>;
+  /** Identity whose gradient is zero. */
+  stopGradient: Record<never, never>;
+  /** Round down; gradient zero. */
+  floor: Record<never, never>;
+  cast: { dtype: DType };
+  add: Record<never, never>;
+  sub: Record<never, never>;
+  mul: Record<never, never>;
+  div: Record<never, never>;
+  max: Record<never, never>;
+  /** `x ** y`, kept primitive because `exp(y log x)` is wrong for negative `x`. */
+  pow: Record<never, never>;
+  /** 1 where `a < b`, else 0, in the dtype of the inputs. */
+  cmplt: Record<never, never>;
+  /** 1 where `a == b`, else 0, in the dtype of the inputs. */
+  cmpeq: Record<never, never>;
+  /** `cond != 0 ? a : b`. */
+  where: Record<never, never>;
+  /** Sum over `axes`, keeping them as size 1. */
+  sum: { axes: number[] };
+  /** Maximum over `axes`, keeping them as size 1. */
+  reduceMax: { axes: number[] };
+  reshape: { shape: number[] };
+  permute: { perm: number[] };
+  /** Expand size-1 dimensions to `shape` (same rank). */
+  broadcast: { shape: number[] };
+  /** `x[start:end]` per axis, step 1. */
+  slice: { start: number[]; end: number[] };
+  /** Zero padding: `lo` before and `hi` after each axis. */
+  pad: { lo: number[]; hi: number[] };
+  concat: { axis: number };
+  flip: { axes: number[] };
+  /** `[..., m, k] @ [..., k, n]` with equal batch dimensions. */
+  matmul: Record<never, never>;
+  /** NCHW input, OIHW weights. */
+  conv2d: ConvParams;
+  /** Gradient of conv2d with respect to its input: inputs (dy, w). */
+  conv2dBackInput: ConvParams & { inputShape: number[] };
+  /** Gradient of conv2d with respect to its weights: inputs (x, dy). */
+  conv2dBackFilter: ConvParams & { weightShape: number[] };
+  /** Take along axis: `out[.., i, ..] = x[.., idx[.., i, ..], ..]`; idx has x's shape but on `axis`. */
+  gather: { axis: number };
+  /** The transpose of gather: zeros of `shape`, then `out[.., idx[i], ..] += upd[i]`. */
+  scatterAdd: { axis: number; shape: number[] };
+}
+
+/** A primitive's name. */
+export type Prim = keyof PrimParams;
+
+/** Every primitive, in a fixed order. */
+export const PRIMS: readonly Prim[] = [
+  "const",
+  "var",
+  "scalar",
+  "iota",
+  "neg",
+  "recip",
+  "exp",
+  "log",
+  "sqrt",
+  "cos",
+  "acos",
+  "floor",
+  "stopGradient",
+  "cast",
+  "add",
+  "sub",
+  "mul",
+  "div",
+  "max",
+  "pow",
+  "cmplt",
+  "cmpeq",
+  "where",
+  "sum",
+  "reduceMax",
+  "reshape",
+  "permute",
+  "broadcast",
+  "slice",
+  "pad",
+  "concat",
+  "flip",
+  "matmul",
+  "conv2d",
+  "conv2dBackInput",
+  "conv2dBackFilter",
+  "gather",
+  "scatterAdd",
+];
+
+/** Elementwise primitives of one input. */
+export const UNARY = [
+  "neg",
+  "recip",
+  "exp",
+  "log",
+  "sqrt",
+  "cos",
+  "acos",
+  "floor",
+  "cast",
+] as const;
+/** Elementwise primitives of two inputs. */
+export const BINARY = ["add", "sub", "mul", "div", "max", "pow", "cmplt", "cmpeq"] as const;
+
+/** An elementwise unary primitive. */
+export type UnaryPrim = typeof UNARY[number];
+/** An elementwise binary primitive. */
+export type BinaryPrim = typeof BINARY[number];
+
+/** Whether `op` is elementwise (output element i depends on input elements i only). */
+export function isElementwise(op: Prim): boolean {
+  return (UNARY as readonly string[]).includes(op) || (BINARY as readonly string[]).includes(op) ||
+    op === "where";
+}
