@@ -103,3 +103,5 @@ export type { TreeDef } from "./src/tree/pytree.ts";
 export { getBackend, setBackend } from "./src/backend/registry.ts";
 export type { BackendName } from "./src/backend/registry.ts";
 export { printGraph } from "./src/ir/printer.ts";
+export { compile } from "./src/compile/compile.ts";
+export type { CompiledFunction, CompileOptions } from "./src/compile/compile.ts";

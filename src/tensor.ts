@@ -89,15 +89,6 @@ export function fromStorage(storage: Storage, shape: readonly number[]): Tensor 
   return new Tensor(makeNode("const", [], { storage, uid: freshUid(), shape: [...shape] }));
 }
 
-/** Leaves that stay symbolic: numbers, index ranges, and views of them. */
-function cheap(node: Node): boolean {
-  if (node.op === "scalar" || node.op === "iota") return true;
-  if (node.op === "broadcast" || node.op === "reshape" || node.op === "cast") {
-    return cheap(node.inputs[0]);
-  }
-  return false;
-}
-
 /**
  * Applies primitive `op`. Outside a transform the result is computed at once; inside one
  * (any input traced) the node joins the graph.
@@ -108,7 +99,7 @@ export function apply<P extends Prim>(
   params: PrimParams[P],
 ): Tensor {
   const node = makeNode(op, inputs.map((t) => t.node), params);
-  if (node.traced || node.op === "const" || cheap(node)) return new Tensor(node);
+  if (node.traced || node.symbolic || node.op === "const") return new Tensor(node);
   return fromStorage(evaluate([node])[0], node.shape);
 }
 
@@ -116,7 +107,7 @@ export function apply<P extends Prim>(
 export function realizeAll(tensors: readonly Tensor[]): Tensor[] {
   const pending: number[] = [];
   tensors.forEach((t, i) => {
-    if (!t.node.traced && t.node.op !== "const") pending.push(i);
+    if (!t.node.traced && !t.node.symbolic && t.node.op !== "const") pending.push(i);
   });
   if (pending.length === 0) return [...tensors];
   const storages = evaluate(pending.map((i) => tensors[i].node));

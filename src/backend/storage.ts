@@ -12,6 +12,8 @@ import type { StorageLike } from "../ir/primitives.ts";
 export interface Storage extends StorageLike {
   /** Name of the backend that owns the memory. */
   readonly backend: string;
+  /** Set when the memory was given up to a compiled function (see `compile`'s `donate`). */
+  donated?: boolean;
   /** Copies the values to the host. */
   read(): Promise<TypedArray>;
 }
@@ -19,6 +21,7 @@ export interface Storage extends StorageLike {
 /** Host memory: a typed array. */
 export class HostStorage implements Storage {
   readonly backend = "cpu";
+  donated = false;
   readonly dtype: DType;
   readonly size: number;
   constructor(public host: TypedArray) {
@@ -27,13 +30,18 @@ export class HostStorage implements Storage {
   }
   /** Returns a copy of the values. */
   read(): Promise<TypedArray> {
+    if (this.donated) return Promise.reject(donatedError());
     return Promise.resolve(this.host.slice());
   }
 }
 
 /** A graph compiled by a backend: runs with the inputs' storages, returns the outputs'. */
 export interface Program {
-  run(inputs: readonly Storage[]): Storage[];
+  /**
+   * Runs with the inputs' storages; the inputs at positions in `donated` may be overwritten
+   * (their memory reused for outputs), and are marked donated afterwards.
+   */
+  run(inputs: readonly Storage[], donated?: ReadonlySet<number>): Storage[];
   /** Text of what the program does (kernels or a plan), for debugging. */
   describe(): string;
 }
@@ -49,4 +57,11 @@ export interface Backend {
   adopt(s: Storage): Storage;
   /** Resolves when all submitted work has finished. */
   synchronize(): Promise<void>;
+}
+
+/** The error raised when a donated tensor is used again. */
+export function donatedError(): TypeError {
+  return new TypeError(
+    "This tensor was donated to a compiled function (compile's donate option) and its memory reused: use the function's outputs instead",
+  );
 }

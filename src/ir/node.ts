@@ -19,6 +19,8 @@ export class Node<P extends Prim = Prim> {
   readonly key: string;
   /** Whether a `var` (a traced placeholder) is reachable from this node. */
   readonly traced: boolean;
+  /** Whether the node is computed from numbers and index ranges only (no memory, no var). */
+  readonly symbolic: boolean;
   constructor(
     readonly op: P,
     readonly dtype: DType,
@@ -30,6 +32,8 @@ export class Node<P extends Prim = Prim> {
     this.id = nextId++;
     this.key = key;
     this.traced = op === "var" || inputs.some((x) => x.traced);
+    this.symbolic = op === "scalar" || op === "iota" ||
+      (inputs.length > 0 && inputs.every((x) => x.symbolic));
     Object.freeze(this);
   }
 }

@@ -6,7 +6,7 @@
 import type { TypedArray } from "../../ir/dtype.ts";
 import { type Node, topoSort } from "../../ir/node.ts";
 import { printGraph } from "../../ir/printer.ts";
-import { type Backend, HostStorage, type Program, type Storage } from "../storage.ts";
+import { type Backend, donatedError, HostStorage, type Program, type Storage } from "../storage.ts";
 import { CPU_RULES } from "./interpreter.ts";
 
 class CpuProgram implements Program {
@@ -18,7 +18,10 @@ class CpuProgram implements Program {
     this.lastUse = new Map();
     this.order.forEach((n, i) => n.inputs.forEach((x) => this.lastUse.set(x, i)));
   }
-  run(inputs: readonly Storage[]): Storage[] {
+  run(inputs: readonly Storage[], donated?: ReadonlySet<number>): Storage[] {
+    inputs.forEach((s) => {
+      if (s.donated) throw donatedError();
+    });
     const values = new Map<Node, TypedArray>();
     this.inputs.forEach((v, i) => values.set(v, inputs[i].host!));
     const keep = new Set(this.outputs);
@@ -32,7 +35,13 @@ class CpuProgram implements Program {
         if (this.lastUse.get(x) === i && !keep.has(x)) values.delete(x);
       }
     });
-    return this.outputs.map((o) => new HostStorage(values.get(o)!));
+    const outs = this.outputs.map((o) => new HostStorage(values.get(o)!));
+    // The interpreter writes new arrays, so donation only marks the inputs as given up.
+    const kept = new Set(outs.map((s) => s.host));
+    donated?.forEach((i) => {
+      if (!kept.has(inputs[i].host!)) inputs[i].donated = true;
+    });
+    return outs;
   }
   describe(): string {
     return printGraph(this.outputs);
