@@ -137,30 +137,27 @@ function finish(t: Traced, tensors: readonly Tensor[]): Tensor[] {
   return realizeAll(nodes.map((n) => new Tensor(n)));
 }
 
+/** Gradients of the float leaves of the differentiated arguments, in leaf order. */
 function gradsTree(t: Traced, cts: readonly Tensor[]): Tensor[] {
   const wrt: Node[] = [];
-  t.argVars.forEach((vs) => vs.forEach((v) => v && wrt.push(v.node)));
-  const g = backprop(t.outLeaves.map((o) => o.node), cts, wrt);
-  const out: Tensor[] = [];
-  let i = 0;
-  t.argVars.forEach((vs, a) =>
-    vs.forEach((v, j) => {
-      const leaf = t.argLeaves[a][j];
-      if (v === null) out.push(leaf);
-      else out.push(g[i++] ?? zeros(leaf.shape, { dtype: leaf.dtype }));
+  const like: Tensor[] = [];
+  t.argVars.forEach((vs) =>
+    vs.forEach((v) => {
+      if (v === null) return;
+      wrt.push(v.node);
+      like.push(v);
     })
   );
-  return out;
+  const g = backprop(t.outLeaves.map((o) => o.node), cts, wrt);
+  return g.map((x, i) => x ?? zeros(like[i].shape, { dtype: like[i].dtype }));
 }
 
+/** Gradient pytrees from the float-leaf gradients; int32 leaves get null. */
 function rebuild(t: Traced, flat: readonly Tensor[], single: boolean): unknown {
   let at = 0;
-  const trees = t.argDefs.map((def, a) => {
-    const n = t.argLeaves[a].length;
-    const tree = unflatten(def, flat.slice(at, at + n));
-    at += n;
-    return tree;
-  });
+  const trees = t.argDefs.map((def, a) =>
+    unflatten(def, t.argVars[a].map((v) => v === null ? null : flat[at++]))
+  );
   return single ? trees[0] : trees;
 }
 
