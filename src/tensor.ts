@@ -18,6 +18,7 @@ export type NestedArray = number | NestedArray[];
 export class Tensor {
   /** The node this tensor stands for. */
   readonly node: Node;
+  /** Wraps a node; users build tensors with `tensor()` and the ops instead. */
   constructor(node: Node) {
     this.node = node;
   }

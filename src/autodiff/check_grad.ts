@@ -30,11 +30,15 @@ export interface CheckGradOptions {
 
 /** What {@link checkGrad} measured, per direction. */
 export interface CheckGradReport {
+  /** Whether every error is within the tolerance. */
   ok: boolean;
   /** The worst relative error of reverse and forward mode against finite differences. */
   maxError: number;
+  /** Central finite differences, one per direction. */
   numeric: number[];
+  /** `<grad f, v>` from reverse mode, one per direction. */
   reverse: number[];
+  /** `J v` from forward mode, one per direction. */
   forward: number[];
 }
 

@@ -22,8 +22,11 @@ export interface Storage extends StorageLike {
 export class HostStorage implements Storage {
   readonly backend = "cpu";
   donated = false;
+  /** Element type. */
   readonly dtype: DType;
+  /** Number of elements. */
   readonly size: number;
+  /** Wraps `host` (kept, not copied). */
   constructor(public host: TypedArray) {
     this.dtype = dtypeOf(host);
     this.size = host.length;
@@ -48,6 +51,7 @@ export interface Program {
 
 /** What a backend must provide. */
 export interface Backend {
+  /** The backend's name, as `setBackend` takes it. */
   readonly name: string;
   /** Compiles the graph from `inputs` (var nodes, in binding order) to `outputs`. */
   compile(inputs: readonly Node<"var">[], outputs: readonly Node[]): Program;

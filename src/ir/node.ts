@@ -21,6 +21,7 @@ export class Node<P extends Prim = Prim> {
   readonly traced: boolean;
   /** Whether the node is computed from numbers and index ranges only (no memory, no var). */
   readonly symbolic: boolean;
+  /** Builds a node; use `makeNode`, which checks shapes and hash-conses. */
   constructor(
     readonly op: P,
     readonly dtype: DType,

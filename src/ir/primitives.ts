@@ -12,7 +12,9 @@ import type { DType, TypedArray } from "./dtype.ts";
 
 /** Device or host memory of a realized tensor; see `src/backend/storage.ts`. */
 export interface StorageLike {
+  /** Element type. */
   readonly dtype: DType;
+  /** Number of elements. */
   readonly size: number;
   /** Host copy when one exists (always for the CPU backend). */
   host: TypedArray | null;
@@ -23,9 +25,13 @@ export type Pad4 = [number, number, number, number];
 
 /** Parameters shared by the three convolution primitives. */
 export interface ConvParams {
+  /** Step between windows (height, width). */
   stride: [number, number];
+  /** Zero padding: top, bottom, left, right. */
   padding: Pad4;
+  /** Spacing of kernel taps (height, width). */
   dilation: [number, number];
+  /** Channel groups. */
   groups: number;
 }
 
@@ -39,11 +45,17 @@ export interface PrimParams {
   scalar: { value: number; dtype: DType };
   /** Index along `axis`, broadcast over the rest of `shape`. */
   iota: { shape: number[]; axis: number; dtype: DType };
+  /** Negation. */
   neg: Record<never, never>;
+  /** Reciprocal `1 / x`. */
   recip: Record<never, never>;
+  /** Natural exponential. */
   exp: Record<never, never>;
+  /** Natural logarithm. */
   log: Record<never, never>;
+  /** Square root. */
   sqrt: Record<never, never>;
+  /** Cosine. */
   cos: Record<never, never>;
   /** Arc cosine; inputs outside [-1, 1] give NaN, so callers clamp first. */
   acos: Record<never, never>;
@@ -51,11 +63,17 @@ export interface PrimParams {
   stopGradient: Record<never, never>;
   /** Round down; gradient zero. */
   floor: Record<never, never>;
+  /** Conversion to `dtype`. */
   cast: { dtype: DType };
+  /** Sum of two tensors of one shape. */
   add: Record<never, never>;
+  /** Difference. */
   sub: Record<never, never>;
+  /** Product. */
   mul: Record<never, never>;
+  /** Quotient. */
   div: Record<never, never>;
+  /** Elementwise maximum; ties split the gradient. */
   max: Record<never, never>;
   /** `x ** y`, kept primitive because `exp(y log x)` is wrong for negative `x`. */
   pow: Record<never, never>;
@@ -69,7 +87,9 @@ export interface PrimParams {
   sum: { axes: number[] };
   /** Maximum over `axes`, keeping them as size 1. */
   reduceMax: { axes: number[] };
+  /** The same elements in a new shape. */
   reshape: { shape: number[] };
+  /** Axes reordered: output axis i is input axis `perm[i]`. */
   permute: { perm: number[] };
   /** Expand size-1 dimensions to `shape` (same rank). */
   broadcast: { shape: number[] };
@@ -77,7 +97,9 @@ export interface PrimParams {
   slice: { start: number[]; end: number[] };
   /** Zero padding: `lo` before and `hi` after each axis. */
   pad: { lo: number[]; hi: number[] };
+  /** Inputs joined along `axis`. */
   concat: { axis: number };
+  /** Elements reversed along `axes`. */
   flip: { axes: number[] };
   /** `[..., m, k] @ [..., k, n]` with equal batch dimensions. */
   matmul: Record<never, never>;
@@ -139,7 +161,17 @@ export const PRIMS: readonly Prim[] = [
 ];
 
 /** Elementwise primitives of one input. */
-export const UNARY = [
+export const UNARY: readonly [
+  "neg",
+  "recip",
+  "exp",
+  "log",
+  "sqrt",
+  "cos",
+  "acos",
+  "floor",
+  "cast",
+] = [
   "neg",
   "recip",
   "exp",
@@ -151,7 +183,16 @@ export const UNARY = [
   "cast",
 ] as const;
 /** Elementwise primitives of two inputs. */
-export const BINARY = ["add", "sub", "mul", "div", "max", "pow", "cmplt", "cmpeq"] as const;
+export const BINARY: readonly ["add", "sub", "mul", "div", "max", "pow", "cmplt", "cmpeq"] = [
+  "add",
+  "sub",
+  "mul",
+  "div",
+  "max",
+  "pow",
+  "cmplt",
+  "cmpeq",
+] as const;
 
 /** An elementwise unary primitive. */
 export type UnaryPrim = typeof UNARY[number];

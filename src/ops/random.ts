@@ -11,6 +11,7 @@ import { tensor } from "./creation.ts";
 
 /** A random key: two 32-bit words. */
 export interface RandomKey {
+  /** The key's state. */
   readonly words: readonly [number, number];
 }
 
@@ -79,6 +80,7 @@ export function uniformArray(key: RandomKey, n: number): Float64Array {
 
 /** Options of the sampling functions. */
 export interface SampleOptions {
+  /** Element type of the samples (default float32). */
   dtype?: DType;
 }
 
