@@ -1,7 +1,6 @@
 // Private argument checks shared by the evaluation modules (not exported from mod.ts).
 
-/** Labels of pairs: `true`/`1` for a same-identity pair, `false`/`0` for a different one. */
-export type PairLabels = ArrayLike<boolean> | ArrayLike<number>;
+type PairLabels = ArrayLike<boolean> | ArrayLike<number>;
 
 /** Throws unless `d` is a positive integer and `length` is a multiple of it; returns rows. */
 export function checkRows(length: number, d: number, name: string): number {

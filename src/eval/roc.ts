@@ -7,7 +7,8 @@
  * @module
  */
 
-import { checkFinite, type PairLabels, splitSorted, toBinaryLabels } from "./_check.ts";
+import { checkFinite, splitSorted, toBinaryLabels } from "./_check.ts";
+import type { PairLabels } from "./verification.ts";
 
 /** An exact ROC curve, from (0, 0) at threshold +Infinity to (1, 1) at the lowest score. */
 export interface RocCurve {

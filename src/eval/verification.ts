@@ -4,7 +4,10 @@
  * @module
  */
 
-import { checkFinite, type PairLabels, splitSorted, toBinaryLabels } from "./_check.ts";
+import { checkFinite, splitSorted, toBinaryLabels } from "./_check.ts";
+
+/** Labels of pairs: `true`/`1` for a same-identity pair, `false`/`0` for a different one. */
+export type PairLabels = ArrayLike<boolean> | ArrayLike<number>;
 
 /** The best threshold on a set of scored pairs, and the accuracy it reaches there. */
 export interface ThresholdChoice {
