@@ -9,6 +9,9 @@
 import { debugEnabled } from "../_env.ts";
 import { makeNode, type Node, topoSort } from "../ir/node.ts";
 import { printGraph } from "../ir/printer.ts";
+import { isElementwise } from "../ir/primitives.ts";
+import type { TypedArray } from "../ir/dtype.ts";
+import { CPU_RULES } from "../backend/cpu/interpreter.ts";
 
 /** A named rewrite of a whole graph. */
 export interface Pass {
@@ -20,8 +23,22 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
+/** An elementwise op on numbers only becomes one number (computed as the CPU would). */
+function foldScalars(node: Node): Node {
+  if (!isElementwise(node.op) || node.shape.length !== 0) return node;
+  if (!node.inputs.every((x) => x.op === "scalar")) return node;
+  const args = node.inputs.map((x) => {
+    const p = x.params as { value: number };
+    return (x.dtype === "int32" ? Int32Array : x.dtype === "float32" ? Float32Array : Float64Array)
+      .of(p.value) as TypedArray;
+  });
+  const rule = CPU_RULES[node.op] as (a: TypedArray[], n: Node) => TypedArray;
+  return makeNode("scalar", [], { value: rule(args, node)[0], dtype: node.dtype });
+}
+
 /** Rewrites one node whose inputs are already simplified; returns it or a simpler node. */
 function simplifyNode(node: Node): Node {
+  node = foldScalars(node);
   const [a] = node.inputs;
   switch (node.op) {
     case "reshape":
@@ -58,7 +75,10 @@ function simplifyNode(node: Node): Node {
   }
 }
 
-/** Removes identity reshapes, broadcasts, permutes and casts, and merges chains of them. */
+/**
+ * Removes identity reshapes, broadcasts, permutes and casts, merges chains of them, and folds
+ * arithmetic on numbers into one number.
+ */
 export const simplify: Pass = {
   name: "simplify",
   run(outputs) {
