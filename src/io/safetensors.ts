@@ -251,10 +251,10 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsContents {
  * @example
  * ```ts
  * import { writeFileAtomic } from "./safetensors.ts";
- * const dir = await Deno.makeTempDir();
- * await writeFileAtomic(`${dir}/a.bin`, new Uint8Array([1, 2, 3]));
- * if ((await Deno.readFile(`${dir}/a.bin`)).length !== 3) throw new Error("write failed");
- * await Deno.remove(dir, { recursive: true });
+ * // (Not called here: doc examples do not touch the file system.)
+ * async function saveReport(path: string, text: string): Promise<void> {
+ *   await writeFileAtomic(path, new TextEncoder().encode(text));
+ * }
  * ```
  */
 export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
@@ -282,13 +282,13 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
  * @example
  * ```ts
  * import { loadSafetensors, saveSafetensors } from "./safetensors.ts";
- * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
- * await saveSafetensors(path, { b: { dtype: "int32", shape: [], data: new Int32Array([7]) } }, {
- *   step: "100",
- * });
- * const loaded = await loadSafetensors(path);
- * if (loaded.tensors.b.data[0] !== 7 || loaded.metadata?.step !== "100") throw new Error("io");
- * await Deno.remove(path);
+ * // (Not called here: doc examples do not touch the file system.)
+ * async function checkpoint(path: string, weights: Float32Array, step: number) {
+ *   const tensors = { w: { dtype: "float32" as const, shape: [weights.length], data: weights } };
+ *   await saveSafetensors(path, tensors, { step: String(step) });
+ *   const loaded = await loadSafetensors(path);
+ *   return loaded.metadata?.step === String(step);
+ * }
  * ```
  */
 export async function saveSafetensors(
@@ -304,11 +304,13 @@ export async function saveSafetensors(
  *
  * @example
  * ```ts
- * import { loadSafetensors, saveSafetensors } from "./safetensors.ts";
- * const path = await Deno.makeTempFile();
- * await saveSafetensors(path, { v: { dtype: "float64", shape: [1], data: new Float64Array([0.5]) } });
- * if ((await loadSafetensors(path)).tensors.v.data[0] !== 0.5) throw new Error("io");
- * await Deno.remove(path);
+ * import { loadSafetensors } from "./safetensors.ts";
+ * // (Not called here: doc examples do not touch the file system.)
+ * async function embeddingWeights(path: string): Promise<Float32Array> {
+ *   const { tensors } = await loadSafetensors(path);
+ *   if (tensors.w?.dtype !== "float32") throw new TypeError(`No float32 tensor "w" in ${path}`);
+ *   return tensors.w.data as Float32Array;
+ * }
  * ```
  */
 export async function loadSafetensors(path: string): Promise<SafetensorsContents> {
