@@ -183,73 +183,90 @@ function countAbove(
 ): void {
   const np = thr.length;
   const nr = (R.length / d) | 0; // an integer, so index arithmetic stays in small integers
-  const last = np - 1;
   for (let r0 = 0; r0 < nr; r0 += ROW_BLOCK) {
     const r1 = Math.min(nr, r0 + ROW_BLOCK);
-    for (let p0 = 0; p0 < np; p0 += 4) {
-      // A short last tile repeats its last probe, with a threshold nothing reaches.
-      const a0 = p0 * d;
-      const a1 = Math.min(p0 + 1, last) * d;
-      const a2 = Math.min(p0 + 2, last) * d;
-      const a3 = Math.min(p0 + 3, last) * d;
-      const t0 = thr[p0];
-      const t1 = p0 + 1 <= last ? thr[p0 + 1] : Infinity;
-      const t2 = p0 + 2 <= last ? thr[p0 + 2] : Infinity;
-      const t3 = p0 + 3 <= last ? thr[p0 + 3] : Infinity;
-      const l0 = labels ? labels.probe[p0] : 0;
-      const l1 = labels ? labels.probe[Math.min(p0 + 1, last)] : 0;
-      const l2 = labels ? labels.probe[Math.min(p0 + 2, last)] : 0;
-      const l3 = labels ? labels.probe[Math.min(p0 + 3, last)] : 0;
-      let c0 = 0, c1 = 0, c2 = 0, c3 = 0;
-      for (let r = r0; r < r1; r += 2) {
-        const pair = r + 1 < r1;
-        const b0 = r * d;
-        const b1 = pair ? b0 + d : b0;
-        let s00 = 0, s01 = 0, s10 = 0, s11 = 0, s20 = 0, s21 = 0, s30 = 0, s31 = 0;
-        for (let k = 0; k < d; k++) {
-          const x0 = R[b0 + k];
-          const x1 = R[b1 + k];
-          const q0 = P[a0 + k];
-          const q1 = P[a1 + k];
-          const q2 = P[a2 + k];
-          const q3 = P[a3 + k];
-          s00 += q0 * x0;
-          s01 += q0 * x1;
-          s10 += q1 * x0;
-          s11 += q1 * x1;
-          s20 += q2 * x0;
-          s21 += q2 * x1;
-          s30 += q3 * x0;
-          s31 += q3 * x1;
-        }
-        if (!pair) {
-          s01 =
-            s11 =
-            s21 =
-            s31 =
-              -Infinity;
-        }
-        if (labels) {
-          const m0 = labels.row[r];
-          const m1 = pair ? labels.row[r + 1] : -2;
-          if (m0 === l0) s00 = -Infinity;
-          if (m1 === l0) s01 = -Infinity;
-          if (m0 === l1) s10 = -Infinity;
-          if (m1 === l1) s11 = -Infinity;
-          if (m0 === l2) s20 = -Infinity;
-          if (m1 === l2) s21 = -Infinity;
-          if (m0 === l3) s30 = -Infinity;
-          if (m1 === l3) s31 = -Infinity;
-        }
-        c0 += (s00 >= t0 ? 1 : 0) + (s01 >= t0 ? 1 : 0);
-        c1 += (s10 >= t1 ? 1 : 0) + (s11 >= t1 ? 1 : 0);
-        c2 += (s20 >= t2 ? 1 : 0) + (s21 >= t2 ? 1 : 0);
-        c3 += (s30 >= t3 ? 1 : 0) + (s31 >= t3 ? 1 : 0);
-      }
-      above[p0] += c0;
-      if (p0 + 1 <= last) above[p0 + 1] += c1;
-      if (p0 + 2 <= last) above[p0 + 2] += c2;
-      if (p0 + 3 <= last) above[p0 + 3] += c3;
-    }
+    for (let p0 = 0; p0 < np; p0 += 4) countTile(P, R, d, p0, r0, r1, thr, above, labels);
   }
+}
+
+/**
+ * The micro-kernel of countAbove for probes p0..p0+3 and rows r0..r1-1. A separate small
+ * function so V8 optimizes it whole (an on-stack-replaced inner loop kept deoptimizing);
+ * a private hot loop, hence the positional arguments.
+ */
+function countTile(
+  P: Float32Array,
+  R: Float32Array,
+  d: number,
+  p0: number,
+  r0: number,
+  r1: number,
+  thr: Float64Array,
+  above: Int32Array,
+  labels: { probe: Int32Array; row: Int32Array } | undefined,
+): void {
+  const last = thr.length - 1;
+  // A short last tile repeats its last probe, with a threshold nothing reaches.
+  const a0 = p0 * d;
+  const a1 = Math.min(p0 + 1, last) * d;
+  const a2 = Math.min(p0 + 2, last) * d;
+  const a3 = Math.min(p0 + 3, last) * d;
+  const t0 = thr[p0];
+  const t1 = p0 + 1 <= last ? thr[p0 + 1] : Infinity;
+  const t2 = p0 + 2 <= last ? thr[p0 + 2] : Infinity;
+  const t3 = p0 + 3 <= last ? thr[p0 + 3] : Infinity;
+  const l0 = labels ? labels.probe[p0] : 0;
+  const l1 = labels ? labels.probe[Math.min(p0 + 1, last)] : 0;
+  const l2 = labels ? labels.probe[Math.min(p0 + 2, last)] : 0;
+  const l3 = labels ? labels.probe[Math.min(p0 + 3, last)] : 0;
+  let c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+  for (let r = r0; r < r1; r += 2) {
+    const pair = r + 1 < r1;
+    const b0 = r * d;
+    const b1 = pair ? b0 + d : b0;
+    let s00 = 0, s01 = 0, s10 = 0, s11 = 0, s20 = 0, s21 = 0, s30 = 0, s31 = 0;
+    for (let k = 0; k < d; k++) {
+      const x0 = R[b0 + k];
+      const x1 = R[b1 + k];
+      const q0 = P[a0 + k];
+      const q1 = P[a1 + k];
+      const q2 = P[a2 + k];
+      const q3 = P[a3 + k];
+      s00 += q0 * x0;
+      s01 += q0 * x1;
+      s10 += q1 * x0;
+      s11 += q1 * x1;
+      s20 += q2 * x0;
+      s21 += q2 * x1;
+      s30 += q3 * x0;
+      s31 += q3 * x1;
+    }
+    if (!pair) {
+      s01 =
+        s11 =
+        s21 =
+        s31 =
+          -Infinity;
+    }
+    if (labels) {
+      const m0 = labels.row[r];
+      const m1 = pair ? labels.row[r + 1] : -2;
+      if (m0 === l0) s00 = -Infinity;
+      if (m1 === l0) s01 = -Infinity;
+      if (m0 === l1) s10 = -Infinity;
+      if (m1 === l1) s11 = -Infinity;
+      if (m0 === l2) s20 = -Infinity;
+      if (m1 === l2) s21 = -Infinity;
+      if (m0 === l3) s30 = -Infinity;
+      if (m1 === l3) s31 = -Infinity;
+    }
+    c0 += (s00 >= t0 ? 1 : 0) + (s01 >= t0 ? 1 : 0);
+    c1 += (s10 >= t1 ? 1 : 0) + (s11 >= t1 ? 1 : 0);
+    c2 += (s20 >= t2 ? 1 : 0) + (s21 >= t2 ? 1 : 0);
+    c3 += (s30 >= t3 ? 1 : 0) + (s31 >= t3 ? 1 : 0);
+  }
+  above[p0] += c0;
+  if (p0 + 1 <= last) above[p0 + 1] += c1;
+  if (p0 + 2 <= last) above[p0 + 2] += c2;
+  if (p0 + 3 <= last) above[p0 + 3] += c3;
 }
