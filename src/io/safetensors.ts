@@ -7,7 +7,9 @@
  *   padded with spaces to a multiple of 8 bytes;
  * - the tensor data, contiguous, little endian, row major, offsets relative to its start.
  *
- * Tensors are laid out by descending dtype (F64, F32, I32), then by name.
+ * Tensors are laid out by descending dtype (F64, F32, I32), then by name (code point order),
+ * exactly as the reference does. Metadata keys keep their insertion order (the reference keeps
+ * them in a hash map, so its order varies from run to run).
  * @module
  */
 
