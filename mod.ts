@@ -108,3 +108,4 @@ export type { CompiledFunction, CompileOptions } from "./src/compile/compile.ts"
 export type { Backend, Program, Storage } from "./src/backend/storage.ts";
 export type { Node } from "./src/ir/node.ts";
 export type { ConvParams, Pad4, Prim, PrimParams, StorageLike } from "./src/ir/primitives.ts";
+export * as evaluation from "./src/eval/mod.ts";

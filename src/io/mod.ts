@@ -1,0 +1,26 @@
+/**
+ * Checkpoints in the safetensors format, written atomically. File access uses Deno's APIs,
+ * so this module is a subpath of its own (`@cosgrad/cosgrad/io`).
+ *
+ * @example
+ * ```ts
+ * import { decodeSafetensors, encodeSafetensors } from "./mod.ts";
+ * const bytes = encodeSafetensors({ w: { dtype: "float32", shape: [2], data: new Float32Array([1, 2]) } });
+ * decodeSafetensors(bytes).tensors.w.shape; // [2]
+ * ```
+ *
+ * @module
+ */
+export {
+  decodeSafetensors,
+  encodeSafetensors,
+  loadSafetensors,
+  saveSafetensors,
+  writeFileAtomic,
+} from "./safetensors.ts";
+export type {
+  SafetensorsContents,
+  SafetensorsDtype,
+  TensorRecord,
+  TensorRecords,
+} from "./safetensors.ts";
