@@ -1,0 +1,149 @@
+/**
+ * Private helpers shared by the kernel generators: workgroup folding, binding declarations,
+ * the epilogue function, argument checks.
+ *
+ * @module
+ */
+import type { Epilogue } from "./types.ts";
+
+/** Largest workgroup count per dispatch dimension that every WebGPU adapter accepts. */
+export const MAX_GROUPS_PER_DIM = 65535;
+
+/** A dispatch of `total` workgroups folded into x, y, z, and the WGSL to recover the linear id. */
+export interface FoldedGrid {
+  /** Workgroups per dimension. */
+  workgroups: [number, number, number];
+  /** WGSL statements defining `lin: u32` from `wid` and returning early past `total`. */
+  prelude: string;
+}
+
+/**
+ * Folds a linear workgroup count into x/y/z with each ≤ 65535.
+ *
+ * @example
+ * ```ts
+ * import { foldWorkgroups } from "./_wgsl.ts";
+ * console.assert(foldWorkgroups(70000).workgroups[1] === 2);
+ * ```
+ */
+export function foldWorkgroups(total: number): FoldedGrid {
+  if (!Number.isSafeInteger(total) || total < 1) {
+    throw new RangeError(`Cannot dispatch ${total} workgroups: expected a positive integer`);
+  }
+  const x = Math.min(total, MAX_GROUPS_PER_DIM);
+  const rest = Math.ceil(total / x);
+  const y = Math.min(rest, MAX_GROUPS_PER_DIM);
+  const z = Math.ceil(rest / y);
+  if (z > MAX_GROUPS_PER_DIM || total >= 2 ** 32) {
+    throw new RangeError(`Cannot dispatch ${total} workgroups: expected at most 2^32 - 1`);
+  }
+  const lines = [`let lin = wid.x + wid.y * ${x}u + wid.z * ${x * y}u;`];
+  // Workgroup ids are uniform, so this early return keeps later barriers in uniform control flow.
+  if (x * y * z > total) lines.push(`if (lin >= ${total}u) { return; }`);
+  return { workgroups: [x, y, z], prelude: lines.join("\n  ") };
+}
+
+/** One storage binding declaration. */
+export interface BindingDecl {
+  /** Binding name (also the WGSL variable name). */
+  name: string;
+  /** Element type of the runtime-sized array. */
+  type: "f32" | "vec4<f32>";
+  /** Access mode. */
+  access: "read" | "read_write";
+}
+
+/**
+ * WGSL declarations for bindings 0..n-1 in `@group(0)`.
+ *
+ * @example
+ * ```ts
+ * import { declareBindings } from "./_wgsl.ts";
+ * const code = declareBindings([{ name: "out", type: "f32", access: "read_write" }]);
+ * console.assert(code.includes("@binding(0) var<storage, read_write> out: array<f32>;"));
+ * ```
+ */
+export function declareBindings(decls: BindingDecl[]): string {
+  return decls.map((d, i) =>
+    `@group(0) @binding(${i}) var<storage, ${d.access}> ${d.name}: array<${d.type}>;`
+  ).join("\n");
+}
+
+/**
+ * Binding declarations of an epilogue's extra inputs `e0, e1, ...`.
+ *
+ * @example
+ * ```ts
+ * import { epilogueBindings } from "./_wgsl.ts";
+ * console.assert(epilogueBindings({ code: "", extraInputs: 2 }).length === 2);
+ * ```
+ */
+export function epilogueBindings(epilogue: Epilogue | undefined): BindingDecl[] {
+  const n = epilogue?.extraInputs ?? 0;
+  if (!Number.isInteger(n) || n < 0) {
+    throw new RangeError(`Invalid epilogue.extraInputs ${n}: expected a non-negative integer`);
+  }
+  return Array.from({ length: n }, (_, i) => ({ name: `e${i}`, type: "f32", access: "read" }));
+}
+
+/**
+ * The WGSL function `epilogue(acc, idx) -> f32` wrapping the snippet (identity when absent).
+ *
+ * @example
+ * ```ts
+ * import { epilogueFunction } from "./_wgsl.ts";
+ * console.assert(epilogueFunction({ code: "acc = 2.0 * acc;", extraInputs: 0 }).includes("2.0 * acc"));
+ * ```
+ */
+export function epilogueFunction(epilogue: Epilogue | undefined): string {
+  const body = epilogue?.code ?? "";
+  return `fn epilogue(acc_in: f32, idx: u32) -> f32 {
+  var acc = acc_in;
+  ${body}
+  return acc;
+}`;
+}
+
+/**
+ * Checks that each named field is a positive (or, with `min: 0`, non-negative) safe integer.
+ *
+ * @example
+ * ```ts
+ * import { checkInts } from "./_wgsl.ts";
+ * checkInts("matmulKernel", { m: 4, n: 2 });
+ * ```
+ */
+export function checkInts(
+  who: string,
+  fields: Record<string, number>,
+  options: { min?: number } = {},
+): void {
+  const min = options.min ?? 1;
+  for (const [key, value] of Object.entries(fields)) {
+    if (!Number.isSafeInteger(value) || value < min) {
+      throw new RangeError(
+        `Invalid ${who} ${key} ${value}: expected an integer ≥ ${min}`,
+      );
+    }
+  }
+}
+
+/** Rounds a byte size up to a multiple of 16. */
+export function align16(bytes: number): number {
+  return Math.ceil(bytes / 16) * 16;
+}
+
+/**
+ * A WGSL `f32` literal for a finite number.
+ *
+ * @example
+ * ```ts
+ * import { f32Literal } from "./_wgsl.ts";
+ * console.assert(f32Literal(2) === "2.0");
+ * ```
+ */
+export function f32Literal(x: number): string {
+  if (!Number.isFinite(x)) throw new RangeError(`Cannot write ${x} as a WGSL literal`);
+  const s = String(x);
+  return /[.e]/.test(s) ? s : `${s}.0`;
+}

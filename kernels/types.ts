@@ -1,0 +1,61 @@
+/**
+ * Shared types of the hand-written WGSL kernel generators in `kernels/`.
+ *
+ * A generator takes a shape spec and returns a {@linkcode KernelPlan}: one or more
+ * {@linkcode KernelSource} steps to dispatch in order, plus the scratch buffers the steps
+ * share. Every binding lives in `@group(0)`, numbered in the order of
+ * {@linkcode KernelSource.bindings}; a binding name refers to the same buffer in every step of
+ * a plan (a main input such as `"a"`, an epilogue input `"e0"`, the output `"out"`, or a
+ * scratch buffer named in {@linkcode KernelPlan.scratch}).
+ *
+ * @module
+ */
+
+/** One compute dispatch: WGSL source, workgroup count and the names of its bindings. */
+export interface KernelSource {
+  /**
+   * WGSL source; bindings in `@group(0)`: inputs at `0..k-1` (`var<storage, read>`,
+   * `array<f32>` or `array<vec4<f32>>` as each generator documents), the output last
+   * (`read_write`). The entry point is always named `main`.
+   */
+  code: string;
+  /** Number of workgroups to dispatch in x, y, z (each ≤ 65535; larger counts are folded into y/z). */
+  workgroups: [number, number, number];
+  /** Names of the bindings in binding order, e.g. `["a", "b", "out"]`. */
+  bindings: string[];
+}
+
+/**
+ * A fused epilogue: a WGSL snippet run on each output value before it is stored.
+ *
+ * The snippet sees `acc: f32` (a mutable `var`, assign the result to it) and `idx: u32`, the
+ * flat row-major index of the value in the output tensor; it may read `extraInputs` extra
+ * bindings named `e0, e1, ...` (`var<storage, read>` `array<f32>`, declared after the main
+ * inputs and before the output). Example, a bias per output column of an `m x 64` product:
+ * `{ code: "acc = acc + e0[idx % 64u];", extraInputs: 1 }`.
+ */
+export interface Epilogue {
+  /** WGSL statements that update `acc` (f32) for the output element at flat index `idx` (u32). */
+  code: string;
+  /** Number of extra read-only `array<f32>` bindings `e0..e{n-1}` the snippet reads. */
+  extraInputs: number;
+}
+
+/** A scratch buffer the steps of a plan share (for example split-K partial sums). */
+export interface ScratchBuffer {
+  /** Binding name used in {@linkcode KernelSource.bindings}. */
+  name: string;
+  /** Size in bytes (a multiple of 16). Contents need no initialisation. */
+  size: number;
+}
+
+/**
+ * What every generator returns: steps to dispatch in order (one compute pass or several,
+ * the caller must keep them in order) and the scratch buffers to allocate for them.
+ */
+export interface KernelPlan {
+  /** Dispatches, in order. */
+  steps: KernelSource[];
+  /** Scratch buffers referenced by name in the steps' bindings; empty when none. */
+  scratch: ScratchBuffer[];
+}
