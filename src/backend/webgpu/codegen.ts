@@ -1,0 +1,376 @@
+/**
+ * WGSL generation: one scheduled kernel to one or more dispatches.
+ *
+ * - `map` kernels run one thread per output element and compute the fused expression;
+ * - `loop` kernels run a loop per output element, either serially in one thread (column-like
+ *   reductions, many outputs) or split over a workgroup and combined in workgroup memory in a
+ *   fixed tree order (row-like reductions, few outputs); the fused elementwise consumers run
+ *   on the result;
+ * - `gemm` kernels come from `kernels/matmul.ts`, with the fused consumers as its epilogue.
+ *
+ * @module
+ */
+import { sizeOf } from "../../ir/dtype.ts";
+import type { Node } from "../../ir/node.ts";
+import { matmulKernel } from "../../../kernels/matmul.ts";
+import {
+  type BufferRead,
+  Emitter,
+  flatIndex,
+  type Index,
+  type KernelScope,
+  u32,
+  wgslType,
+} from "./emitter.ts";
+import { inlineRule, loopOf, LOWERING } from "./lowering.ts";
+import type { Kernel } from "./schedule.ts";
+
+/** What a binding of a dispatch refers to. */
+export type BindingRef =
+  | { kind: "node"; node: Node; write: boolean }
+  | { kind: "scratch"; name: string; bytes: number }
+  | { kind: "errors" };
+
+/** One compute dispatch. */
+export interface Dispatch {
+  /** Short name, for profiles and debug output. */
+  name: string;
+  /** WGSL source (entry point `main`). */
+  code: string;
+  /** Workgroups in x, y, z. */
+  workgroups: [number, number, number];
+  /** What each binding (in order) refers to. */
+  bindings: BindingRef[];
+}
+
+/** Device facts the code generator tunes for. */
+export interface CodegenOptions {
+  /** `llvmpipe` (software) or `discrete` tile choices. */
+  profile: "llvmpipe" | "discrete";
+}
+
+/** Messages for out-of-range index reports, by code (1-based). */
+const rangeReports: { op: string; axis: number; size: number }[] = [];
+const rangeCodes = new Map<string, number>();
+
+/** The code reported by kernels for an out-of-range index of `node`. */
+function rangeCode(node: Node): number {
+  const axis = (node.params as { axis: number }).axis;
+  const size = node.op === "gather" ? node.inputs[0].shape[axis] : node.shape[axis];
+  const key = `${node.op}|${axis}|${size}`;
+  let code = rangeCodes.get(key);
+  if (code === undefined) {
+    rangeReports.push({ op: node.op, axis, size });
+    code = rangeReports.length;
+    rangeCodes.set(key, code);
+  }
+  return code;
+}
+
+/**
+ * The error for a reported out-of-range index (the same message as the cpu interpreter's).
+ *
+ * @example
+ * ```ts
+ * import { rangeError } from "./codegen.ts";
+ * rangeError(0, 5) instanceof RangeError; // true
+ * ```
+ */
+export function rangeError(code: number, index: number): RangeError {
+  const r = rangeReports[code - 1];
+  if (r === undefined) {
+    return new RangeError(`An index is out of range (code ${code}, index ${index})`);
+  }
+  return new RangeError(`${r.op}: index ${index} is out of range [0, ${r.size}) on axis ${r.axis}`);
+}
+
+/** Workgroup size of map kernels and serial loops. */
+const THREADS = 256;
+
+interface Grid {
+  workgroups: [number, number, number];
+  /** WGSL defining `lin` (the linear workgroup id). */
+  lin: string;
+}
+
+function fold(total: number): Grid {
+  const x = Math.min(Math.max(total, 1), 65535);
+  const y = Math.ceil(Math.max(total, 1) / x);
+  if (y > 65535) throw new RangeError(`Cannot dispatch ${total} workgroups: too many`);
+  return {
+    workgroups: [x, y, 1],
+    lin: y > 1 ? `let lin = wid.x + wid.y * ${u32(x)};` : "let lin = wid.x;",
+  };
+}
+
+class Scope implements KernelScope {
+  private count = 0;
+  /** Bindings read, in order of first use. */
+  readonly reads: Node[] = [];
+  private readonly names = new Map<Node, string>();
+  usesErrors = false;
+  constructor(
+    readonly own: ReadonlySet<Node>,
+    readonly isMem: (n: Node) => boolean,
+    readonly alias: ReadonlyMap<Node, Node>,
+    readonly mode: "kernel" | "epilogue",
+  ) {}
+  fresh(prefix: string): string {
+    return `${prefix}${this.count++}`;
+  }
+  read(node: Node): BufferRead | null {
+    if (this.own.has(node) || !this.isMem(node)) return null;
+    const base = this.alias.get(node) ?? node;
+    let name = this.names.get(base);
+    if (name === undefined) {
+      name = this.mode === "epilogue" ? `e${this.reads.length}` : `in${this.reads.length}`;
+      this.names.set(base, name);
+      this.reads.push(base);
+    }
+    return { name, bitcastI32: this.mode === "epilogue" && node.dtype === "int32" };
+  }
+  reportRange(e: Emitter, node: Node, bad: string, value: string): void {
+    if (this.mode === "epilogue") {
+      throw new TypeError("Internal error: a kernel epilogue cannot report index errors");
+    }
+    this.usesErrors = true;
+    const guard = e.guard();
+    const cond = guard === "true" ? bad : `${bad} && ${guard}`;
+    e.stmt(
+      `if (${cond}) { atomicMax(&cg_err[0], ${u32(rangeCode(node))}); ` +
+        `atomicStore(&cg_err[1], bitcast<u32>(${value})); }`,
+    );
+  }
+}
+
+function declare(
+  name: string,
+  node: Node | null,
+  write: boolean,
+  binding: number,
+): string {
+  const type = node === null ? "atomic<u32>" : wgslType(node.dtype);
+  return `@group(0) @binding(${binding}) var<storage, ${
+    write ? "read_write" : "read"
+  }> ${name}: array<${type}>;`;
+}
+
+function indent(lines: readonly string[], pad: string): string {
+  return lines.map((l) => pad + l).join("\n");
+}
+
+/** A readable description of the ops a kernel computes, for its header comment. */
+function describe(k: Kernel, scope: Scope, computed: readonly Node[]): string {
+  const ops = computed.filter((n) => LOWERING[n.op].kind !== "input").map((n) => n.op);
+  const root = k.roots[0];
+  return `// ${k.kind} ${root.dtype}[${k.shape.join(",")}]: ${ops.join(", ")}` +
+    (scope.reads.length > 0 ? ` (reads ${scope.reads.length})` : "");
+}
+
+function kernelName(k: Kernel): string {
+  const core = k.core !== null && !k.roots.includes(k.core) ? `${k.core.op}+` : "";
+  return `${k.kind}:${core}${k.roots.map((r) => r.op).join("+")}[${k.shape.join(",")}]`;
+}
+
+/** Nodes computed inline by a kernel (for the header comment), inputs first. */
+function inlineNodes(k: Kernel, scope: Scope): Node[] {
+  const out: Node[] = [];
+  const seen = new Set<Node>();
+  const visit = (n: Node) => {
+    if (seen.has(n)) return;
+    seen.add(n);
+    if (!scope.own.has(n) && scope.isMem(n)) return;
+    if (!(LOWERING[n.op].kind === "gemm" && scope.own.has(n))) n.inputs.forEach(visit);
+    out.push(n);
+  };
+  k.roots.forEach(visit);
+  return out;
+}
+
+function finish(
+  k: Kernel,
+  scope: Scope,
+  body: string,
+  decls: string,
+  grid: Grid,
+  threads: number,
+): Dispatch {
+  const bindings: BindingRef[] = [];
+  const lines: string[] = [];
+  scope.reads.forEach((n, i) => {
+    lines.push(declare(`in${i}`, n, false, bindings.length));
+    bindings.push({ kind: "node", node: n, write: false });
+  });
+  k.roots.forEach((n, i) => {
+    lines.push(declare(`out${i}`, n, true, bindings.length));
+    bindings.push({ kind: "node", node: n, write: true });
+  });
+  if (scope.usesErrors) {
+    lines.push(declare("cg_err", null, true, bindings.length));
+    bindings.push({ kind: "errors" });
+  }
+  const code = `${describe(k, scope, inlineNodes(k, scope))}
+${lines.join("\n")}
+${decls}
+@compute @workgroup_size(${threads})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+${body}
+}
+`;
+  return { name: kernelName(k), code, workgroups: grid.workgroups, bindings };
+}
+
+function writeRoots(e: Emitter, k: Kernel, idx: Index, at: string): void {
+  k.roots.forEach((r, i) => {
+    const v = e.value(r, idx);
+    e.stmt(`out${i}[${at}] = ${v};`);
+  });
+}
+
+function mapKernel(k: Kernel, scope: Scope, seed?: [Node, string]): Dispatch {
+  const total = sizeOf(k.shape);
+  const grid = fold(Math.ceil(total / THREADS));
+  const e = new Emitter(scope, inlineRule);
+  const idx = flatIndex(k.shape, "gid");
+  if (seed !== undefined) e.seed(seed[0], idx, seed[1]);
+  writeRoots(e, k, idx, "gid");
+  const body = `  ${grid.lin}
+  let gid = lin * ${u32(THREADS)} + lid;
+  if (gid >= ${u32(total)}) { return; }
+${indent(e.lines, "  ")}`;
+  return finish(k, scope, body, "", grid, THREADS);
+}
+
+function loopKernel(k: Kernel, scope: Scope): Dispatch {
+  const core = k.core!;
+  const spec = loopOf(core);
+  const outputs = sizeOf(k.shape);
+  const type = wgslType(core.dtype);
+  const parallel = spec.extent >= 64 && (spec.rowLike || outputs < 2048);
+  const e = new Emitter(scope, inlineRule);
+  const idx = flatIndex(k.shape, "gid");
+  e.dims(idx);
+  const inner = e.child();
+  const term = spec.term(inner, idx, "r");
+  inner.stmt(`acc = ${spec.combine("acc", term)};`);
+  const loopLines = (start: string, step: string) => [
+    `var acc: ${type} = ${spec.init};`,
+    `for (var r = ${start}; r < ${u32(spec.extent)}; r = r + ${step}) {`,
+    ...inner.lines.map((l) => "  " + l),
+    `}`,
+  ];
+  if (!parallel) {
+    const grid = fold(Math.ceil(outputs / THREADS));
+    const epi = e.child();
+    epi.seed(core, idx, "acc");
+    writeRoots(epi, k, idx, "gid");
+    const body = `  ${grid.lin}
+  let gid = lin * ${u32(THREADS)} + lid;
+  if (gid >= ${u32(outputs)}) { return; }
+${indent([...e.lines, ...loopLines("0u", "1u"), ...epi.lines], "  ")}`;
+    return finish(k, scope, body, "", grid, THREADS);
+  }
+  const w = spec.extent >= 4096 ? 256 : 64;
+  const grid = fold(outputs);
+  const tree: string[] = [`red[lid] = acc;`, `workgroupBarrier();`];
+  for (let s = w / 2; s >= 1; s /= 2) {
+    tree.push(
+      `if (lid < ${u32(s)}) { red[lid] = ${spec.combine("red[lid]", `red[lid + ${u32(s)}]`)}; }`,
+    );
+    tree.push(`workgroupBarrier();`);
+  }
+  const epi = e.child();
+  epi.seed(core, idx, "total");
+  writeRoots(epi, k, idx, "gid");
+  const guard = grid.workgroups[0] * grid.workgroups[1] > outputs
+    ? `\n  if (lin >= ${u32(outputs)}) { return; }`
+    : "";
+  const body = `  ${grid.lin}${guard}
+  let gid = lin;
+${indent([...e.lines, ...loopLines("lid", u32(w)), ...tree], "  ")}
+  if (lid == 0u) {
+    let total = red[0];
+${indent(epi.lines, "    ")}
+  }`;
+  return finish(k, scope, body, `var<workgroup> red: array<${type}, ${w}>;`, grid, w);
+}
+
+function gemmKernel(
+  k: Kernel,
+  isMem: (n: Node) => boolean,
+  alias: ReadonlyMap<Node, Node>,
+  options: CodegenOptions,
+): Dispatch[] {
+  const g = k.gemm!;
+  const core = k.core!;
+  const root = k.roots[0];
+  let epilogue: { code: string; extraInputs: number } | undefined;
+  const scope = new Scope(new Set([root, core]), isMem, alias, "epilogue");
+  if (root !== core) {
+    const e = new Emitter(scope, inlineRule);
+    const idx = flatIndex(k.shape, "idx");
+    e.seed(core, idx, "acc");
+    const v = e.value(root, idx);
+    e.stmt(`acc = ${v};`);
+    epilogue = { code: e.lines.join("\n  "), extraInputs: scope.reads.length };
+  }
+  const plan = matmulKernel({
+    batch: g.batch,
+    m: g.m,
+    n: g.n,
+    k: g.k,
+    transA: g.transA,
+    transB: g.transB,
+    broadcastA: g.broadcastA && g.batch > 1,
+    broadcastB: g.broadcastB && g.batch > 1,
+    epilogue,
+    profile: options.profile,
+  });
+  const name = kernelName(k);
+  const ref = (b: string): BindingRef => {
+    if (b === "a") return { kind: "node", node: alias.get(g.a) ?? g.a, write: false };
+    if (b === "b") return { kind: "node", node: alias.get(g.b) ?? g.b, write: false };
+    if (b === "out") return { kind: "node", node: root, write: true };
+    const e = /^e([0-9]+)$/.exec(b);
+    if (e !== null) return { kind: "node", node: scope.reads[Number(e[1])], write: false };
+    const s = plan.scratch.find((x) => x.name === b);
+    if (s !== undefined) return { kind: "scratch", name: b, bytes: s.size };
+    throw new TypeError(`Internal error: unknown binding ${b} of ${name}`);
+  };
+  return plan.steps.map((step, i) => ({
+    name: plan.steps.length > 1 ? `${name}#${i}` : name,
+    code: step.code,
+    workgroups: step.workgroups,
+    bindings: step.bindings.map(ref),
+  }));
+}
+
+/**
+ * Generates the dispatches of one kernel.
+ *
+ * @example
+ * ```ts
+ * import { makeNode } from "../../ir/node.ts";
+ * import { schedule } from "./schedule.ts";
+ * import { generate } from "./codegen.ts";
+ * const x = makeNode("var", [], { id: "x", shape: [4], dtype: "float32" });
+ * const s = schedule([makeNode("exp", [x], {})], { maxBindings: 8 });
+ * const [d] = generate(s.kernels[0], { isMem: (n) => n.op === "var" || s.realized.has(n), alias: s.alias }, { profile: "llvmpipe" });
+ * d.code.includes("exp("); // true
+ * ```
+ */
+export function generate(
+  k: Kernel,
+  graph: { isMem: (n: Node) => boolean; alias: ReadonlyMap<Node, Node> },
+  options: CodegenOptions,
+): Dispatch[] {
+  const own = new Set<Node>(k.roots);
+  if (k.core !== null) own.add(k.core);
+  const scope = new Scope(own, graph.isMem, graph.alias, "kernel");
+  if (k.kind === "gemm") {
+    // A product over an empty reduction is zero; the tiled generator needs k >= 1.
+    if (k.gemm!.k === 0) return [mapKernel(k, scope, [k.core!, "0.0"])];
+    return gemmKernel(k, graph.isMem, graph.alias, options);
+  }
+  return [k.kind === "map" ? mapKernel(k, scope) : loopKernel(k, scope)];
+}

@@ -1,0 +1,229 @@
+/**
+ * The expression emitter of the WGSL code generator: the value of a node at an index, as WGSL
+ * `let` statements, with movement ops folded into index arithmetic and every value computed
+ * once per index (per scope).
+ *
+ * @module
+ */
+import { type DType, stridesOf } from "../../ir/dtype.ts";
+import type { Node } from "../../ir/node.ts";
+import { float64Error } from "./buffers.ts";
+
+/** The WGSL scalar type of a dtype. */
+export function wgslType(dtype: DType): "f32" | "i32" {
+  if (dtype === "float64") throw float64Error();
+  return dtype === "int32" ? "i32" : "f32";
+}
+
+/** The WGSL literal `n` of type u32. */
+export function u32(n: number): string {
+  return `${n}u`;
+}
+
+/**
+ * A WGSL literal of `value` in `dtype` (f32 values are rounded to float32 first; infinities
+ * and NaN become bitcasts).
+ *
+ * @example
+ * ```ts
+ * import { literal } from "./emitter.ts";
+ * literal(2, "float32"); // "2.0"
+ * literal(-3, "int32"); // "-3i"
+ * ```
+ */
+export function literal(value: number, dtype: DType): string {
+  if (wgslType(dtype) === "i32") {
+    const v = value | 0;
+    if (v === -2147483648) return "i32(-2147483648)";
+    return `${v}i`;
+  }
+  const f = Math.fround(value);
+  if (Number.isNaN(f)) return "bitcast<f32>(0x7fc00000u)";
+  if (f === Infinity) return "bitcast<f32>(0x7f800000u)";
+  if (f === -Infinity) return "bitcast<f32>(0xff800000u)";
+  if (Object.is(f, -0)) return "-0.0";
+  const s = String(f);
+  return /[.e]/.test(s) ? s : `${s}.0`;
+}
+
+/**
+ * `a - b` for u32 expressions; folds literal operands in JavaScript, because WGSL rejects a
+ * constant expression that wraps.
+ */
+export function subU(a: string, b: string): string {
+  if (b === "0u") return a;
+  const la = /^([0-9]+)u$/.exec(a), lb = /^([0-9]+)u$/.exec(b);
+  if (la && lb) return `${(Number(la[1]) - Number(lb[1])) >>> 0}u`;
+  return `${a} - ${b}`;
+}
+
+/** The WGSL literal `0` of a dtype. */
+export function zero(dtype: DType): string {
+  return wgslType(dtype) === "i32" ? "0i" : "0.0";
+}
+
+/**
+ * A multi-index into a tensor of `shape`: its flat row-major offset, its per-axis indices, or
+ * both (WGSL u32 expressions); the other form is derived on demand.
+ */
+export interface Index {
+  /** Shape of the tensor indexed. */
+  readonly shape: readonly number[];
+  /** Flat row-major offset. */
+  readonly flat?: string;
+  /** One index per axis. */
+  readonly dims?: readonly string[];
+}
+
+/** An index given by its flat offset. */
+export function flatIndex(shape: readonly number[], flat: string): Index {
+  return { shape, flat };
+}
+
+/** An index given per axis (size-1 axes are always `0u`). */
+export function dimsIndex(shape: readonly number[], dims: readonly string[]): Index {
+  return { shape, dims: dims.map((d, i) => shape[i] === 1 ? "0u" : d) };
+}
+
+function isAtom(expr: string): boolean {
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(expr) || /^-?[0-9.]+(e[-+]?[0-9]+)?[uif]?$/.test(expr);
+}
+
+/** How a kernel reads a realized node: binding name and element access. */
+export interface BufferRead {
+  /** Binding name. */
+  name: string;
+  /** Whether the binding is declared `array<f32>` but holds int32 (kernel epilogues). */
+  bitcastI32?: boolean;
+}
+
+/** What the emitter needs from the kernel it writes. */
+export interface KernelScope {
+  /** How to read `node` if this kernel reads it from memory, or null to compute it inline. */
+  read(node: Node): BufferRead | null;
+  /** Emits (into `e`) a report of an out-of-range index; null when the kernel cannot report. */
+  reportRange?(e: Emitter, node: Node, bad: string, value: string): void;
+  /** Unique name with `prefix`. */
+  fresh(prefix: string): string;
+}
+
+/** Lowers `node` at `idx` to a WGSL expression, emitting helper lets into `e` as needed. */
+export type InlineRule = (e: Emitter, node: Node, idx: Index) => string;
+
+/**
+ * Emits WGSL statements computing node values at indices. A child emitter (loop or branch
+ * body) sees its parent's values but keeps its own.
+ */
+export class Emitter {
+  /** Statements, in order. */
+  readonly lines: string[] = [];
+  private readonly cache = new Map<string, string>();
+  private readonly guards: string[] = [];
+  /** Builds an emitter for `kernel`, nested in `parent` when given. */
+  constructor(
+    readonly kernel: KernelScope,
+    readonly rules: (op: Node["op"]) => InlineRule,
+    readonly parent: Emitter | null = null,
+  ) {
+    if (parent !== null) this.guards.push(...parent.guards);
+  }
+  /** A nested scope (a loop or `if` body). */
+  child(): Emitter {
+    return new Emitter(this.kernel, this.rules, this);
+  }
+  private lookup(key: string): string | undefined {
+    for (let e: Emitter | null = this; e !== null; e = e.parent) {
+      const v = e.cache.get(key);
+      if (v !== undefined) return v;
+    }
+    return undefined;
+  }
+  /** Binds `expr` to a fresh `let` (unless it is a name or literal) and returns the name. */
+  let(expr: string, prefix = "v", force = false): string {
+    if (!force && isAtom(expr)) return expr;
+    const name = this.kernel.fresh(prefix);
+    this.lines.push(`let ${name} = ${expr};`);
+    return name;
+  }
+  /** Emits a raw statement. */
+  stmt(line: string): void {
+    this.lines.push(line);
+  }
+  /** Caches `make()` under `key` in this scope. */
+  memo(key: string, make: () => string): string {
+    const have = this.lookup(key);
+    if (have !== undefined) return have;
+    const v = make();
+    this.cache.set(key, v);
+    return v;
+  }
+  /** Makes `node` at `idx` evaluate to `expr` in this scope (a fused reduction's result). */
+  seed(node: Node, idx: Index, expr: string): void {
+    this.cache.set(this.valueKey(node, idx), expr);
+  }
+  /** The flat offset of `idx`. */
+  flat(idx: Index): string {
+    if (idx.flat !== undefined) return idx.flat;
+    const dims = idx.dims!;
+    const strides = stridesOf(idx.shape);
+    const terms: string[] = [];
+    dims.forEach((d, k) => {
+      if (idx.shape[k] === 1 || d === "0u") return;
+      terms.push(strides[k] === 1 ? d : `${d} * ${u32(strides[k])}`);
+    });
+    if (terms.length === 0) return "0u";
+    if (terms.length === 1 && isAtom(terms[0])) return terms[0];
+    return this.memo(`flat:${terms.join("+")}`, () => this.let(terms.join(" + "), "f"));
+  }
+  /** The per-axis indices of `idx`. */
+  dims(idx: Index): string[] {
+    if (idx.dims !== undefined) return [...idx.dims];
+    const flat = idx.flat!;
+    const strides = stridesOf(idx.shape);
+    return idx.shape.map((d, k) => {
+      if (d === 1) return "0u";
+      let expr = strides[k] === 1 ? flat : `${flat} / ${u32(strides[k])}`;
+      // The leading axis needs no modulo (the flat offset is in range), nor do axes after
+      // leading axes of size 1.
+      if (idx.shape.slice(0, k).some((x) => x !== 1)) expr = `(${expr}) % ${u32(d)}`;
+      return this.memo(`dim:${expr}`, () => this.let(expr, "i"));
+    });
+  }
+  private valueKey(node: Node, idx: Index): string {
+    const at = idx.flat !== undefined ? `f${idx.flat}` : `d${idx.dims!.join(",")}`;
+    return `${node.id}@${at}|${this.guards.join("&")}`;
+  }
+  /** The value of `node` at `idx`, as a WGSL name or literal. */
+  value(node: Node, idx: Index): string {
+    const key = this.valueKey(node, idx);
+    const have = this.lookup(key);
+    if (have !== undefined) return have;
+    let expr: string;
+    const buf = this.kernel.read(node);
+    if (buf !== null) {
+      const at = `${buf.name}[${this.flat(idx)}]`;
+      expr = buf.bitcastI32 ? `bitcast<i32>(${at})` : at;
+    } else {
+      expr = this.rules(node.op)(this, node, idx);
+    }
+    // Literals get a name too: an operation on two literals would be a WGSL constant
+    // expression, and one that overflows (1.0 / 0.0) fails to compile.
+    const name = this.let(expr, "v", node.op === "scalar");
+    this.cache.set(key, name);
+    return name;
+  }
+  /** Runs `fn` with `cond` known to hold for the values it computes (pad and concat). */
+  guarded<T>(cond: string, fn: () => T): T {
+    if (cond === "true") return fn();
+    this.guards.push(cond);
+    try {
+      return fn();
+    } finally {
+      this.guards.pop();
+    }
+  }
+  /** The conjunction of the active guards (`true` when none). */
+  guard(): string {
+    return this.guards.length === 0 ? "true" : this.guards.join(" && ");
+  }
+}

@@ -1,0 +1,463 @@
+/**
+ * The WGSL lowering of every primitive, in one table typed `{ [P in Prim]: Lowering<P> }` so a
+ * new primitive fails `deno check` until it is lowered here.
+ *
+ * Elementwise and movement primitives lower to expressions at an index (movement ops are
+ * index arithmetic and never touch memory); reductions, scatter-add and the convolutions
+ * lower to loops ({@link LoopSpec}); matmul goes to the tiled generator of `kernels/`.
+ * Every rule follows the CPU interpreter's semantics (`src/backend/cpu/interpreter.ts`),
+ * including NaN propagation in `max` and `pow` of negative bases.
+ *
+ * @module
+ */
+import type { DType } from "../../ir/dtype.ts";
+import type { Node } from "../../ir/node.ts";
+import type { ConvParams, Prim } from "../../ir/primitives.ts";
+import {
+  dimsIndex,
+  type Emitter,
+  flatIndex,
+  type Index,
+  literal,
+  subU,
+  u32,
+  wgslType,
+  zero,
+} from "./emitter.ts";
+
+/** How the scheduler treats a primitive. */
+export type LoweringKind =
+  /** Memory bound at run time (`var`, `const`). */
+  | "input"
+  /** Computed from nothing (`scalar`, `iota`): always inlined. */
+  | "leaf"
+  /** One output element from the same element of each input. */
+  | "elementwise"
+  /** Index arithmetic over one or more inputs. */
+  | "movement"
+  /** A loop per output element (reductions, scatter-add, convolutions): a kernel of its own. */
+  | "loop"
+  /** Matrix product through the tiled generator. */
+  | "gemm";
+
+/** A loop computing each output element: `acc = combine(acc, term(r))` for `r < extent`. */
+export interface LoopSpec {
+  /** Number of terms per output element. */
+  extent: number;
+  /** WGSL value of the empty loop. */
+  init: string;
+  /** New accumulator from the accumulator and one term (WGSL expressions). */
+  combine: (acc: string, term: string) => string;
+  /** The term `r` (a u32 expression) for the output element at `out`. */
+  term: (e: Emitter, out: Index, r: string) => string;
+  /** Whether consecutive `r` read consecutive memory (a row: threads share one output). */
+  rowLike: boolean;
+}
+
+/** The lowering of one primitive. */
+export interface Lowering<P extends Prim> {
+  /** How the scheduler treats the primitive. */
+  kind: LoweringKind;
+  /** The value at `idx`, for primitives fused into a kernel as an expression. */
+  inline?: (e: Emitter, node: Node<P>, idx: Index) => string;
+  /** The loop, for primitives of kind `loop`. */
+  loop?: (node: Node<P>) => LoopSpec;
+  /** Relative arithmetic cost of one element (fusion heuristics); 1 when absent. */
+  cost?: number;
+}
+
+const NAN = "bitcast<f32>(0x7fc00000u)";
+const NEG_INF = "bitcast<f32>(0xff800000u)";
+
+/** WGSL test for NaN that survives fast-math assumptions (a bit test). */
+function isNan(x: string): string {
+  return `((bitcast<u32>(${x}) & 0x7fffffffu) > 0x7f800000u)`;
+}
+
+/** NaN-propagating maximum, as the interpreter computes it. */
+function maxExpr(a: string, b: string, dtype: DType): string {
+  if (wgslType(dtype) === "i32") return `max(${a}, ${b})`;
+  return `select(${b}, ${a}, ${a} > ${b} || ${isNan(a)})`;
+}
+
+function one(dtype: DType): string {
+  return wgslType(dtype) === "i32" ? "1i" : "1.0";
+}
+
+function unary(
+  f: (x: string, e: Emitter, node: Node) => string,
+  cost = 1,
+): Lowering<Prim> {
+  return {
+    kind: "elementwise",
+    inline: (e, node, idx) => f(e.value(node.inputs[0], idx), e, node),
+    cost,
+  };
+}
+
+function binary(
+  f: (a: string, b: string, e: Emitter, node: Node) => string,
+  cost = 1,
+): Lowering<Prim> {
+  return {
+    kind: "elementwise",
+    inline: (e, node, idx) =>
+      f(e.value(node.inputs[0], idx), e.value(node.inputs[1], idx), e, node),
+    cost,
+  };
+}
+
+/** `x ** y` with the interpreter's (Math.pow's) answers for negative and zero bases. */
+function powExpr(x: string, y: string, e: Emitter): string {
+  const r = e.let(`exp2(${y} * log2(abs(${x})))`);
+  const negative = e.let(
+    `select(select(${r}, -(${r}), abs(${y}) % 2.0 == 1.0), ${NAN}, floor(${y}) != ${y})`,
+  );
+  const zeroBase = `select(bitcast<f32>(0x7f800000u), 0.0, ${y} > 0.0)`;
+  return `select(select(select(${negative}, ${r}, ${x} > 0.0), ${zeroBase}, ${x} == 0.0), 1.0, ${y} == 0.0)`;
+}
+
+/** Cast with the interpreter's truncation (NaN to 0, saturating at the int32 range). */
+function castExpr(x: string, from: DType, to: DType): string {
+  if (wgslType(from) === wgslType(to)) return x;
+  if (wgslType(to) === "f32") return `f32(${x})`;
+  return `select(i32(clamp(${x}, -2147483648.0, 2147483520.0)), 0i, ${isNan(x)})`;
+}
+
+/** Row-major reduction loop over `axes` of the input, for `sum` and `reduceMax`. */
+function reduceLoop(node: Node<"sum" | "reduceMax">, isMax: boolean): LoopSpec {
+  const input = node.inputs[0];
+  const axes = [...node.params.axes].sort((a, b) => a - b);
+  const rshape = axes.map((a) => input.shape[a]);
+  const extent = rshape.reduce((a, b) => a * b, 1);
+  const dtype = node.dtype;
+  return {
+    extent,
+    init: isMax ? (wgslType(dtype) === "i32" ? "i32(-2147483648)" : NEG_INF) : zero(dtype),
+    combine: isMax ? (acc, t) => maxExpr(t, acc, dtype) : (acc, t) => `${acc} + ${t}`,
+    term: (e, out, r) => {
+      const od = e.dims(out);
+      const rd = e.dims(flatIndex(rshape, r));
+      const dims = input.shape.map((_, k) => {
+        const j = axes.indexOf(k);
+        return j >= 0 ? rd[j] : od[k];
+      });
+      return e.value(input, dimsIndex(input.shape, dims));
+    },
+    rowLike: axes.includes(input.shape.length - 1) && input.shape[input.shape.length - 1] > 1,
+  };
+}
+
+/** `(a * b)` for u32 expressions, folding the constants 0 and 1. */
+function mulU(a: string, b: number): string {
+  if (b === 0 || a === "0u") return "0u";
+  if (b === 1) return a;
+  return `${a} * ${u32(b)}`;
+}
+
+function addU(...terms: string[]): string {
+  const t = terms.filter((x) => x !== "0u");
+  return t.length === 0 ? "0u" : t.length === 1 ? t[0] : `(${t.join(" + ")})`;
+}
+
+/** Conv geometry shared by the three loops. */
+function convGeometry(
+  x: readonly number[],
+  w: readonly number[],
+  y: readonly number[],
+  p: ConvParams,
+) {
+  const [n, c, h, wd] = x;
+  const [o, cg, kh, kw] = w;
+  const [, , oh, ow] = y;
+  return { n, c, h, wd, o, cg, kh, kw, oh, ow, og: o / p.groups };
+}
+
+function convForwardLoop(node: Node<"conv2d">): LoopSpec {
+  const [x, w] = node.inputs;
+  const p = node.params;
+  const g = convGeometry(x.shape, w.shape, node.shape, p);
+  return {
+    extent: g.cg * g.kh * g.kw,
+    init: "0.0",
+    combine: (acc, t) => `${acc} + ${t}`,
+    term: (e, out, r) => {
+      const [b, oc, oy, ox] = e.dims(out);
+      const ci = e.let(`${r} / ${u32(g.kh * g.kw)}`, "c");
+      const ky = e.let(`(${r} / ${u32(g.kw)}) % ${u32(g.kh)}`, "c");
+      const kx = e.let(`${r} % ${u32(g.kw)}`, "c");
+      // Unsigned arithmetic: a position left of the padding wraps to a huge value, so one
+      // comparison checks both sides.
+      const iy = e.let(
+        subU(addU(mulU(oy, p.stride[0]), mulU(ky, p.dilation[0])), u32(p.padding[0])),
+        "c",
+      );
+      const ix = e.let(
+        subU(addU(mulU(ox, p.stride[1]), mulU(kx, p.dilation[1])), u32(p.padding[2])),
+        "c",
+      );
+      const ic = g.cg === g.c ? ci : e.let(`(${oc} / ${u32(g.og)}) * ${u32(g.cg)} + ${ci}`, "c");
+      const ok = e.let(`${iy} < ${u32(g.h)} && ${ix} < ${u32(g.wd)}`, "c");
+      const xv = e.value(x, dimsIndex(x.shape, [b, ic, iy, ix]));
+      const wv = e.value(w, flatIndex(w.shape, `${oc} * ${u32(g.cg * g.kh * g.kw)} + ${r}`));
+      return `select(0.0, ${xv} * ${wv}, ${ok})`;
+    },
+    rowLike: false,
+  };
+}
+
+function convBackInputLoop(node: Node<"conv2dBackInput">): LoopSpec {
+  const [dy, w] = node.inputs;
+  const p = node.params;
+  const g = convGeometry(node.shape, w.shape, dy.shape, p);
+  return {
+    extent: g.og * g.kh * g.kw,
+    init: "0.0",
+    combine: (acc, t) => `${acc} + ${t}`,
+    term: (e, out, r) => {
+      const [b, c, iy, ix] = e.dims(out);
+      const ol = e.let(`${r} / ${u32(g.kh * g.kw)}`, "c");
+      const ky = e.let(`(${r} / ${u32(g.kw)}) % ${u32(g.kh)}`, "c");
+      const kx = e.let(`${r} % ${u32(g.kw)}`, "c");
+      const ty = e.let(subU(addU(iy, u32(p.padding[0])), mulU(ky, p.dilation[0])), "c");
+      const tx = e.let(subU(addU(ix, u32(p.padding[2])), mulU(kx, p.dilation[1])), "c");
+      const oy = p.stride[0] === 1 ? ty : e.let(`${ty} / ${u32(p.stride[0])}`, "c");
+      const ox = p.stride[1] === 1 ? tx : e.let(`${tx} / ${u32(p.stride[1])}`, "c");
+      const conds = [`${oy} < ${u32(g.oh)}`, `${ox} < ${u32(g.ow)}`];
+      if (p.stride[0] !== 1) conds.push(`${ty} % ${u32(p.stride[0])} == 0u`);
+      if (p.stride[1] !== 1) conds.push(`${tx} % ${u32(p.stride[1])} == 0u`);
+      const ok = e.let(conds.join(" && "), "c");
+      const grp = g.cg === g.c ? "0u" : e.let(`${c} / ${u32(g.cg)}`, "c");
+      const ci = g.cg === g.c ? c : e.let(`${c} % ${u32(g.cg)}`, "c");
+      const oc = g.og === g.o ? ol : e.let(`${grp} * ${u32(g.og)} + ${ol}`, "c");
+      const dv = e.value(dy, dimsIndex(dy.shape, [b, oc, oy, ox]));
+      const wv = e.value(
+        w,
+        flatIndex(
+          w.shape,
+          e.let(
+            `(${oc} * ${u32(g.cg)} + ${ci}) * ${u32(g.kh * g.kw)} + ${ky} * ${u32(g.kw)} + ${kx}`,
+            "c",
+          ),
+        ),
+      );
+      return `select(0.0, ${dv} * ${wv}, ${ok})`;
+    },
+    rowLike: false,
+  };
+}
+
+function convBackFilterLoop(node: Node<"conv2dBackFilter">): LoopSpec {
+  const [x, dy] = node.inputs;
+  const p = node.params;
+  const g = convGeometry(x.shape, node.shape, dy.shape, p);
+  return {
+    extent: g.n * g.oh * g.ow,
+    init: "0.0",
+    combine: (acc, t) => `${acc} + ${t}`,
+    term: (e, out, r) => {
+      const [oc, ci, ky, kx] = e.dims(out);
+      const b = e.let(`${r} / ${u32(g.oh * g.ow)}`, "c");
+      const oy = e.let(`(${r} / ${u32(g.ow)}) % ${u32(g.oh)}`, "c");
+      const ox = e.let(`${r} % ${u32(g.ow)}`, "c");
+      const iy = e.let(
+        subU(addU(mulU(oy, p.stride[0]), mulU(ky, p.dilation[0])), u32(p.padding[0])),
+        "c",
+      );
+      const ix = e.let(
+        subU(addU(mulU(ox, p.stride[1]), mulU(kx, p.dilation[1])), u32(p.padding[2])),
+        "c",
+      );
+      const ic = g.cg === g.c ? ci : e.let(`(${oc} / ${u32(g.og)}) * ${u32(g.cg)} + ${ci}`, "c");
+      const ok = e.let(`${iy} < ${u32(g.h)} && ${ix} < ${u32(g.wd)}`, "c");
+      const xv = e.value(x, dimsIndex(x.shape, [b, ic, iy, ix]));
+      const dv = e.value(dy, dimsIndex(dy.shape, [b, oc, oy, ox]));
+      return `select(0.0, ${xv} * ${dv}, ${ok})`;
+    },
+    rowLike: true,
+  };
+}
+
+function scatterLoop(node: Node<"scatterAdd">): LoopSpec {
+  const [upd, idx] = node.inputs;
+  const axis = node.params.axis;
+  const n = node.shape[axis];
+  return {
+    extent: upd.shape[axis],
+    init: zero(node.dtype),
+    combine: (acc, t) => `${acc} + ${t}`,
+    term: (e, out, r) => {
+      const od = e.dims(out);
+      const at = dimsIndex(upd.shape, od.map((d, k) => k === axis ? r : d));
+      const j = e.value(idx, at);
+      const bad = e.let(`u32(${j}) >= ${u32(n)}`, "c");
+      e.kernel.reportRange?.(e, node, bad, j);
+      const v = e.value(upd, at);
+      return `select(${zero(node.dtype)}, ${v}, ${j} == i32(${od[axis]}))`;
+    },
+    rowLike: false,
+  };
+}
+
+/** The lowering of every primitive. */
+export const LOWERING: { [P in Prim]: Lowering<P> } = {
+  const: { kind: "input" },
+  var: { kind: "input" },
+  scalar: { kind: "leaf", inline: (_, node) => literal(node.params.value, node.dtype) },
+  iota: {
+    kind: "leaf",
+    inline: (e, node, idx) => {
+      const d = e.dims(idx)[node.params.axis];
+      return wgslType(node.dtype) === "i32" ? `i32(${d})` : `f32(${d})`;
+    },
+  },
+  neg: unary((x) => `-(${x})`),
+  recip: unary((x) => `1.0 / ${x}`, 2),
+  exp: unary((x) => `exp(${x})`, 4),
+  log: unary((x) => `select(log(${x}), ${NAN}, ${x} < 0.0)`, 4),
+  sqrt: unary((x) => `select(sqrt(${x}), ${NAN}, ${x} < 0.0)`, 2),
+  cos: unary((x) => `cos(${x})`, 4),
+  acos: unary((x) => `select(acos(${x}), ${NAN}, abs(${x}) > 1.0)`, 4),
+  floor: unary((x) => `floor(${x})`),
+  stopGradient: { kind: "movement", inline: (e, node, idx) => e.value(node.inputs[0], idx) },
+  cast: unary((x, _, node) => castExpr(x, node.inputs[0].dtype, node.dtype)),
+  add: binary((a, b) => `${a} + ${b}`),
+  sub: binary((a, b) => `${a} - ${b}`),
+  mul: binary((a, b) => `${a} * ${b}`),
+  div: binary((a, b) => `${a} / ${b}`, 2),
+  max: binary((a, b, _, node) => maxExpr(a, b, node.dtype)),
+  pow: binary((a, b, e) => powExpr(a, b, e), 8),
+  cmplt: binary((a, b, _, node) => `select(${zero(node.dtype)}, ${one(node.dtype)}, ${a} < ${b})`),
+  cmpeq: binary((a, b, _, node) => `select(${zero(node.dtype)}, ${one(node.dtype)}, ${a} == ${b})`),
+  where: {
+    kind: "elementwise",
+    inline: (e, node, idx) => {
+      const [c, a, b] = node.inputs.map((x) => e.value(x, idx));
+      return `select(${b}, ${a}, ${c} != ${zero(node.inputs[0].dtype)})`;
+    },
+  },
+  sum: { kind: "loop", loop: (node) => reduceLoop(node, false) },
+  reduceMax: { kind: "loop", loop: (node) => reduceLoop(node, true) },
+  reshape: {
+    kind: "movement",
+    inline: (e, node, idx) => e.value(node.inputs[0], flatIndex(node.inputs[0].shape, e.flat(idx))),
+  },
+  permute: {
+    kind: "movement",
+    inline: (e, node, idx) => {
+      const od = e.dims(idx);
+      const dims = new Array<string>(od.length);
+      node.params.perm.forEach((p, i) => dims[p] = od[i]);
+      return e.value(node.inputs[0], dimsIndex(node.inputs[0].shape, dims));
+    },
+  },
+  broadcast: {
+    kind: "movement",
+    inline: (e, node, idx) => {
+      const src = node.inputs[0];
+      if (src.shape.every((d) => d === 1)) return e.value(src, flatIndex(src.shape, "0u"));
+      const od = e.dims(idx);
+      return e.value(src, dimsIndex(src.shape, od.map((d, k) => src.shape[k] === 1 ? "0u" : d)));
+    },
+  },
+  slice: {
+    kind: "movement",
+    inline: (e, node, idx) => {
+      const od = e.dims(idx);
+      const dims = od.map((d, k) => addU(d, u32(node.params.start[k])));
+      return e.value(node.inputs[0], dimsIndex(node.inputs[0].shape, dims));
+    },
+  },
+  pad: {
+    kind: "movement",
+    inline: (e, node, idx) => {
+      const src = node.inputs[0];
+      if (src.shape.some((d) => d === 0)) return zero(node.dtype);
+      const od = e.dims(idx);
+      const conds: string[] = [];
+      const dims = od.map((d, k) => {
+        const { lo, hi } = node.params;
+        if (lo[k] === 0 && hi[k] === 0) return d;
+        const s = e.let(subU(d, u32(lo[k])), "p");
+        conds.push(`${s} < ${u32(src.shape[k])}`);
+        return s;
+      });
+      if (conds.length === 0) return e.value(src, dimsIndex(src.shape, dims));
+      const ok = e.let(conds.join(" && "), "p");
+      const v = e.guarded(ok, () => e.value(src, dimsIndex(src.shape, dims)));
+      return `select(${zero(node.dtype)}, ${v}, ${ok})`;
+    },
+  },
+  concat: {
+    kind: "movement",
+    inline: (e, node, idx) => {
+      const axis = node.params.axis;
+      const od = e.dims(idx);
+      const parts = node.inputs.map((x, k) => {
+        const off = node.inputs.slice(0, k).reduce((a, y) => a + y.shape[axis], 0);
+        return { x, off, n: x.shape[axis] };
+      }).filter((p) => p.n > 0);
+      let out = "";
+      for (let k = parts.length - 1; k >= 0; k--) {
+        const { x, off, n } = parts[k];
+        const local = e.let(subU(od[axis], u32(off)), "p");
+        const ok = k === parts.length - 1 ? "true" : e.let(`${local} < ${u32(n)}`, "p");
+        const guard = off === 0 ? ok : e.let(`${od[axis]} >= ${u32(off)} && ${ok}`, "p");
+        const v = e.guarded(
+          guard,
+          () => e.value(x, dimsIndex(x.shape, od.map((d, j) => j === axis ? local : d))),
+        );
+        out = out === "" ? v : `select(${out}, ${v}, ${ok})`;
+        if (k > 0 && out.length > 40) out = e.let(out);
+      }
+      return out;
+    },
+  },
+  flip: {
+    kind: "movement",
+    inline: (e, node, idx) => {
+      const od = e.dims(idx);
+      const dims = od.map((d, k) =>
+        node.params.axes.includes(k) ? subU(u32(node.shape[k] - 1), d) : d
+      );
+      return e.value(node.inputs[0], dimsIndex(node.inputs[0].shape, dims));
+    },
+  },
+  matmul: { kind: "gemm" },
+  conv2d: { kind: "loop", loop: convForwardLoop },
+  conv2dBackInput: { kind: "loop", loop: convBackInputLoop },
+  conv2dBackFilter: { kind: "loop", loop: convBackFilterLoop },
+  gather: {
+    kind: "movement",
+    cost: 2,
+    inline: (e, node, idx) => {
+      const [x, ix] = node.inputs;
+      const axis = node.params.axis;
+      const j = e.value(ix, idx);
+      const bad = e.let(`u32(${j}) >= ${u32(x.shape[axis])}`, "g");
+      e.kernel.reportRange?.(e, node, bad, j);
+      const od = e.dims(idx);
+      const v = e.value(x, dimsIndex(x.shape, od.map((d, k) => k === axis ? `u32(${j})` : d)));
+      return `select(${v}, ${wgslType(node.dtype) === "i32" ? "0i" : NAN}, ${bad})`;
+    },
+  },
+  scatterAdd: { kind: "loop", loop: scatterLoop },
+};
+
+/** The inline rule of `op` (throws for primitives that are never inlined). */
+export function inlineRule(op: Prim): (e: Emitter, node: Node, idx: Index) => string {
+  const rule = LOWERING[op].inline as ((e: Emitter, node: Node, idx: Index) => string) | undefined;
+  if (rule === undefined) {
+    return (_, node) => {
+      throw new TypeError(`Internal error: ${node.op} must be computed in a kernel of its own`);
+    };
+  }
+  return rule;
+}
+
+/** The loop of a node of kind `loop`. */
+export function loopOf(node: Node): LoopSpec {
+  const rule = LOWERING[node.op].loop as ((n: Node) => LoopSpec) | undefined;
+  if (rule === undefined) throw new TypeError(`Internal error: ${node.op} has no loop`);
+  return rule(node);
+}

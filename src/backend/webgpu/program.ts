@@ -1,0 +1,327 @@
+/**
+ * A compiled WebGPU program: the schedule's kernels as pipelines, a buffer plan by liveness,
+ * and `run`, which records every dispatch into one command encoder and submits it once,
+ * without waiting.
+ *
+ * @module
+ */
+import { sizeOf } from "../../ir/dtype.ts";
+import type { Node } from "../../ir/node.ts";
+import { donatedError, type Program, type Storage } from "../storage.ts";
+import { BufferHandle, GpuStorage, sizeClass } from "./buffers.ts";
+import { type BindingRef, type Dispatch, generate } from "./codegen.ts";
+import { LOWERING } from "./lowering.ts";
+import { type Kernel, type Schedule, schedule } from "./schedule.ts";
+import type { WebGpuBackend } from "./webgpu_backend.ts";
+
+/** Where a dispatch binding's memory comes from, once planned. */
+type Source =
+  | { kind: "input"; index: number }
+  | { kind: "const"; storage: GpuStorage }
+  | { kind: "slot"; slot: number }
+  | { kind: "errors" };
+
+interface PlannedDispatch {
+  dispatch: Dispatch;
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+  sources: Source[];
+  /** Whether the dispatch does any work (empty tensors skip it). */
+  empty: boolean;
+}
+
+interface Plan {
+  dispatches: PlannedDispatch[];
+  /** Size class of each slot, and the donated input it starts from (or -1 for the pool). */
+  slots: { bytes: number; input: number }[];
+  /** Per output: how to build its storage. */
+  outputs: (
+    | { kind: "input"; index: number; alias: boolean }
+    | { kind: "const"; storage: GpuStorage }
+    | { kind: "slot"; slot: number }
+  )[];
+  /** Donated inputs whose buffer the plan reuses. */
+  consumed: number[];
+}
+
+/** A graph compiled for the WebGPU backend. */
+export class GpuProgram implements Program {
+  private readonly sched: Schedule;
+  private readonly dispatches: { kernel: Kernel; dispatch: Dispatch }[] = [];
+  private readonly plans = new Map<string, Plan>();
+  private readonly consts = new Map<Node, GpuStorage>();
+  private readonly inputIndex = new Map<Node, number>();
+  /** Compiles the graph from `vars` to `outputs`. */
+  constructor(
+    private readonly backend: WebGpuBackend,
+    private readonly vars: readonly Node<"var">[],
+    private readonly outputs: readonly Node[],
+  ) {
+    vars.forEach((v, i) => this.inputIndex.set(v, i));
+    this.sched = schedule(outputs, {
+      maxBindings: backend.gpu.limits.maxStorageBuffersPerShaderStage,
+    });
+    const maxBytes = backend.gpu.limits.maxStorageBufferBindingSize;
+    for (const n of this.sched.order) {
+      if (n.dtype === "float64") {
+        throw new TypeError(
+          `${n.op} computes float64, which runs on the cpu backend (WGSL has no float64): cast to float32, or use setBackend("cpu")`,
+        );
+      }
+      if (n.op === "var" && !this.inputIndex.has(n)) {
+        throw new TypeError(`Unbound variable ${(n.params as { id: string }).id}`);
+      }
+      if (n.op === "const") {
+        this.consts.set(
+          n,
+          backend.adopt((n as Node<"const">).params.storage as Storage) as GpuStorage,
+        );
+      }
+      const bytes = sizeOf(n.shape) * 4;
+      if ((n.op === "var" || n.op === "const" || this.sched.realized.has(n)) && bytes > maxBytes) {
+        throw new RangeError(
+          `A ${n.dtype}[${
+            n.shape.join(",")
+          }] tensor (${bytes} bytes) exceeds the adapter's maxStorageBufferBindingSize of ${maxBytes} bytes (${backend.gpu.description}): split it, or use the cpu backend`,
+        );
+      }
+    }
+    const isMem = (n: Node) => LOWERING[n.op].kind === "input" || this.sched.realized.has(n);
+    const graph = { isMem, alias: this.sched.alias };
+    for (const kernel of this.sched.kernels) {
+      for (const dispatch of generate(kernel, graph, { profile: backend.profile })) {
+        this.dispatches.push({ kernel, dispatch });
+        backend.pipeline(dispatch.code, dispatch.name);
+      }
+    }
+  }
+
+  /** The number of dispatches a run records. */
+  get dispatchCount(): number {
+    return this.dispatches.length;
+  }
+
+  describe(): string {
+    return this.dispatches.map(({ dispatch }) =>
+      `// ${dispatch.name}: workgroups ${dispatch.workgroups.join("x")}\n${dispatch.code}`
+    ).join("\n");
+  }
+
+  private memOf(n: Node): Node {
+    return this.sched.alias.get(n) ?? n;
+  }
+
+  /** Buffer plan for a set of reusable donated inputs. */
+  private plan(donated: readonly number[]): Plan {
+    const key = donated.join(",");
+    const have = this.plans.get(key);
+    if (have !== undefined) return have;
+    const outs = new Set(this.outputs.map((o) => this.memOf(o)));
+    const lastUse = new Map<Node, number>();
+    this.dispatches.forEach(({ dispatch }, d) => {
+      for (const b of dispatch.bindings) if (b.kind === "node") lastUse.set(this.memOf(b.node), d);
+    });
+    const slots: { bytes: number; input: number }[] = [];
+    const free = new Map<number, number[]>();
+    const slotOf = new Map<Node, number>();
+    const release = (slot: number) => {
+      const bytes = slots[slot].bytes;
+      let list = free.get(bytes);
+      if (list === undefined) free.set(bytes, list = []);
+      list.push(slot);
+    };
+    const take = (bytes: number): number => {
+      const reuse = free.get(bytes)?.pop();
+      if (reuse !== undefined) return reuse;
+      slots.push({ bytes, input: -1 });
+      return slots.length - 1;
+    };
+    // Donated inputs not needed after their last read give their buffer to later values.
+    const donatedAt = new Map<number, number>();
+    for (const i of donated) {
+      const v = this.vars[i];
+      const bytes = sizeClass(sizeOf(v.shape) * 4);
+      slots.push({ bytes, input: i });
+      const slot = slots.length - 1;
+      slotOf.set(v, slot);
+      const last = lastUse.get(v);
+      if (last === undefined) release(slot);
+      else donatedAt.set(last, slot);
+    }
+    const scratch = new Map<string, number>();
+    const dispatches: PlannedDispatch[] = this.dispatches.map(({ dispatch, kernel }, d) => {
+      const sources: Source[] = [];
+      for (const b of dispatch.bindings) sources.push(this.source(b, slotOf, take, scratch));
+      for (const b of dispatch.bindings) {
+        if (b.kind !== "node") continue;
+        const m = this.memOf(b.node);
+        if (
+          lastUse.get(m) === d && !outs.has(m) && slotOf.has(m) &&
+          this.inputIndex.get(m) === undefined
+        ) {
+          release(slotOf.get(m)!);
+          lastUse.delete(m);
+        }
+      }
+      const donatedSlot = donatedAt.get(d);
+      if (donatedSlot !== undefined) release(donatedSlot);
+      // Scratch buffers live across the dispatches of one kernel (split-K partial sums).
+      if (this.dispatches[d + 1]?.kernel !== kernel) {
+        scratch.forEach(release);
+        scratch.clear();
+      }
+      const { pipeline, layout } = this.backend.pipeline(dispatch.code, dispatch.name);
+      const empty = dispatch.bindings.some((b) =>
+        b.kind === "node" && b.write && sizeOf(b.node.shape) === 0
+      );
+      return { dispatch, pipeline, layout, sources, empty };
+    });
+    const outputs = this.outputs.map((o) => {
+      const m = this.memOf(o);
+      const input = this.inputIndex.get(m);
+      if (input !== undefined && !slotOf.has(m)) {
+        return { kind: "input" as const, index: input, alias: m !== o };
+      }
+      const c = this.consts.get(m);
+      if (c !== undefined) return { kind: "const" as const, storage: c };
+      const slot = slotOf.get(m);
+      if (slot === undefined) {
+        throw new TypeError(`Internal error: output ${o.op} has no memory`);
+      }
+      return { kind: "slot" as const, slot };
+    });
+    const consumed = donated.filter((i) => slots.some((s) => s.input === i));
+    const plan: Plan = { dispatches, slots, outputs, consumed };
+    this.plans.set(key, plan);
+    return plan;
+  }
+
+  private source(
+    b: BindingRef,
+    slotOf: Map<Node, number>,
+    take: (bytes: number) => number,
+    scratch: Map<string, number>,
+  ): Source {
+    if (b.kind === "errors") return { kind: "errors" };
+    if (b.kind === "scratch") {
+      let slot = scratch.get(b.name);
+      if (slot === undefined) {
+        slot = take(sizeClass(b.bytes));
+        scratch.set(b.name, slot);
+      }
+      return { kind: "slot", slot };
+    }
+    const m = this.memOf(b.node);
+    const c = this.consts.get(m);
+    if (c !== undefined) return { kind: "const", storage: c };
+    const have = slotOf.get(m);
+    if (have !== undefined) return { kind: "slot", slot: have };
+    const input = this.inputIndex.get(m);
+    if (input !== undefined) return { kind: "input", index: input };
+    if (!b.write) throw new TypeError(`Internal error: ${m.op} is read before it is written`);
+    const slot = take(sizeClass(Math.max(4, sizeOf(m.shape) * 4)));
+    slotOf.set(m, slot);
+    return { kind: "slot", slot };
+  }
+
+  run(inputs: readonly Storage[], donated?: ReadonlySet<number>): Storage[] {
+    const backend = this.backend;
+    backend.checkUsable();
+    if (inputs.length !== this.vars.length) {
+      throw new TypeError(`Expected ${this.vars.length} inputs, got ${inputs.length}`);
+    }
+    const gpuInputs = inputs.map((s) => {
+      if (s.donated) throw donatedError();
+      return backend.adopt(s) as GpuStorage;
+    });
+    gpuInputs.forEach((s, i) => {
+      const v = this.vars[i];
+      if (s.size !== sizeOf(v.shape) || s.dtype !== v.dtype) {
+        throw new TypeError(
+          `Input ${i} holds ${s.size} ${s.dtype} values, expected ${v.dtype}[${v.shape.join(",")}]`,
+        );
+      }
+    });
+    // Donated inputs whose buffer may be reused: not shared with another storage or input,
+    // and not returned as an output.
+    const outMem = new Set(this.outputs.map((o) => this.memOf(o)));
+    const reusable: number[] = [];
+    for (const i of donated ?? []) {
+      const s = gpuInputs[i];
+      const shared = s.handle.storages > 1 || s.handle.moved ||
+        gpuInputs.some((t, j) => j !== i && t.handle === s.handle);
+      if (!shared && !outMem.has(this.vars[i])) reusable.push(i);
+    }
+    reusable.sort((a, b) => a - b);
+    const plan = this.plan(reusable);
+    const pool = backend.pool;
+    const buffers = plan.slots.map((s) =>
+      s.input >= 0 ? gpuInputs[s.input].handle.move() : pool.acquire(s.bytes)
+    );
+    const device = backend.gpu.device;
+    const encoder = device.createCommandEncoder();
+    const profiler = backend.profiler(plan.dispatches.filter((d) => !d.empty).length);
+    let pass: GPUComputePassEncoder | null = null;
+    let at = 0;
+    for (const pd of plan.dispatches) {
+      if (pd.empty) continue;
+      const entries: GPUBindGroupEntry[] = pd.sources.map((src, binding) => {
+        let buffer: GPUBuffer;
+        if (src.kind === "input") buffer = gpuInputs[src.index].buffer;
+        else if (src.kind === "const") buffer = src.storage.buffer;
+        else if (src.kind === "slot") buffer = buffers[src.slot];
+        else buffer = backend.errorBuffer();
+        return { binding, resource: { buffer } };
+      });
+      const bindGroup = device.createBindGroup({ layout: pd.layout, entries });
+      if (profiler !== null) {
+        pass = encoder.beginComputePass({ timestampWrites: profiler.writes(at) });
+      } else if (pass === null) {
+        pass = encoder.beginComputePass();
+      }
+      pass.setPipeline(pd.pipeline);
+      pass.setBindGroup(0, bindGroup);
+      pass.dispatchWorkgroups(...pd.dispatch.workgroups);
+      if (profiler !== null) {
+        pass.end();
+        pass = null;
+      }
+      at++;
+    }
+    if (pass !== null) pass.end();
+    profiler?.resolve(encoder);
+    device.queue.submit([encoder.finish()]);
+    profiler?.report(plan.dispatches.filter((d) => !d.empty).map((d) => d.dispatch.name));
+
+    // Outputs, then every buffer no output holds goes back to the pool.
+    const handles = new Map<number, BufferHandle>();
+    const result: Storage[] = this.outputs.map((o, k) => {
+      const out = plan.outputs[k];
+      if (out.kind === "const") {
+        if (out.storage.size === sizeOf(o.shape) && o.op === "const") return out.storage;
+        return new GpuStorage(o.dtype, sizeOf(o.shape), out.storage.handle, backend);
+      }
+      if (out.kind === "input") {
+        const s = gpuInputs[out.index];
+        if (!out.alias) return s;
+        return new GpuStorage(o.dtype, sizeOf(o.shape), s.handle, backend);
+      }
+      let handle = handles.get(out.slot);
+      if (handle === undefined) {
+        handle = new BufferHandle(buffers[out.slot], plan.slots[out.slot].bytes, pool);
+        handles.set(out.slot, handle);
+      }
+      return new GpuStorage(o.dtype, sizeOf(o.shape), handle, backend);
+    });
+    plan.slots.forEach((s, i) => {
+      if (!handles.has(i)) pool.release(buffers[i], s.bytes);
+    });
+    for (const i of donated ?? []) {
+      if (result.includes(inputs[i]) || result.includes(gpuInputs[i])) continue;
+      gpuInputs[i].donated = true;
+      if (inputs[i] !== gpuInputs[i]) inputs[i].donated = true;
+      if (gpuInputs[i].origin !== null) gpuInputs[i].origin!.donated = true;
+    }
+    return result;
+  }
+}

@@ -1,0 +1,409 @@
+/**
+ * Scheduling: which nodes get memory, and which kernels compute them.
+ *
+ * Every chain of elementwise and movement ops is inlined into the kernel of the node that
+ * consumes it; a node gets memory ("is realized") when it is an output, a loop (reduction,
+ * scatter-add, convolution) or a matrix product, an operand a tiled kernel must read from
+ * memory, or a value worth sharing between several kernels. A reduction or matrix product
+ * whose only consumer is one elementwise chain of its own shape is fused into that chain's
+ * kernel (the chain becomes the kernel's epilogue). Kernels never bind more storage buffers
+ * than the device allows: a kernel over the limit gets part of its inputs computed first.
+ *
+ * @module
+ */
+import type { Node } from "../../ir/node.ts";
+import { topoSort } from "../../ir/node.ts";
+import { LOWERING, type LoweringKind } from "./lowering.ts";
+
+/** How a matrix product reads its operands. */
+export interface GemmOperands {
+  /** Memory holding A (a realized node or input). */
+  a: Node;
+  /** Memory holding B. */
+  b: Node;
+  /** A is stored `[k, m]`. */
+  transA: boolean;
+  /** B is stored `[n, k]`. */
+  transB: boolean;
+  /** One A for every batch entry. */
+  broadcastA: boolean;
+  /** One B for every batch entry. */
+  broadcastB: boolean;
+  /** Number of products. */
+  batch: number;
+  /** Rows of C. */
+  m: number;
+  /** Columns of C. */
+  n: number;
+  /** Reduction length. */
+  k: number;
+}
+
+/** One kernel (or, for a split-K product, one short sequence of dispatches). */
+export interface Kernel {
+  /** `map`: one thread per element; `loop`: a loop per element; `gemm`: a tiled product. */
+  kind: "map" | "loop" | "gemm";
+  /** The shape of every node the kernel writes. */
+  shape: readonly number[];
+  /** Nodes written, in order. */
+  roots: Node[];
+  /** The loop or product computed first; either a root or fused into `roots[0]`. */
+  core: Node | null;
+  /** Operands of a product. */
+  gemm?: GemmOperands;
+  /** Memory the kernel reads (inputs and realized nodes, after aliasing). */
+  reads: Node[];
+  /** Whether the kernel reports out-of-range indices (gather, scatter-add). */
+  checksRange: boolean;
+}
+
+/** The schedule of a graph. */
+export interface Schedule {
+  /** The graph in topological order. */
+  order: Node[];
+  /** Nodes with memory, other than inputs. */
+  realized: Set<Node>;
+  /** A realized reshape shares the memory of the node given here. */
+  alias: Map<Node, Node>;
+  /** Kernels in execution order. */
+  kernels: Kernel[];
+}
+
+/** Options of {@link schedule}. */
+export interface ScheduleOptions {
+  /** Storage buffers one kernel may bind (the device limit). */
+  maxBindings: number;
+}
+
+function kindOf(n: Node): LoweringKind {
+  return LOWERING[n.op].kind;
+}
+
+function swapsLastTwo(perm: readonly number[]): boolean {
+  const r = perm.length;
+  return r >= 2 && perm[r - 1] === r - 2 && perm[r - 2] === r - 1 &&
+    perm.slice(0, r - 2).every((p, i) => p === i);
+}
+
+/** Finds the memory a product operand can be read from, with its layout flags. */
+function gemmOperand(node: Node): { base: Node; trans: boolean; bcast: boolean } {
+  const r = node.shape.length;
+  const last2 = (s: readonly number[]) => [s[s.length - 2], s[s.length - 1]];
+  let n = node;
+  let bcast = false;
+  if (n.op === "broadcast" && r > 2) {
+    const src = n.inputs[0];
+    if (src.shape.slice(0, r - 2).every((d) => d === 1)) {
+      bcast = true;
+      n = src;
+      // Strip reshapes that only add leading ones ([m, k] -> [1, m, k]).
+      while (
+        n.op === "reshape" && n.inputs[0].shape.length >= 2 &&
+        last2(n.inputs[0].shape).join() === last2(n.shape).join()
+      ) n = n.inputs[0];
+    }
+  }
+  let trans = false;
+  if (n.op === "permute" && swapsLastTwo((n.params as { perm: number[] }).perm)) {
+    trans = true;
+    n = n.inputs[0];
+  }
+  return { base: n, trans, bcast };
+}
+
+/** Relative cost and memory reads of computing `n` inline (stopping at memory). */
+function inlineStats(
+  n: Node,
+  isMem: (n: Node) => boolean,
+): { cost: number; reads: number } {
+  const seen = new Set<Node>();
+  const reads = new Set<Node>();
+  let cost = 0;
+  const stack = [n];
+  while (stack.length > 0 && seen.size < 200) {
+    const x = stack.pop()!;
+    if (seen.has(x)) continue;
+    seen.add(x);
+    if (x !== n && isMem(x)) {
+      reads.add(x);
+      continue;
+    }
+    const kind = kindOf(x);
+    if (kind === "elementwise") cost += LOWERING[x.op].cost ?? 1;
+    if (kind === "movement") cost += LOWERING[x.op].cost ?? 0;
+    stack.push(...x.inputs);
+  }
+  if (stack.length > 0) cost += 100;
+  return { cost, reads: reads.size };
+}
+
+/**
+ * Groups the graph of `outputs` into kernels.
+ *
+ * @example
+ * ```ts
+ * import { makeNode } from "../../ir/node.ts";
+ * import { schedule } from "./schedule.ts";
+ * const x = makeNode("var", [], { id: "x", shape: [4, 8], dtype: "float32" });
+ * const y = makeNode("exp", [makeNode("neg", [x], {})], {});
+ * const s = schedule([makeNode("sum", [y], { axes: [1] })], { maxBindings: 8 });
+ * s.kernels.length; // 1: the exp and neg run inside the reduction's loop
+ * ```
+ */
+export function schedule(outputs: readonly Node[], options: ScheduleOptions): Schedule {
+  const order = topoSort(outputs);
+  const users = new Map<Node, Node[]>();
+  for (const n of order) {
+    for (const x of new Set(n.inputs)) {
+      let list = users.get(x);
+      if (list === undefined) users.set(x, list = []);
+      list.push(n);
+    }
+  }
+  const outSet = new Set(outputs);
+  const realized = new Set<Node>();
+  /** Nodes that must keep their own memory (outputs, operands of tiled kernels). */
+  const pinned = new Set<Node>();
+  const isInput = (n: Node) => kindOf(n) === "input";
+  const realize = (n: Node, pin: boolean) => {
+    if (isInput(n)) return;
+    realized.add(n);
+    if (pin) pinned.add(n);
+  };
+  for (const o of outputs) realize(o, true);
+  const gemms = new Map<Node, GemmOperands>();
+  for (const n of order) {
+    const kind = kindOf(n);
+    if (kind === "loop" || kind === "gemm") realize(n, false);
+    if (kind === "gemm") {
+      const [a, b] = n.inputs.map(gemmOperand);
+      realize(a.base, true);
+      realize(b.base, true);
+      const r = n.shape.length;
+      const m = n.shape[r - 2], nn = n.shape[r - 1], k = n.inputs[0].shape[r - 1];
+      gemms.set(n, {
+        a: a.base,
+        b: b.base,
+        transA: a.trans,
+        transB: b.trans,
+        broadcastA: a.bcast,
+        broadcastB: b.bcast,
+        batch: n.shape.slice(0, r - 2).reduce((x, y) => x * y, 1),
+        m,
+        n: nn,
+        k,
+      });
+    }
+    // Convolutions and scatter-add read each input element many times: give them memory.
+    if (kind === "loop" && n.op !== "sum" && n.op !== "reduceMax") {
+      for (const x of n.inputs) realize(x, true);
+    }
+  }
+  const isMem = (n: Node) => isInput(n) || realized.has(n);
+
+  // Kernels that would compute `n` inline: the memory nodes reached upward through
+  // non-memory nodes (a product reads its operands from memory, never inline).
+  const inlinedBy = (): Map<Node, Set<Node>> => {
+    const roots = new Map<Node, Set<Node>>();
+    for (let i = order.length - 1; i >= 0; i--) {
+      const n = order[i];
+      if (isMem(n)) continue;
+      const s = new Set<Node>();
+      for (const u of users.get(n) ?? []) {
+        if (isMem(u)) {
+          if (kindOf(u) !== "gemm") s.add(u);
+        } else {
+          for (const r of roots.get(u) ?? []) s.add(r);
+        }
+      }
+      roots.set(n, s);
+    }
+    return roots;
+  };
+
+  // Shared values: realize a costly node that several kernels would otherwise recompute.
+  {
+    const roots = new Map<Node, Set<Node>>();
+    for (let i = order.length - 1; i >= 0; i--) {
+      const n = order[i];
+      if (isMem(n)) continue;
+      const s = new Set<Node>();
+      for (const u of users.get(n) ?? []) {
+        if (isMem(u)) {
+          if (kindOf(u) !== "gemm") s.add(u);
+        } else {
+          for (const r of roots.get(u) ?? []) s.add(r);
+        }
+      }
+      const kind = kindOf(n);
+      if (s.size >= 2 && (kind === "elementwise" || kind === "movement")) {
+        const { cost, reads } = inlineStats(n, isMem);
+        if (cost >= 8 || reads >= 3 || (reads >= 2 && s.size >= 3)) {
+          realize(n, false);
+          continue;
+        }
+      }
+      roots.set(n, s);
+    }
+  }
+
+  for (let iter = 0;; iter++) {
+    const kernels = buildKernels();
+    const over = kernels.find((k) => bindingsOf(k) > options.maxBindings);
+    if (over === undefined) {
+      return { order, realized, alias: aliases(), kernels };
+    }
+    if (iter > order.length) {
+      throw new RangeError(
+        `Cannot fit a kernel into ${options.maxBindings} storage bindings (device limit)`,
+      );
+    }
+    splitKernel(over);
+  }
+
+  function bindingsOf(k: Kernel): number {
+    return k.reads.length + k.roots.length + (k.checksRange ? 1 : 0);
+  }
+
+  function aliases(): Map<Node, Node> {
+    const alias = new Map<Node, Node>();
+    for (const n of order) {
+      if (realized.has(n) && n.op === "reshape" && isMem(n.inputs[0])) {
+        alias.set(n, alias.get(n.inputs[0]) ?? n.inputs[0]);
+      }
+    }
+    return alias;
+  }
+
+  /** Memory nodes read by computing `from` inline, and whether range checks occur. */
+  function readsOf(from: readonly Node[], own: ReadonlySet<Node>): {
+    reads: Node[];
+    checksRange: boolean;
+    nodes: Node[];
+  } {
+    const alias = aliases();
+    const reads = new Set<Node>();
+    const seen = new Set<Node>();
+    const nodes: Node[] = [];
+    let checksRange = false;
+    const stack = [...from];
+    while (stack.length > 0) {
+      const x = stack.pop()!;
+      if (seen.has(x)) continue;
+      seen.add(x);
+      if (!own.has(x) && isMem(x)) {
+        reads.add(alias.get(x) ?? x);
+        continue;
+      }
+      nodes.push(x);
+      if (x.op === "gather" || x.op === "scatterAdd") checksRange = true;
+      if (kindOf(x) === "gemm" && own.has(x)) {
+        const g = gemms.get(x)!;
+        reads.add(alias.get(g.a) ?? g.a);
+        reads.add(alias.get(g.b) ?? g.b);
+        continue;
+      }
+      stack.push(...x.inputs);
+    }
+    return { reads: [...reads], checksRange, nodes };
+  }
+
+  /** The single elementwise root fusing `core` as its prologue, or null. */
+  function fusionTarget(core: Node, roots: Map<Node, Set<Node>>): Node | null {
+    if (pinned.has(core) || outSet.has(core)) return null;
+    const targets = new Set<Node>();
+    const stack = [...(users.get(core) ?? [])];
+    const seen = new Set<Node>();
+    while (stack.length > 0) {
+      const u = stack.pop()!;
+      if (seen.has(u)) continue;
+      seen.add(u);
+      if (kindOf(u) !== "elementwise") return null;
+      if (isMem(u)) targets.add(u);
+      else {
+        // Every kernel computing u inline must be reached through elementwise ops too.
+        for (const r of roots.get(u) ?? []) {
+          if (kindOf(r) !== "elementwise") return null;
+        }
+        stack.push(...(users.get(u) ?? []));
+      }
+    }
+    if (targets.size !== 1) return null;
+    const [k] = targets;
+    return k.shape.join() === core.shape.join() ? k : null;
+  }
+
+  function buildKernels(): Kernel[] {
+    const roots = inlinedBy();
+    const alias = aliases();
+    const fusedInto = new Map<Node, Node>();
+    const claimed = new Set<Node>();
+    for (const n of order) {
+      const kind = kindOf(n);
+      const fusible = (kind === "loop" && (n.op === "sum" || n.op === "reduceMax")) ||
+        kind === "gemm";
+      if (!fusible || !realized.has(n)) continue;
+      const k = fusionTarget(n, roots);
+      if (k === null || claimed.has(k)) continue;
+      if (kind === "gemm") {
+        // The tiled kernel's epilogue binds extra inputs as plain f32 arrays and cannot
+        // report index errors.
+        const { reads, checksRange } = readsOf([k], new Set([k, n]));
+        if (checksRange || reads.length + 3 > options.maxBindings) continue;
+      }
+      claimed.add(k);
+      fusedInto.set(n, k);
+    }
+    const kernels: Kernel[] = [];
+    for (const n of order) {
+      if (!realized.has(n) || alias.has(n) || fusedInto.has(n)) continue;
+      const core = [...fusedInto].find(([, k]) => k === n)?.[0] ??
+        (kindOf(n) === "loop" || kindOf(n) === "gemm" ? n : null);
+      const kind = core === null ? "map" : kindOf(core) === "gemm" ? "gemm" : "loop";
+      const own = new Set<Node>([n]);
+      if (core !== null) own.add(core);
+      const { reads, checksRange } = readsOf([n], own);
+      kernels.push({
+        kind,
+        shape: n.shape,
+        roots: [n],
+        core,
+        gemm: core !== null && kind === "gemm" ? gemms.get(core) : undefined,
+        reads,
+        checksRange,
+      });
+    }
+    return kernels;
+  }
+
+  /** Realizes part of an over-wide kernel's inline graph so it binds fewer buffers. */
+  function splitKernel(k: Kernel): void {
+    const own = new Set<Node>(k.roots);
+    if (k.core !== null) own.add(k.core);
+    const { nodes, reads } = readsOf(k.roots, own);
+    let best: Node | null = null;
+    let bestReads = 1;
+    for (const x of nodes) {
+      if (own.has(x) || isMem(x)) continue;
+      const kind = kindOf(x);
+      if (kind !== "elementwise" && kind !== "movement") continue;
+      const r = readsOf([x], new Set([x])).reads.length;
+      if (r > bestReads && r < reads.length) {
+        best = x;
+        bestReads = r;
+      }
+    }
+    if (best === null) {
+      // A fused core can always be given its own kernel.
+      if (k.core !== null && !k.roots.includes(k.core)) {
+        pinned.add(k.core);
+        return;
+      }
+      throw new RangeError(
+        `Cannot fit kernel ${k.roots.map((r) => r.op).join(",")} into ${options.maxBindings} ` +
+          `storage bindings (device limit): one operation reads ${reads.length} tensors`,
+      );
+    }
+    realize(best, false);
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * The `webgpu` backend: compiles graphs to WGSL kernels (see `schedule.ts`, `codegen.ts`) and
+ * runs them on the device, with a pipeline cache keyed by WGSL source, a buffer pool, and
+ * reads that report device and index errors.
+ *
+ * @module
+ */
+import { debugEnabled, envVar } from "../../_env.ts";
+import type { TypedArray } from "../../ir/dtype.ts";
+import type { Node } from "../../ir/node.ts";
+import type { Backend, Program, Storage } from "../storage.ts";
+import { BufferHandle, BufferPool, float64Error, GpuStorage, sizeClass } from "./buffers.ts";
+import { rangeError } from "./codegen.ts";
+import { formatCompileMessages, type GpuContext, throwPendingError } from "./device.ts";
+import { GpuProgram } from "./program.ts";
+import { RunProfiler } from "./profile.ts";
+
+interface CachedPipeline {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+}
+
+/** The WebGPU backend over one device. */
+export class WebGpuBackend implements Backend {
+  readonly name = "webgpu";
+  /** The buffer pool. */
+  readonly pool: BufferPool;
+  /** Kernel tuning profile: software adapters get small tiles. */
+  readonly profile: "llvmpipe" | "discrete";
+  private readonly pipelines = new Map<string, CachedPipeline>();
+  private readonly uploads = new WeakMap<Storage, GpuStorage>();
+  private errors: GPUBuffer | null = null;
+  /** Statistics, for tests and profiling. */
+  readonly stats = { pipelines: 0, programs: 0 };
+  /** Starts the backend on a device from `requestGpu()`. */
+  constructor(readonly gpu: GpuContext) {
+    this.pool = new BufferPool(gpu.device);
+    this.profile = gpu.fallback ? "llvmpipe" : "discrete";
+  }
+
+  /** The adapter's description, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`. */
+  get description(): string {
+    return this.gpu.description;
+  }
+
+  /** Throws if the device is lost or reported an error. */
+  checkUsable(): void {
+    throwPendingError(this.gpu);
+  }
+
+  compile(inputs: readonly Node<"var">[], outputs: readonly Node[]): Program {
+    this.checkUsable();
+    const program = new GpuProgram(this, inputs, outputs);
+    this.stats.programs++;
+    if (debugEnabled("wgsl")) console.log(program.describe());
+    return program;
+  }
+
+  /** The pipeline of a WGSL source, compiled once (compile errors come with source lines). */
+  pipeline(code: string, name: string): CachedPipeline {
+    const have = this.pipelines.get(code);
+    if (have !== undefined) return have;
+    const device = this.gpu.device;
+    const entries: GPUBindGroupLayoutEntry[] = [];
+    for (const m of code.matchAll(/@binding\(([0-9]+)\) var<storage, (read|read_write)>/g)) {
+      entries.push({
+        binding: Number(m[1]),
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: m[2] === "read" ? "read-only-storage" : "storage" },
+      });
+    }
+    const layout = device.createBindGroupLayout({ entries, label: name });
+    device.pushErrorScope("validation");
+    const module = device.createShaderModule({ code, label: name });
+    const pipeline = device.createComputePipeline({
+      label: name,
+      layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: "main" },
+    });
+    device.popErrorScope().then(async (error) => {
+      if (error === null) return;
+      const info = await module.getCompilationInfo();
+      const text = info.messages.some((m) => m.type === "error")
+        ? formatCompileMessages(name, code, info.messages)
+        : `Cannot create the pipeline of kernel ${name}: ${error.message}\n${code}`;
+      this.gpu.errors.push(new Error(text));
+    });
+    const cached = { pipeline, layout };
+    this.pipelines.set(code, cached);
+    this.stats.pipelines++;
+    return cached;
+  }
+
+  /** A run profiler when `COSGRAD_PROFILE=1` and the device has timestamps, else null. */
+  profiler(dispatches: number): RunProfiler | null {
+    const want = envVar("COSGRAD_PROFILE");
+    if (want === undefined || want === "" || want === "0" || dispatches === 0) return null;
+    if (!this.gpu.timestamps) return null;
+    return new RunProfiler(this.gpu.device, dispatches);
+  }
+
+  /** The 16-byte buffer kernels report out-of-range indices into (code, index). */
+  errorBuffer(): GPUBuffer {
+    if (this.errors === null) {
+      this.errors = this.gpu.device.createBuffer({
+        size: 16,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+        label: "cosgrad index errors",
+      });
+    }
+    return this.errors;
+  }
+
+  fromHost(data: TypedArray): Storage {
+    if (data instanceof Float64Array) throw float64Error();
+    const bytes = data.length * 4;
+    const cls = sizeClass(Math.max(bytes, 4));
+    const buffer = this.pool.acquire(cls);
+    if (bytes > 0) {
+      this.gpu.device.queue.writeBuffer(
+        buffer,
+        0,
+        data as Float32Array<ArrayBuffer>,
+        0,
+        data.length,
+      );
+    }
+    const s = new GpuStorage(
+      data instanceof Int32Array ? "int32" : "float32",
+      data.length,
+      new BufferHandle(buffer, cls, this.pool),
+      this,
+    );
+    s.host = data;
+    return s;
+  }
+
+  adopt(s: Storage): Storage {
+    if (s instanceof GpuStorage && s.reader === this) return s;
+    if (s.dtype === "float64") throw float64Error();
+    const cached = this.uploads.get(s);
+    if (cached !== undefined) return cached;
+    if (s.host === null) {
+      throw new TypeError(
+        `A tensor held on the ${s.backend} backend has no host copy; read it with await t.data() first`,
+      );
+    }
+    const g = this.fromHost(s.host) as GpuStorage;
+    g.origin = s;
+    if (s.donated) g.donated = true;
+    this.uploads.set(s, g);
+    return g;
+  }
+
+  async synchronize(): Promise<void> {
+    this.checkUsable();
+    await this.gpu.device.queue.onSubmittedWorkDone();
+    this.checkUsable();
+  }
+
+  /** Copies `bytes` of `buffer` to the host after all submitted work; reports kernel errors. */
+  async readBuffer(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
+    this.checkUsable();
+    const device = this.gpu.device;
+    const size = Math.ceil(bytes / 4) * 4;
+    const withErrors = this.errors !== null;
+    const staging = device.createBuffer({
+      size: size + (withErrors ? 16 : 0),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    const encoder = device.createCommandEncoder();
+    encoder.copyBufferToBuffer(buffer, 0, staging, 0, size);
+    if (withErrors) encoder.copyBufferToBuffer(this.errors!, 0, staging, size, 16);
+    device.queue.submit([encoder.finish()]);
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+    } catch (e) {
+      staging.destroy();
+      this.checkUsable();
+      throw e;
+    }
+    const data = staging.getMappedRange(0, size).slice(0, bytes);
+    let code = 0, index = 0;
+    if (withErrors) {
+      const words = new Uint32Array(staging.getMappedRange(size, 16));
+      code = words[0];
+      index = words[1] | 0;
+    }
+    staging.unmap();
+    staging.destroy();
+    this.checkUsable();
+    if (code !== 0) {
+      device.queue.writeBuffer(this.errors!, 0, new Uint32Array(4));
+      throw rangeError(code, index);
+    }
+    return data;
+  }
+}
