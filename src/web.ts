@@ -1,0 +1,13 @@
+/**
+ * The browser entry point: everything `mod.ts` exports, nothing that needs Deno. `deno task
+ * build` bundles this file into `dist/cosgrad.js`.
+ *
+ * @example
+ * ```ts
+ * import * as cg from "./web.ts";
+ * await cg.add(cg.tensor([1]), cg.tensor([2])).data(); // Float32Array [3]
+ * ```
+ *
+ * @module
+ */
+export * from "../mod.ts";
