@@ -1,6 +1,7 @@
 /**
- * The browser entry point: everything `mod.ts` exports, nothing that needs Deno. `deno task
- * build` bundles this file into `dist/cosgrad.js`.
+ * The browser entry point: everything `mod.ts` exports, plus the WebGPU backend (importing this
+ * module registers it, so `await cg.setBackend("webgpu")` works), and nothing that needs Deno.
+ * `deno task build` bundles this file into `dist/cosgrad.js`.
  *
  * @example
  * ```ts
@@ -11,3 +12,4 @@
  * @module
  */
 export * from "../mod.ts";
+export { initDefaultBackend, initWebGpu, startWebGpu } from "./backend/webgpu/mod.ts";

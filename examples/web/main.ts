@@ -15,8 +15,7 @@ import * as cg from "../../src/web.ts";
 import {
   angularGaps,
   type GapReport,
-  initToyOpt,
-  initToyParams,
+  initToyState,
   LOSS_KINDS,
   type LossKind,
   makeToyData,
@@ -25,8 +24,8 @@ import {
   type ToyData,
   toyFeatures,
   type ToyHyper,
-  type ToyOptState,
   type ToyParams,
+  type ToyState,
 } from "./toy.ts";
 
 /** What the page publishes as `window.__toy`. */
@@ -125,16 +124,20 @@ const status: ToyStatus = {
 };
 globalThis.window.__toy = status;
 
+/** Makes the CPU interpreter the backend and says why on the page. */
+async function fallbackToCpu(why: string): Promise<void> {
+  await cg.setBackend("cpu");
+  status.backend = "cpu";
+  status.note = why;
+  const note = el<HTMLParagraphElement>("backend");
+  note.textContent = `Training on the CPU interpreter: ${why}`;
+  note.classList.add("fallback");
+}
+
 /** Finds the page's adapter and starts cosgrad's webgpu backend on it, or falls back to cpu. */
 async function startBackend(): Promise<void> {
   const note = el<HTMLParagraphElement>("backend");
-  const fallback = async (why: string) => {
-    await cg.setBackend("cpu");
-    status.backend = "cpu";
-    status.note = why;
-    note.textContent = `Training on the CPU interpreter: ${why}`;
-    note.classList.add("fallback");
-  };
+  const fallback = fallbackToCpu;
   if (query.get("backend") === "cpu") return fallback("the URL asked for backend=cpu");
   const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
   if (gpu === undefined) {
@@ -175,28 +178,35 @@ let data: ToyData;
 const classes = 8;
 let n = 0;
 const steps = new Map<LossKind, ReturnType<typeof makeToyStep>>();
-const readout = cg.compile((losses: cg.Tensor[], p: ToyParams, x: cg.Tensor) =>
+const readout = cg.compile((lossLog: cg.Tensor, p: ToyParams, x: cg.Tensor) =>
   cg.concat([
-    cg.stack(losses),
+    lossLog,
     cg.reshape(toyFeatures(p, x), [2 * x.shape[0]]),
     cg.reshape(p.classW, [p.classW.size]),
   ])
 );
-let params: ToyParams;
-let opt: ToyOptState;
+let state: ToyState;
 let hyper: ToyHyper;
 let features: Float32Array | null = null;
 let weights: Float32Array | null = null;
 
 function resetModel(): void {
-  params = initToyParams({ seed, classes });
-  opt = initToyOpt(params);
+  state = initToyState({ seed, classes }, readEvery);
   status.steps = 0;
   status.losses = [];
   status.gaps = null;
   status.done = false;
   features = null;
   weights = null;
+}
+
+/** Makes the data, the hyperparameters and the initial state on the current backend. */
+function startModel(): void {
+  data = makeToyData({ seed, classes });
+  n = data.labels.length;
+  steps.clear();
+  setHyper();
+  resetModel();
 }
 
 function setHyper(): void {
@@ -217,35 +227,47 @@ function nextFrame(): Promise<void> {
   return new Promise((resolve) => requestAnimationFrame(() => resolve()));
 }
 
+/** Trains until the target step count is reached or the user pauses. */
+async function trainSteps(): Promise<void> {
+  while (status.running && status.steps < status.target) {
+    const k = Math.min(readEvery, status.target - status.steps);
+    const step = stepFor(status.config.loss);
+    const t0 = performance.now();
+    for (let i = 0; i < k; i++) state = step(state, data.batch, hyper);
+    // One read per interval: the losses, the features and the class weights together.
+    const flat = await readout(state.lossLog, state.params, data.batch.x).data() as Float32Array;
+    status.msPerStep = (performance.now() - t0) / k;
+    // The log holds the latest readEvery losses, oldest first.
+    for (let i = readEvery - k; i < readEvery; i++) status.losses.push(flat[i]);
+    features = flat.slice(readEvery, readEvery + 2 * n);
+    weights = flat.slice(readEvery + 2 * n);
+    status.steps += k;
+    measure();
+    render();
+    await nextFrame();
+  }
+  status.done = status.steps >= status.target;
+}
+
 async function train(): Promise<void> {
   if (status.running) return;
   status.running = true;
   status.done = false;
   updateControls();
   try {
-    while (status.running && status.steps < status.target) {
-      const k = Math.min(readEvery, status.target - status.steps);
-      const step = stepFor(status.config.loss);
-      const t0 = performance.now();
-      const losses: cg.Tensor[] = [];
-      for (let i = 0; i < k; i++) {
-        const r = step(params, opt, data.batch, hyper);
-        params = r.params;
-        opt = r.opt;
-        losses.push(r.loss);
-      }
-      // One read per interval: the losses, the features and the class weights together.
-      const flat = await readout(losses, params, data.batch.x).data() as Float32Array;
-      status.msPerStep = (performance.now() - t0) / k;
-      for (let i = 0; i < k; i++) status.losses.push(flat[i]);
-      features = flat.slice(k, k + 2 * n);
-      weights = flat.slice(k + 2 * n);
-      status.steps += k;
-      measure();
-      render();
-      await nextFrame();
+    try {
+      await trainSteps();
+    } catch (e) {
+      if (status.backend !== "webgpu") throw e;
+      console.error(e);
+      // The adapter exists but the backend failed on it: say so, and start again on the CPU.
+      const first = String((e as Error).message).split("\n").slice(0, 2).join(" ");
+      await fallbackToCpu(
+        `cosgrad's webgpu backend failed on adapter ${status.adapter} (${first}); restarted`,
+      );
+      startModel();
+      await trainSteps();
     }
-    status.done = status.steps >= status.target;
   } catch (e) {
     status.error = (e as Error).message;
     console.error(e);
@@ -585,10 +607,7 @@ async function main(): Promise<void> {
     writeControls();
     wire();
     await startBackend();
-    data = makeToyData({ seed, classes });
-    n = data.labels.length;
-    setHyper();
-    resetModel();
+    startModel();
     updateControls();
     render();
     if (query.get("autostart") === "1") await train();

@@ -224,7 +224,7 @@ const BETA1 = 0.9, BETA2 = 0.999, ADAM_EPS = 1e-8;
 
 /**
  * One training step of `kind` (not compiled: wrap it with `cg.compile`, donating the
- * parameters and the optimizer state, as {@link makeToyStep} does).
+ * training state, as {@link makeToyStep} does).
  *
  * @example
  * ```ts
@@ -267,27 +267,59 @@ export function toyStep(
   return { params: next, opt: { mu, nu, t }, loss };
 }
 
+/** What the compiled step carries from one call to the next. */
+export interface ToyState {
+  /** The parameters. */
+  params: ToyParams;
+  /** Adam's state. */
+  opt: ToyOptState;
+  /**
+   * The losses of the latest steps, oldest first (`[logLength]`): kept on the device, so one
+   * read every few steps returns all of them.
+   */
+  lossLog: cg.Tensor;
+}
+
 /**
- * {@link toyStep} for `kind`, compiled once (per backend), with the parameters and the
- * optimizer state donated.
+ * The initial training state: parameters, zero Adam moments and a loss log of `logLength`
+ * entries (NaN until filled).
  *
  * @example
  * ```ts
- * import { initToyOpt, initToyParams, makeToyData, makeToyStep } from "./toy.ts";
+ * import { initToyState } from "./toy.ts";
+ * initToyState({}, 10).lossLog.shape; // [10]
+ * ```
+ */
+export function initToyState(options: ToyOptions = {}, logLength = 10): ToyState {
+  const params = initToyParams(options);
+  return { params, opt: initToyOpt(params), lossLog: cg.full([logLength], NaN) };
+}
+
+/**
+ * {@link toyStep} for `kind`, compiled once (per backend), with the state donated; the step's
+ * loss is appended to the state's loss log (the oldest entry drops out).
+ *
+ * @example
+ * ```ts
+ * import { initToyState, makeToyData, makeToyStep } from "./toy.ts";
  * import * as cg from "../../src/web.ts";
  * const step = makeToyStep("nsl");
- * const d = makeToyData({ perClass: 2 }), p = initToyParams();
+ * const d = makeToyData({ perClass: 2 });
  * const h = { s: cg.scalar(8), m: cg.scalar(0), lr: cg.scalar(0.01) };
- * (await step(p, initToyOpt(p), d.batch, h).loss.data()).length; // 1
+ * const state = step(initToyState({}, 4), d.batch, h);
+ * (await state.lossLog.data())[3] > 0; // true: the first step's loss
  * ```
  */
 export function makeToyStep(
   kind: LossKind,
-): cg.CompiledFunction<[ToyParams, ToyOptState, ToyBatch, ToyHyper], ToyStepResult> {
+): cg.CompiledFunction<[ToyState, ToyBatch, ToyHyper], ToyState> {
   return cg.compile(
-    (params: ToyParams, opt: ToyOptState, batch: ToyBatch, hyper: ToyHyper) =>
-      toyStep(kind, params, opt, batch, hyper),
-    { donate: [0, 1] },
+    (state: ToyState, batch: ToyBatch, hyper: ToyHyper): ToyState => {
+      const r = toyStep(kind, state.params, state.opt, batch, hyper);
+      const lossLog = cg.concat([cg.slice(state.lossLog, [1]), cg.reshape(r.loss, [1])]);
+      return { params: r.params, opt: r.opt, lossLog };
+    },
+    { donate: [0] },
   );
 }
 
