@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type Conv2dGeometry } from "./conv2d.ts";
+import type { Conv2dGeometry } from "./conv2d.ts";
 
 /** A reference result: values and Σ|terms| per element. */
 export interface Reference {

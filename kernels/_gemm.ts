@@ -95,12 +95,28 @@ export interface GemmSpec {
   bFirst?: boolean;
 }
 
-/** Threads of a workgroup for a tile. */
+/**
+ * Threads of a workgroup for a tile.
+ *
+ * @example
+ * ```ts
+ * import { gemmThreads } from "./_gemm.ts";
+ * console.assert(gemmThreads({ bm: 128, bn: 128, bk: 8, tm: 8, tn: 8 }) === 256);
+ * ```
+ */
 export function gemmThreads(tile: GemmTile): number {
   return (tile.bm / tile.tm) * (tile.bn / tile.tn);
 }
 
-/** Throws unless the tile is one the generator supports. */
+/**
+ * Throws a `RangeError` unless the tile is one the generator supports.
+ *
+ * @example
+ * ```ts
+ * import { checkTile } from "./_gemm.ts";
+ * checkTile({ bm: 64, bn: 64, bk: 8, tm: 4, tn: 4 });
+ * ```
+ */
 export function checkTile(tile: GemmTile): void {
   const { bm, bn, bk, tm, tn } = tile;
   if (tile.staging === "registers") {
@@ -127,7 +143,15 @@ export function checkTile(tile: GemmTile): void {
   }
 }
 
-/** Effective split count and chunk length (a multiple of bk) for a K range. */
+/**
+ * Effective split count and chunk length (a multiple of bk) for a K range.
+ *
+ * @example
+ * ```ts
+ * import { splitChunks } from "./_gemm.ts";
+ * console.assert(splitChunks(100, 8, 4).join() === "4,32");
+ * ```
+ */
 export function splitChunks(k: number, bk: number, splits: number): [number, number] {
   const steps = Math.ceil(k / bk);
   const chunk = Math.ceil(steps / Math.max(1, splits)) * bk;
@@ -135,8 +159,11 @@ export function splitChunks(k: number, bk: number, splits: number): [number, num
 }
 
 interface Slot {
+  /** Statements before the K loop (index math, the register `v_*` holding the loaded value). */
   hoist: string;
-  load: string;
+  /** Statements loading the slot for the K-step starting at the given k into `v_*`. */
+  load: (kBase: string) => string;
+  /** Statements writing `v_*` to workgroup memory. */
   store: string;
 }
 
@@ -177,28 +204,29 @@ function operandSlots(
     const partial = (i + 1) * threads > items;
     const t = `t_${s}`;
     const kg = `k_${s}`;
+    const zero = vw === 4 ? "vec4<f32>(0.0)" : "0.0";
     const hoist = [
       `let r_${s} = ${r};`,
       `let kk_${s} = ${kk};`,
       `let ${t} = ${tileBase} + r_${s};`,
       op.hoist ? op.hoist(t, s) : "",
       partial ? `let ok_${s} = ${uExpr} < ${u(items)};` : "",
+      `var v_${s} = ${zero};`,
     ].filter((x) => x).join("\n  ");
     const conds: string[] = [];
     if (partial) conds.push(`ok_${s}`);
-    if (tileDim % (side === "a" ? dims.bt : dims.bt) !== 0) conds.push(`${t} < ${u(tileDim)}`);
+    if (tileDim % bt !== 0) conds.push(`${t} < ${u(tileDim)}`);
     if (k % bk !== 0) conds.push(`${kg} < ${u(k)}`);
     const extra = op.cond ? op.cond(t, kg, s) : "";
     if (extra) conds.push(`(${extra})`);
     const idx = op.index(t, kg, s);
-    const zero = vw === 4 ? "vec4<f32>(0.0)" : "0.0";
     const read = vw === 4 ? `${op.binding}[(${idx}) / 4u]` : `${op.binding}[${idx}]`;
-    const load = [
-      `let ${kg} = k0 + kk_${s};`,
-      conds.length
-        ? `var v_${s} = ${zero};\n    if (${conds.join(" && ")}) { v_${s} = ${read}; }`
-        : `let v_${s} = ${read};`,
-    ].join("\n    ");
+    const load = (kBase: string) =>
+      `{\n      let ${kg} = ${kBase} + kk_${s};\n      ` +
+      (conds.length
+        ? `if (${conds.join(" && ")}) { v_${s} = ${read}; } else { v_${s} = ${zero}; }`
+        : `v_${s} = ${read};`) +
+      "\n    }";
     let store: string;
     if (op.vec === "tile") {
       store = `${sh}[(kk_${s} * ${u(bt)} + r_${s}) / 4u] = v_${s};`;
@@ -294,11 +322,16 @@ function workgroupBody(spec: GemmSpec, split: boolean): { decls: string; body: s
 var<workgroup> Bs: array<vec4<f32>, ${(bk * bn) / 4}>;`;
   const body = `${slots.map((s) => s.hoist).join("\n  ")}
   ${accs.join("\n  ")}
+  // Global loads of the next K-step are issued before computing the current one (prefetch
+  // into registers), so their latency overlaps the FMAs.
+  ${slots.map((s) => s.load("kBegin")).join("\n  ")}
   for (var k0 = kBegin; k0 < kEnd; k0 = k0 + ${u(bk)}) {
-    ${slots.map((s) => s.load).join("\n    ")}
     workgroupBarrier();
     ${slots.map((s) => s.store).join("\n    ")}
     workgroupBarrier();
+    if (k0 + ${u(bk)} < kEnd) {
+      ${slots.map((s) => s.load(`k0 + ${u(bk)}`)).join("\n      ")}
+    }
     ${compute.join("\n    ")}
   }
   ${rowVars.join("\n  ")}

@@ -124,7 +124,10 @@ export async function preparePlan(
     );
   }
   for (const [name, length] of Object.entries(options.outputs)) make(name, length * 4);
-  for (const s of plan.scratch) make(s.name, s.size);
+  // Steps run in order, so plans merged into one may share a scratch name: allocate the largest.
+  const scratch = new Map<string, number>();
+  for (const s of plan.scratch) scratch.set(s.name, Math.max(s.size, scratch.get(s.name) ?? 0));
+  for (const [name, size] of scratch) make(name, size);
   device.pushErrorScope("validation");
   const steps = plan.steps.map((step) => {
     const pipeline = pipelineFor(device, step.code, step.bindings.length);
@@ -339,4 +342,24 @@ export function maxScaledError(
     if (!(e <= worst)) worst = Number.isNaN(e) ? Infinity : e;
   }
   return worst;
+}
+
+/**
+ * Renames bindings of a plan's steps and scratch buffers (names not in `names` are kept),
+ * so several plans can share one buffer set, e.g. to time a forward and backward pass together.
+ *
+ * @example
+ * ```ts
+ * import { renameBindings } from "./_harness_test_util.ts";
+ * import { reduceRowsKernel } from "./reduce.ts";
+ * const plan = renameBindings(reduceRowsKernel({ rows: 2, cols: 8, op: "sum" }), { out: "s" });
+ * console.assert(plan.steps[0].bindings.at(-1) === "s");
+ * ```
+ */
+export function renameBindings(plan: KernelPlan, names: Record<string, string>): KernelPlan {
+  const rename = (name: string) => names[name] ?? name;
+  return {
+    steps: plan.steps.map((s) => ({ ...s, bindings: s.bindings.map(rename) })),
+    scratch: plan.scratch.map((s) => ({ ...s, name: rename(s.name) })),
+  };
 }

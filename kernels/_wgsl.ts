@@ -128,7 +128,15 @@ export function checkInts(
   }
 }
 
-/** Rounds a byte size up to a multiple of 16. */
+/**
+ * Rounds a byte size up to a multiple of 16.
+ *
+ * @example
+ * ```ts
+ * import { align16 } from "./_wgsl.ts";
+ * console.assert(align16(20) === 32);
+ * ```
+ */
 export function align16(bytes: number): number {
   return Math.ceil(bytes / 16) * 16;
 }

@@ -144,8 +144,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let row = min(rowRaw, ${rows - 1}u);
   let t = lid % ${t}u;
   let rowBase = row * ${units}u;
-  let begin = (sp * ${units}u) / ${splits}u;
-  let end = ((sp + 1u) * ${units}u) / ${splits}u;
+  // Chunk sp holds q + 1 units when sp < rem, else q (no u32 overflow for any size).
+  let begin = sp * ${Math.floor(units / splits)}u + min(sp, ${units % splits}u);
+  let end = begin + ${Math.floor(units / splits)}u + select(0u, 1u, sp < ${units % splits}u);
   // Every thread has at least one element (t < ${t} <= chunk length), so max needs no identity.
   let c0 = begin + t;
   ${first}

@@ -1,0 +1,194 @@
+import assert from "node:assert/strict";
+import {
+  conv2dBackwardFilterKernel,
+  conv2dBackwardInputKernel,
+  conv2dForwardKernel,
+  conv2dGeometry,
+  type Conv2dSpec,
+} from "./conv2d.ts";
+import {
+  referenceBackwardFilter,
+  referenceBackwardInput,
+  referenceForward,
+} from "./_conv2d_reference_test_util.ts";
+import { getTestDevice, hashFill, maxScaledError, runPlan } from "./_harness_test_util.ts";
+
+const device = await getTestDevice();
+const ignore = device === null;
+const tolerance = { atol: 1e-6, rtol: 1e-5 };
+
+function inputsFor(spec: Conv2dSpec) {
+  const g = conv2dGeometry(spec);
+  return {
+    g,
+    x: hashFill(g.n * g.c * g.h * g.w, 11),
+    w: hashFill(g.o * (g.c / g.groups) * g.kh * g.kw, 12, 1 / 4),
+    dy: hashFill(g.n * g.o * g.oh * g.ow, 13),
+  };
+}
+
+async function checkForward(spec: Conv2dSpec, withBias = false) {
+  const { g, x, w } = inputsFor(spec);
+  const bias = hashFill(g.o, 14);
+  const ohw = g.oh * g.ow;
+  const epilogue = withBias
+    ? { code: `acc = acc + e0[(idx / ${ohw}u) % ${g.o}u];`, extraInputs: 1 }
+    : undefined;
+  const plan = conv2dForwardKernel({ ...spec, epilogue });
+  const inputs: Record<string, Float32Array> = withBias ? { x, w, e0: bias } : { x, w };
+  const { out } = await runPlan(device!, plan, { inputs, outputs: { out: g.n * g.o * ohw } });
+  const ref = referenceForward(g, x, w);
+  const want = withBias ? ref.value.map((v, i) => v + bias[Math.floor(i / ohw) % g.o]) : ref.value;
+  const err = maxScaledError(out, want, { ...tolerance, scale: ref.scale });
+  assert.ok(err <= 1, `forward ${JSON.stringify(spec)}: scaled error ${err}`);
+}
+
+async function checkBackwardInput(spec: Conv2dSpec) {
+  const { g, w, dy } = inputsFor(spec);
+  const plan = conv2dBackwardInputKernel(spec);
+  const { out } = await runPlan(device!, plan, {
+    inputs: { dy, w },
+    outputs: { out: g.n * g.c * g.h * g.w },
+  });
+  const ref = referenceBackwardInput(g, dy, w);
+  const err = maxScaledError(out, ref.value, { ...tolerance, scale: ref.scale });
+  assert.ok(err <= 1, `backward input ${JSON.stringify(spec)}: scaled error ${err}`);
+}
+
+async function checkBackwardFilter(spec: Conv2dSpec) {
+  const { g, x, dy } = inputsFor(spec);
+  const plan = conv2dBackwardFilterKernel(spec);
+  const { out } = await runPlan(device!, plan, {
+    inputs: { x, dy },
+    outputs: { out: g.o * (g.c / g.groups) * g.kh * g.kw },
+  });
+  const ref = referenceBackwardFilter(g, x, dy);
+  const err = maxScaledError(out, ref.value, { ...tolerance, scale: ref.scale });
+  assert.ok(err <= 1, `backward filter ${JSON.stringify(spec)}: scaled error ${err}`);
+  return plan;
+}
+
+const SMALL: [string, Conv2dSpec][] = [
+  ["3x3, stride 1, pad 1, ragged sizes", {
+    batch: 2,
+    inChannels: 3,
+    height: 7,
+    width: 6,
+    outChannels: 5,
+    kernelH: 3,
+    kernelW: 3,
+    padding: 1,
+  }],
+  ["3x2 kernel, stride 2, dilation 2, asymmetric padding", {
+    batch: 2,
+    inChannels: 4,
+    height: 11,
+    width: 10,
+    outChannels: 6,
+    kernelH: 3,
+    kernelW: 2,
+    stride: 2,
+    dilation: 2,
+    padding: { top: 1, bottom: 2, left: 2, right: 0 },
+  }],
+  ["groups 2, stride [2, 1]", {
+    batch: 2,
+    inChannels: 4,
+    height: 6,
+    width: 7,
+    outChannels: 6,
+    kernelH: 3,
+    kernelW: 3,
+    stride: [2, 1],
+    padding: 1,
+    groups: 2,
+  }],
+  ["depthwise (groups = channels = 8)", {
+    batch: 2,
+    inChannels: 8,
+    height: 6,
+    width: 7,
+    outChannels: 8,
+    kernelH: 3,
+    kernelW: 3,
+    padding: 1,
+    groups: 8,
+  }],
+];
+
+Deno.test(
+  { name: "conv2d kernels match a float64 reference on small shapes", ignore },
+  async (t) => {
+    for (const [name, spec] of SMALL) {
+      await t.step(name, async () => {
+        await checkForward(spec, name.startsWith("3x3"));
+        await checkBackwardInput(spec);
+        await checkBackwardFilter(spec);
+      });
+    }
+  },
+);
+
+Deno.test(
+  { name: "conv2d kernels with discrete (workgroup-staged) tiles match the reference", ignore },
+  async () => {
+    const spec = { ...SMALL[2][1], profile: "discrete" as const };
+    await checkForward(spec);
+    await checkBackwardFilter(spec);
+  },
+);
+
+Deno.test(
+  { name: "conv2dBackwardFilterKernel() is exact over 69,696-term reductions", ignore },
+  async () => {
+    // batch * outH * outW = 16 * 66 * 66 ≥ 65,536, where TensorFlow.js's WebGPU backend fails.
+    await checkBackwardFilter({
+      batch: 16,
+      inChannels: 8,
+      height: 66,
+      width: 66,
+      outChannels: 8,
+      kernelH: 3,
+      kernelW: 3,
+      padding: 1,
+    });
+  },
+);
+
+Deno.test(
+  { name: "conv2dBackwardFilterKernel() is exact on the C1 workload", ignore },
+  async () => {
+    // C1: batch 16, 64 -> 64 channels, 56x56, 3x3, stride 1, pad 1 (50,176-term reductions).
+    const plan = await checkBackwardFilter({
+      batch: 16,
+      inChannels: 64,
+      height: 56,
+      width: 56,
+      outChannels: 64,
+      kernelH: 3,
+      kernelW: 3,
+      padding: 1,
+    });
+    assert.equal(plan.steps.length, 2, "expected split-K with a summing pass");
+  },
+);
+
+Deno.test("conv2dGeometry() computes output sizes and rejects bad specs", () => {
+  const base = {
+    batch: 1,
+    inChannels: 4,
+    height: 10,
+    width: 9,
+    outChannels: 6,
+    kernelH: 3,
+    kernelW: 3,
+  };
+  const g = conv2dGeometry({ ...base, stride: 2, dilation: 2, padding: 2 });
+  assert.deepEqual([g.oh, g.ow], [5, 5]);
+  const a = conv2dGeometry({ ...base, padding: { top: 0, bottom: 1, left: 2, right: 0 } });
+  assert.deepEqual([a.oh, a.ow], [9, 9]);
+  assert.throws(() => conv2dGeometry({ ...base, groups: 4 }), RangeError);
+  assert.throws(() => conv2dGeometry({ ...base, height: 1, width: 1 }), RangeError);
+  assert.throws(() => conv2dGeometry({ ...base, stride: 0 }), RangeError);
+  assert.throws(() => conv2dGeometry({ ...base, padding: -1 }), RangeError);
+});
