@@ -4,15 +4,16 @@
  * `exp(x - p0[row])` for a softmax denominator) and a fused epilogue (applied to each row's
  * result, e.g. `log(acc) + e0[idx]` for logsumexp).
  *
- * Each row segment of `T` threads (a power of two ≤ 256, at most the row length) strides over
- * the row, then combines its partials by a tree in workgroup memory. Long rows get one
- * workgroup each (T = 256); short rows share a workgroup (`256 / T` rows each). Very long rows
+ * Each row segment of `T` threads (a power of two up to the workgroup size, at most the row
+ * length) strides over the row, then combines its partials by a tree in workgroup memory. Long
+ * rows get one workgroup each; short rows share a workgroup (`size / T` rows each). Very long rows
  * with few rows are cut into chunks reduced by separate workgroups into a scratch buffer, then a
  * second pass of the same template reduces the chunks.
  *
  * @module
  */
 import type { Epilogue, KernelPlan, KernelSource } from "./types.ts";
+import type { KernelProfile } from "./_gemm.ts";
 import {
   align16,
   type BindingDecl,
@@ -51,9 +52,13 @@ export interface ReduceRowsSpec {
   epilogue?: Epilogue;
   /** Override of the number of chunks per row (1: single pass). */
   splits?: number;
+  /**
+   * Workgroup size profile (default `"llvmpipe"`): at most 64 threads per workgroup on
+   * llvmpipe (each barrier is a coroutine switch per 8 lanes, and compiles slower), 256 on
+   * discrete GPUs.
+   */
+  profile?: KernelProfile;
 }
-
-const MAX_THREADS = 256;
 
 function pow2Floor(x: number): number {
   return 2 ** Math.floor(Math.log2(Math.max(1, x)));
@@ -72,6 +77,7 @@ interface PassSpec {
   cols: number;
   op: ReduceOp;
   splits: number;
+  maxThreads: number;
   input: string;
   output: string;
   prologue?: ReducePrologue;
@@ -84,8 +90,8 @@ function reducePass(p: PassSpec): KernelSource {
   const vec = cols % 4 === 0;
   const units = vec ? cols / 4 : cols;
   const shortest = Math.floor(units / splits);
-  const t = Math.min(MAX_THREADS, pow2Floor(shortest));
-  const r = Math.min(MAX_THREADS / t, pow2Ceil(rows));
+  const t = Math.min(p.maxThreads, pow2Floor(shortest));
+  const r = Math.min(p.maxThreads / t, pow2Ceil(rows));
   const threads = t * r;
   const rowBlocks = Math.ceil(rows / r);
   const grid = foldWorkgroups(rowBlocks * splits);
@@ -204,6 +210,11 @@ export function reduceRowsKernel(spec: ReduceRowsSpec): KernelPlan {
   const auto = rows < 8 && units >= 8192 ? Math.min(64, Math.ceil(units / 4096)) : 1;
   const splits = Math.min(spec.splits ?? auto, units);
   checkInts("reduceRowsKernel", { splits });
+  const profile = spec.profile ?? "llvmpipe";
+  if (profile !== "llvmpipe" && profile !== "discrete") {
+    throw new TypeError(`Unknown profile "${profile}": expected "llvmpipe" or "discrete"`);
+  }
+  const maxThreads = profile === "discrete" ? 256 : 64;
   if (splits === 1) {
     return {
       steps: [
@@ -212,6 +223,7 @@ export function reduceRowsKernel(spec: ReduceRowsSpec): KernelPlan {
           cols,
           op,
           splits: 1,
+          maxThreads,
           input: "x",
           output: "out",
           prologue: spec.prologue,
@@ -228,6 +240,7 @@ export function reduceRowsKernel(spec: ReduceRowsSpec): KernelPlan {
         cols,
         op,
         splits,
+        maxThreads,
         input: "x",
         output: "partial",
         prologue: spec.prologue,
@@ -237,6 +250,7 @@ export function reduceRowsKernel(spec: ReduceRowsSpec): KernelPlan {
         cols: splits,
         op,
         splits: 1,
+        maxThreads,
         input: "partial",
         output: "out",
         epilogue: spec.epilogue,
