@@ -57,7 +57,7 @@ function checkCount(count: number): void {
  * a.length; // 4
  * ```
  */
-export function seededValues(seed: number, count: number, scale = 1): Float32Array {
+export function seededValues(seed: number, count: number, scale = 1): Float32Array<ArrayBuffer> {
   checkCount(count);
   const key = seedKey(seed);
   const out = new Float32Array(count);
@@ -78,7 +78,11 @@ export function seededValues(seed: number, count: number, scale = 1): Float32Arr
  * y.every((v) => v >= 0 && v < 10); // true
  * ```
  */
-export function seededLabels(seed: number, count: number, classes: number): Int32Array {
+export function seededLabels(
+  seed: number,
+  count: number,
+  classes: number,
+): Int32Array<ArrayBuffer> {
   checkCount(count);
   if (!Number.isInteger(classes) || classes < 1) {
     throw new RangeError(`Classes ${classes} is not a positive integer`);
@@ -174,8 +178,17 @@ export const WORKLOADS: Readonly<Record<WorkloadId, Workload>> = {
       weights: { seed: 22, shape: [10000, 512], scale: 1 },
       labels: { seed: 23, shape: [256], classes: 10000 },
     },
-    params: { s: 64, m: 0.35, expectedLoss: 35.8995 },
+    // expectedLoss from WORKLOADS.md; the gradient norms are PyTorch float64 values.
+    params: {
+      s: 64,
+      m: 0.35,
+      expectedLoss: 35.8995,
+      gradFeaturesNorm: 0.3113802,
+      gradWeightsNorm: 0.3118896,
+    },
   },
+  // WORKLOADS.md fixes no seeds for T1/T2: images 31 / 41, labels 32 / 42, and the network's
+  // parameters seeds 100 + k (networkParams) are this file's choice, shared by every peer.
   T1: {
     id: "T1",
     what: "SGD step, CosFace head, 3x64x64, batch 128, 1000 classes",
@@ -220,7 +233,7 @@ export function sizeOf(shape: readonly number[]): number {
  * inputData(WORKLOADS.L1.inputs.labels).length; // 256
  * ```
  */
-export function inputData(spec: InputSpec): Float32Array | Int32Array {
+export function inputData(spec: InputSpec): Float32Array<ArrayBuffer> | Int32Array<ArrayBuffer> {
   const n = sizeOf(spec.shape);
   if (spec.classes !== undefined) return seededLabels(spec.seed, n, spec.classes);
   return seededValues(spec.seed, n, spec.scale ?? 1);
@@ -234,7 +247,7 @@ export function inputData(spec: InputSpec): Float32Array | Int32Array {
  * @example
  * ```ts
  * import { networkParams } from "./_inputs.ts";
- * const p = networkParams({ size: 8, classes: 10 });
+ * const p = networkParams({ size: 16, classes: 10 });
  * p.convs.length; // 8
  * ```
  */
