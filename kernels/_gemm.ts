@@ -692,8 +692,10 @@ export function chooseGemmConfig(
     const tn = Math.min(cap, n >= 16 ? 16 : n > 4 ? 8 : 4);
     let tm = Math.min(cap, m >= 16 ? 16 : pow2Floor(m));
     if (options.tmMultipleOf4) tm = Math.max(4, tm);
-    const tx = Math.min(8, pow2Floor(Math.ceil(n / tn)));
-    const ty = Math.min(8 / tx, pow2Floor(Math.ceil(m / tm)));
+    // 8 threads, 4 x 2 when the shape allows (a squarer footprint reuses cache lines better).
+    const colBlocks = pow2Floor(Math.ceil(n / tn));
+    const ty = Math.min(8 / Math.min(4, colBlocks), pow2Floor(Math.ceil(m / tm)));
+    const tx = Math.min(8 / ty, colBlocks);
     tile = { bm: tm * ty, bn: tn * tx, bk: 4, tm, tn, staging: "registers" };
   } else {
     tile = DISCRETE_TILES[2];
