@@ -12,18 +12,17 @@ import { l2Normalize } from "../ops/functional.ts";
 /** Labels: an Int32Array (checked on the host) or an int32 tensor of shape [B]. */
 export type Labels = Int32Array | Tensor;
 
-/** Vectors shorter than this are scaled by 1 / TINY instead of normalised (as l2Normalize). */
-const TINY = 1e-12;
-
 /**
- * `x / max(|x|, 1e-12)` along the last axis, like `l2Normalize`, but computed on `x / max|x|`
- * so squares neither overflow (|x| > 1.8e19 in float32) nor underflow. Dividing by a
- * stopped-gradient scale is exact for a scale-invariant function: the gradient is the same.
+ * `x / max(|x|, 1e-12)` along the last axis, like `l2Normalize`, but computed on `x / m`,
+ * m = max(max|x|, 2e-12), so squares neither overflow (|x| > 1.8e19 in float32) nor
+ * underflow. Dividing by a stopped-gradient scale is exact for a scale-invariant function:
+ * the gradient is the same. For max|x| ≥ 2e-12, |x / m| ≥ 1 and the epsilon 0.5 never binds
+ * (with epsilon 1 it would tie with |x / m| = 1 for one-hot-like vectors, and the maximum
+ * would halve that part of the gradient); below, the result is x / max(|x|, 1e-12).
  */
 export function safeNormalize(x: Tensor): Tensor {
-  const m = stopGradient(maximum(max(abs(x), -1, { keepdims: true }), TINY));
-  // For max|x| >= TINY, |x / m| >= 1 so epsilon 1 never binds; below, x / max(|x|, TINY).
-  return l2Normalize(div(x, m), { epsilon: 1 });
+  const m = stopGradient(maximum(max(abs(x), -1, { keepdims: true }), 2e-12));
+  return l2Normalize(div(x, m), { epsilon: 0.5 });
 }
 
 /** `|x|` along the last axis (keepdims), overflow-safe and with a zero gradient at 0. */
