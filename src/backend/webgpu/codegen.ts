@@ -12,7 +12,15 @@
  */
 import { sizeOf } from "../../ir/dtype.ts";
 import type { Node } from "../../ir/node.ts";
+import type { ConvParams } from "../../ir/primitives.ts";
+import {
+  conv2dBackwardFilterKernel,
+  conv2dBackwardInputKernel,
+  conv2dForwardKernel,
+  type Conv2dSpec,
+} from "../../../kernels/conv2d.ts";
 import { matmulKernel } from "../../../kernels/matmul.ts";
+import type { Epilogue, KernelPlan } from "../../../kernels/types.ts";
 import {
   type BufferRead,
   Emitter,
@@ -41,6 +49,8 @@ export interface Dispatch {
   workgroups: [number, number, number];
   /** What each binding (in order) refers to. */
   bindings: BindingRef[];
+  /** Set for an output of zeros: the encoder clears its one binding, no shader runs. */
+  clear?: boolean;
 }
 
 /** Device facts the code generator tunes for. */
@@ -248,10 +258,12 @@ function loopKernel(k: Kernel, scope: Scope): Dispatch {
   const type = wgslType(core.dtype);
   const parallel = spec.extent >= 64 && (spec.rowLike || outputs < 2048);
   const e = new Emitter(scope, inlineRule);
+  // The core and the roots fused after it share the flat index (reshapes keep it).
   const idx = flatIndex(k.shape, "gid");
-  e.dims(idx);
+  const cidx = flatIndex(core.shape, "gid");
+  e.dims(cidx);
   const inner = e.child();
-  const term = spec.term(inner, idx, "r");
+  const term = spec.term(inner, cidx, "r");
   inner.stmt(`acc = ${spec.combine("acc", term)};`);
   const loopLines = (start: string, step: string) => [
     `var acc: ${type} = ${spec.init};`,
@@ -262,7 +274,7 @@ function loopKernel(k: Kernel, scope: Scope): Dispatch {
   if (!parallel) {
     const grid = fold(Math.ceil(outputs / THREADS));
     const epi = e.child();
-    epi.seed(core, idx, "acc");
+    epi.seed(core, cidx, "acc");
     writeRoots(epi, k, idx, "gid");
     const body = `  ${grid.lin}
   let gid = lin * ${u32(THREADS)} + lid;
@@ -280,7 +292,7 @@ ${indent([...e.lines, ...loopLines("0u", "1u"), ...epi.lines], "  ")}`;
     tree.push(`workgroupBarrier();`);
   }
   const epi = e.child();
-  epi.seed(core, idx, "total");
+  epi.seed(core, cidx, "total");
   writeRoots(epi, k, idx, "gid");
   const guard = grid.workgroups[0] * grid.workgroups[1] > outputs
     ? `\n  if (lin >= ${u32(outputs)}) { return; }`
@@ -295,16 +307,68 @@ ${indent(epi.lines, "    ")}
   return finish(k, scope, body, `var<workgroup> red: array<${type}, ${w}>;`, grid, w);
 }
 
+/** The `kernels/` conv2d spec of a convolution node (any of the three). */
+function convSpec(
+  node: Node,
+  epilogue: Epilogue | undefined,
+  profile: CodegenOptions["profile"],
+): Conv2dSpec {
+  const p = node.params as ConvParams;
+  const x = node.op === "conv2dBackInput" ? node.shape : node.inputs[0].shape;
+  const w = node.op === "conv2dBackFilter" ? node.shape : node.inputs[1].shape;
+  return {
+    batch: x[0],
+    inChannels: x[1],
+    height: x[2],
+    width: x[3],
+    outChannels: w[0],
+    kernelH: w[2],
+    kernelW: w[3],
+    stride: p.stride,
+    padding: { top: p.padding[0], bottom: p.padding[1], left: p.padding[2], right: p.padding[3] },
+    dilation: p.dilation,
+    groups: p.groups,
+    epilogue,
+    profile,
+  };
+}
+
+function tiledPlan(k: Kernel, epilogue: Epilogue | undefined, options: CodegenOptions): KernelPlan {
+  const core = k.core!;
+  switch (core.op) {
+    case "conv2d":
+      return conv2dForwardKernel(convSpec(core, epilogue, options.profile));
+    case "conv2dBackInput":
+      return conv2dBackwardInputKernel(convSpec(core, epilogue, options.profile));
+    case "conv2dBackFilter":
+      return conv2dBackwardFilterKernel(convSpec(core, epilogue, options.profile));
+    default: {
+      const g = k.gemm!;
+      return matmulKernel({
+        batch: g.batch,
+        m: g.m,
+        n: g.n,
+        k: g.k,
+        transA: g.transA,
+        transB: g.transB,
+        broadcastA: g.broadcastA && g.batch > 1,
+        broadcastB: g.broadcastB && g.batch > 1,
+        epilogue,
+        profile: options.profile,
+      });
+    }
+  }
+}
+
 function gemmKernel(
   k: Kernel,
   isMem: (n: Node) => boolean,
   alias: ReadonlyMap<Node, Node>,
   options: CodegenOptions,
 ): Dispatch[] {
-  const g = k.gemm!;
   const core = k.core!;
   const root = k.roots[0];
-  let epilogue: { code: string; extraInputs: number } | undefined;
+  let epilogue: Epilogue | undefined;
   const scope = new Scope(new Set([root, core]), isMem, alias, "epilogue");
   if (root !== core) {
     const e = new Emitter(scope, inlineRule);
@@ -314,22 +378,20 @@ function gemmKernel(
     e.stmt(`acc = ${v};`);
     epilogue = { code: e.lines.join("\n  "), extraInputs: scope.reads.length };
   }
-  const plan = matmulKernel({
-    batch: g.batch,
-    m: g.m,
-    n: g.n,
-    k: g.k,
-    transA: g.transA,
-    transB: g.transB,
-    broadcastA: g.broadcastA && g.batch > 1,
-    broadcastB: g.broadcastB && g.batch > 1,
-    epilogue,
-    profile: options.profile,
-  });
+  const plan = tiledPlan(k, epilogue, options);
   const name = kernelName(k);
+  const operands: Record<string, Node> = core.op === "matmul"
+    ? { a: k.gemm!.a, b: k.gemm!.b }
+    : core.op === "conv2d"
+    ? { x: core.inputs[0], w: core.inputs[1] }
+    : core.op === "conv2dBackInput"
+    ? { dy: core.inputs[0], w: core.inputs[1] }
+    : { x: core.inputs[0], dy: core.inputs[1] };
   const ref = (b: string): BindingRef => {
-    if (b === "a") return { kind: "node", node: alias.get(g.a) ?? g.a, write: false };
-    if (b === "b") return { kind: "node", node: alias.get(g.b) ?? g.b, write: false };
+    const operand = operands[b];
+    if (operand !== undefined) {
+      return { kind: "node", node: alias.get(operand) ?? operand, write: false };
+    }
     if (b === "out") return { kind: "node", node: root, write: true };
     const e = /^e([0-9]+)$/.exec(b);
     if (e !== null) return { kind: "node", node: scope.reads[Number(e[1])], write: false };
@@ -364,12 +426,24 @@ export function generate(
   graph: { isMem: (n: Node) => boolean; alias: ReadonlyMap<Node, Node> },
   options: CodegenOptions,
 ): Dispatch[] {
+  if (k.kind === "zero") {
+    return [{
+      name: kernelName(k),
+      code: "",
+      workgroups: [0, 0, 0],
+      bindings: [{ kind: "node", node: k.roots[0], write: true }],
+      clear: true,
+    }];
+  }
   const own = new Set<Node>(k.roots);
   if (k.core !== null) own.add(k.core);
   const scope = new Scope(own, graph.isMem, graph.alias, "kernel");
+  if (sizeOf(k.shape) === 0) {
+    return [mapKernel(k, scope, k.core === null ? undefined : [k.core, "0.0"])];
+  }
   if (k.kind === "gemm") {
     // A product over an empty reduction is zero; the tiled generator needs k >= 1.
-    if (k.gemm!.k === 0) return [mapKernel(k, scope, [k.core!, "0.0"])];
+    if (k.gemm !== undefined && k.gemm.k === 0) return [mapKernel(k, scope, [k.core!, "0.0"])];
     return gemmKernel(k, graph.isMem, graph.alias, options);
   }
   return [k.kind === "map" ? mapKernel(k, scope) : loopKernel(k, scope)];

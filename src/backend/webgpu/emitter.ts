@@ -54,7 +54,12 @@ export function subU(a: string, b: string): string {
   if (b === "0u") return a;
   const la = /^([0-9]+)u$/.exec(a), lb = /^([0-9]+)u$/.exec(b);
   if (la && lb) return `${(Number(la[1]) - Number(lb[1])) >>> 0}u`;
-  return `${a} - ${b}`;
+  return `(${a} - ${b})`;
+}
+
+/** `x` in parentheses unless it is a name or literal. */
+export function paren(x: string): string {
+  return isAtom(x) ? x : `(${x})`;
 }
 
 /** The WGSL literal `0` of a dtype. */
@@ -132,11 +137,9 @@ export class Emitter {
     return new Emitter(this.kernel, this.rules, this);
   }
   private lookup(key: string): string | undefined {
-    for (let e: Emitter | null = this; e !== null; e = e.parent) {
-      const v = e.cache.get(key);
-      if (v !== undefined) return v;
-    }
-    return undefined;
+    const v = this.cache.get(key);
+    if (v !== undefined) return v;
+    return this.parent?.lookup(key);
   }
   /** Binds `expr` to a fresh `let` (unless it is a name or literal) and returns the name. */
   let(expr: string, prefix = "v", force = false): string {
@@ -169,7 +172,7 @@ export class Emitter {
     const terms: string[] = [];
     dims.forEach((d, k) => {
       if (idx.shape[k] === 1 || d === "0u") return;
-      terms.push(strides[k] === 1 ? d : `${d} * ${u32(strides[k])}`);
+      terms.push(strides[k] === 1 ? d : `${paren(d)} * ${u32(strides[k])}`);
     });
     if (terms.length === 0) return "0u";
     if (terms.length === 1 && isAtom(terms[0])) return terms[0];
@@ -182,10 +185,10 @@ export class Emitter {
     const strides = stridesOf(idx.shape);
     return idx.shape.map((d, k) => {
       if (d === 1) return "0u";
-      let expr = strides[k] === 1 ? flat : `${flat} / ${u32(strides[k])}`;
+      let expr = strides[k] === 1 ? flat : `${paren(flat)} / ${u32(strides[k])}`;
       // The leading axis needs no modulo (the flat offset is in range), nor do axes after
       // leading axes of size 1.
-      if (idx.shape.slice(0, k).some((x) => x !== 1)) expr = `(${expr}) % ${u32(d)}`;
+      if (idx.shape.slice(0, k).some((x) => x !== 1)) expr = `${paren(expr)} % ${u32(d)}`;
       return this.memo(`dim:${expr}`, () => this.let(expr, "i"));
     });
   }

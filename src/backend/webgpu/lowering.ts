@@ -4,7 +4,8 @@
  *
  * Elementwise and movement primitives lower to expressions at an index (movement ops are
  * index arithmetic and never touch memory); reductions, scatter-add and the convolutions
- * lower to loops ({@link LoopSpec}); matmul goes to the tiled generator of `kernels/`.
+ * lower to loops ({@link LoopSpec}); matmul and the convolutions go to the tiled generators of
+ * `kernels/` (implicit GEMM).
  * Every rule follows the CPU interpreter's semantics (`src/backend/cpu/interpreter.ts`),
  * including NaN propagation in `max` and `pow` of negative bases.
  *
@@ -12,7 +13,7 @@
  */
 import type { DType } from "../../ir/dtype.ts";
 import type { Node } from "../../ir/node.ts";
-import type { ConvParams, Prim } from "../../ir/primitives.ts";
+import type { Prim } from "../../ir/primitives.ts";
 import {
   dimsIndex,
   type Emitter,
@@ -37,7 +38,7 @@ export type LoweringKind =
   | "movement"
   /** A loop per output element (reductions, scatter-add, convolutions): a kernel of its own. */
   | "loop"
-  /** Matrix product through the tiled generator. */
+  /** Matrix product or convolution through the tiled generators of `kernels/`. */
   | "gemm";
 
 /** A loop computing each output element: `acc = combine(acc, term(r))` for `r < extent`. */
@@ -148,134 +149,9 @@ function reduceLoop(node: Node<"sum" | "reduceMax">, isMax: boolean): LoopSpec {
   };
 }
 
-/** `(a * b)` for u32 expressions, folding the constants 0 and 1. */
-function mulU(a: string, b: number): string {
-  if (b === 0 || a === "0u") return "0u";
-  if (b === 1) return a;
-  return `${a} * ${u32(b)}`;
-}
-
 function addU(...terms: string[]): string {
   const t = terms.filter((x) => x !== "0u");
   return t.length === 0 ? "0u" : t.length === 1 ? t[0] : `(${t.join(" + ")})`;
-}
-
-/** Conv geometry shared by the three loops. */
-function convGeometry(
-  x: readonly number[],
-  w: readonly number[],
-  y: readonly number[],
-  p: ConvParams,
-) {
-  const [n, c, h, wd] = x;
-  const [o, cg, kh, kw] = w;
-  const [, , oh, ow] = y;
-  return { n, c, h, wd, o, cg, kh, kw, oh, ow, og: o / p.groups };
-}
-
-function convForwardLoop(node: Node<"conv2d">): LoopSpec {
-  const [x, w] = node.inputs;
-  const p = node.params;
-  const g = convGeometry(x.shape, w.shape, node.shape, p);
-  return {
-    extent: g.cg * g.kh * g.kw,
-    init: "0.0",
-    combine: (acc, t) => `${acc} + ${t}`,
-    term: (e, out, r) => {
-      const [b, oc, oy, ox] = e.dims(out);
-      const ci = e.let(`${r} / ${u32(g.kh * g.kw)}`, "c");
-      const ky = e.let(`(${r} / ${u32(g.kw)}) % ${u32(g.kh)}`, "c");
-      const kx = e.let(`${r} % ${u32(g.kw)}`, "c");
-      // Unsigned arithmetic: a position left of the padding wraps to a huge value, so one
-      // comparison checks both sides.
-      const iy = e.let(
-        subU(addU(mulU(oy, p.stride[0]), mulU(ky, p.dilation[0])), u32(p.padding[0])),
-        "c",
-      );
-      const ix = e.let(
-        subU(addU(mulU(ox, p.stride[1]), mulU(kx, p.dilation[1])), u32(p.padding[2])),
-        "c",
-      );
-      const ic = g.cg === g.c ? ci : e.let(`(${oc} / ${u32(g.og)}) * ${u32(g.cg)} + ${ci}`, "c");
-      const ok = e.let(`${iy} < ${u32(g.h)} && ${ix} < ${u32(g.wd)}`, "c");
-      const xv = e.value(x, dimsIndex(x.shape, [b, ic, iy, ix]));
-      const wv = e.value(w, flatIndex(w.shape, `${oc} * ${u32(g.cg * g.kh * g.kw)} + ${r}`));
-      return `select(0.0, ${xv} * ${wv}, ${ok})`;
-    },
-    rowLike: false,
-  };
-}
-
-function convBackInputLoop(node: Node<"conv2dBackInput">): LoopSpec {
-  const [dy, w] = node.inputs;
-  const p = node.params;
-  const g = convGeometry(node.shape, w.shape, dy.shape, p);
-  return {
-    extent: g.og * g.kh * g.kw,
-    init: "0.0",
-    combine: (acc, t) => `${acc} + ${t}`,
-    term: (e, out, r) => {
-      const [b, c, iy, ix] = e.dims(out);
-      const ol = e.let(`${r} / ${u32(g.kh * g.kw)}`, "c");
-      const ky = e.let(`(${r} / ${u32(g.kw)}) % ${u32(g.kh)}`, "c");
-      const kx = e.let(`${r} % ${u32(g.kw)}`, "c");
-      const ty = e.let(subU(addU(iy, u32(p.padding[0])), mulU(ky, p.dilation[0])), "c");
-      const tx = e.let(subU(addU(ix, u32(p.padding[2])), mulU(kx, p.dilation[1])), "c");
-      const oy = p.stride[0] === 1 ? ty : e.let(`${ty} / ${u32(p.stride[0])}`, "c");
-      const ox = p.stride[1] === 1 ? tx : e.let(`${tx} / ${u32(p.stride[1])}`, "c");
-      const conds = [`${oy} < ${u32(g.oh)}`, `${ox} < ${u32(g.ow)}`];
-      if (p.stride[0] !== 1) conds.push(`${ty} % ${u32(p.stride[0])} == 0u`);
-      if (p.stride[1] !== 1) conds.push(`${tx} % ${u32(p.stride[1])} == 0u`);
-      const ok = e.let(conds.join(" && "), "c");
-      const grp = g.cg === g.c ? "0u" : e.let(`${c} / ${u32(g.cg)}`, "c");
-      const ci = g.cg === g.c ? c : e.let(`${c} % ${u32(g.cg)}`, "c");
-      const oc = g.og === g.o ? ol : e.let(`${grp} * ${u32(g.og)} + ${ol}`, "c");
-      const dv = e.value(dy, dimsIndex(dy.shape, [b, oc, oy, ox]));
-      const wv = e.value(
-        w,
-        flatIndex(
-          w.shape,
-          e.let(
-            `(${oc} * ${u32(g.cg)} + ${ci}) * ${u32(g.kh * g.kw)} + ${ky} * ${u32(g.kw)} + ${kx}`,
-            "c",
-          ),
-        ),
-      );
-      return `select(0.0, ${dv} * ${wv}, ${ok})`;
-    },
-    rowLike: false,
-  };
-}
-
-function convBackFilterLoop(node: Node<"conv2dBackFilter">): LoopSpec {
-  const [x, dy] = node.inputs;
-  const p = node.params;
-  const g = convGeometry(x.shape, node.shape, dy.shape, p);
-  return {
-    extent: g.n * g.oh * g.ow,
-    init: "0.0",
-    combine: (acc, t) => `${acc} + ${t}`,
-    term: (e, out, r) => {
-      const [oc, ci, ky, kx] = e.dims(out);
-      const b = e.let(`${r} / ${u32(g.oh * g.ow)}`, "c");
-      const oy = e.let(`(${r} / ${u32(g.ow)}) % ${u32(g.oh)}`, "c");
-      const ox = e.let(`${r} % ${u32(g.ow)}`, "c");
-      const iy = e.let(
-        subU(addU(mulU(oy, p.stride[0]), mulU(ky, p.dilation[0])), u32(p.padding[0])),
-        "c",
-      );
-      const ix = e.let(
-        subU(addU(mulU(ox, p.stride[1]), mulU(kx, p.dilation[1])), u32(p.padding[2])),
-        "c",
-      );
-      const ic = g.cg === g.c ? ci : e.let(`(${oc} / ${u32(g.og)}) * ${u32(g.cg)} + ${ci}`, "c");
-      const ok = e.let(`${iy} < ${u32(g.h)} && ${ix} < ${u32(g.wd)}`, "c");
-      const xv = e.value(x, dimsIndex(x.shape, [b, ic, iy, ix]));
-      const dv = e.value(dy, dimsIndex(dy.shape, [b, oc, oy, ox]));
-      return `select(0.0, ${xv} * ${dv}, ${ok})`;
-    },
-    rowLike: true,
-  };
 }
 
 function scatterLoop(node: Node<"scatterAdd">): LoopSpec {
@@ -424,9 +300,9 @@ export const LOWERING: { [P in Prim]: Lowering<P> } = {
     },
   },
   matmul: { kind: "gemm" },
-  conv2d: { kind: "loop", loop: convForwardLoop },
-  conv2dBackInput: { kind: "loop", loop: convBackInputLoop },
-  conv2dBackFilter: { kind: "loop", loop: convBackFilterLoop },
+  conv2d: { kind: "gemm" },
+  conv2dBackInput: { kind: "gemm" },
+  conv2dBackFilter: { kind: "gemm" },
   gather: {
     kind: "movement",
     cost: 2,

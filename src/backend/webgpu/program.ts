@@ -23,8 +23,9 @@ type Source =
 
 interface PlannedDispatch {
   dispatch: Dispatch;
-  pipeline: GPUComputePipeline;
-  layout: GPUBindGroupLayout;
+  /** Null for a buffer clear. */
+  pipeline: GPUComputePipeline | null;
+  layout: GPUBindGroupLayout | null;
   sources: Source[];
   /** Whether the dispatch does any work (empty tensors skip it). */
   empty: boolean;
@@ -91,7 +92,7 @@ export class GpuProgram implements Program {
     for (const kernel of this.sched.kernels) {
       for (const dispatch of generate(kernel, graph, { profile: backend.profile })) {
         this.dispatches.push({ kernel, dispatch });
-        backend.pipeline(dispatch.code, dispatch.name);
+        if (!dispatch.clear) backend.pipeline(dispatch.code, dispatch.name);
       }
     }
   }
@@ -170,10 +171,11 @@ export class GpuProgram implements Program {
         scratch.forEach(release);
         scratch.clear();
       }
-      const { pipeline, layout } = this.backend.pipeline(dispatch.code, dispatch.name);
-      const empty = dispatch.bindings.some((b) =>
-        b.kind === "node" && b.write && sizeOf(b.node.shape) === 0
-      );
+      const { pipeline, layout } = dispatch.clear
+        ? { pipeline: null, layout: null }
+        : this.backend.pipeline(dispatch.code, dispatch.name);
+      const empty = dispatch.clear === true ||
+        dispatch.bindings.some((b) => b.kind === "node" && b.write && sizeOf(b.node.shape) === 0);
       return { dispatch, pipeline, layout, sources, empty };
     });
     const outputs = this.outputs.map((o) => {
@@ -273,13 +275,13 @@ export class GpuProgram implements Program {
         else buffer = backend.errorBuffer();
         return { binding, resource: { buffer } };
       });
-      const bindGroup = device.createBindGroup({ layout: pd.layout, entries });
+      const bindGroup = device.createBindGroup({ layout: pd.layout!, entries });
       if (profiler !== null) {
         pass = encoder.beginComputePass({ timestampWrites: profiler.writes(at) });
       } else if (pass === null) {
         pass = encoder.beginComputePass();
       }
-      pass.setPipeline(pd.pipeline);
+      pass.setPipeline(pd.pipeline!);
       pass.setBindGroup(0, bindGroup);
       pass.dispatchWorkgroups(...pd.dispatch.workgroups);
       if (profiler !== null) {
@@ -289,6 +291,15 @@ export class GpuProgram implements Program {
       at++;
     }
     if (pass !== null) pass.end();
+    // Outputs of zeros no kernel reads: cleared last (their slots are never reused).
+    for (const pd of plan.dispatches) {
+      if (!pd.dispatch.clear) continue;
+      const b = pd.dispatch.bindings[0];
+      const src = pd.sources[0];
+      if (b.kind !== "node" || src.kind !== "slot") continue;
+      const bytes = sizeOf(b.node.shape) * 4;
+      if (bytes > 0) encoder.clearBuffer(buffers[src.slot], 0, bytes);
+    }
     profiler?.resolve(encoder);
     device.queue.submit([encoder.finish()]);
     profiler?.report(plan.dispatches.filter((d) => !d.empty).map((d) => d.dispatch.name));

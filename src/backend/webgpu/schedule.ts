@@ -41,15 +41,18 @@ export interface GemmOperands {
 
 /** One kernel (or, for a split-K product, one short sequence of dispatches). */
 export interface Kernel {
-  /** `map`: one thread per element; `loop`: a loop per element; `gemm`: a tiled product. */
-  kind: "map" | "loop" | "gemm";
+  /**
+   * `map`: one thread per element; `loop`: a loop per element; `gemm`: a tiled product;
+   * `zero`: an output of zeros no kernel reads (cleared by the command encoder, no shader).
+   */
+  kind: "map" | "loop" | "gemm" | "zero";
   /** The shape of every node the kernel writes. */
   shape: readonly number[];
   /** Nodes written, in order. */
   roots: Node[];
   /** The loop or product computed first; either a root or fused into `roots[0]`. */
   core: Node | null;
-  /** Operands of a product. */
+  /** Operands of a matrix product. */
   gemm?: GemmOperands;
   /** Memory the kernel reads (inputs and realized nodes, after aliasing). */
   reads: Node[];
@@ -93,7 +96,10 @@ function gemmOperand(node: Node): { base: Node; trans: boolean; bcast: boolean }
   let bcast = false;
   if (n.op === "broadcast" && r > 2) {
     const src = n.inputs[0];
-    if (src.shape.slice(0, r - 2).every((d) => d === 1)) {
+    if (
+      src.shape.slice(0, r - 2).every((d) => d === 1) &&
+      last2(src.shape).join() === last2(n.shape).join()
+    ) {
       bcast = true;
       n = src;
       // Strip reshapes that only add leading ones ([m, k] -> [1, m, k]).
@@ -137,6 +143,12 @@ function inlineStats(
   return { cost, reads: reads.size };
 }
 
+/** Whether `n` is zeros: a scalar 0 reshaped or broadcast. */
+function isZeros(n: Node): boolean {
+  while (n.op === "reshape" || n.op === "broadcast" || n.op === "stopGradient") n = n.inputs[0];
+  return n.op === "scalar" && Object.is((n.params as { value: number }).value, 0);
+}
+
 /**
  * Groups the graph of `outputs` into kernels.
  *
@@ -175,7 +187,11 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
   for (const n of order) {
     const kind = kindOf(n);
     if (kind === "loop" || kind === "gemm") realize(n, false);
-    if (kind === "gemm") {
+    if (kind === "gemm" && n.op !== "matmul") {
+      // Convolutions read their operands from memory.
+      for (const x of n.inputs) realize(x, true);
+    }
+    if (n.op === "matmul") {
       const [a, b] = n.inputs.map(gemmOperand);
       realize(a.base, true);
       realize(b.base, true);
@@ -194,8 +210,8 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
         k,
       });
     }
-    // Convolutions and scatter-add read each input element many times: give them memory.
-    if (kind === "loop" && n.op !== "sum" && n.op !== "reduceMax") {
+    // Scatter-add reads each input element many times: give its inputs memory.
+    if (n.op === "scatterAdd") {
       for (const x of n.inputs) realize(x, true);
     }
   }
@@ -298,9 +314,8 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
       nodes.push(x);
       if (x.op === "gather" || x.op === "scatterAdd") checksRange = true;
       if (kindOf(x) === "gemm" && own.has(x)) {
-        const g = gemms.get(x)!;
-        reads.add(alias.get(g.a) ?? g.a);
-        reads.add(alias.get(g.b) ?? g.b);
+        const g = gemms.get(x);
+        for (const m of g === undefined ? x.inputs : [g.a, g.b]) reads.add(alias.get(m) ?? m);
         continue;
       }
       stack.push(...x.inputs);
@@ -318,19 +333,20 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
       const u = stack.pop()!;
       if (seen.has(u)) continue;
       seen.add(u);
-      if (kindOf(u) !== "elementwise") return null;
+      // Elementwise ops and reshapes keep the flat index, so the core's value is `acc`.
+      if (kindOf(u) !== "elementwise" && u.op !== "reshape") return null;
       if (isMem(u)) targets.add(u);
       else {
-        // Every kernel computing u inline must be reached through elementwise ops too.
+        // Every kernel computing u inline must be reached the same way.
         for (const r of roots.get(u) ?? []) {
-          if (kindOf(r) !== "elementwise") return null;
+          if (kindOf(r) !== "elementwise" && r.op !== "reshape") return null;
         }
         stack.push(...(users.get(u) ?? []));
       }
     }
     if (targets.size !== 1) return null;
     const [k] = targets;
-    return k.shape.join() === core.shape.join() ? k : null;
+    return k.op !== "reshape" ? k : null;
   }
 
   function buildKernels(): Kernel[] {
@@ -359,7 +375,11 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
       if (!realized.has(n) || alias.has(n) || fusedInto.has(n)) continue;
       const core = [...fusedInto].find(([, k]) => k === n)?.[0] ??
         (kindOf(n) === "loop" || kindOf(n) === "gemm" ? n : null);
-      const kind = core === null ? "map" : kindOf(core) === "gemm" ? "gemm" : "loop";
+      const kind = core === null
+        ? (isZeros(n) && !readByKernel(n) ? "zero" : "map")
+        : kindOf(core) === "gemm"
+        ? "gemm"
+        : "loop";
       const own = new Set<Node>([n]);
       if (core !== null) own.add(core);
       const { reads, checksRange } = readsOf([n], own);
@@ -374,6 +394,11 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
       });
     }
     return kernels;
+  }
+
+  /** Whether a kernel reads `n` from memory (inline readers or a tiled kernel's operands). */
+  function readByKernel(n: Node): boolean {
+    return (users.get(n)?.length ?? 0) > 0;
   }
 
   /** Realizes part of an over-wide kernel's inline graph so it binds fewer buffers. */

@@ -31,7 +31,7 @@ export class WebGpuBackend implements Backend {
   private readonly uploads = new WeakMap<Storage, GpuStorage>();
   private errors: GPUBuffer | null = null;
   /** Statistics, for tests and profiling. */
-  readonly stats = { pipelines: 0, programs: 0 };
+  readonly stats = { pipelines: 0, programs: 0, pipelineNames: [] as string[] };
   /** Starts the backend on a device from `requestGpu()`. */
   constructor(readonly gpu: GpuContext) {
     this.pool = new BufferPool(gpu.device);
@@ -88,6 +88,7 @@ export class WebGpuBackend implements Backend {
     const cached = { pipeline, layout };
     this.pipelines.set(code, cached);
     this.stats.pipelines++;
+    this.stats.pipelineNames.push(name);
     return cached;
   }
 
@@ -164,13 +165,15 @@ export class WebGpuBackend implements Backend {
     const device = this.gpu.device;
     const size = Math.ceil(bytes / 4) * 4;
     const withErrors = this.errors !== null;
+    // The error words go at a 16-byte offset (mapped ranges start at multiples of 8).
+    const errAt = Math.ceil(size / 16) * 16;
     const staging = device.createBuffer({
-      size: size + (withErrors ? 16 : 0),
+      size: withErrors ? errAt + 16 : size,
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
     const encoder = device.createCommandEncoder();
     encoder.copyBufferToBuffer(buffer, 0, staging, 0, size);
-    if (withErrors) encoder.copyBufferToBuffer(this.errors!, 0, staging, size, 16);
+    if (withErrors) encoder.copyBufferToBuffer(this.errors!, 0, staging, errAt, 16);
     device.queue.submit([encoder.finish()]);
     try {
       await staging.mapAsync(GPUMapMode.READ);
@@ -182,7 +185,7 @@ export class WebGpuBackend implements Backend {
     const data = staging.getMappedRange(0, size).slice(0, bytes);
     let code = 0, index = 0;
     if (withErrors) {
-      const words = new Uint32Array(staging.getMappedRange(size, 16));
+      const words = new Uint32Array(staging.getMappedRange(errAt, 16));
       code = words[0];
       index = words[1] | 0;
     }
