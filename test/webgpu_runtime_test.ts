@@ -1,0 +1,238 @@
+// The WebGPU runtime: one submission per compiled step, donation, large dispatches and
+// reductions, errors (no adapter, WGSL compile errors, float64, out-of-range indices) and
+// profiling. Every test skips itself, visibly, when there is no adapter.
+import assert from "node:assert/strict";
+import * as cg from "../mod.ts";
+import { cpuBackend, withBackend, withBackendAsync } from "../src/backend/registry.ts";
+import { requestGpu, setAdapterHookForTesting } from "../src/backend/webgpu/device.ts";
+import { assertClose, gpu } from "../src/backend/webgpu/_testing.ts";
+
+type T = cg.Tensor;
+const opts = { ignore: gpu === null, sanitizeResources: false, sanitizeOps: false };
+
+interface Mlp {
+  w1: T;
+  b1: T;
+  w2: T;
+}
+
+function mlpStep(p: Mlp, x: T, labels: T): { p: Mlp; loss: T } {
+  const [loss, g] = cg.valueAndGrad((q: Mlp) => {
+    const h = cg.relu(cg.add(cg.matmul(x, q.w1), q.b1));
+    const logits = cg.matmul(h, q.w2);
+    return cg.neg(cg.mean(cg.sum(cg.mul(cg.logSoftmax(logits), cg.oneHot(labels, 4)), 1)));
+  })(p) as [T, Mlp];
+  const upd = (w: T, d: T) => cg.sub(w, cg.mul(d, 0.5));
+  return { p: { w1: upd(p.w1, g.w1), b1: upd(p.b1, g.b1), w2: upd(p.w2, g.w2) }, loss };
+}
+
+function mlpInputs(): { p: Mlp; x: T; labels: T } {
+  return {
+    p: {
+      w1: cg.normal(cg.randomKey(1), [8, 16], { std: 0.3 }),
+      b1: cg.tensor(new Float32Array(16)),
+      w2: cg.normal(cg.randomKey(2), [16, 4], { std: 0.3 }),
+    },
+    x: cg.normal(cg.randomKey(3), [32, 8]),
+    labels: cg.tensor(Int32Array.from({ length: 32 }, (_, i) => (i * 7) % 4), [32]),
+  };
+}
+
+Deno.test({
+  name: "compile() runs a 2-layer MLP training step as one queue submission",
+  ...opts,
+  async fn() {
+    await withBackendAsync(gpu!, async () => {
+      const step = cg.compile(mlpStep, { donate: [0] });
+      let { p } = mlpInputs();
+      const { x, labels } = mlpInputs();
+      const queue = gpu!.gpu.device.queue;
+      const submit = queue.submit;
+      let submits = 0;
+      queue.submit = (buffers: GPUCommandBuffer[]) => {
+        submits++;
+        return submit.call(queue, buffers);
+      };
+      const losses: T[] = [];
+      try {
+        for (let i = 0; i < 4; i++) {
+          const before = submits;
+          const r = step(p, x, labels);
+          assert.equal(submits - before, 1, `step ${i} submitted ${submits - before} times`);
+          p = r.p;
+          losses.push(r.loss);
+        }
+      } finally {
+        queue.submit = submit;
+      }
+      const values = await Promise.all(losses.map((l) => l.item()));
+      assert.ok(values[3] < values[0], `losses ${values}`);
+      assert.match(step.describe(), /gemm:matmul/);
+    });
+  },
+});
+
+Deno.test({
+  name: "compile() with donation matches the cpu backend and reuses pooled buffers",
+  ...opts,
+  async fn() {
+    const run = (backend: typeof gpu) =>
+      withBackendAsync(backend ?? cpuBackend(), async () => {
+        const step = cg.compile(mlpStep, { donate: [0] });
+        let { p } = mlpInputs();
+        const { x, labels } = mlpInputs();
+        const first = p.w1;
+        let created = 0;
+        for (let i = 0; i < 6; i++) {
+          if (i === 2) created = gpu!.pool.created;
+          p = step(p, x, labels).p;
+        }
+        if (backend !== null) {
+          // Parameters and intermediates reuse buffers; only the loss (until collected) is new.
+          const grown = gpu!.pool.created - created;
+          assert.ok(grown <= 4, `4 steps allocated ${grown} buffers`);
+        }
+        await assert.rejects(() => first.data(), /donated/);
+        return [await p.w1.data(), await p.b1.data(), await p.w2.data()];
+      });
+    const actual = await run(gpu);
+    const expected = await run(null);
+    expected.forEach((e, i) => assertClose(actual[i], e, `parameter ${i}`));
+  },
+});
+
+Deno.test({
+  name: "conv2d weight gradient is right when batch * height * width >= 65536",
+  ...opts,
+  async fn() {
+    const x = cg.normal(cg.randomKey(11), [16, 4, 64, 64]);
+    const w = cg.normal(cg.randomKey(12), [4, 4, 3, 3], { std: 1 / 6 });
+    const dy = cg.normal(cg.randomKey(13), [16, 4, 64, 64]);
+    const f = (w: T) => cg.sum(cg.mul(cg.conv2d(x, w, { padding: 1 }), dy));
+    const expected = await (withBackend(cpuBackend(), () => cg.grad(f)(w)) as T).data();
+    const actual = await (withBackend(gpu!, () => cg.grad(f)(w)) as T).data();
+    assertClose(actual, expected, "dw", { rtol: 1e-3, atol: 1e-4 });
+  },
+});
+
+Deno.test({
+  name: "large dispatches fold workgroup counts over 65535 into y",
+  ...opts,
+  async fn() {
+    await withBackendAsync(gpu!, async () => {
+      // 2^24 + 5 elements: 65537 workgroups of 256 threads.
+      const n = 2 ** 24 + 5;
+      const y = await cg.cos(cg.mul(cg.iota([n], 0), 1e-6)).data();
+      for (const i of [0, 1, 65535 * 256 + 3, n - 1]) {
+        assert.ok(
+          Math.abs(y[i] - Math.cos(Math.fround(Math.fround(i) * Math.fround(1e-6)))) < 1e-5,
+        );
+      }
+      // 70000 row reductions, one workgroup each.
+      const rows = cg.sum(cg.add(cg.iota([70000, 64], 0), cg.iota([70000, 64], 1)), 1);
+      const s = await rows.data();
+      for (const r of [0, 65535, 69999]) assert.equal(s[r], 64 * r + 2016);
+    });
+  },
+});
+
+Deno.test({
+  name: "a reduction over 2^20 elements is accurate",
+  ...opts,
+  async fn() {
+    const x = cg.normal(cg.randomKey(5), [1 << 20]);
+    const values = await x.data();
+    let sumSq = 0, max = -Infinity;
+    for (const v of values) {
+      sumSq += v * v;
+      max = Math.max(max, v);
+    }
+    const [s, m] = withBackend(gpu!, () => [cg.sum(cg.mul(x, x)), cg.max(x)]);
+    // Tree-ordered float32 sums stay within 1e-5 of the float64 sum here (a sequential
+    // float32 loop, as the cpu interpreter runs it, is off by about 5e-4).
+    assert.ok(Math.abs((await s.item()) - sumSq) < 1e-5 * sumSq, `${await s.item()} vs ${sumSq}`);
+    assert.equal(await m.item(), max);
+  },
+});
+
+Deno.test("requestGpu() without an adapter names the cause and the cpu backend", async () => {
+  setAdapterHookForTesting(() => Promise.resolve(null));
+  try {
+    await assert.rejects(requestGpu(), (e: Error) => {
+      assert.match(e.message, /No WebGPU adapter: navigator\.gpu\.requestAdapter\(\) found none/);
+      assert.match(e.message, /cpu backend.*COSGRAD_BACKEND=cpu/);
+      return true;
+    });
+  } finally {
+    setAdapterHookForTesting(null);
+  }
+});
+
+Deno.test({
+  name: "a WGSL compile error is reported with the offending source lines",
+  ...opts,
+  async fn() {
+    const code = [
+      "@group(0) @binding(0) var<storage, read_write> out0: array<f32>;",
+      "@compute @workgroup_size(1)",
+      "fn main() {",
+      "  let x: f32 = 1u;",
+      "  out0[0] = x;",
+      "}",
+    ].join("\n");
+    gpu!.pipeline(code, "broken_kernel");
+    await assert.rejects(() => gpu!.synchronize(), (e: Error) => {
+      assert.match(e.message, /WGSL compile error in kernel broken_kernel/);
+      assert.match(e.message, / {3}4 \| {3}let x: f32 = 1u;/);
+      return true;
+    });
+    // The error is reported once; the device stays usable.
+    await gpu!.synchronize();
+  },
+});
+
+Deno.test({
+  name: "webgpu rejects float64 and reports out-of-range indices like the cpu backend",
+  ...opts,
+  async fn() {
+    assert.throws(
+      () => gpu!.fromHost(new Float64Array(2)),
+      (e: Error) =>
+        e instanceof TypeError && /float64 tensors run on the cpu backend/.test(e.message),
+    );
+    await withBackendAsync(gpu!, async () => {
+      const x = cg.tensor([[1, 2, 3], [4, 5, 6]]);
+      const bad = cg.takeAlongAxis(x, cg.tensor(new Int32Array([5, 0]), [2, 1]), 1);
+      await assert.rejects(() => bad.data(), /gather: index 5 is out of range \[0, 3\) on axis 1/);
+      const ok = cg.takeAlongAxis(x, cg.tensor(new Int32Array([2, 0]), [2, 1]), 1);
+      assert.deepEqual([...await ok.data()], [3, 4]);
+    });
+  },
+});
+
+Deno.test({
+  name: "COSGRAD_PROFILE=1 prints one line per kernel with its time",
+  ...opts,
+  async fn() {
+    if (!gpu!.gpu.timestamps) return;
+    const lines: string[] = [];
+    const log = console.log;
+    Deno.env.set("COSGRAD_PROFILE", "1");
+    console.log = (...args: unknown[]) => lines.push(args.join(" "));
+    try {
+      await withBackendAsync(gpu!, async () => {
+        const f = cg.compile((x: T) => cg.sum(cg.exp(x), 1));
+        await f(cg.ones([3, 5])).data();
+        await gpu!.synchronize();
+        await new Promise((r) => setTimeout(r, 50));
+      });
+    } finally {
+      console.log = log;
+      Deno.env.delete("COSGRAD_PROFILE");
+    }
+    assert.ok(
+      lines.some((l) => /^\[cosgrad profile\] loop:sum\[3,1\] +[0-9.]+ ms$/.test(l)),
+      lines.join("\n"),
+    );
+  },
+});
