@@ -3,11 +3,21 @@
  *
  * C[bz][row][col] = Σ_k A(bz, row, k) · B(bz, k, col), where the operands are described by
  * index functions, so transposes, broadcasts and the implicit im2col of a convolution are all
- * folded into the loads. Each workgroup computes a `bm x bn` tile of C, staging `bk`-deep
- * slices of A and B in workgroup memory (k-major, as `vec4<f32>`); each thread keeps a
- * `tm x tn` register block in named `vec4<f32>` variables (unrolled, no indexed arrays). Its rows
- * are `ty*4 + q*(4*bm/tm) + {0..3}` and its columns `tx*4 + q*(4*bn/tn) + {0..3}`, so reads from
- * workgroup memory are 16-byte aligned and conflict-free across a row of threads.
+ * folded into the loads. Each workgroup computes a `bm x bn` tile of C; each thread keeps a
+ * `tm x tn` register block in named `vec4<f32>` variables (unrolled, no indexed arrays).
+ *
+ * Two stagings:
+ * - `"workgroup"` (discrete GPUs): `bk`-deep slices of A and B are staged in workgroup memory
+ *   (k-major, as `vec4<f32>`), with the next slice's global loads issued into registers before
+ *   the current slice is computed. A thread's rows are `ty*4 + q*(4*bm/tm) + {0..3}` and its
+ *   columns `tx*4 + q*(4*bn/tn) + {0..3}`, so reads from workgroup memory are 16-byte aligned and
+ *   conflict-free across a row of threads.
+ * - `"registers"` (llvmpipe): no workgroup memory; each thread reads its `tm` rows of A and `tn`
+ *   columns of B straight from the storage buffers, 4 steps of k at a time. Mesa 22's llvmpipe
+ *   turns every non-constant load, from storage or workgroup memory alike, into a loop over the
+ *   8 SIMD lanes, so staging only adds loads, stores and barriers (coroutine switches); measured
+ *   on a 1024³ product: 4.5 GFLOP/s staged (64x64 tile, 8x8 per thread) vs 10-11 GFLOP/s
+ *   unstaged with 16x16 per thread.
  *
  * With `splits > 1` the K range is cut into equal chunks (multiples of `bk`); step 1 writes
  * the partial sums to a scratch buffer `partial` laid out as `[split][output element]`, and
