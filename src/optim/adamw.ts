@@ -80,7 +80,9 @@ export function adamw(options: AdamWOptions = {}): Optimizer<AdamWState> {
         (p: Tensor, mm: Tensor, vv: Tensor) => {
           const r = rate(p.dtype);
           const tf = cast(t, p.dtype);
-          const decayed = weightDecay === 0 ? p : mul(p, sub(1, mul(r, weightDecay)));
+          // A number rate stays a number: mul(number, number) would make a float32 scalar.
+          const keep = typeof r === "number" ? 1 - r * weightDecay : sub(1, mul(r, weightDecay));
+          const decayed = weightDecay === 0 ? p : mul(p, keep);
           const mHat = div(mm, sub(1, pow(b1, tf)));
           const vHat = div(vv, sub(1, pow(b2, tf)));
           return sub(decayed, mul(div(mHat, add(sqrt(vHat), epsilon)), r));
