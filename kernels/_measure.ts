@@ -1,7 +1,7 @@
 /**
  * Measures the kernels on the first WebGPU adapter with the standard workloads (WORKLOADS.md):
  * M1 (and 512³) matmul GFLOP/s, C1 conv2d forward / backward ms, in throughput mode (N runs
- * submitted back to back, one `onSubmittedWorkDone`, median of trials).
+ * submitted back to back, one `onSubmittedWorkDone`; median and minimum of trials).
  *
  * Usage: `deno run -A kernels/_measure.ts [--profile llvmpipe|discrete] [--m4] [--trials 3]`
  *
@@ -74,15 +74,18 @@ async function main(): Promise<void> {
     const plan = matmulKernel({ batch: 1, m: n, n, k: n, profile });
     const a = hashFill(n * n, 1);
     const b = hashFill(n * n, 2);
-    const ms = await timePlan(device, plan, {
+    const t = await timePlan(device, plan, {
       inputs: { a, b },
       outputs: { out: n * n },
       reps: 20,
       trials,
     });
-    const code = plan.steps[0].code.split("\n")[1];
+    const gflops = (ms: number) => (2 * n ** 3 / ms / 1e6).toFixed(1);
     console.log(
-      `matmul ${n}³: ${ms.toFixed(2)} ms, ${(2 * n ** 3 / ms / 1e6).toFixed(1)} GFLOP/s  ${code}`,
+      `matmul ${n}³: median ${t.median.toFixed(1)} ms (${gflops(t.median)} GFLOP/s), ` +
+        `min ${t.min.toFixed(1)} ms (${gflops(t.min)} GFLOP/s)  ${
+          plan.steps[0].code.split("\n")[1]
+        }`,
     );
   }
 
@@ -106,9 +109,11 @@ async function main(): Promise<void> {
   ) {
     // WORKLOADS.md: N >= 20, or enough for 1 s; these take ~0.5 s each on llvmpipe.
     const reps = profile === "llvmpipe" ? 3 : 20;
-    const ms = await timePlan(device, plan, { inputs: { x, w, dy }, outputs, reps, trials });
+    const t = await timePlan(device, plan, { inputs: { x, w, dy }, outputs, reps, trials });
+    const gflops = (ms: number) => (passes * flops / ms / 1e6).toFixed(1);
     console.log(
-      `${name}: ${ms.toFixed(1)} ms (${(passes * flops / ms / 1e6).toFixed(1)} GFLOP/s)`,
+      `${name}: median ${t.median.toFixed(1)} ms (${gflops(t.median)} GFLOP/s), ` +
+        `min ${t.min.toFixed(1)} ms (${gflops(t.min)} GFLOP/s)`,
     );
   }
 }
