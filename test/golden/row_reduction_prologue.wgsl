@@ -8,11 +8,11 @@ var<workgroup> red: array<f32, 64>;
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let lin = wid.x;
   let gid = lin;
+  let v2 = in1[gid];
   var acc: f32 = 0.0;
   for (var r = lid; r < 128u; r = r + 64u) {
     let f0 = gid * 128u + r;
     let v1 = in0[f0];
-    let v2 = in1[gid];
     let v3 = v1 - v2;
     let v4 = exp(v3);
     acc = acc + v4;

@@ -263,6 +263,7 @@ function loopKernel(k: Kernel, scope: Scope): Dispatch {
   const cidx = flatIndex(core.shape, "gid");
   e.dims(cidx);
   const inner = e.child();
+  inner.declare("r");
   const term = spec.term(inner, cidx, "r");
   inner.stmt(`acc = ${spec.combine("acc", term)};`);
   const loopLines = (start: string, step: string) => [

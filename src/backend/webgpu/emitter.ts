@@ -117,13 +117,18 @@ export type InlineRule = (e: Emitter, node: Node, idx: Index) => string;
 
 /**
  * Emits WGSL statements computing node values at indices. A child emitter (loop or branch
- * body) sees its parent's values but keeps its own.
+ * body) sees its parent's values but keeps its own. A `let` lands in the outermost scope
+ * where every name it uses is defined, so loop-invariant values are computed before the loop.
  */
 export class Emitter {
   /** Statements, in order. */
   readonly lines: string[] = [];
   private readonly cache = new Map<string, string>();
   private readonly guards: string[] = [];
+  /** Nesting depth (0 for the kernel body). */
+  readonly depth: number;
+  /** Depth at which each emitted or declared name is defined (shared by a kernel's scopes). */
+  private readonly depths: Map<string, number>;
   /** Builds an emitter for `kernel`, nested in `parent` when given. */
   constructor(
     readonly kernel: KernelScope,
@@ -131,37 +136,64 @@ export class Emitter {
     readonly parent: Emitter | null = null,
   ) {
     if (parent !== null) this.guards.push(...parent.guards);
+    this.depth = parent === null ? 0 : parent.depth + 1;
+    this.depths = parent === null ? new Map() : parent.depths;
   }
   /** A nested scope (a loop or `if` body). */
   child(): Emitter {
     return new Emitter(this.kernel, this.rules, this);
+  }
+  /** Declares `name` (a loop variable, an accumulator) as defined in this scope. */
+  declare(name: string): void {
+    this.depths.set(name, this.depth);
   }
   private lookup(key: string): string | undefined {
     const v = this.cache.get(key);
     if (v !== undefined) return v;
     return this.parent?.lookup(key);
   }
+  /** The outermost enclosing scope where every name `expr` uses is defined. */
+  private home(expr: string): Emitter {
+    let depth = 0;
+    for (const m of expr.matchAll(/[A-Za-z_][A-Za-z0-9_]*/g)) {
+      depth = Math.max(depth, this.depths.get(m[0]) ?? 0);
+    }
+    let e: Emitter = this;
+    while (e.depth > depth) e = e.parent!;
+    return e;
+  }
   /** Binds `expr` to a fresh `let` (unless it is a name or literal) and returns the name. */
   let(expr: string, prefix = "v", force = false): string {
     if (!force && isAtom(expr)) return expr;
     const name = this.kernel.fresh(prefix);
-    this.lines.push(`let ${name} = ${expr};`);
+    const home = this.home(expr);
+    home.lines.push(`let ${name} = ${expr};`);
+    this.depths.set(name, home.depth);
     return name;
   }
   /** Emits a raw statement. */
   stmt(line: string): void {
     this.lines.push(line);
   }
-  /** Caches `make()` under `key` in this scope. */
+  /** The scope that defines `name` (this one for names it does not know). */
+  private owner(name: string): Emitter {
+    const depth = this.depths.get(name);
+    if (depth === undefined || !isAtom(name)) return this;
+    let e: Emitter = this;
+    while (e.depth > depth) e = e.parent!;
+    return e;
+  }
+  /** Caches `make()` under `key`, in the scope that defines the result. */
   memo(key: string, make: () => string): string {
     const have = this.lookup(key);
     if (have !== undefined) return have;
     const v = make();
-    this.cache.set(key, v);
+    this.owner(v).cache.set(key, v);
     return v;
   }
   /** Makes `node` at `idx` evaluate to `expr` in this scope (a fused reduction's result). */
   seed(node: Node, idx: Index, expr: string): void {
+    this.declare(expr);
     this.cache.set(this.valueKey(node, idx), expr);
   }
   /** The flat offset of `idx`. */
@@ -212,7 +244,7 @@ export class Emitter {
     // Literals get a name too: an operation on two literals would be a WGSL constant
     // expression, and one that overflows (1.0 / 0.0) fails to compile.
     const name = this.let(expr, "v", node.op === "scalar");
-    this.cache.set(key, name);
+    this.owner(name).cache.set(key, name);
     return name;
   }
   /** Runs `fn` with `cond` known to hold for the values it computes (pad and concat). */
