@@ -47,7 +47,15 @@ function acosGuard(t: Tensor): number {
 
 /**
  * The target cosine with combined margins, `cos(m1 θ + m2) - m3`, continued past θ_max (see
- * the module documentation). `t` holds cosines in [-1, 1].
+ * the module documentation). `t` holds cosines in [-1, 1]; useful to plot margin curves.
+ *
+ * @example
+ * ```ts
+ * import { combinedTarget } from "./combined_margin.ts";
+ * import { tensor } from "../ops/creation.ts";
+ * const t = tensor([1, 0, -1]); // θ = 0, π/2, π
+ * await combinedTarget(t, { m1: 1, m2: 0.5, m3: 0 }).data(); // [0.8776, -0.4794, -1.1224]
+ * ```
  */
 export function combinedTarget(
   t: Tensor,

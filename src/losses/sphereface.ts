@@ -41,6 +41,14 @@ function chebyshev(c: Tensor, m: number): Tensor {
  * ψ(θ) = (-1)^k cos(mθ) - 2k for θ in [kπ/m, (k+1)π/m]: decreasing in θ and continuously
  * differentiable, computed from cos θ without acos (k counts the thresholds cos(jπ/m) at or
  * above cos θ, and carries no gradient).
+ *
+ * @example
+ * ```ts
+ * import { spherefacePsi } from "./sphereface.ts";
+ * import { tensor } from "../ops/creation.ts";
+ * const t = tensor([1, Math.SQRT1_2, 0, -1]); // θ = 0, π/4, π/2, π
+ * await spherefacePsi(t, 4).data(); // [1, -1, -3, -7]
+ * ```
  */
 export function spherefacePsi(c: Tensor, m: number): Tensor {
   let k: Tensor | number = 0;
