@@ -124,3 +124,25 @@ Deno.test("batchNorm() without learned scale or shift, and its errors", async ()
   );
   assert.throws(() => initBatchNorm(0), /positive integer, got 0/);
 });
+
+Deno.test("batchNorm() gradients check in both modes, 1-D and 2-D", async () => {
+  for (const shape of [[5, 3], [3, 2, 2, 3]]) {
+    const c = shape[1];
+    const bn = initBatchNorm(c, { dtype: "float64" });
+    const params = {
+      weight: cg.normal(cg.randomKey(1), [c], { dtype: "float64" }),
+      bias: cg.normal(cg.randomKey(2), [c], { dtype: "float64" }),
+    };
+    const state = {
+      mean: cg.normal(cg.randomKey(3), [c], { dtype: "float64" }),
+      var: bn.state.var,
+    };
+    const x = cg.normal(cg.randomKey(4), shape, { dtype: "float64" });
+    for (const training of [true, false]) {
+      await cg.checkGrad(
+        (p: typeof params, a: cg.Tensor) => batchNorm(p, state, a, { training }).out,
+        [params, x],
+      );
+    }
+  }
+});

@@ -1,5 +1,7 @@
 // The residual blocks and the three backbones: outputs against compositions of core ops,
 // parameter counts against formulas computed by hand, state handling, and gradients.
+// Published parameter counts: none is quoted here, because I know of no reliable published
+// figure for exactly these configurations (the papers give depths and widths, not counts).
 import assert from "node:assert/strict";
 import * as cg from "../../mod.ts";
 import { initIresBlock, initSphereUnit, iresBlock, sphereUnit } from "./residual.ts";
