@@ -197,6 +197,14 @@ function inlineNodes(k: Kernel, scope: Scope): Node[] {
   return out;
 }
 
+/** A scratch binding of a multi-pass kernel. */
+interface ScratchDecl {
+  name: string;
+  type: "f32" | "i32";
+  write: boolean;
+  bytes: number;
+}
+
 function finish(
   k: Kernel,
   scope: Scope,
@@ -204,6 +212,7 @@ function finish(
   decls: string,
   grid: Grid,
   threads: number,
+  options: { scratch?: ScratchDecl; roots?: boolean; suffix?: string } = {},
 ): Dispatch {
   const bindings: BindingRef[] = [];
   const lines: string[] = [];
@@ -211,10 +220,21 @@ function finish(
     lines.push(declare(`in${i}`, n, false, bindings.length));
     bindings.push({ kind: "node", node: n, write: false });
   });
-  k.roots.forEach((n, i) => {
-    lines.push(declare(`out${i}`, n, true, bindings.length));
-    bindings.push({ kind: "node", node: n, write: true });
-  });
+  const sc = options.scratch;
+  if (sc !== undefined) {
+    lines.push(
+      `@group(0) @binding(${bindings.length}) var<storage, ${
+        sc.write ? "read_write" : "read"
+      }> ${sc.name}: array<${sc.type}>;`,
+    );
+    bindings.push({ kind: "scratch", name: sc.name, bytes: sc.bytes });
+  }
+  if (options.roots ?? true) {
+    k.roots.forEach((n, i) => {
+      lines.push(declare(`out${i}`, n, true, bindings.length));
+      bindings.push({ kind: "node", node: n, write: true });
+    });
+  }
   if (scope.usesErrors) {
     lines.push(declare("cg_err", null, true, bindings.length));
     bindings.push({ kind: "errors" });
@@ -227,7 +247,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 ${body}
 }
 `;
-  return { name: kernelName(k), code, workgroups: grid.workgroups, bindings };
+  return { name: kernelName(k) + (options.suffix ?? ""), code, workgroups: grid.workgroups, bindings };
 }
 
 function writeRoots(e: Emitter, k: Kernel, idx: Index, at: string): void {
@@ -251,12 +271,30 @@ ${indent(e.lines, "  ")}`;
   return finish(k, scope, body, "", grid, THREADS);
 }
 
-function loopKernel(k: Kernel, scope: Scope): Dispatch {
+/** The tree combining `red[0..w)` into `red[0]` (fixed order, so results are deterministic). */
+function treeLines(w: number, combine: (a: string, b: string) => string): string[] {
+  const tree: string[] = [`red[lid] = acc;`, `workgroupBarrier();`];
+  for (let s = w / 2; s >= 1; s /= 2) {
+    tree.push(`if (lid < ${u32(s)}) { red[lid] = ${combine("red[lid]", `red[lid + ${u32(s)}]`)}; }`);
+    tree.push(`workgroupBarrier();`);
+  }
+  return tree;
+}
+
+/** Workgroups an adapter wants in flight before a reduction is split into chunks. */
+const SPLIT_TARGET = { llvmpipe: 16, discrete: 1024 };
+
+function loopKernel(k: Kernel, scope: Scope, options: CodegenOptions): Dispatch[] {
   const core = k.core!;
   const spec = loopOf(core);
   const outputs = sizeOf(k.shape);
   const type = wgslType(core.dtype);
   const parallel = spec.extent >= 64 && (spec.rowLike || outputs < 2048);
+  const target = SPLIT_TARGET[options.profile];
+  if (parallel && 2 * outputs <= target && spec.extent >= 2048) {
+    const splits = Math.min(Math.ceil(target / outputs), Math.floor(spec.extent / 1024), 256);
+    if (splits >= 2) return splitLoopKernel(k, scope, splits);
+  }
   const e = new Emitter(scope, inlineRule);
   // The core and the roots fused after it share the flat index (reshapes keep it).
   const idx = flatIndex(k.shape, "gid");
@@ -281,17 +319,11 @@ function loopKernel(k: Kernel, scope: Scope): Dispatch {
   let gid = lin * ${u32(THREADS)} + lid;
   if (gid >= ${u32(outputs)}) { return; }
 ${indent([...e.lines, ...loopLines("0u", "1u"), ...epi.lines], "  ")}`;
-    return finish(k, scope, body, "", grid, THREADS);
+    return [finish(k, scope, body, "", grid, THREADS)];
   }
   const w = spec.extent >= 4096 ? 256 : 64;
   const grid = fold(outputs);
-  const tree: string[] = [`red[lid] = acc;`, `workgroupBarrier();`];
-  for (let s = w / 2; s >= 1; s /= 2) {
-    tree.push(
-      `if (lid < ${u32(s)}) { red[lid] = ${spec.combine("red[lid]", `red[lid + ${u32(s)}]`)}; }`,
-    );
-    tree.push(`workgroupBarrier();`);
-  }
+  const tree = treeLines(w, spec.combine);
   const epi = e.child();
   epi.seed(core, cidx, "total");
   writeRoots(epi, k, idx, "gid");
@@ -305,7 +337,77 @@ ${indent([...e.lines, ...loopLines("lid", u32(w)), ...tree], "  ")}
     let total = red[0];
 ${indent(epi.lines, "    ")}
   }`;
-  return finish(k, scope, body, `var<workgroup> red: array<${type}, ${w}>;`, grid, w);
+  return [finish(k, scope, body, `var<workgroup> red: array<${type}, ${w}>;`, grid, w)];
+}
+
+/**
+ * A long reduction with few outputs in two passes: `splits` workgroups per output each reduce
+ * an interleaved share of the terms into `partial`; then one thread per output combines its
+ * partials in a fixed order and runs the fused epilogue.
+ */
+function splitLoopKernel(k: Kernel, scope: Scope, splits: number): Dispatch[] {
+  const core = k.core!;
+  const spec = loopOf(core);
+  const outputs = sizeOf(k.shape);
+  const type = wgslType(core.dtype);
+  const w = 256;
+  const scratch = { name: "partial", type, bytes: outputs * splits * 4 };
+  // Pass 1: partial sums.
+  const e = new Emitter(scope, inlineRule);
+  const cidx = flatIndex(core.shape, "gid");
+  e.dims(cidx);
+  const inner = e.child();
+  inner.declare("r");
+  const term = spec.term(inner, cidx, "r");
+  inner.stmt(`acc = ${spec.combine("acc", term)};`);
+  const grid1 = fold(outputs * splits);
+  const guard1 = grid1.workgroups[0] * grid1.workgroups[1] > outputs * splits
+    ? `\n  if (lin >= ${u32(outputs * splits)}) { return; }`
+    : "";
+  const body1 = `  ${grid1.lin}${guard1}
+  let gid = lin / ${u32(splits)};
+  let part = lin % ${u32(splits)};
+${
+    indent([
+      ...e.lines,
+      `var acc: ${type} = ${spec.init};`,
+      `for (var r = part * ${u32(w)} + lid; r < ${u32(spec.extent)}; r = r + ${u32(w * splits)}) {`,
+      ...inner.lines.map((l) => "  " + l),
+      `}`,
+      ...treeLines(w, spec.combine),
+    ], "  ")
+  }
+  if (lid == 0u) { partial[lin] = red[0]; }`;
+  const pass1 = finish(
+    k,
+    scope,
+    body1,
+    `var<workgroup> red: array<${type}, ${w}>;`,
+    grid1,
+    w,
+    { scratch: { ...scratch, write: true }, roots: false, suffix: `#1/${splits}` },
+  );
+  // Pass 2: combine in order, then the epilogue.
+  const scope2 = new Scope(scope.own, scope.isMem, scope.alias, "kernel");
+  const e2 = new Emitter(scope2, inlineRule);
+  const idx = flatIndex(k.shape, "gid");
+  e2.declare("acc");
+  e2.seed(core, cidx, "acc");
+  writeRoots(e2, k, idx, "gid");
+  const grid2 = fold(Math.ceil(outputs / THREADS));
+  const body2 = `  ${grid2.lin}
+  let gid = lin * ${u32(THREADS)} + lid;
+  if (gid >= ${u32(outputs)}) { return; }
+  var acc: ${type} = partial[gid * ${u32(splits)}];
+  for (var p = 1u; p < ${u32(splits)}; p = p + 1u) {
+    acc = ${spec.combine("acc", `partial[gid * ${u32(splits)} + p]`)};
+  }
+${indent(e2.lines, "  ")}`;
+  const pass2 = finish(k, scope2, body2, "", grid2, THREADS, {
+    scratch: { ...scratch, write: false },
+    suffix: "#2",
+  });
+  return [pass1, pass2];
 }
 
 /** The `kernels/` conv2d spec of a convolution node (any of the three). */
@@ -447,5 +549,5 @@ export function generate(
     if (k.gemm !== undefined && k.gemm.k === 0) return [mapKernel(k, scope, [k.core!, "0.0"])];
     return gemmKernel(k, graph.isMem, graph.alias, options);
   }
-  return [k.kind === "map" ? mapKernel(k, scope) : loopKernel(k, scope)];
+  return k.kind === "map" ? [mapKernel(k, scope)] : loopKernel(k, scope, options);
 }
