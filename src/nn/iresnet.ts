@@ -213,8 +213,10 @@ export function iresnet(
  * import { iresnet18 } from "./iresnet.ts";
  * import { paramCount } from "./params.ts";
  * import { randomKey } from "../ops/random.ts";
- * const { params } = iresnet18.init(randomKey(0));
- * paramCount(params); // 24025088 (PyTorch's count adds the 512 frozen γ of the last BN)
+ * // At 8x8 (1x1 after the stages); at 112x112 the count is 24,025,088 (PyTorch's count adds
+ * // the 512 frozen γ of the last BN: 24,025,600).
+ * const { params } = iresnet18.init(randomKey(0), { inputSize: 8 });
+ * paramCount(params); // 11442176
  * ```
  */
 export const iresnet18: Model<IresnetOptions, IresnetParams, IresnetState> = iresnet([2, 2, 2, 2]);

@@ -118,8 +118,10 @@ function apply(
  * import { sphere20 } from "./sphere20.ts";
  * import { paramCount } from "./params.ts";
  * import { randomKey } from "../ops/random.ts";
- * const { params } = sphere20.init(randomKey(0));
- * paramCount(params); // 22666944 (11010560 of them in the FC layer)
+ * // At 32x16 (2x1 after the stages); at the paper's 112x96 the count is 22,666,944, of which
+ * // 11,010,560 in the FC layer.
+ * const { params } = sphere20.init(randomKey(0), { inputSize: [32, 16] });
+ * paramCount(params); // 12181184
  * ```
  */
 export const sphere20: Model<Sphere20Options, Sphere20Params, Record<string, never>> = {
