@@ -1,11 +1,12 @@
 /**
  * Micro-benchmarks of the WebGPU backend (a script, not a test):
- * `deno run -A src/backend/webgpu/_bench.ts [--reps 20] [--only m1,c1,ew]`.
+ * `deno run -A src/backend/webgpu/_bench.ts [--reps 20] [--only m1,c1,l1,ew]`.
  *
  * - M1: 1024x1024 @ 1024x1024 (seeded inputs), throughput: `reps` calls of a compiled
  *   function back to back, one wait; ms per call and GFLOP/s.
  * - C1: conv2d 3x3, stride 1, pad 1, batch 16, 64 -> 64 channels, 56x56: forward, and
  *   forward+backward (gradients of input and weights), throughput.
+ * - L1: CosFace loss forward+backward (features 256x512, class weights 10000x512), throughput.
  * - EW: an elementwise chain over 4M elements (fused into one kernel), throughput, and the
  *   same chain with every op realized (one kernel per op) for comparison.
  *
@@ -17,6 +18,7 @@ import { parseArgs } from "node:util";
 import * as cg from "../../../mod.ts";
 import { withBackendAsync } from "../registry.ts";
 import { startWebGpu } from "./mod.ts";
+import { cosface } from "../../losses/cosface.ts";
 import type { WebGpuBackend } from "./webgpu_backend.ts";
 
 type T = cg.Tensor;
@@ -41,6 +43,14 @@ function seeded(seed: number, shape: number[], scale = 1): T {
     out[i] = (2 * (h >>> 8) / 2 ** 24 - 1) * scale;
   }
   return cg.tensor(out, shape);
+}
+
+/** Seeded labels of WORKLOADS.md: `h mod classes`. */
+function seededLabels(seed: number, n: number, classes: number): T {
+  const key = fmix32(Math.imul(seed >>> 0, 0x9e3779b9));
+  return cg.tensor(Int32Array.from({ length: n }, (_, i) => fmix32((key + i) >>> 0) % classes), [
+    n,
+  ]);
 }
 
 function median(xs: number[]): number {
@@ -74,12 +84,12 @@ async function main(): Promise<void> {
     args: Deno.args,
     options: {
       reps: { type: "string", default: "20" },
-      only: { type: "string", default: "m1,c1,ew" },
+      only: { type: "string", default: "m1,c1,l1,ew" },
       help: { type: "boolean", default: false },
     },
   });
   if (values.help) {
-    console.log("usage: deno run -A src/backend/webgpu/_bench.ts [--reps 20] [--only m1,c1,ew]");
+    console.log("usage: deno run -A src/backend/webgpu/_bench.ts [--reps 20] [--only m1,c1,l1,ew]");
     return;
   }
   const reps = Number(values.reps);
@@ -111,6 +121,25 @@ async function main(): Promise<void> {
       });
       const bms = await throughput(gpu, () => both(x, w, dy), Math.max(2, reps / 4));
       console.log(`C1 conv forward+backward: ${bms.toFixed(1)} ms (3 convolutions)`);
+    }
+    if (only.has("l1")) {
+      const f = seeded(21, [256, 512]), w = seeded(22, [10000, 512]);
+      const labels = seededLabels(23, 256, 10000);
+      const step = cg.compile((f: T, w: T, y: T) => {
+        const [loss, g] = cg.valueAndGrad(
+          (f: T, w: T) => cosface(f, w, y, { s: 64, m: 0.35 }),
+          { argnums: [0, 1] },
+        )(f, w) as [T, T[]];
+        return [loss, ...g];
+      });
+      const loss = await step(f, w, labels)[0].item();
+      const ms = await throughput(gpu, () => step(f, w, labels), Math.max(2, reps / 4));
+      const kernels = (step.describe().match(/@compute/g) ?? []).length;
+      console.log(
+        `L1 CosFace forward+backward: ${ms.toFixed(1)} ms (${kernels} kernels), loss ${
+          loss.toFixed(4)
+        } (expected 35.8995)`,
+      );
     }
     if (only.has("ew")) {
       const n = 1 << 22;

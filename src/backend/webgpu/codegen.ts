@@ -247,7 +247,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 ${body}
 }
 `;
-  return { name: kernelName(k) + (options.suffix ?? ""), code, workgroups: grid.workgroups, bindings };
+  return {
+    name: kernelName(k) + (options.suffix ?? ""),
+    code,
+    workgroups: grid.workgroups,
+    bindings,
+  };
 }
 
 function writeRoots(e: Emitter, k: Kernel, idx: Index, at: string): void {
@@ -275,7 +280,9 @@ ${indent(e.lines, "  ")}`;
 function treeLines(w: number, combine: (a: string, b: string) => string): string[] {
   const tree: string[] = [`red[lid] = acc;`, `workgroupBarrier();`];
   for (let s = w / 2; s >= 1; s /= 2) {
-    tree.push(`if (lid < ${u32(s)}) { red[lid] = ${combine("red[lid]", `red[lid + ${u32(s)}]`)}; }`);
+    tree.push(
+      `if (lid < ${u32(s)}) { red[lid] = ${combine("red[lid]", `red[lid + ${u32(s)}]`)}; }`,
+    );
     tree.push(`workgroupBarrier();`);
   }
   return tree;
@@ -289,7 +296,11 @@ function loopKernel(k: Kernel, scope: Scope, options: CodegenOptions): Dispatch[
   const spec = loopOf(core);
   const outputs = sizeOf(k.shape);
   const type = wgslType(core.dtype);
-  const parallel = spec.extent >= 64 && (spec.rowLike || outputs < 2048);
+  // A workgroup per output when there are few outputs or the terms of one output are
+  // contiguous (GPUs); llvmpipe runs a workgroup's barriers as coroutine switches, so there
+  // one thread per output wins as soon as the outputs fill its SIMD lanes and cores.
+  const parallel = spec.extent >= 64 &&
+    (options.profile === "llvmpipe" ? outputs < 32 : spec.rowLike || outputs < 2048);
   const target = SPLIT_TARGET[options.profile];
   if (parallel && 2 * outputs <= target && spec.extent >= 2048) {
     const splits = Math.min(Math.ceil(target / outputs), Math.floor(spec.extent / 1024), 256);
