@@ -236,3 +236,53 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name: "kernels of both tuning profiles (llvmpipe, discrete GPUs) agree with the cpu backend",
+  ...opts,
+  async fn() {
+    const x = cg.normal(cg.randomKey(21), [8, 1000]);
+    const a = cg.normal(cg.randomKey(22), [40, 24]);
+    const b = cg.normal(cg.randomKey(23), [24, 36]);
+    const img = cg.normal(cg.randomKey(24), [2, 8, 9, 9]);
+    const w = cg.normal(cg.randomKey(25), [8, 4, 3, 3], { std: 0.2 });
+    const f = (x: T, a: T, b: T, img: T, w: T) => {
+      const rows = cg.logsumexp(x, 1);
+      const cols = cg.max(cg.mul(x, 2), 0);
+      const mm = cg.relu(cg.matmul(a, b));
+      const conv = cg.conv2d(img, w, { stride: 2, padding: 1, groups: 2 });
+      return cg.add(
+        cg.add(cg.sum(rows), cg.sum(cols)),
+        cg.add(cg.sum(cg.square(mm)), cg.sum(cg.square(conv))),
+      );
+    };
+    // A distinct graph per profile (times 1 or -1), so the program cache cannot hand one
+    // profile the program compiled for the other.
+    const grads = (backend: typeof gpu, scale: number) =>
+      withBackend(
+        backend ?? cpuBackend(),
+        () =>
+          cg.valueAndGrad((...xs: T[]) => cg.mul(f(...(xs as [T, T, T, T, T])), scale), {
+            argnums: [0, 1, 2, 3, 4],
+          })(x, a, b, img, w),
+      ) as unknown as [T, T[]];
+    const [ev, eg] = grads(null, 1);
+    const expected = [await ev.data(), ...await Promise.all(eg.map((g) => g.data()))];
+    for (const [k, profile] of (["llvmpipe", "discrete"] as const).entries()) {
+      const before = gpu!.profile;
+      const compiled = gpu!.stats.programs;
+      const sign = k === 0 ? 1 : -1;
+      gpu!.profile = profile;
+      try {
+        const [v, g] = grads(gpu, sign);
+        assert.ok(gpu!.stats.programs > compiled, `${profile}: a program was compiled`);
+        const actual = [await v.data(), ...await Promise.all(g.map((t) => t.data()))];
+        actual.forEach((t, i) =>
+          assertClose(t.map((y) => sign * y), expected[i], `${profile} output ${i}`)
+        );
+      } finally {
+        gpu!.profile = before;
+      }
+    }
+  },
+});

@@ -25,8 +25,11 @@ export class WebGpuBackend implements Backend {
   readonly name = "webgpu";
   /** The buffer pool. */
   readonly pool: BufferPool;
-  /** Kernel tuning profile: software adapters get small tiles. */
-  readonly profile: "llvmpipe" | "discrete";
+  /**
+   * Kernel tuning profile: software adapters get small tiles and one thread per reduction
+   * output. Programs compiled after a change use the new profile (tests run both).
+   */
+  profile: "llvmpipe" | "discrete";
   private readonly pipelines = new Map<string, CachedPipeline>();
   private readonly uploads = new WeakMap<Storage, GpuStorage>();
   private errors: GPUBuffer | null = null;
