@@ -17,7 +17,7 @@
 import { parseArgs } from "node:util";
 import * as cg from "../../../mod.ts";
 import { withBackendAsync } from "../registry.ts";
-import { startWebGpu } from "./mod.ts";
+import { startWebGpuBackend } from "./start.ts";
 import { cosface } from "../../losses/cosface.ts";
 import type { WebGpuBackend } from "./webgpu_backend.ts";
 
@@ -94,7 +94,7 @@ async function main(): Promise<void> {
   }
   const reps = Number(values.reps);
   const only = new Set(values.only.split(","));
-  const gpu = await startWebGpu();
+  const gpu = await startWebGpuBackend();
   console.log(`adapter: ${gpu.description} (deno ${Deno.version.deno}), ${reps} calls per round`);
   await withBackendAsync(gpu, async () => {
     if (only.has("m1")) {

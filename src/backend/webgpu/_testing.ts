@@ -1,10 +1,11 @@
 // Shared helpers of the WebGPU suites: the backend when an adapter exists (tests skip with a
 // visible message otherwise), and float32 comparisons against the cpu backend.
 import type { TypedArray } from "../../ir/dtype.ts";
-import { startWebGpu, type WebGpuBackend } from "./mod.ts";
+import { startWebGpuBackend } from "./start.ts";
+import type { WebGpuBackend } from "./webgpu_backend.ts";
 
 /** The WebGPU backend, or null (with the reason printed) when there is no adapter. */
-export const gpu: WebGpuBackend | null = await startWebGpu().then(
+export const gpu: WebGpuBackend | null = await startWebGpuBackend().then(
   (b) => {
     console.log(`webgpu suites run on: ${b.description}`);
     return b;

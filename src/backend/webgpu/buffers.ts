@@ -167,7 +167,15 @@ export class GpuStorage implements Storage {
   }
 }
 
-/** The error for float64 tensors on the WebGPU backend. */
+/**
+ * The error for float64 tensors on the WebGPU backend.
+ *
+ * @example
+ * ```ts
+ * import { float64Error } from "./buffers.ts";
+ * float64Error() instanceof TypeError; // true
+ * ```
+ */
 export function float64Error(): TypeError {
   return new TypeError(
     'float64 tensors run on the cpu backend (WGSL has no float64): cast to float32, or use setBackend("cpu")',

@@ -150,7 +150,16 @@ export async function requestGpu(options: { timeoutMs?: number } = {}): Promise<
   return ctx;
 }
 
-/** Throws the first pending device error (and forgets it), or the loss of the device. */
+/**
+ * Throws the first pending device error (and forgets the rest), or the loss of the device.
+ *
+ * @example
+ * ```ts ignore
+ * import { requestGpu, throwPendingError } from "./device.ts";
+ * const gpu = await requestGpu();
+ * throwPendingError(gpu); // nothing pending: returns
+ * ```
+ */
 export function throwPendingError(ctx: GpuContext): void {
   if (ctx.lost !== null) throw ctx.lost;
   const first = ctx.errors.shift();

@@ -9,13 +9,29 @@ import { type DType, stridesOf } from "../../ir/dtype.ts";
 import type { Node } from "../../ir/node.ts";
 import { float64Error } from "./buffers.ts";
 
-/** The WGSL scalar type of a dtype. */
+/**
+ * The WGSL scalar type of a dtype (float64 has none: a TypeError).
+ *
+ * @example
+ * ```ts
+ * import { wgslType } from "./emitter.ts";
+ * wgslType("int32"); // "i32"
+ * ```
+ */
 export function wgslType(dtype: DType): "f32" | "i32" {
   if (dtype === "float64") throw float64Error();
   return dtype === "int32" ? "i32" : "f32";
 }
 
-/** The WGSL literal `n` of type u32. */
+/**
+ * The WGSL literal `n` of type u32.
+ *
+ * @example
+ * ```ts
+ * import { u32 } from "./emitter.ts";
+ * u32(3); // "3u"
+ * ```
+ */
 export function u32(n: number): string {
   return `${n}u`;
 }
@@ -49,6 +65,13 @@ export function literal(value: number, dtype: DType): string {
 /**
  * `a - b` for u32 expressions; folds literal operands in JavaScript, because WGSL rejects a
  * constant expression that wraps.
+ *
+ * @example
+ * ```ts
+ * import { subU } from "./emitter.ts";
+ * subU("0u", "1u"); // "4294967295u"
+ * subU("i", "2u"); // "(i - 2u)"
+ * ```
  */
 export function subU(a: string, b: string): string {
   if (b === "0u") return a;
@@ -57,12 +80,28 @@ export function subU(a: string, b: string): string {
   return `(${a} - ${b})`;
 }
 
-/** `x` in parentheses unless it is a name or literal. */
+/**
+ * `x` in parentheses unless it is a name or literal.
+ *
+ * @example
+ * ```ts
+ * import { paren } from "./emitter.ts";
+ * paren("a + b"); // "(a + b)"
+ * ```
+ */
 export function paren(x: string): string {
   return isAtom(x) ? x : `(${x})`;
 }
 
-/** The WGSL literal `0` of a dtype. */
+/**
+ * The WGSL literal `0` of a dtype.
+ *
+ * @example
+ * ```ts
+ * import { zero } from "./emitter.ts";
+ * zero("float32"); // "0.0"
+ * ```
+ */
 export function zero(dtype: DType): string {
   return wgslType(dtype) === "i32" ? "0i" : "0.0";
 }
@@ -80,12 +119,28 @@ export interface Index {
   readonly dims?: readonly string[];
 }
 
-/** An index given by its flat offset. */
+/**
+ * An index given by its flat offset.
+ *
+ * @example
+ * ```ts
+ * import { flatIndex } from "./emitter.ts";
+ * flatIndex([2, 3], "gid").flat; // "gid"
+ * ```
+ */
 export function flatIndex(shape: readonly number[], flat: string): Index {
   return { shape, flat };
 }
 
-/** An index given per axis (size-1 axes are always `0u`). */
+/**
+ * An index given per axis (size-1 axes are always `0u`).
+ *
+ * @example
+ * ```ts
+ * import { dimsIndex } from "./emitter.ts";
+ * dimsIndex([1, 3], ["a", "b"]).dims; // ["0u", "b"]
+ * ```
+ */
 export function dimsIndex(shape: readonly number[], dims: readonly string[]): Index {
   return { shape, dims: dims.map((d, i) => shape[i] === 1 ? "0u" : d) };
 }
@@ -158,9 +213,11 @@ export class Emitter {
     for (const m of expr.matchAll(/[A-Za-z_][A-Za-z0-9_]*/g)) {
       depth = Math.max(depth, this.depths.get(m[0]) ?? 0);
     }
-    let e: Emitter = this;
-    while (e.depth > depth) e = e.parent!;
-    return e;
+    return this.ancestor(depth);
+  }
+  /** The enclosing scope at `depth` (this one when it is that deep or shallower). */
+  private ancestor(depth: number): Emitter {
+    return this.depth > depth && this.parent !== null ? this.parent.ancestor(depth) : this;
   }
   /** Binds `expr` to a fresh `let` (unless it is a name or literal) and returns the name. */
   let(expr: string, prefix = "v", force = false): string {
@@ -179,9 +236,7 @@ export class Emitter {
   private owner(name: string): Emitter {
     const depth = this.depths.get(name);
     if (depth === undefined || !isAtom(name)) return this;
-    let e: Emitter = this;
-    while (e.depth > depth) e = e.parent!;
-    return e;
+    return this.ancestor(depth);
   }
   /** Caches `make()` under `key`, in the scope that defines the result. */
   memo(key: string, make: () => string): string {

@@ -320,7 +320,15 @@ export const LOWERING: { [P in Prim]: Lowering<P> } = {
   scatterAdd: { kind: "loop", loop: scatterLoop },
 };
 
-/** The inline rule of `op` (throws for primitives that are never inlined). */
+/**
+ * The inline rule of `op` (throws for primitives that are never inlined).
+ *
+ * @example
+ * ```ts
+ * import { inlineRule } from "./lowering.ts";
+ * typeof inlineRule("exp"); // "function"
+ * ```
+ */
 export function inlineRule(op: Prim): (e: Emitter, node: Node, idx: Index) => string {
   const rule = LOWERING[op].inline as ((e: Emitter, node: Node, idx: Index) => string) | undefined;
   if (rule === undefined) {
@@ -331,7 +339,17 @@ export function inlineRule(op: Prim): (e: Emitter, node: Node, idx: Index) => st
   return rule;
 }
 
-/** The loop of a node of kind `loop`. */
+/**
+ * The loop of a node of kind `loop`.
+ *
+ * @example
+ * ```ts
+ * import { makeNode } from "../../ir/node.ts";
+ * import { loopOf } from "./lowering.ts";
+ * const x = makeNode("var", [], { id: "x", shape: [4, 8], dtype: "float32" });
+ * loopOf(makeNode("sum", [x], { axes: [1] })).extent; // 8
+ * ```
+ */
 export function loopOf(node: Node): LoopSpec {
   const rule = LOWERING[node.op].loop as ((n: Node) => LoopSpec) | undefined;
   if (rule === undefined) throw new TypeError(`Internal error: ${node.op} has no loop`);

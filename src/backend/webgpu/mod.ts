@@ -12,35 +12,26 @@
 import { envVar } from "../../_env.ts";
 import { cpuBackend, registerBackend, setBackend } from "../registry.ts";
 import type { Backend } from "../storage.ts";
-import { requestGpu } from "./device.ts";
-import { WebGpuBackend } from "./webgpu_backend.ts";
+import { startWebGpuBackend } from "./start.ts";
 
-export { WebGpuBackend } from "./webgpu_backend.ts";
-export { setAdapterHookForTesting } from "./device.ts";
+export type { Backend } from "../storage.ts";
 
-let starting: Promise<WebGpuBackend> | null = null;
+registerBackend("webgpu", startWebGpuBackend);
 
 /**
- * Starts the WebGPU backend once (later calls return the same one); rejects with an error
- * naming the cause and the cpu backend when there is no adapter.
+ * Starts the WebGPU backend once (later calls return the same one) without making it
+ * current; rejects with an error naming the cause and the cpu backend without an adapter.
  *
  * @example
  * ```ts ignore
  * import { startWebGpu } from "./mod.ts";
  * const gpu = await startWebGpu();
- * console.log(gpu.description); // e.g. "llvmpipe (LLVM 15.0.6, 256 bits)"
+ * gpu.name; // "webgpu"
  * ```
  */
-export function startWebGpu(): Promise<WebGpuBackend> {
-  if (starting === null) {
-    starting = requestGpu().then((ctx) => new WebGpuBackend(ctx));
-    // A failed start may be retried (e.g. after a test's simulated missing adapter).
-    starting.catch(() => starting = null);
-  }
-  return starting;
+export function startWebGpu(): Promise<Backend> {
+  return startWebGpuBackend();
 }
-
-registerBackend("webgpu", startWebGpu);
 
 /**
  * Starts the WebGPU backend and makes it the current backend.
@@ -52,8 +43,8 @@ registerBackend("webgpu", startWebGpu);
  * backend.name; // "webgpu"
  * ```
  */
-export async function initWebGpu(): Promise<WebGpuBackend> {
-  const backend = await startWebGpu();
+export async function initWebGpu(): Promise<Backend> {
+  const backend = await startWebGpuBackend();
   await setBackend(backend);
   return backend;
 }
