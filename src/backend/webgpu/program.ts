@@ -29,6 +29,17 @@ interface PlannedDispatch {
   sources: Source[];
   /** Whether the dispatch does any work (empty tensors skip it). */
   empty: boolean;
+  /** Recent bind groups, keyed by the ids of the buffers bound. */
+  bindGroups: Map<string, GPUBindGroup>;
+}
+
+const bufferIds = new WeakMap<GPUBuffer, number>();
+let nextBufferId = 0;
+
+function bufferId(b: GPUBuffer): number {
+  let id = bufferIds.get(b);
+  if (id === undefined) bufferIds.set(b, id = nextBufferId++);
+  return id;
 }
 
 interface Plan {
@@ -95,6 +106,20 @@ export class GpuProgram implements Program {
         if (!dispatch.clear) backend.pipeline(dispatch.code, dispatch.name);
       }
     }
+  }
+
+  /** A bind group of `pd` over `buffers`, from a small per-dispatch cache. */
+  private bindGroup(pd: PlannedDispatch, buffers: GPUBuffer[]): GPUBindGroup {
+    const key = buffers.map(bufferId).join(",");
+    const have = pd.bindGroups.get(key);
+    if (have !== undefined) return have;
+    const group = this.backend.gpu.device.createBindGroup({
+      layout: pd.layout!,
+      entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+    });
+    pd.bindGroups.set(key, group);
+    if (pd.bindGroups.size > 8) pd.bindGroups.delete(pd.bindGroups.keys().next().value!);
+    return group;
   }
 
   /** The number of dispatches a run records. */
@@ -176,7 +201,7 @@ export class GpuProgram implements Program {
         : this.backend.pipeline(dispatch.code, dispatch.name);
       const empty = dispatch.clear === true ||
         dispatch.bindings.some((b) => b.kind === "node" && b.write && sizeOf(b.node.shape) === 0);
-      return { dispatch, pipeline, layout, sources, empty };
+      return { dispatch, pipeline, layout, sources, empty, bindGroups: new Map() };
     });
     const outputs = this.outputs.map((o) => {
       const m = this.memOf(o);
@@ -267,15 +292,13 @@ export class GpuProgram implements Program {
     let at = 0;
     for (const pd of plan.dispatches) {
       if (pd.empty) continue;
-      const entries: GPUBindGroupEntry[] = pd.sources.map((src, binding) => {
-        let buffer: GPUBuffer;
-        if (src.kind === "input") buffer = gpuInputs[src.index].buffer;
-        else if (src.kind === "const") buffer = src.storage.buffer;
-        else if (src.kind === "slot") buffer = buffers[src.slot];
-        else buffer = backend.errorBuffer();
-        return { binding, resource: { buffer } };
+      const bound = pd.sources.map((src) => {
+        if (src.kind === "input") return gpuInputs[src.index].buffer;
+        if (src.kind === "const") return src.storage.buffer;
+        if (src.kind === "slot") return buffers[src.slot];
+        return backend.errorBuffer();
       });
-      const bindGroup = device.createBindGroup({ layout: pd.layout!, entries });
+      const bindGroup = this.bindGroup(pd, bound);
       if (profiler !== null) {
         pass = encoder.beginComputePass({ timestampWrites: profiler.writes(at) });
       } else if (pass === null) {
@@ -324,9 +347,11 @@ export class GpuProgram implements Program {
       }
       return new GpuStorage(o.dtype, sizeOf(o.shape), handle, backend);
     });
-    plan.slots.forEach((s, i) => {
-      if (!handles.has(i)) pool.release(buffers[i], s.bytes);
-    });
+    // Released last slot first, so the next run's acquires (last in, first out) hand every
+    // slot the same buffer again and the bind groups come from the cache.
+    for (let i = plan.slots.length - 1; i >= 0; i--) {
+      if (!handles.has(i)) pool.release(buffers[i], plan.slots[i].bytes);
+    }
     for (const i of donated ?? []) {
       if (result.includes(inputs[i]) || result.includes(gpuInputs[i])) continue;
       gpuInputs[i].donated = true;
