@@ -13,3 +13,4 @@
  */
 export * from "../mod.ts";
 export { initDefaultBackend, initWebGpu, startWebGpu } from "./backend/webgpu/mod.ts";
+export * as losses from "./losses/mod.ts";

@@ -177,7 +177,8 @@ const readEvery = Math.max(1, Math.trunc(numberParam("readEvery", 10)));
 let data: ToyData;
 const classes = 8;
 let n = 0;
-const steps = new Map<LossKind, ReturnType<typeof makeToyStep>>();
+// One compiled step per loss and constants (the losses take s and m as numbers).
+const steps = new Map<string, ReturnType<typeof makeToyStep>>();
 const readout = cg.compile((lossLog: cg.Tensor, p: ToyParams, x: cg.Tensor) =>
   cg.concat([
     lossLog,
@@ -196,6 +197,7 @@ function resetModel(): void {
   status.losses = [];
   status.gaps = null;
   status.done = false;
+  status.msPerStep = NaN;
   features = null;
   weights = null;
 }
@@ -210,17 +212,18 @@ function startModel(): void {
 }
 
 function setHyper(): void {
-  const c = status.config;
-  hyper = { s: cg.tensor(c.s), m: cg.tensor(c.m), lr: cg.tensor(c.lr) };
+  hyper = { lr: cg.tensor(status.config.lr) };
 }
 
-function stepFor(kind: LossKind) {
-  let s = steps.get(kind);
-  if (s === undefined) {
-    s = makeToyStep(kind);
-    steps.set(kind, s);
+function currentStep() {
+  const c = status.config;
+  const key = `${c.loss}|${c.s}|${c.m}`;
+  let step = steps.get(key);
+  if (step === undefined) {
+    step = makeToyStep({ kind: c.loss, s: c.s, m: c.m });
+    steps.set(key, step);
   }
-  return s;
+  return step;
 }
 
 function nextFrame(): Promise<void> {
@@ -231,7 +234,7 @@ function nextFrame(): Promise<void> {
 async function trainSteps(): Promise<void> {
   while (status.running && status.steps < status.target) {
     const k = Math.min(readEvery, status.target - status.steps);
-    const step = stepFor(status.config.loss);
+    const step = currentStep();
     const t0 = performance.now();
     for (let i = 0; i < k; i++) state = step(state, data.batch, hyper);
     // One read per interval: the losses, the features and the class weights together.
@@ -357,6 +360,17 @@ function drawCircle(): void {
       ctx.lineTo(hx2, hy2);
       ctx.closePath();
       ctx.fill();
+      // The class number, on its ray.
+      const [lx, ly] = at(a, r * 0.62);
+      ctx.fillStyle = "#fff";
+      ctx.beginPath();
+      ctx.arc(lx, ly, 8, 0, 2 * Math.PI);
+      ctx.fill();
+      ctx.fillStyle = COLORS[c % COLORS.length];
+      ctx.font = "bold 12px system-ui, sans-serif";
+      ctx.textAlign = "center";
+      ctx.textBaseline = "middle";
+      ctx.fillText(String(c), lx, ly);
     }
   }
 
@@ -516,8 +530,9 @@ const sInput = el<HTMLInputElement>("s");
 const stepsInput = el<HTMLInputElement>("steps");
 const runButton = el<HTMLButtonElement>("run");
 
-function updateControls(): void {
-  const c = status.config;
+function updateControls(
+  c: { loss: LossKind; m: number; s: number } = status.config,
+): void {
   el("m-value").textContent = c.loss === "arcface"
     ? `${c.m.toFixed(2)} rad (${(c.m * DEG).toFixed(1)}°)`
     : c.m.toFixed(2);
@@ -547,15 +562,21 @@ function updateControls(): void {
   runButton.textContent = status.running ? "Pause" : status.done ? "Train more" : "Train";
 }
 
-function readControls(): void {
+/**
+ * Applies the controls. Each new (loss, s, m) compiles a new step, so the sliders take effect
+ * when released (`change`); while dragging (`input`) only the shown values follow.
+ */
+function readControls(commit: boolean): void {
   const form = el<HTMLFormElement>("controls");
   const kind = new FormData(form).get("loss") as LossKind;
-  status.config.loss = kind;
-  status.config.m = kind === "nsl" ? 0 : Number(mInput.value);
-  status.config.s = Number(sInput.value);
-  setHyper();
-  updateControls();
-  if (!status.running) render();
+  const m = kind === "nsl" ? 0 : Number(mInput.value), s = Number(sInput.value);
+  if (commit) {
+    status.config.loss = kind;
+    status.config.m = m;
+    status.config.s = s;
+  }
+  updateControls({ loss: kind, m, s });
+  if (commit && !status.running) render();
 }
 
 function writeControls(): void {
@@ -569,7 +590,8 @@ function writeControls(): void {
 }
 
 function wire(): void {
-  el("controls").addEventListener("input", readControls);
+  el("controls").addEventListener("input", () => readControls(false));
+  el("controls").addEventListener("change", () => readControls(true));
   runButton.addEventListener("click", () => {
     if (status.running) {
       status.running = false;

@@ -33,12 +33,12 @@ export interface ToyOptions {
   seed?: number;
 }
 
-/** Inputs and one-hot labels: what a step trains on. */
+/** Inputs and labels: what a step trains on. */
 export interface ToyBatch {
   /** Inputs, `[n, inputDim]`. */
   x: cg.Tensor;
-  /** One-hot labels, `[n, classes]`. */
-  onehot: cg.Tensor;
+  /** Labels, int32 `[n]`. */
+  y: cg.Tensor;
 }
 
 /** The fixed training set. */
@@ -75,13 +75,19 @@ export interface ToyOptState {
   t: cg.Tensor;
 }
 
-/** Values that change while training runs (sliders), as scalar tensors so nothing retraces. */
+/** The loss and its constants (the losses take numbers: each choice is its own graph). */
+export interface ToyLossSpec {
+  /** Which loss. */
+  kind: LossKind;
+  /** Scale s of the normalized losses (unused by softmax). */
+  s: number;
+  /** Margin m: cosine margin for CosFace, angular margin (radians) for ArcFace. */
+  m: number;
+}
+
+/** Values passed to each step as tensors, so changing them retraces nothing. */
 export interface ToyHyper {
-  /** Scale s of the normalized losses. */
-  s: cg.Tensor;
-  /** Margin m (cosine margin for CosFace, angular margin for ArcFace). */
-  m: cg.Tensor;
-  /** Adam's learning rate. */
+  /** Adam's learning rate, a scalar. */
   lr: cg.Tensor;
 }
 
@@ -126,7 +132,7 @@ export function makeToyData(options: ToyOptions = {}): ToyData {
   const y = cg.tensor(labels, [n], { dtype: "int32" });
   const noise = cg.normal(kn, [n, o.inputDim], { std: o.noise });
   return {
-    batch: { x: cg.add(cg.take(centers, y, 0), noise), onehot: cg.oneHot(y, o.classes) },
+    batch: { x: cg.add(cg.take(centers, y, 0), noise), y },
     labels,
     classes: o.classes,
   };
@@ -182,48 +188,40 @@ export function toyFeatures(params: ToyParams, x: cg.Tensor): cg.Tensor {
 }
 
 /**
- * The mean loss of `kind` on features `f` with class weights `w` and one-hot labels.
+ * The mean loss on features `f` with class weights `w` and labels `y`, computed by
+ * cosgrad's losses (`cg.losses`): softmax cross-entropy, NSL, CosFace or ArcFace.
  *
  * @example
  * ```ts
  * import { toyLoss } from "./toy.ts";
  * import * as cg from "../../src/web.ts";
- * const f = cg.tensor([[1, 0]]), w = cg.tensor([[1, 0], [0, 1]]), y = cg.tensor([[1, 0]]);
- * await toyLoss("nsl", { f, w, onehot: y }, { s: cg.scalar(1), m: cg.scalar(0) }).data();
+ * const f = cg.tensor([[1, 0]]), w = cg.tensor([[1, 0], [0, 1]]);
+ * const y = cg.tensor(new Int32Array([0]), [1], { dtype: "int32" });
+ * await toyLoss({ kind: "nsl", s: 1, m: 0 }, { f, w, y }).data();
  * // Float32Array [0.3133] = log(1 + e^-1)
  * ```
  */
 export function toyLoss(
-  kind: LossKind,
-  inputs: { f: cg.Tensor; w: cg.Tensor; onehot: cg.Tensor },
-  hyper: { s: cg.Tensor; m: cg.Tensor },
+  spec: ToyLossSpec,
+  inputs: { f: cg.Tensor; w: cg.Tensor; y: cg.Tensor },
 ): cg.Tensor {
-  const { f, w, onehot } = inputs;
-  let logits: cg.Tensor;
-  if (kind === "softmax") {
-    logits = cg.matmul(f, cg.transpose(w));
-  } else {
-    const cos = cg.clip(
-      cg.matmul(cg.l2Normalize(f, { epsilon: 1e-6 }), cg.transpose(cg.l2Normalize(w))),
-      -1,
-      1,
-    );
-    let target = cos;
-    if (kind === "cosface") target = cg.sub(cos, hyper.m);
-    if (kind === "arcface") {
-      // cos(θ + m), with θ kept off 0 and π where acos' derivative is infinite.
-      target = cg.cos(cg.add(cg.acos(cg.clip(cos, -1 + 1e-6, 1 - 1e-6)), hyper.m));
-    }
-    logits = cg.mul(hyper.s, cg.where(cg.greater(onehot, 0.5), target, cos));
+  const { f, w, y } = inputs;
+  switch (spec.kind) {
+    case "softmax":
+      return cg.losses.softmaxCrossEntropy(f, w, y);
+    case "nsl":
+      return cg.losses.nsl(f, w, y, { s: spec.s });
+    case "cosface":
+      return cg.losses.cosface(f, w, y, { s: spec.s, m: spec.m });
+    case "arcface":
+      return cg.losses.arcface(f, w, y, { s: spec.s, m: spec.m });
   }
-  const ce = cg.sub(cg.logsumexp(logits, -1), cg.sum(cg.mul(onehot, logits), -1));
-  return cg.mean(ce);
 }
 
 const BETA1 = 0.9, BETA2 = 0.999, ADAM_EPS = 1e-8;
 
 /**
- * One training step of `kind` (not compiled: wrap it with `cg.compile`, donating the
+ * One training step with the loss `spec` and Adam (not compiled: wrap it with `cg.compile`, donating the
  * training state, as {@link makeToyStep} does).
  *
  * @example
@@ -231,20 +229,20 @@ const BETA1 = 0.9, BETA2 = 0.999, ADAM_EPS = 1e-8;
  * import { initToyOpt, initToyParams, makeToyData, toyStep } from "./toy.ts";
  * import * as cg from "../../src/web.ts";
  * const d = makeToyData({ perClass: 2 }), p = initToyParams();
- * const h = { s: cg.scalar(8), m: cg.scalar(0.2), lr: cg.scalar(0.01) };
- * const r = toyStep("cosface", p, initToyOpt(p), d.batch, h);
+ * const spec = { kind: "cosface" as const, s: 8, m: 0.2 };
+ * const r = toyStep(spec, p, initToyOpt(p), d.batch, { lr: cg.scalar(0.01) });
  * r.loss.shape; // []
  * ```
  */
 export function toyStep(
-  kind: LossKind,
+  spec: ToyLossSpec,
   params: ToyParams,
   opt: ToyOptState,
   data: ToyBatch,
   hyper: ToyHyper,
 ): ToyStepResult {
   const lossOf = (p: ToyParams) =>
-    toyLoss(kind, { f: toyFeatures(p, data.x), w: p.classW, onehot: data.onehot }, hyper);
+    toyLoss(spec, { f: toyFeatures(p, data.x), w: p.classW, y: data.y });
   const [loss, g] = cg.valueAndGrad(lossOf)(params) as [cg.Tensor, ToyParams];
   const t = cg.add(opt.t, 1);
   // Adam with bias correction folded into the step size.
@@ -296,26 +294,25 @@ export function initToyState(options: ToyOptions = {}, logLength = 10): ToyState
 }
 
 /**
- * {@link toyStep} for `kind`, compiled once (per backend), with the state donated; the step's
+ * {@link toyStep} for the loss `spec`, compiled once (per backend), with the state donated; the step's
  * loss is appended to the state's loss log (the oldest entry drops out).
  *
  * @example
  * ```ts
  * import { initToyState, makeToyData, makeToyStep } from "./toy.ts";
  * import * as cg from "../../src/web.ts";
- * const step = makeToyStep("nsl");
+ * const step = makeToyStep({ kind: "nsl", s: 8, m: 0 });
  * const d = makeToyData({ perClass: 2 });
- * const h = { s: cg.scalar(8), m: cg.scalar(0), lr: cg.scalar(0.01) };
- * const state = step(initToyState({}, 4), d.batch, h);
+ * const state = step(initToyState({}, 4), d.batch, { lr: cg.scalar(0.01) });
  * (await state.lossLog.data())[3] > 0; // true: the first step's loss
  * ```
  */
 export function makeToyStep(
-  kind: LossKind,
+  spec: ToyLossSpec,
 ): cg.CompiledFunction<[ToyState, ToyBatch, ToyHyper], ToyState> {
   return cg.compile(
     (state: ToyState, batch: ToyBatch, hyper: ToyHyper): ToyState => {
-      const r = toyStep(kind, state.params, state.opt, batch, hyper);
+      const r = toyStep(spec, state.params, state.opt, batch, hyper);
       const lossLog = cg.concat([cg.slice(state.lossLog, [1]), cg.reshape(r.loss, [1])]);
       return { params: r.params, opt: r.opt, lossLog };
     },

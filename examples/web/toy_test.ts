@@ -44,8 +44,8 @@ Deno.test("maxMargin2d() is 1 - cos(2π/C)", () => {
 
 Deno.test("makeToyStep() lowers the CosFace loss and logs every step's loss", async () => {
   const data = makeToyData({ perClass: 8 });
-  const step = makeToyStep("cosface");
-  const hyper = { s: cg.tensor(16), m: cg.tensor(0.2), lr: cg.tensor(0.01) };
+  const step = makeToyStep({ kind: "cosface", s: 16, m: 0.2 });
+  const hyper = { lr: cg.tensor(0.01) };
   let state = initToyState({}, 30);
   for (let i = 0; i < 30; i++) state = step(state, data.batch, hyper);
   const log = Array.from(await state.lossLog.data());
