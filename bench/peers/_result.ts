@@ -5,6 +5,7 @@
  */
 
 import type { TimingMode } from "../_timing.ts";
+import { WORKLOADS } from "../_inputs.ts";
 
 /** Workload variants a peer runs (C1 splits into forward and forward+backward). */
 export const VARIANTS = ["M1", "M4", "C1-fwd", "C1-fwdbwd", "L1", "T1", "T2"] as const;
@@ -107,4 +108,48 @@ export function withRate(r: PeerResult): PeerResult {
 export function errorText(e: unknown): string {
   const s = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
   return s.split("\n")[0].slice(0, 200);
+}
+
+/**
+ * Euclidean norm of a vector, accumulated in float64 on the host.
+ *
+ * @example
+ * ```ts
+ * import { hostNorm } from "./_result.ts";
+ * hostNorm([3, 4]); // 5
+ * ```
+ */
+export function hostNorm(v: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < v.length; i++) s += v[i] * v[i];
+  return Math.sqrt(s);
+}
+
+/**
+ * The L1 check: the loss within 1e-3 of 35.8995 and both gradient norms within 1e-3
+ * (relative) of PyTorch's float64 values.
+ *
+ * @example
+ * ```ts
+ * import { l1Check } from "./_result.ts";
+ * l1Check(35.8995, 0.3113802, 0.3118896).wrong; // false
+ * ```
+ */
+export function l1Check(
+  loss: number,
+  gradFeaturesNorm: number,
+  gradWeightsNorm: number,
+): Pick<PeerResult, "check" | "wrong" | "extra"> {
+  const p = WORKLOADS.L1.params;
+  const lossOk = Math.abs(loss - p.expectedLoss) <= 1e-3;
+  const gxErr = Math.abs(gradFeaturesNorm / p.gradFeaturesNorm - 1);
+  const gwErr = Math.abs(gradWeightsNorm / p.gradWeightsNorm - 1);
+  const gradsOk = gxErr <= 1e-3 && gwErr <= 1e-3;
+  return {
+    check: `loss ${loss.toFixed(4)} ${lossOk ? "==" : "!="} ${p.expectedLoss}; grad norms ${
+      gradsOk ? "ok" : "WRONG"
+    } (rel err ${gxErr.toExponential(1)}, ${gwErr.toExponential(1)})`,
+    wrong: !lossOk || !gradsOk,
+    extra: { gradFeaturesNorm, gradWeightsNorm },
+  };
 }

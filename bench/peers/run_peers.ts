@@ -11,7 +11,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { errorText, type PeerResult, type Variant, VARIANTS } from "./_result.ts";
+import { errorText, type PeerResult, type Variant, VARIANTS, withRate } from "./_result.ts";
 import type { TimingMode } from "../_timing.ts";
 
 /** Framework-backend pairs the runner knows. */
@@ -135,7 +135,7 @@ async function runOne(peer: Peer, workload: Variant, opts: RunPeersOptions): Pro
     const json = t.startsWith(PREFIX) ? t.slice(PREFIX.length) : t.startsWith("{") ? t : "";
     if (!json) continue;
     try {
-      results.push(JSON.parse(json) as PeerResult);
+      results.push(withRate(JSON.parse(json) as PeerResult));
     } catch { /* not a result line */ }
   }
   if (res.timedOut) {
