@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { sizeOf } from "../../ir/dtype.ts";
 import type { Node } from "../../ir/node.ts";
 import { topoSort } from "../../ir/node.ts";
 import { LOWERING, type LoweringKind } from "./lowering.ts";
@@ -124,6 +125,7 @@ function inlineStats(
 ): { cost: number; reads: number } {
   const seen = new Set<Node>();
   const reads = new Set<Node>();
+  const size = sizeOf(n.shape);
   let cost = 0;
   const stack = [n];
   while (stack.length > 0 && seen.size < 200) {
@@ -131,7 +133,8 @@ function inlineStats(
     if (seen.has(x)) continue;
     seen.add(x);
     if (x !== n && isMem(x)) {
-      reads.add(x);
+      // Small operands (per-channel statistics, scalars) are cache hits, not memory traffic.
+      if (8 * sizeOf(x.shape) >= size) reads.add(x);
       continue;
     }
     const kind = kindOf(x);
