@@ -286,3 +286,40 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "int32 ops, casts and NaN/infinity edge cases match the cpu interpreter exactly",
+  ...opts,
+  async fn() {
+    const a = cg.tensor(new Int32Array([3, -7, 2147483647, 0, 5, -1]), [2, 3]);
+    const b = cg.tensor(new Int32Array([2, 2, 1, -4, 5, 9]), [2, 3]);
+    const f = cg.tensor([
+      [1.7, -2.5, NaN],
+      [1e10, -1e10, 0.49],
+      [Infinity, -3e9, 2147483520],
+      [-2147483648, 4294967296 * 3 + 512, -0.5],
+    ]);
+    const cases: Record<string, () => T> = {
+      intArithmetic: () => cg.add(cg.mul(a, b), cg.sub(cg.neg(a), b)),
+      intCompare: () => cg.where(cg.less(a, b), cg.maximum(a, b), cg.equal(a, b)),
+      intReduce: () => cg.concat([cg.sum(a, 1), cg.max(a, 1)], 0),
+      castToInt: () => cg.cast(f, "int32"),
+      indexing: () =>
+        cg.scatterAdd(
+          cg.take(a, cg.tensor(new Int32Array([2, 0, 1]), [3]), 1),
+          cg.tensor(new Int32Array([1, 1, 0, 0, 2, 1]), [2, 3]),
+          [2, 4],
+          1,
+        ),
+      nanMax: () =>
+        cg.concat([cg.maximum(f, cg.zeros([4, 3])), cg.max(f, 1, { keepdims: true })], 1),
+      pow: () =>
+        cg.pow(cg.tensor([-2, -2, 0, 0, 0, 4, NaN, 1]), cg.tensor([3, 0.5, 0, -1, 2, 0.5, 0, NaN])),
+    };
+    for (const [name, make] of Object.entries(cases)) {
+      const expected = await withBackend(cpuBackend(), make).data();
+      const actual = await withBackend(gpu!, make).data();
+      assert.deepEqual([...actual], [...expected], name);
+    }
+  },
+});

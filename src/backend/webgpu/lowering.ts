@@ -118,11 +118,22 @@ function powExpr(x: string, y: string, e: Emitter): string {
   return `select(select(select(${negative}, ${r}, ${x} > 0.0), ${zeroBase}, ${x} == 0.0), 1.0, ${y} == 0.0)`;
 }
 
-/** Cast with the interpreter's truncation (NaN to 0, saturating at the int32 range). */
-function castExpr(x: string, from: DType, to: DType): string {
+/**
+ * Cast with the interpreter's answers: float to int32 truncates toward zero and wraps modulo
+ * 2^32 like JavaScript's ToInt32 (exact: a float32 of magnitude >= 2^31 is a multiple of 256),
+ * and NaN or an infinity gives 0.
+ */
+function castExpr(x: string, from: DType, to: DType, e: Emitter): string {
   if (wgslType(from) === wgslType(to)) return x;
   if (wgslType(to) === "f32") return `f32(${x})`;
-  return `select(i32(clamp(${x}, -2147483648.0, 2147483520.0)), 0i, ${isNan(x)})`;
+  const t = e.let(`trunc(${x})`, "c");
+  const wrapped = e.let(
+    `bitcast<i32>(u32(${t} - 4294967296.0 * floor(${t} / 4294967296.0)))`,
+    "c",
+  );
+  const inRange = `i32(clamp(${t}, -2147483648.0, 2147483520.0))`;
+  const finite = `(bitcast<u32>(${x}) & 0x7f800000u) != 0x7f800000u`;
+  return `select(0i, select(${inRange}, ${wrapped}, abs(${t}) >= 2147483648.0), ${finite})`;
 }
 
 /** Row-major reduction loop over `axes` of the input, for `sum` and `reduceMax`. */
@@ -196,7 +207,7 @@ export const LOWERING: { [P in Prim]: Lowering<P> } = {
   acos: unary((x) => `select(acos(${x}), ${NAN}, abs(${x}) > 1.0)`, 4),
   floor: unary((x) => `floor(${x})`),
   stopGradient: { kind: "movement", inline: (e, node, idx) => e.value(node.inputs[0], idx) },
-  cast: unary((x, _, node) => castExpr(x, node.inputs[0].dtype, node.dtype)),
+  cast: unary((x, e, node) => castExpr(x, node.inputs[0].dtype, node.dtype, e)),
   add: binary((a, b) => `${a} + ${b}`),
   sub: binary((a, b) => `${a} - ${b}`),
   mul: binary((a, b) => `${a} * ${b}`),
