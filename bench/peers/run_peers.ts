@@ -179,8 +179,12 @@ function cell(rs: PeerResult[]): string {
   const parts: string[] = [];
   for (const r of rs.filter((r) => !r.error)) {
     let s = `${r.mode === "throughput" ? "thr" : "lat"} ${fmtMs(r.ms!)} ms`;
-    if (r.tooSlow) s = `TOO SLOW (one call ${fmtMs(r.ms!)} ms)`;
-    else if (r.rate) {
+    if (r.tooSlow) {
+      const first = r.extra?.firstStepMs as number | undefined;
+      s = `TOO SLOW (one call ${fmtMs(r.ms!)} ms${
+        first !== undefined && first !== r.ms ? `; first, compiling: ${fmtMs(first)} ms` : ""
+      })`;
+    } else if (r.rate) {
       s += ` (${r.rate.value.toPrecision(3)} ${r.rate.unit})`;
     }
     parts.push(s);

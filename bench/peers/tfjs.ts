@@ -349,13 +349,17 @@ async function prepareTrain(id: "T1" | "T2", maxCallMs: number): Promise<Prepare
   let t0 = performance.now();
   step();
   const loss0 = (await lossT!.data())[0];
+  await tfWait();
   let lastMs = performance.now() - t0;
-  const facts: Partial<PeerResult> = { loss: loss0 };
-  let tooSlow = lastMs > maxCallMs;
+  const facts: Partial<PeerResult> = { loss: loss0, extra: { firstStepMs: lastMs } };
+  // The first step includes compilation: a second one is run unless the first took 5x the limit,
+  // and the second decides whether the workload is too slow to time.
+  let tooSlow = lastMs > 5 * maxCallMs;
   if (!tooSlow) {
     t0 = performance.now();
     step();
-    facts.extra = { loss1: (await lossT!.data())[0] };
+    facts.extra = { ...facts.extra, loss1: (await lossT!.data())[0] };
+    await tfWait();
     lastMs = performance.now() - t0;
     tooSlow = lastMs > maxCallMs;
   }
