@@ -86,7 +86,9 @@ async function spawn(
 
 function failure(peer: Peer, workload: Variant, error: string): PeerResult {
   const { framework, backend } = splitPeer(peer);
-  return { framework, version: "?", backend, workload, error };
+  // The versions deno.json maps; PyTorch's is known only to its own process.
+  const version = { tfjs: "4.22.0", "jax-js": "0.1.25" }[framework] ?? "?";
+  return { framework, version, backend, workload, error };
 }
 
 async function runOne(peer: Peer, workload: Variant, opts: RunPeersOptions): Promise<PeerResult[]> {
