@@ -1,0 +1,315 @@
+/**
+ * `deno task compare`: cosgrad against TensorFlow.js, jax-js and PyTorch on the standard
+ * workloads of WORKLOADS.md (shared/). Every framework/backend/workload runs in its own
+ * subprocess with a time limit (cosgrad here, the peers through bench/peers/run_peers.ts), so a
+ * hang or crash becomes a table entry. L1 runs first for every framework: its CosFace loss must
+ * be 35.8995 on the seeded inputs before the framework's other times count. Prints a table of
+ * medians, the ratio cosgrad-webgpu / peer per workload (same timing mode, same adapter), the
+ * adapters and versions, and writes JSON.
+ *
+ * ```sh
+ * deno task compare --workloads M1,L1 --frameworks cosgrad-webgpu,tfjs-webgpu --json out/compare.json
+ * ```
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { formatTable, type Peer, PEERS, runPeers } from "./peers/run_peers.ts";
+import { errorText, type PeerResult, type Variant, VARIANTS, withRate } from "./peers/_result.ts";
+import { WORKLOADS } from "./_inputs.ts";
+import type { TimingMode } from "./_timing.ts";
+
+/** cosgrad's framework-backend pairs. */
+export const COSGRAD = ["cosgrad-webgpu", "cosgrad-cpu"] as const;
+
+/** Every framework-backend pair the comparison knows. */
+export const FRAMEWORKS = [...COSGRAD, ...PEERS] as const;
+
+/** One framework-backend pair of {@linkcode FRAMEWORKS}. */
+export type Framework = typeof FRAMEWORKS[number];
+
+const PREFIX = "COSGRAD_RESULT ";
+const DEFAULT_WORKLOADS: Variant[] = ["M1", "C1-fwd", "C1-fwdbwd", "L1", "T1"];
+const GPU_ONLY = new Set<Variant>(["M4", "T2"]);
+
+async function runCosgradSub(
+  fw: typeof COSGRAD[number],
+  workload: Variant,
+  opts: { reps: number; maxCallMs: number; timeoutS: number },
+): Promise<PeerResult[]> {
+  const backend = fw === "cosgrad-webgpu" ? "webgpu" : "cpu";
+  const base: PeerResult = { framework: "cosgrad", version: "0.1.0", backend, workload };
+  if (GPU_ONLY.has(workload) && backend === "cpu") {
+    return [{ ...base, error: "skipped: GPU-only workload" }];
+  }
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL(import.meta.url).pathname,
+      "--worker",
+      fw,
+      "--workloads",
+      workload,
+      "--reps",
+      String(opts.reps),
+      "--max-call-ms",
+      String(opts.maxCallMs),
+    ],
+    env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp/xdg" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+  }, opts.timeoutS * 1000);
+  const out = await child.output();
+  clearTimeout(timer);
+  const dec = new TextDecoder();
+  const results: PeerResult[] = [];
+  for (const line of dec.decode(out.stdout).split("\n")) {
+    if (!line.startsWith(PREFIX)) continue;
+    try {
+      results.push(withRate(JSON.parse(line.slice(PREFIX.length)) as PeerResult));
+    } catch { /* not a result line */ }
+  }
+  if (timedOut) {
+    results.push({ ...base, error: `timed out after ${opts.timeoutS} s (subprocess killed)` });
+  } else if (results.length === 0) {
+    const err = dec.decode(out.stderr).trim().split("\n").slice(-3).join(" | ");
+    results.push({ ...base, error: `exit code ${out.code}: ${err || "no result"}` });
+  }
+  return results;
+}
+
+/**
+ * The L1 agreement check: for every framework-backend pair that ran L1, whether its loss is
+ * within 1e-3 of WORKLOADS.md's 35.8995.
+ *
+ * @example
+ * ```ts
+ * import { l1Agreement } from "./compare.ts";
+ * l1Agreement([{ framework: "x", version: "1", backend: "cpu", workload: "L1", loss: 35.8995 }]);
+ * // [{ who: "x-cpu", ok: true, text: "35.8995" }]
+ * ```
+ */
+export function l1Agreement(results: PeerResult[]): { who: string; ok: boolean; text: string }[] {
+  const expected = WORKLOADS.L1.params.expectedLoss;
+  const seen = new Map<string, { who: string; ok: boolean; text: string }>();
+  for (const r of results) {
+    if (r.workload !== "L1") continue;
+    const who = `${r.framework}-${r.backend}`;
+    if (seen.has(who) && !r.error) continue;
+    if (r.error || r.loss === undefined) {
+      if (!seen.has(who)) seen.set(who, { who, ok: false, text: `no loss: ${r.error ?? "?"}` });
+      continue;
+    }
+    seen.set(who, {
+      who,
+      ok: Math.abs(r.loss - expected) <= 1e-3,
+      text: r.loss.toFixed(4),
+    });
+  }
+  return [...seen.values()];
+}
+
+/** Picks the figure a ratio uses: throughput when present, else latency; none when failed. */
+function figure(rs: PeerResult[], mode: TimingMode): PeerResult | undefined {
+  return rs.find((r) => !r.error && !r.tooSlow && r.mode === mode && r.ms !== undefined);
+}
+
+/**
+ * Ratios cosgrad-webgpu time / peer time per workload, in the same timing mode (throughput
+ * where both have it, else latency), one line per peer and workload.
+ *
+ * @example
+ * ```ts
+ * import { ratioLines } from "./compare.ts";
+ * const r = (framework: string, backend: string, ms: number) => ({
+ *   framework, version: "1", backend, workload: "M1" as const, mode: "latency" as const, ms,
+ * });
+ * ratioLines([r("cosgrad", "webgpu", 10), r("tfjs", "webgpu", 20)]);
+ * // ["M1         tfjs-webgpu     0.50 (latency: 10.0 ms vs 20.0 ms)"]
+ * ```
+ */
+export function ratioLines(results: PeerResult[]): string[] {
+  const lines: string[] = [];
+  const workloads = [...new Set(results.map((r) => r.workload))];
+  for (const w of workloads) {
+    const ours = results.filter(
+      (r) => r.framework === "cosgrad" && r.backend === "webgpu" && r.workload === w,
+    );
+    const peers = new Map<string, PeerResult[]>();
+    for (const r of results) {
+      if (r.workload !== w || (r.framework === "cosgrad" && r.backend === "webgpu")) continue;
+      const k = `${r.framework}-${r.backend}`;
+      peers.set(k, [...(peers.get(k) ?? []), r]);
+    }
+    for (const [k, rs] of peers) {
+      let text = "n/a (no figure on one side)";
+      for (const mode of ["throughput", "latency"] as const) {
+        const a = figure(ours, mode), b = figure(rs, mode);
+        if (a && b) {
+          text = `${(a.ms! / b.ms!).toFixed(2)} (${mode}: ${a.ms!.toFixed(1)} ms vs ${
+            b.ms!.toFixed(1)
+          } ms)`;
+          break;
+        }
+      }
+      lines.push(`${w.padEnd(10)} ${k.padEnd(15)} ${text}`);
+    }
+  }
+  return lines;
+}
+
+async function worker(fw: string, workloads: Variant[], reps: number, maxCallMs: number) {
+  const { runCosgrad } = await import("./cosgrad.ts");
+  const backend = fw === "cosgrad-webgpu" ? "webgpu" : "cpu";
+  const modes: TimingMode[] = backend === "webgpu" ? ["latency", "throughput"] : ["latency"];
+  for (const w of workloads) {
+    let rs: PeerResult[];
+    try {
+      rs = await runCosgrad(w, { backend, modes, reps, maxCallMs });
+    } catch (e) {
+      rs = [{ framework: "cosgrad", version: "0.1.0", backend, workload: w, error: errorText(e) }];
+    }
+    for (const r of rs) {
+      r.extra = { ...r.extra, loadavg: Deno.loadavg()[0] };
+      console.log(PREFIX + JSON.stringify(r));
+    }
+  }
+}
+
+function list<T extends string>(s: string | undefined, known: readonly T[], what: string): T[] {
+  if (!s) return [];
+  return s.split(",").map((x) => {
+    if (!known.includes(x as T)) {
+      throw new RangeError(`Unknown ${what} ${x}, expected one of ${known.join(", ")}`);
+    }
+    return x as T;
+  });
+}
+
+const USAGE = `Usage: deno task compare [options]
+  --workloads LIST    ${VARIANTS.join(",")} (default ${DEFAULT_WORKLOADS.join(",")})
+  --frameworks LIST   ${FRAMEWORKS.join(",")} (default all but torch-cuda)
+  --skip LIST         framework:workload pairs not to run, each with a reason after '=':
+                      e.g. "cosgrad-cpu:T1=one step takes minutes"
+  --reps N            timed repetitions, at least 5 (default 5)
+  --max-call-ms MS    one call slower than this is reported as too slow (default 60000)
+  --timeout-s S       limit of one subprocess (default 900)
+  --json FILE         also write all results as JSON to FILE
+  --help`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      workloads: { type: "string" },
+      frameworks: { type: "string" },
+      skip: { type: "string", multiple: true },
+      reps: { type: "string" },
+      "max-call-ms": { type: "string" },
+      "timeout-s": { type: "string" },
+      json: { type: "string" },
+      worker: { type: "string" },
+      help: { type: "boolean" },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const wanted = list(values.workloads, VARIANTS, "workload");
+  const workloads = wanted.length ? wanted : DEFAULT_WORKLOADS;
+  const reps = Number(values.reps ?? 5), maxCallMs = Number(values["max-call-ms"] ?? 60_000);
+  const timeoutS = Number(values["timeout-s"] ?? 900);
+  if (values.worker) {
+    await worker(values.worker, workloads, reps, maxCallMs);
+    Deno.exit(0);
+  }
+  const fws = list(values.frameworks, FRAMEWORKS, "framework");
+  const frameworks = fws.length ? fws : FRAMEWORKS.filter((f) => f !== "torch-cuda");
+  const skips = new Map<string, string>();
+  for (const s of values.skip ?? []) {
+    const [key, ...why] = s.split("=");
+    skips.set(key, why.join("=") || "skipped by --skip");
+  }
+  // L1 first (the agreement check), then the other workloads in the order asked.
+  const order: Variant[] = workloads.includes("L1")
+    ? ["L1", ...workloads.filter((w) => w !== "L1")]
+    : workloads;
+  const results: PeerResult[] = [];
+  const log = (r: PeerResult) =>
+    console.error(
+      `${r.framework}-${r.backend} ${r.workload} ${r.mode ?? ""} ${
+        r.error ?? `${r.ms?.toFixed(1)} ms${r.tooSlow ? " (too slow)" : ""}`
+      }`,
+    );
+  for (const w of order) {
+    for (const fw of frameworks) {
+      const skip = skips.get(`${fw}:${w}`);
+      if (skip !== undefined) {
+        const [f, b] = fw.split("-");
+        const r: PeerResult = {
+          framework: f === "jax" ? "jax-js" : f,
+          version: "",
+          backend: b,
+          workload: w,
+          error: `skipped: ${skip}`,
+        };
+        log(r);
+        results.push(r);
+        continue;
+      }
+      const rs = (COSGRAD as readonly string[]).includes(fw)
+        ? await runCosgradSub(fw as typeof COSGRAD[number], w, { reps, maxCallMs, timeoutS })
+        : await runPeers({
+          workloads: [w],
+          frameworks: [fw as Peer],
+          reps,
+          maxCallMs,
+          timeoutS,
+        });
+      for (const r of rs) log(r);
+      results.push(...rs);
+    }
+  }
+  const agree = l1Agreement(results);
+  const lines = [
+    `cosgrad compare: ${
+      new Date().toISOString()
+    }, Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} CPUs, load average ${
+      Deno.loadavg().map((x) => x.toFixed(2)).join(" ")
+    }`,
+    "",
+    `L1 agreement (CosFace loss, expected ${WORKLOADS.L1.params.expectedLoss}):`,
+    ...agree.map((a) => `  ${a.who.padEnd(15)} ${a.ok ? "agrees" : "DISAGREES"} ${a.text}`),
+    "",
+    formatTable(results),
+    "",
+    "ratios cosgrad-webgpu / peer (time; < 1 means cosgrad is faster):",
+    ...ratioLines(results).map((l) => `  ${l}`),
+  ];
+  console.log(lines.join("\n"));
+  if (values.json) {
+    const dir = values.json.includes("/") ? values.json.slice(0, values.json.lastIndexOf("/")) : "";
+    if (dir) await Deno.mkdir(dir, { recursive: true });
+    await Deno.writeTextFile(
+      values.json,
+      JSON.stringify(
+        { date: new Date().toISOString(), deno: Deno.version.deno, results },
+        null,
+        2,
+      ) +
+        "\n",
+    );
+  }
+}
+
+if (import.meta.main) await main();
