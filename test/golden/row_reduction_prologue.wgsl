@@ -9,6 +9,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let lin = wid.x;
   let gid = lin;
   let v2 = in1[gid];
+  let cg_bits5 = 0x7fc00000u;
   var acc: f32 = 0.0;
   for (var r = lid; r < 128u; r = r + 64u) {
     let f0 = gid * 128u + r;
@@ -33,7 +34,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   workgroupBarrier();
   if (lid == 0u) {
     let total = red[0];
-    let v5 = select(log(total), bitcast<f32>(0x7fc00000u), total < 0.0);
-    out0[gid] = v5;
+    let v6 = select(log(total), bitcast<f32>(cg_bits5), total < 0.0);
+    out0[gid] = v6;
   }
 }

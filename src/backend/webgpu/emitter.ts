@@ -37,8 +37,8 @@ export function u32(n: number): string {
 }
 
 /**
- * A WGSL literal of `value` in `dtype` (f32 values are rounded to float32 first; infinities
- * and NaN become bitcasts).
+ * A WGSL literal of `value` in `dtype` (f32 values are rounded to float32 first). Infinities
+ * and NaN have no constant form every WGSL compiler accepts: {@link Emitter.literal} writes them.
  *
  * @example
  * ```ts
@@ -54,9 +54,12 @@ export function literal(value: number, dtype: DType): string {
     return `${v}i`;
   }
   const f = Math.fround(value);
-  if (Number.isNaN(f)) return "bitcast<f32>(0x7fc00000u)";
-  if (f === Infinity) return "bitcast<f32>(0x7f800000u)";
-  if (f === -Infinity) return "bitcast<f32>(0xff800000u)";
+  if (!Number.isFinite(f)) {
+    // A constant NaN or infinity is rejected by Chrome's WGSL compiler (Tint).
+    throw new RangeError(
+      `Cannot write ${value} as a WGSL f32 literal: expected a finite value (use Emitter.literal)`,
+    );
+  }
   if (Object.is(f, -0)) return "-0.0";
   const s = String(f);
   return /[.e]/.test(s) ? s : `${s}.0`;
@@ -227,6 +230,25 @@ export class Emitter {
     home.lines.push(`let ${name} = ${expr};`);
     this.depths.set(name, home.depth);
     return name;
+  }
+  /**
+   * The f32 with IEEE bits `bits`, as a runtime WGSL expression: a bitcast of a kernel-level
+   * `let` holding the bits. `bitcast<f32>(0x7fc00000u)` would be a constant expression, and
+   * Chrome's WGSL compiler (Tint) rejects a constant NaN or infinity ("value nan cannot be
+   * represented as 'f32'"); an identifier bound by `let` is never a constant expression.
+   */
+  f32Bits(bits: number): string {
+    if (!Number.isInteger(bits) || bits < 0 || bits > 0xffffffff) {
+      throw new RangeError(`Expected a 32-bit unsigned bit pattern, got ${bits}`);
+    }
+    const hex = `0x${bits.toString(16).padStart(8, "0")}u`;
+    return `bitcast<f32>(${this.memo(`bits:${hex}`, () => this.let(hex, "cg_bits", true))})`;
+  }
+  /** {@link literal}, with NaN and infinities as runtime expressions ({@link Emitter.f32Bits}). */
+  literal(value: number, dtype: DType): string {
+    const f = Math.fround(value);
+    if (wgslType(dtype) === "i32" || Number.isFinite(f)) return literal(value, dtype);
+    return this.f32Bits(Number.isNaN(f) ? 0x7fc00000 : f > 0 ? 0x7f800000 : 0xff800000);
   }
   /** Emits a raw statement. */
   stmt(line: string): void {

@@ -19,7 +19,6 @@ import {
   type Emitter,
   flatIndex,
   type Index,
-  literal,
   subU,
   u32,
   wgslType,
@@ -67,8 +66,17 @@ export interface Lowering<P extends Prim> {
   cost?: number;
 }
 
-const NAN = "bitcast<f32>(0x7fc00000u)";
-const NEG_INF = "bitcast<f32>(0xff800000u)";
+/** NaN, a runtime expression (Chrome's WGSL compiler rejects a constant NaN). */
+function nan(e: Emitter): string {
+  return e.f32Bits(0x7fc00000);
+}
+
+/**
+ * -Infinity for a reduction's accumulator initializer, which has no emitter: a runtime
+ * expression (Chrome's WGSL compiler rejects a constant infinity) through `lid`, the local
+ * invocation index every reduction kernel's `main` receives (`codegen.ts`).
+ */
+const NEG_INF_INIT = "bitcast<f32>(0xff800000u | (lid & 0u))";
 
 /** WGSL test for NaN that survives fast-math assumptions (a bit test). */
 function isNan(x: string): string {
@@ -112,9 +120,9 @@ function binary(
 function powExpr(x: string, y: string, e: Emitter): string {
   const r = e.let(`exp2(${y} * log2(abs(${x})))`);
   const negative = e.let(
-    `select(select(${r}, -(${r}), abs(${y}) % 2.0 == 1.0), ${NAN}, floor(${y}) != ${y})`,
+    `select(select(${r}, -(${r}), abs(${y}) % 2.0 == 1.0), ${nan(e)}, floor(${y}) != ${y})`,
   );
-  const zeroBase = `select(bitcast<f32>(0x7f800000u), 0.0, ${y} > 0.0)`;
+  const zeroBase = `select(${e.f32Bits(0x7f800000)}, 0.0, ${y} > 0.0)`;
   return `select(select(select(${negative}, ${r}, ${x} > 0.0), ${zeroBase}, ${x} == 0.0), 1.0, ${y} == 0.0)`;
 }
 
@@ -145,7 +153,7 @@ function reduceLoop(node: Node<"sum" | "reduceMax">, isMax: boolean): LoopSpec {
   const dtype = node.dtype;
   return {
     extent,
-    init: isMax ? (wgslType(dtype) === "i32" ? "i32(-2147483648)" : NEG_INF) : zero(dtype),
+    init: isMax ? (wgslType(dtype) === "i32" ? "i32(-2147483648)" : NEG_INF_INIT) : zero(dtype),
     combine: isMax ? (acc, t) => maxExpr(t, acc, dtype) : (acc, t) => `${acc} + ${t}`,
     term: (e, out, r) => {
       const od = e.dims(out);
@@ -190,7 +198,7 @@ function scatterLoop(node: Node<"scatterAdd">): LoopSpec {
 export const LOWERING: { [P in Prim]: Lowering<P> } = {
   const: { kind: "input" },
   var: { kind: "input" },
-  scalar: { kind: "leaf", inline: (_, node) => literal(node.params.value, node.dtype) },
+  scalar: { kind: "leaf", inline: (e, node) => e.literal(node.params.value, node.dtype) },
   iota: {
     kind: "leaf",
     inline: (e, node, idx) => {
@@ -201,10 +209,10 @@ export const LOWERING: { [P in Prim]: Lowering<P> } = {
   neg: unary((x) => `-(${x})`),
   recip: unary((x) => `1.0 / ${x}`, 2),
   exp: unary((x) => `exp(${x})`, 4),
-  log: unary((x) => `select(log(${x}), ${NAN}, ${x} < 0.0)`, 4),
-  sqrt: unary((x) => `select(sqrt(${x}), ${NAN}, ${x} < 0.0)`, 2),
+  log: unary((x, e) => `select(log(${x}), ${nan(e)}, ${x} < 0.0)`, 4),
+  sqrt: unary((x, e) => `select(sqrt(${x}), ${nan(e)}, ${x} < 0.0)`, 2),
   cos: unary((x) => `cos(${x})`, 4),
-  acos: unary((x) => `select(acos(${x}), ${NAN}, abs(${x}) > 1.0)`, 4),
+  acos: unary((x, e) => `select(acos(${x}), ${nan(e)}, abs(${x}) > 1.0)`, 4),
   floor: unary((x) => `floor(${x})`),
   stopGradient: { kind: "movement", inline: (e, node, idx) => e.value(node.inputs[0], idx) },
   cast: unary((x, e, node) => castExpr(x, node.inputs[0].dtype, node.dtype, e)),
@@ -325,7 +333,7 @@ export const LOWERING: { [P in Prim]: Lowering<P> } = {
       e.kernel.reportRange?.(e, node, bad, j);
       const od = e.dims(idx);
       const v = e.value(x, dimsIndex(x.shape, od.map((d, k) => k === axis ? `u32(${j})` : d)));
-      return `select(${v}, ${wgslType(node.dtype) === "i32" ? "0i" : NAN}, ${bad})`;
+      return `select(${v}, ${wgslType(node.dtype) === "i32" ? "0i" : nan(e)}, ${bad})`;
     },
   },
   scatterAdd: { kind: "loop", loop: scatterLoop },
