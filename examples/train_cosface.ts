@@ -373,7 +373,7 @@ async function main(argv: string[]): Promise<void> {
   else if (args.backend === "webgpu") await cg.initWebGpu();
   else await cg.initDefaultBackend();
   const backend = cg.getBackend();
-  const adapter = (backend as unknown as { adapterDescription?: string }).adapterDescription ??
+  const adapter = (backend as unknown as { description?: string }).description ??
     (backend.name === "cpu" ? "none (CPU interpreter)" : "unknown");
   console.log(`backend: ${backend.name} (${adapter})`);
   await Deno.mkdir(args.out, { recursive: true });
