@@ -1,0 +1,144 @@
+/**
+ * Uses a model trained by `train_cosface.ts`: embed a folder of images into a safetensors
+ * file, or verify whether two images show the same identity.
+ *
+ * ```sh
+ * deno run --allow-read=. --allow-write=out --allow-env examples/face_cli.ts embed faces/ \
+ *   --checkpoint out/train/cosface.safetensors --out out/embeddings.safetensors
+ * deno run --allow-read=. --allow-env examples/face_cli.ts verify a.jpg b.jpg \
+ *   --checkpoint out/train/cosface.safetensors
+ * ```
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import * as cg from "../mod.ts";
+import {
+  centerCrop,
+  decodeImage,
+  resizeBilinear,
+  scanImageFolder,
+  toCHW,
+} from "../src/data/mod.ts";
+import { cosineSimilarity } from "../src/eval/mod.ts";
+import { decodeSafetensors, saveSafetensors } from "../src/io/mod.ts";
+import { embedImages, initRun, loadCheckpoint, type RunConfig, type TrainState } from "./_face.ts";
+
+const USAGE = `Usage:
+  face_cli.ts embed <folder> --checkpoint FILE [--out FILE]   embeddings of root/<identity>/<image>
+  face_cli.ts verify <image1> <image2> --checkpoint FILE [--threshold T]
+Options:
+  --checkpoint FILE   a checkpoint written by examples/train_cosface.ts
+  --out FILE          where embed writes (default out/embeddings.safetensors)
+  --threshold T       cosine threshold of verify (default 0.3)
+  --backend NAME      webgpu | cpu (default: webgpu when an adapter exists)
+  -h, --help          this text`;
+
+async function loadModel(
+  path: string,
+): Promise<{ state: TrainState; config: RunConfig; meta: Record<string, string> }> {
+  const { metadata } = decodeSafetensors(await Deno.readFile(path));
+  if (metadata?.config === undefined) {
+    throw new TypeError(`${path} has no "config" metadata: was it written by train_cosface.ts?`);
+  }
+  const config = JSON.parse(metadata.config) as RunConfig;
+  const run = initRun(config);
+  const like: TrainState = { params: run.params, bn: run.state, opt: run.optState };
+  const { state } = await loadCheckpoint(path, like);
+  return { state, config, meta: metadata };
+}
+
+function prepare(bytes: Uint8Array, path: string, size: number): Float32Array {
+  let img = decodeImage(bytes, path);
+  const side = Math.min(img.width, img.height);
+  if (img.width !== img.height) img = centerCrop(img, side, side);
+  if (side !== size) img = resizeBilinear(img, size, size);
+  return toCHW(img);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      checkpoint: { type: "string" },
+      out: { type: "string", default: "out/embeddings.safetensors" },
+      threshold: { type: "string" },
+      backend: { type: "string", default: "auto" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  const [command, ...rest] = positionals;
+  if (values.help || command === undefined) {
+    console.log(USAGE);
+    return;
+  }
+  if (values.checkpoint === undefined) throw new TypeError("--checkpoint FILE is required");
+  if (values.backend === "cpu") await cg.setBackend("cpu");
+  else if (values.backend === "webgpu") await cg.initWebGpu();
+  else await cg.initDefaultBackend();
+  const { state, config } = await loadModel(values.checkpoint);
+  const plane = 3 * config.size * config.size;
+  if (command === "embed") {
+    if (rest.length !== 1) throw new TypeError("embed expects one folder");
+    const index = await scanImageFolder(rest[0]);
+    const images = new Float32Array(index.entries.length * plane);
+    const kept: number[] = [];
+    const skipped: string[] = [];
+    for (const [i, e] of index.entries.entries()) {
+      try {
+        images.set(prepare(await Deno.readFile(e.path), e.path, config.size), kept.length * plane);
+        kept.push(i);
+      } catch (err) {
+        skipped.push(e.path);
+        console.warn(`skipped ${e.path}: ${err instanceof Error ? err.message : err}`);
+      }
+    }
+    const { emb, dim } = await embedImages(
+      state.params,
+      state.bn,
+      images.subarray(0, kept.length * plane),
+      config.size,
+    );
+    await saveSafetensors(values.out!, {
+      embeddings: { dtype: "float32", shape: [kept.length, dim], data: emb },
+      labels: {
+        dtype: "int32",
+        shape: [kept.length],
+        data: Int32Array.from(kept, (i) => index.entries[i].label),
+      },
+    }, {
+      paths: JSON.stringify(kept.map((i) => index.entries[i].path)),
+      identities: JSON.stringify(index.identities),
+    });
+    console.log(
+      `wrote ${kept.length} embeddings of size ${dim} to ${values.out}` +
+        (skipped.length ? ` (${skipped.length} unreadable images skipped)` : ""),
+    );
+  } else if (command === "verify") {
+    if (rest.length !== 2) throw new TypeError("verify expects two image paths");
+    const images = new Float32Array(2 * plane);
+    for (let i = 0; i < 2; i++) {
+      images.set(prepare(await Deno.readFile(rest[i]), rest[i], config.size), i * plane);
+    }
+    const { emb, dim } = await embedImages(state.params, state.bn, images, config.size);
+    const score = cosineSimilarity(emb.subarray(0, dim), emb.subarray(dim));
+    const threshold = Number(values.threshold ?? 0.3);
+    console.log(
+      `cosine similarity ${score.toFixed(4)}: ${
+        score > threshold ? "same identity" : "different identities"
+      } (threshold ${threshold})`,
+    );
+  } else {
+    throw new TypeError(`Unknown command "${command}": expected embed or verify`);
+  }
+}
+
+if (import.meta.main) {
+  try {
+    await main(Deno.args);
+  } catch (e) {
+    console.error(`error: ${e instanceof Error ? e.message : e}`);
+    Deno.exit(1);
+  }
+}
