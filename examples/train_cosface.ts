@@ -68,7 +68,7 @@ Training
   --read-every N         read metrics back every N steps (default 10)
   -h, --help             this text`;
 
-interface Args {
+export interface Args {
   data: string;
   identities: number;
   images: number;
@@ -92,7 +92,7 @@ interface Args {
   readEvery: number;
 }
 
-function parse(argv: string[]): Args | null {
+export function parse(argv: string[]): Args | null {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -157,7 +157,7 @@ function parse(argv: string[]): Args | null {
   };
 }
 
-async function openDataset(args: Args): Promise<ImageDataset> {
+export async function openDataset(args: Args): Promise<ImageDataset> {
   if (args.data === "synthetic") {
     return syntheticDataset({
       seed: args.seed,
@@ -172,7 +172,7 @@ async function openDataset(args: Args): Promise<ImageDataset> {
 }
 
 /** The unseen-identity verification set: procedural faces of test identities, LFW layout. */
-async function testSet(args: Args) {
+export async function testSet(args: Args) {
   const t0 = performance.now();
   const protocol = syntheticPairs({
     seed: args.seed + 1000,
@@ -210,7 +210,7 @@ async function testSet(args: Args) {
   return { pairs, images };
 }
 
-interface RunResult {
+export interface RunResult {
   loss: LossName;
   config: RunConfig;
   curve: { step: number; loss: number; acc: number }[];
@@ -223,7 +223,7 @@ interface RunResult {
   roc: { fpr: number[]; tpr: number[] };
 }
 
-async function train(
+export async function train(
   args: Args,
   loss: LossName,
   dataset: ImageDataset,
