@@ -13,13 +13,7 @@
  */
 import { parseArgs } from "node:util";
 import * as cg from "../mod.ts";
-import {
-  centerCrop,
-  decodeImage,
-  resizeBilinear,
-  scanImageFolder,
-  toCHW,
-} from "../src/data/mod.ts";
+import { prepareImage, scanImageFolder } from "../src/data/mod.ts";
 import { cosineSimilarity } from "../src/eval/mod.ts";
 import { decodeSafetensors, saveSafetensors } from "../src/io/mod.ts";
 import { embedImages, initRun, loadCheckpoint, type RunConfig, type TrainState } from "./_face.ts";
@@ -46,14 +40,6 @@ async function loadModel(
   const like: TrainState = { params: run.params, bn: run.state, opt: run.optState };
   const { state } = await loadCheckpoint(path, like);
   return { state, config, meta: metadata };
-}
-
-function prepare(bytes: Uint8Array, path: string, size: number): Float32Array {
-  let img = decodeImage(bytes, path);
-  const side = Math.min(img.width, img.height);
-  if (img.width !== img.height) img = centerCrop(img, side, side);
-  if (side !== size) img = resizeBilinear(img, size, size);
-  return toCHW(img);
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -87,7 +73,10 @@ async function main(argv: string[]): Promise<void> {
     const skipped: string[] = [];
     for (const [i, e] of index.entries.entries()) {
       try {
-        images.set(prepare(await Deno.readFile(e.path), e.path, config.size), kept.length * plane);
+        images.set(
+          prepareImage(await Deno.readFile(e.path), e.path, config.size),
+          kept.length * plane,
+        );
         kept.push(i);
       } catch (err) {
         skipped.push(e.path);
@@ -119,7 +108,7 @@ async function main(argv: string[]): Promise<void> {
     if (rest.length !== 2) throw new TypeError("verify expects two image paths");
     const images = new Float32Array(2 * plane);
     for (let i = 0; i < 2; i++) {
-      images.set(prepare(await Deno.readFile(rest[i]), rest[i], config.size), i * plane);
+      images.set(prepareImage(await Deno.readFile(rest[i]), rest[i], config.size), i * plane);
     }
     const { emb, dim } = await embedImages(state.params, state.bn, images, config.size);
     const score = cosineSimilarity(emb.subarray(0, dim), emb.subarray(dim));

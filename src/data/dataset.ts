@@ -69,7 +69,22 @@ export function syntheticDataset(options: SyntheticFacesOptions): ImageDataset {
   };
 }
 
-function prepare(bytes: Uint8Array, path: string, size: number, flip: boolean): Float32Array {
+/**
+ * Decodes an image file's bytes, centre-crops it to a square, resizes it to `size` and maps it
+ * to CHW floats ((p - 127.5) / 128), mirrored when `flip`.
+ *
+ * @example
+ * ```ts
+ * import { prepareImage } from "./dataset.ts";
+ * typeof prepareImage; // "function"
+ * ```
+ */
+export function prepareImage(
+  bytes: Uint8Array,
+  path: string,
+  size: number,
+  flip = false,
+): Float32Array {
   let img = decodeImage(bytes, path);
   const side = Math.min(img.width, img.height);
   if (img.width !== img.height) img = centerCrop(img, side, side);
@@ -96,7 +111,7 @@ function loader(
         try {
           const item = await read(i);
           path = item.path;
-          out.set(prepare(item.bytes, path, size, flips?.[k] === 1), k * plane);
+          out.set(prepareImage(item.bytes, path, size, flips?.[k] === 1), k * plane);
           used[k] = labels[i];
           break;
         } catch (e) {

@@ -47,5 +47,11 @@ export type {
 } from "./recordio.ts";
 export { parsePickle, parseVerifyBin, readVerifyBin } from "./verify_bin.ts";
 export type { PickleOptions, PickleValue, VerifyBin } from "./verify_bin.ts";
-export { batchSampler, imageFolderDataset, recordIODataset, syntheticDataset } from "./dataset.ts";
+export {
+  batchSampler,
+  imageFolderDataset,
+  prepareImage,
+  recordIODataset,
+  syntheticDataset,
+} from "./dataset.ts";
 export type { BatchSamplerOptions, ImageDataset } from "./dataset.ts";
