@@ -300,7 +300,12 @@ function loopKernel(k: Kernel, scope: Scope, options: CodegenOptions): Dispatch[
   // contiguous (GPUs); llvmpipe runs a workgroup's barriers as coroutine switches, so there
   // one thread per output wins as soon as the outputs fill its SIMD lanes and cores.
   const parallel = spec.extent >= 64 &&
-    (options.profile === "llvmpipe" ? outputs < 32 : spec.rowLike || outputs < 2048);
+    (options.profile === "llvmpipe"
+      // Long per-thread loops (over 65,536 terms, measured) come out short on llvmpipe: an
+      // output of one thread summing 66,560 ones gave 65,533. Long reductions therefore
+      // always share each output's terms across a workgroup there.
+      ? outputs < 32 || spec.extent > 16384
+      : spec.rowLike || outputs < 2048);
   const target = SPLIT_TARGET[options.profile];
   if (parallel && 2 * outputs <= target && spec.extent >= 2048) {
     const splits = Math.min(Math.ceil(target / outputs), Math.floor(spec.extent / 1024), 256);
