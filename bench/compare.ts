@@ -15,7 +15,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { formatTable, type Peer, PEERS, runPeers } from "./peers/run_peers.ts";
+import { formatTable, type Peer, PEERS, runPeers, spawn } from "./peers/run_peers.ts";
 import { errorText, type PeerResult, type Variant, VARIANTS, withRate } from "./peers/_result.ts";
 import { WORKLOADS } from "./_inputs.ts";
 import type { TimingMode } from "./_timing.ts";
@@ -43,46 +43,30 @@ async function runCosgradSub(
   if (GPU_ONLY.has(workload) && backend === "cpu") {
     return [{ ...base, error: "skipped: GPU-only workload" }];
   }
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      new URL(import.meta.url).pathname,
-      "--worker",
-      fw,
-      "--workloads",
-      workload,
-      "--reps",
-      String(opts.reps),
-      "--max-call-ms",
-      String(opts.maxCallMs),
-    ],
-    env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp/xdg" },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    try {
-      child.kill("SIGKILL");
-    } catch { /* already gone */ }
-  }, opts.timeoutS * 1000);
-  const out = await child.output();
-  clearTimeout(timer);
-  const dec = new TextDecoder();
+  const out = await spawn(Deno.execPath(), [
+    "run",
+    "-A",
+    new URL(import.meta.url).pathname,
+    "--worker",
+    fw,
+    "--workloads",
+    workload,
+    "--reps",
+    String(opts.reps),
+    "--max-call-ms",
+    String(opts.maxCallMs),
+  ], { timeoutS: opts.timeoutS });
   const results: PeerResult[] = [];
-  for (const line of dec.decode(out.stdout).split("\n")) {
+  for (const line of out.lines) {
     if (!line.startsWith(PREFIX)) continue;
     try {
       results.push(withRate(JSON.parse(line.slice(PREFIX.length)) as PeerResult));
     } catch { /* not a result line */ }
   }
-  if (timedOut) {
+  if (out.timedOut) {
     results.push({ ...base, error: `timed out after ${opts.timeoutS} s (subprocess killed)` });
   } else if (results.length === 0) {
-    const err = dec.decode(out.stderr).trim().split("\n").slice(-3).join(" | ");
-    results.push({ ...base, error: `exit code ${out.code}: ${err || "no result"}` });
+    results.push({ ...base, error: `exit code ${out.code}: ${out.stderr || "no result"}` });
   }
   return results;
 }

@@ -202,7 +202,6 @@ export async function testSet(args: Args) {
   refs.forEach((r, i) =>
     protocol.faces.image(r.identity, r.index, { out: images.subarray(i * plane, (i + 1) * plane) })
   );
-  await Promise.resolve();
   console.log(
     `test set: ${pairs.length} pairs over ${refs.length} images of unseen identities ` +
       `(rendered in ${((performance.now() - t0) / 1000).toFixed(1)} s)`,

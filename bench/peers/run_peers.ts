@@ -55,7 +55,17 @@ function splitPeer(p: Peer): { framework: string; backend: string } {
   return { framework: f === "jax" ? "jax-js" : f, backend: b };
 }
 
-async function spawn(
+/**
+ * Runs `cmd` with a wall-clock limit (SIGKILL when it passes); returns its stdout lines, exit
+ * code, whether it timed out, and the last lines of stderr.
+ *
+ * @example
+ * ```ts
+ * import { spawn } from "./run_peers.ts";
+ * typeof spawn; // "function"
+ * ```
+ */
+export async function spawn(
   cmd: string,
   args: string[],
   opts: { env?: Record<string, string>; timeoutS: number },

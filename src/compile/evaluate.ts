@@ -10,13 +10,9 @@ import { getBackend } from "../backend/registry.ts";
 import type { Backend, Program, Storage } from "../backend/storage.ts";
 import { runPasses } from "./passes.ts";
 
-interface Entry {
-  program: Program;
-  inputs: Node<"var">[];
-}
-
 const MAX_CACHE = 2048;
-const cache = new Map<string, Entry>();
+/** Programs by structure (node ids are never reused, so a key names one graph). */
+const cache = new Map<string, Program>();
 
 /** Statistics of the program cache, for tests and profiling. */
 export const cacheStats = { hits: 0, misses: 0 };
@@ -43,13 +39,12 @@ export function programFor(
     cacheStats.hits++;
     cache.delete(key);
     cache.set(key, hit);
-    return hit.program;
+    return hit;
   }
   cacheStats.misses++;
   const optimized = runPasses(outputs);
   const program = backend.compile(vars, optimized);
-  // The entry keeps `outputs` alive through the program, so node ids in the key stay unique.
-  cache.set(key, { program, inputs: [...vars] });
+  cache.set(key, program);
   if (cache.size > MAX_CACHE) cache.delete(cache.keys().next().value!);
   return program;
 }
