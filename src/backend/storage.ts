@@ -47,6 +47,50 @@ export interface Program {
   run(inputs: readonly Storage[], donated?: ReadonlySet<number>): Storage[];
   /** Text of what the program does (kernels or a plan), for debugging. */
   describe(): string;
+  /**
+   * The device memory a run with the inputs at positions in `donated` given up would use,
+   * from the program's buffer plan (backends without a plan leave this out).
+   */
+  memory?(donated?: ReadonlySet<number>): MemoryReport;
+}
+
+/**
+ * Device memory of one run of a compiled program, from its buffer plan (computed at compile
+ * time, before anything runs). Every size is in bytes of buffers as allocated: a tensor's
+ * buffer is its size rounded up to the buffer pool's size class (at most 19% more).
+ */
+export interface MemoryReport {
+  /** Buffer bytes of each input, in binding order (a compiled function's captured constants last). */
+  inputBytes: number[];
+  /** Inputs given up (donated) whose buffer the plan reuses for later values, ascending. */
+  reusedInputs: number[];
+  /** Sum of `inputBytes` over `reusedInputs`. */
+  donatedBytes: number;
+  /** Sum of `inputBytes` over the other inputs (held by the caller before and after the run). */
+  keptBytes: number;
+  /** Constants compiled into the program (not inputs). */
+  constBytes: number;
+  /**
+   * Buffers the run takes from the pool: the sum of the sizes of the plan's distinct slots,
+   * which hold intermediates, outputs and scratch (split-K and split reductions' partial
+   * sums). Slots are reused by liveness, within one size class.
+   */
+  intermediateBytes: number;
+  /**
+   * The most slot bytes holding live values at one dispatch (the liveness lower bound of
+   * `intermediateBytes`; the difference is what size classes keep from reusing).
+   */
+  liveIntermediateBytes: number;
+  /** The largest single slot (the largest intermediate, output or scratch buffer). */
+  largestSlotBytes: number;
+  /** Distinct buffers holding the outputs (slots, or inputs returned as they are). */
+  outputBytes: number;
+  /**
+   * Peak device bytes during the run: every input buffer (a reused donated input counted once),
+   * the constants, and every slot, since a run holds all its slots from its first dispatch
+   * to its last. Buffers left idle in the pool and the 16-byte error word are not counted.
+   */
+  peakBytes: number;
 }
 
 /** What a backend must provide. */

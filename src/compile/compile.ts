@@ -9,7 +9,7 @@
 import { type Node, topoSort } from "../ir/node.ts";
 import { substitute } from "../ir/graph.ts";
 import { getBackend } from "../backend/registry.ts";
-import type { Backend, Program, Storage } from "../backend/storage.ts";
+import type { Backend, MemoryReport, Program, Storage } from "../backend/storage.ts";
 import { fromStorage, storageOf, Tensor } from "../tensor.ts";
 import { defKey, flatten, leavesSignature, type TreeDef, unflatten } from "../tree/pytree.ts";
 import { argVar, programFor } from "./evaluate.ts";
@@ -42,6 +42,31 @@ export interface CompiledFunction<A extends unknown[], R> {
   readonly traces: number;
   /** The optimised graph and kernels of the most recent signature, as text. */
   describe(): string;
+  /**
+   * The device memory of a call with the most recent signature, from its buffer plan, with
+   * the `donate` arguments given up (see {@link MemoryReport}; `inputBytes` lists the
+   * arguments' leaves in order, then the captured constants). Throws a TypeError before the
+   * first call, and on a backend without a buffer plan (the cpu interpreter allocates each
+   * value as it computes it and has none).
+   *
+   * @example
+   * ```ts
+   * import { compile } from "./compile.ts";
+   * import { zeros } from "../ops/creation.ts";
+   * import { exp } from "../ops/elementwise.ts";
+   * import { cpuBackend, withBackend } from "../backend/registry.ts";
+   * const f = compile((x: any) => exp(exp(x)));
+   * withBackend(cpuBackend(), () => {
+   *   f(zeros([1024]));
+   *   try {
+   *     f.memory(); // on webgpu: { peakBytes: 8192, ... } (x's buffer and one slot per exp)
+   *   } catch (e) {
+   *     (e as Error).message; // "Memory reports need a backend with a buffer plan (webgpu), got the cpu backend"
+   *   }
+   * });
+   * ```
+   */
+  memory(): MemoryReport;
 }
 
 /**
@@ -121,6 +146,18 @@ export function compile<A extends unknown[], R>(
   Object.defineProperty(fn, "traces", { get: () => cache.size });
   (fn as unknown as { describe: () => string }).describe = () =>
     last === null ? "(not traced yet)" : last.program.describe();
+  (fn as unknown as { memory: () => MemoryReport }).memory = () => {
+    if (last === null) {
+      throw new TypeError("Cannot report the memory of a compiled function before its first call");
+    }
+    const program = last.program;
+    if (program.memory === undefined) {
+      throw new TypeError(
+        `Memory reports need a backend with a buffer plan (webgpu), got the ${last.backend.name} backend`,
+      );
+    }
+    return program.memory(last.donated);
+  };
   return fn as CompiledFunction<A, R>;
 }
 

@@ -7,7 +7,7 @@
  */
 import { sizeOf } from "../../ir/dtype.ts";
 import type { Node } from "../../ir/node.ts";
-import { donatedError, type Program, type Storage } from "../storage.ts";
+import { donatedError, type MemoryReport, type Program, type Storage } from "../storage.ts";
 import { BufferHandle, GpuStorage, sizeClass } from "./buffers.ts";
 import { type BindingRef, type Dispatch, generate } from "./codegen.ts";
 import { LOWERING } from "./lowering.ts";
@@ -54,6 +54,8 @@ interface Plan {
   )[];
   /** Donated inputs whose buffer the plan reuses. */
   consumed: number[];
+  /** The most bytes of slots holding live values (not yet-unread donated inputs) at once. */
+  livePeak: number;
 }
 
 /** A graph compiled for the WebGPU backend. */
@@ -150,17 +152,26 @@ export class GpuProgram implements Program {
     const slots: { bytes: number; input: number }[] = [];
     const free = new Map<number, number[]>();
     const slotOf = new Map<Node, number>();
+    // Slots holding a value taken by `take`, for the liveness peak.
+    const held = new Set<number>();
+    let live = 0, livePeak = 0;
     const release = (slot: number) => {
       const bytes = slots[slot].bytes;
+      if (held.delete(slot)) live -= bytes;
       let list = free.get(bytes);
       if (list === undefined) free.set(bytes, list = []);
       list.push(slot);
     };
     const take = (bytes: number): number => {
-      const reuse = free.get(bytes)?.pop();
-      if (reuse !== undefined) return reuse;
-      slots.push({ bytes, input: -1 });
-      return slots.length - 1;
+      let slot = free.get(bytes)?.pop();
+      if (slot === undefined) {
+        slots.push({ bytes, input: -1 });
+        slot = slots.length - 1;
+      }
+      held.add(slot);
+      live += bytes;
+      livePeak = Math.max(livePeak, live);
+      return slot;
     };
     // Donated inputs not needed after their last read give their buffer to later values.
     const donatedAt = new Map<number, number>();
@@ -218,7 +229,7 @@ export class GpuProgram implements Program {
       return { kind: "slot" as const, slot };
     });
     const consumed = donated.filter((i) => slots.some((s) => s.input === i));
-    const plan: Plan = { dispatches, slots, outputs, consumed };
+    const plan: Plan = { dispatches, slots, outputs, consumed, livePeak };
     this.plans.set(key, plan);
     return plan;
   }
@@ -251,6 +262,68 @@ export class GpuProgram implements Program {
     return { kind: "slot", slot };
   }
 
+  /** The donated inputs whose buffer a plan may reuse (not outputs, not `shared`), ascending. */
+  private reusable(
+    donated: ReadonlySet<number> | undefined,
+    shared: (i: number) => boolean,
+  ): number[] {
+    const outMem = new Set(this.outputs.map((o) => this.memOf(o)));
+    const reusable: number[] = [];
+    for (const i of donated ?? []) {
+      if (!Number.isInteger(i) || i < 0 || i >= this.vars.length) {
+        throw new RangeError(`Donated input ${i} is out of range [0, ${this.vars.length})`);
+      }
+      if (!shared(i) && !outMem.has(this.vars[i])) reusable.push(i);
+    }
+    return reusable.sort((a, b) => a - b);
+  }
+
+  /**
+   * The device memory of a run with the inputs at positions in `donated` given up (and not
+   * shared with another input), from the buffer plan: see {@link MemoryReport} for what each
+   * number counts. Nothing runs; the plan is the one `run` uses for that donation set.
+   *
+   * @example
+   * ```ts ignore
+   * import { makeNode } from "../../ir/node.ts";
+   * import { startWebGpuBackend } from "./start.ts";
+   * const backend = await startWebGpuBackend();
+   * const x = makeNode("var", [], { id: "a0", shape: [1024], dtype: "float32" });
+   * const y = makeNode("exp", [makeNode("exp", [x], {})], {});
+   * const program = backend.compile([x], [y]);
+   * program.memory!(new Set([0])).peakBytes; // 8192: x's buffer and y's
+   * ```
+   */
+  memory(donated?: ReadonlySet<number>): MemoryReport {
+    const plan = this.plan(this.reusable(donated, () => false));
+    const inputBytes = this.vars.map((v) => sizeClass(Math.max(4, sizeOf(v.shape) * 4)));
+    const reused = new Set(plan.consumed);
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+    const donatedBytes = sum(inputBytes.filter((_, i) => reused.has(i)));
+    const keptBytes = sum(inputBytes.filter((_, i) => !reused.has(i)));
+    const constBytes = sum([...new Set(this.consts.values())].map((c) => c.handle.bytes));
+    const pool = plan.slots.filter((s) => s.input < 0);
+    const intermediateBytes = sum(pool.map((s) => s.bytes));
+    const outBuffers = new Map<string, number>();
+    for (const o of plan.outputs) {
+      if (o.kind === "slot") outBuffers.set(`s${o.slot}`, plan.slots[o.slot].bytes);
+      else if (o.kind === "input") outBuffers.set(`i${o.index}`, inputBytes[o.index]);
+      else outBuffers.set(`c${bufferId(o.storage.buffer)}`, o.storage.handle.bytes);
+    }
+    return {
+      inputBytes,
+      reusedInputs: [...plan.consumed],
+      donatedBytes,
+      keptBytes,
+      constBytes,
+      intermediateBytes,
+      liveIntermediateBytes: plan.livePeak,
+      largestSlotBytes: Math.max(0, ...pool.map((s) => s.bytes)),
+      outputBytes: sum([...outBuffers.values()]),
+      peakBytes: donatedBytes + keptBytes + constBytes + intermediateBytes,
+    };
+  }
+
   run(inputs: readonly Storage[], donated?: ReadonlySet<number>): Storage[] {
     const backend = this.backend;
     backend.checkUsable();
@@ -271,15 +344,11 @@ export class GpuProgram implements Program {
     });
     // Donated inputs whose buffer may be reused: not shared with another storage or input,
     // and not returned as an output.
-    const outMem = new Set(this.outputs.map((o) => this.memOf(o)));
-    const reusable: number[] = [];
-    for (const i of donated ?? []) {
+    const reusable = this.reusable(donated, (i) => {
       const s = gpuInputs[i];
-      const shared = s.handle.storages > 1 || s.handle.moved ||
+      return s.handle.storages > 1 || s.handle.moved ||
         gpuInputs.some((t, j) => j !== i && t.handle === s.handle);
-      if (!shared && !outMem.has(this.vars[i])) reusable.push(i);
-    }
-    reusable.sort((a, b) => a - b);
+    });
     const plan = this.plan(reusable);
     const pool = backend.pool;
     const buffers = plan.slots.map((s) =>
