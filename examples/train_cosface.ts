@@ -66,6 +66,8 @@ Training
   --out DIR              output folder (default out/train)
   --resume               continue from DIR/<loss>.safetensors when it exists
   --read-every N         read metrics back every N steps (default 10)
+  --eval-every N         evaluate on the unseen identities every N steps (default 100; 0: only
+                         at the end)
   -h, --help             this text`;
 
 export interface Args {
@@ -90,6 +92,7 @@ export interface Args {
   out: string;
   resume: boolean;
   readEvery: number;
+  evalEvery: number;
 }
 
 export function parse(argv: string[]): Args | null {
@@ -117,6 +120,7 @@ export function parse(argv: string[]): Args | null {
       out: { type: "string", default: "out/train" },
       resume: { type: "boolean", default: false },
       "read-every": { type: "string", default: "10" },
+      "eval-every": { type: "string", default: "100" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -126,6 +130,10 @@ export function parse(argv: string[]): Args | null {
     if (!Number.isFinite(x) || (integer && !Number.isInteger(x))) {
       throw new RangeError(`--${name} expects ${integer ? "an integer" : "a number"}, got "${v}"`);
     }
+    return x;
+  };
+  const nonNegative = (name: string, x: number) => {
+    if (x < 0) throw new RangeError(`--${name} expects a number of at least 0, got ${x}`);
     return x;
   };
   const lossName = (name: string, v: string, allowNone: boolean) => {
@@ -154,6 +162,7 @@ export function parse(argv: string[]): Args | null {
     out: values.out!,
     resume: values.resume!,
     readEvery: num("read-every", values["read-every"]!, true),
+    evalEvery: nonNegative("eval-every", num("eval-every", values["eval-every"]!, true)),
   };
 }
 
@@ -172,7 +181,7 @@ export async function openDataset(args: Args): Promise<ImageDataset> {
 }
 
 /** The unseen-identity verification set: procedural faces of test identities, LFW layout. */
-export async function testSet(args: Args) {
+export function testSet(args: Args) {
   const t0 = performance.now();
   const protocol = syntheticPairs({
     seed: args.seed + 1000,
@@ -213,6 +222,8 @@ export interface RunResult {
   loss: LossName;
   config: RunConfig;
   curve: { step: number; loss: number; acc: number }[];
+  /** Unseen-identity verification during training (every --eval-every steps, and the end). */
+  evals: { step: number; accuracy: number; auc: number }[];
   imagesPerSecond: number;
   seconds: number;
   accuracy: number;
@@ -262,9 +273,15 @@ export async function train(
   const step = trainStep(config, run.opt);
   const sample = batchSampler(dataset, { batchSize: args.batch, seed: args.seed });
   const curve: RunResult["curve"] = [];
+  const evals: RunResult["evals"] = [];
+  const evaluate = async (state: TrainState) => {
+    const { emb, dim } = await embedImages(state.params, state.bn, test.images, args.size);
+    return verify(emb, dim, test.pairs);
+  };
   const started = performance.now();
   let last = started;
   let lastStep = startStep;
+  let evalMs = 0;
   const remaining = Math.max(0, args.steps - startStep);
   const result = await cg.trainLoop({
     step,
@@ -278,11 +295,12 @@ export async function train(
         y: cg.tensor(b.labels, [args.batch]),
       };
     },
-    onMetrics: (first, rows) => {
+    onMetrics: async (first, rows, state) => {
       rows.forEach((r, k) =>
         curve.push({ step: startStep + first + k + 1, loss: r[0], acc: r[1] })
       );
       const now = performance.now();
+      const before = lastStep;
       const done = startStep + first + rows.length;
       const ips = ((done - lastStep) * args.batch) / ((now - last) / 1000);
       const eta = ((args.steps - done) * args.batch) / ips;
@@ -291,10 +309,25 @@ export async function train(
       Deno.stderr.writeSync(new TextEncoder().encode(`\r${line}`));
       last = now;
       lastStep = done;
+      const every = args.evalEvery;
+      if (every > 0 && done < args.steps && Math.floor(done / every) > Math.floor(before / every)) {
+        // The state is read before the next step is submitted (and donated), so this is the
+        // model after step `done`; the time spent here is left out of images/s.
+        const t0 = performance.now();
+        const v = await evaluate(state);
+        evals.push({ step: done, accuracy: v.kfold.accuracy, auc: v.auc });
+        Deno.stderr.writeSync(new TextEncoder().encode(
+          `\r${loss.padEnd(8)} step ${done}: unseen-identity verification ${
+            (v.kfold.accuracy * 100).toFixed(2)
+          }%, AUC ${v.auc.toFixed(4)}`.padEnd(line.length + 1) + "\n",
+        ));
+        last = performance.now();
+        evalMs += last - t0;
+      }
     },
   });
   Deno.stderr.writeSync(new TextEncoder().encode("\n"));
-  const seconds = result.ms / 1000;
+  const seconds = (result.ms - evalMs) / 1000;
   const bad = curve.find((c) => !Number.isFinite(c.loss));
   if (bad) throw new RangeError(`${loss}: the loss became ${bad.loss} at step ${bad.step}`);
   await saveCheckpoint(ckpt, result.state, {
@@ -302,13 +335,8 @@ export async function train(
     step: String(args.steps),
     config: JSON.stringify(config),
   });
-  const { emb, dim } = await embedImages(
-    result.state.params,
-    result.state.bn,
-    test.images,
-    args.size,
-  );
-  const v = verify(emb, dim, test.pairs);
+  const v = await evaluate(result.state);
+  evals.push({ step: args.steps, accuracy: v.kfold.accuracy, auc: v.auc });
   const ips = (remaining * args.batch) / seconds;
   console.log(
     `${loss}: ${remaining} steps in ${seconds.toFixed(1)} s (${ips.toFixed(0)} img/s, ` +
@@ -320,6 +348,7 @@ export async function train(
     loss,
     config,
     curve,
+    evals,
     imagesPerSecond: ips,
     seconds,
     accuracy: v.kfold.accuracy,
@@ -356,7 +385,21 @@ function markdown(args: Args, adapter: string, dataset: ImageDataset, runs: RunR
       } | ${r.imagesPerSecond.toFixed(0)} | ${r.curve.at(-1)?.loss.toFixed(3) ?? "-"} |`
     ),
     ``,
-    `![loss](loss.svg) ![roc](roc.svg)`,
+    `Unseen-identity verification accuracy during training:`,
+    ``,
+    `| step | ${runs.map((r) => r.loss).join(" | ")} |`,
+    `| --- | ${runs.map(() => "---").join(" | ")} |`,
+    ...[...new Set(runs.flatMap((r) => r.evals.map((e) => e.step)))].sort((a, b) => a - b).map(
+      (step) =>
+        `| ${step} | ${
+          runs.map((r) => {
+            const e = r.evals.find((x) => x.step === step);
+            return e === undefined ? "-" : `${pct(e.accuracy)}%`;
+          }).join(" | ")
+        } |`,
+    ),
+    ``,
+    `![loss](loss.svg) ![roc](roc.svg) ![evaluation](eval.svg)`,
     ``,
   ];
   return lines.join("\n");
@@ -431,7 +474,22 @@ async function main(argv: string[]): Promise<void> {
       series: runs.map((r) => ({ name: r.loss, x: r.roc.fpr, y: r.roc.tpr })),
     })),
   );
-  console.log(`report: ${args.out}/report.md, ${args.out}/report.json, loss.svg, roc.svg`);
+  await writeFileAtomic(
+    `${args.out}/eval.svg`,
+    enc.encode(lineChartSvg({
+      title: "unseen-identity verification during training",
+      xLabel: "step",
+      yLabel: "accuracy",
+      series: runs.map((r) => ({
+        name: r.loss,
+        x: r.evals.map((e) => e.step),
+        y: r.evals.map((e) => e.accuracy),
+      })),
+    })),
+  );
+  console.log(
+    `report: ${args.out}/report.md, ${args.out}/report.json, loss.svg, roc.svg, eval.svg`,
+  );
 }
 
 if (import.meta.main) {

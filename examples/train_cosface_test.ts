@@ -10,9 +10,10 @@ Deno.test("train_cosface.ts trains both losses end to end and writes its report"
         `--allow-write=${out}`,
         "--allow-env",
         new URL("./train_cosface.ts", import.meta.url).pathname,
-        ...["--backend", "cpu", "--steps", "3", "--batch", "8", "--identities", "4"],
+        ...["--backend", "cpu", "--steps", "4", "--batch", "8", "--identities", "4"],
         ...["--images", "4", "--size", "16", "--widths", "4,4,8,8", "--embedding", "8"],
-        ...["--pairs-per-fold", "5", "--read-every", "2", "--out", out],
+        ...["--pairs-per-fold", "5", "--read-every", "2", "--eval-every", "2"],
+        ...["--out", out],
       ],
       stdout: "piped",
       stderr: "piped",
@@ -24,10 +25,13 @@ Deno.test("train_cosface.ts trains both losses end to end and writes its report"
     const report = JSON.parse(await Deno.readTextFile(`${out}/report.json`));
     assert.deepEqual(report.runs.map((x: { loss: string }) => x.loss), ["cosface", "softmax"]);
     for (const run of report.runs) {
-      assert.equal(run.curve.length, 3);
+      assert.equal(run.curve.length, 4);
       assert.ok(run.accuracy >= 0 && run.accuracy <= 1);
+      // Evaluated during training at step 2, and at the end (step 4) with the final numbers.
+      assert.deepEqual(run.evals.map((e: { step: number }) => e.step), [2, 4]);
+      assert.equal(run.evals[1].accuracy, run.accuracy);
     }
-    for (const f of ["report.md", "loss.svg", "roc.svg", "cosface.safetensors"]) {
+    for (const f of ["report.md", "loss.svg", "roc.svg", "eval.svg", "cosface.safetensors"]) {
       assert.ok((await Deno.stat(`${out}/${f}`)).size > 0, f);
     }
   } finally {
