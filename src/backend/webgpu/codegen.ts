@@ -32,10 +32,17 @@ import {
 } from "./emitter.ts";
 import { inlineRule, loopOf, LOWERING } from "./lowering.ts";
 import type { Kernel } from "./schedule.ts";
+import { type BindingParts, bindingParts } from "./split.ts";
 
 /** What a binding of a dispatch refers to. */
 export type BindingRef =
-  | { kind: "node"; node: Node; write: boolean }
+  | {
+    kind: "node";
+    node: Node;
+    write: boolean;
+    /** For a tensor split across bindings: the byte range of its buffer this binding covers. */
+    part?: { offset: number; size: number };
+  }
   | { kind: "scratch"; name: string; bytes: number }
   | { kind: "errors" };
 
@@ -57,6 +64,19 @@ export interface Dispatch {
 export interface CodegenOptions {
   /** `llvmpipe` (software) or `discrete` tile choices. */
   profile: "llvmpipe" | "discrete";
+  /**
+   * Bytes one storage binding may cover (the adapter's `maxStorageBufferBindingSize`); a
+   * tensor over it is bound as several parts (`split.ts`). No limit when absent.
+   */
+  maxBindingBytes?: number;
+}
+
+/** The binding parts of `node`'s memory under `options`' binding limit. */
+function partsOf(node: Node, options: CodegenOptions): BindingParts {
+  const bytes = sizeOf(node.shape) * 4;
+  return options.maxBindingBytes === undefined
+    ? { count: 1, elements: bytes / 4 }
+    : bindingParts(bytes, options.maxBindingBytes);
 }
 
 /** Messages for out-of-range index reports, by code (1-based). */
@@ -124,6 +144,7 @@ class Scope implements KernelScope {
     readonly isMem: (n: Node) => boolean,
     readonly alias: ReadonlyMap<Node, Node>,
     readonly mode: "kernel" | "epilogue",
+    readonly options: CodegenOptions,
   ) {}
   fresh(prefix: string): string {
     return `${prefix}${this.count++}`;
@@ -137,7 +158,12 @@ class Scope implements KernelScope {
       this.names.set(base, name);
       this.reads.push(base);
     }
-    return { name, bitcastI32: this.mode === "epilogue" && node.dtype === "int32" };
+    const read: BufferRead = {
+      name,
+      bitcastI32: this.mode === "epilogue" && node.dtype === "int32",
+    };
+    if (partsOf(base, this.options).count > 1) read.split = true;
+    return read;
   }
   reportRange(e: Emitter, node: Node, bad: string, value: string): void {
     if (this.mode === "epilogue") {
@@ -163,6 +189,71 @@ function declare(
   return `@group(0) @binding(${binding}) var<storage, ${
     write ? "read_write" : "read"
   }> ${name}: array<${type}>;`;
+}
+
+/**
+ * Declares the memory of `node` as binding `name` (or, split, as bindings `name_0`, `name_1`,
+ * ... over consecutive ranges of its buffer, with the accessor `name_at(i)` to read or
+ * `name_put(i, v)` to write element `i`), appending to `lines` and `bindings`.
+ */
+function bindNode(
+  name: string,
+  node: Node,
+  write: boolean,
+  options: CodegenOptions,
+  out: { lines: string[]; bindings: BindingRef[] },
+): void {
+  const parts = partsOf(node, options);
+  if (parts.count === 1) {
+    out.lines.push(declare(name, node, write, out.bindings.length));
+    out.bindings.push({ kind: "node", node, write });
+    return;
+  }
+  const bytes = sizeOf(node.shape) * 4;
+  const per = parts.elements;
+  for (let p = 0; p < parts.count; p++) {
+    const offset = p * per * 4;
+    out.lines.push(declare(`${name}_${p}`, node, write, out.bindings.length));
+    out.bindings.push({
+      kind: "node",
+      node,
+      write,
+      part: { offset, size: Math.min(per * 4, bytes - offset) },
+    });
+  }
+  const type = wgslType(node.dtype);
+  const last = parts.count - 1;
+  const pick = (act: (p: number) => string) => [
+    `  let p = i / ${u32(per)};`,
+    `  let j = i - p * ${u32(per)};`,
+    ...Array.from({ length: last }, (_, p) => `  if (p == ${u32(p)}) { ${act(p)} }`),
+  ];
+  out.lines.push(
+    write
+      ? [
+        `fn ${name}_put(i: u32, v: ${type}) {`,
+        ...pick((p) => `${name}_${p}[j] = v; return;`),
+        `  ${name}_${last}[j] = v;`,
+        `}`,
+      ].join("\n")
+      : [
+        `fn ${name}_at(i: u32) -> ${type} {`,
+        ...pick((p) => `return ${name}_${p}[j];`),
+        `  return ${name}_${last}[j];`,
+        `}`,
+      ].join("\n"),
+  );
+}
+
+/** The error for a tensor a kernel cannot split across bindings. */
+function unsplittable(node: Node, role: string, kernel: string, limit: number): RangeError {
+  const bytes = sizeOf(node.shape) * 4;
+  return new RangeError(
+    `A ${node.dtype}[${node.shape.join(",")}] tensor (${bytes} bytes), ${role} of kernel ` +
+      `${kernel}, exceeds the storage binding limit of ${limit} bytes (maxStorageBufferBindingSize): ` +
+      `tiled matmul and conv2d kernels cannot split a tensor across bindings; use smaller ` +
+      `operands, or the cpu backend`,
+  );
 }
 
 function indent(lines: readonly string[], pad: string): string {
@@ -216,12 +307,17 @@ function finish(
 ): Dispatch {
   const bindings: BindingRef[] = [];
   const lines: string[] = [];
-  scope.reads.forEach((n, i) => {
-    lines.push(declare(`in${i}`, n, false, bindings.length));
-    bindings.push({ kind: "node", node: n, write: false });
-  });
+  const out = { lines, bindings };
+  scope.reads.forEach((n, i) => bindNode(`in${i}`, n, false, scope.options, out));
   const sc = options.scratch;
   if (sc !== undefined) {
+    const limit = scope.options.maxBindingBytes;
+    if (limit !== undefined && sc.bytes > limit) {
+      throw new RangeError(
+        `The ${sc.bytes}-byte scratch buffer ${sc.name} of kernel ${kernelName(k)} exceeds the ` +
+          `storage binding limit of ${limit} bytes (maxStorageBufferBindingSize)`,
+      );
+    }
     lines.push(
       `@group(0) @binding(${bindings.length}) var<storage, ${
         sc.write ? "read_write" : "read"
@@ -230,10 +326,7 @@ function finish(
     bindings.push({ kind: "scratch", name: sc.name, bytes: sc.bytes });
   }
   if (options.roots ?? true) {
-    k.roots.forEach((n, i) => {
-      lines.push(declare(`out${i}`, n, true, bindings.length));
-      bindings.push({ kind: "node", node: n, write: true });
-    });
+    k.roots.forEach((n, i) => bindNode(`out${i}`, n, true, scope.options, out));
   }
   if (scope.usesErrors) {
     lines.push(declare("cg_err", null, true, bindings.length));
@@ -255,10 +348,10 @@ ${body}
   };
 }
 
-function writeRoots(e: Emitter, k: Kernel, idx: Index, at: string): void {
+function writeRoots(e: Emitter, k: Kernel, idx: Index, at: string, options: CodegenOptions): void {
   k.roots.forEach((r, i) => {
     const v = e.value(r, idx);
-    e.stmt(`out${i}[${at}] = ${v};`);
+    e.stmt(partsOf(r, options).count > 1 ? `out${i}_put(${at}, ${v});` : `out${i}[${at}] = ${v};`);
   });
 }
 
@@ -268,7 +361,7 @@ function mapKernel(k: Kernel, scope: Scope, seed?: [Node, string]): Dispatch {
   const e = new Emitter(scope, inlineRule);
   const idx = flatIndex(k.shape, "gid");
   if (seed !== undefined) e.seed(seed[0], idx, seed[1]);
-  writeRoots(e, k, idx, "gid");
+  writeRoots(e, k, idx, "gid", scope.options);
   const body = `  ${grid.lin}
   let gid = lin * ${u32(THREADS)} + lid;
   if (gid >= ${u32(total)}) { return; }
@@ -330,7 +423,7 @@ function loopKernel(k: Kernel, scope: Scope, options: CodegenOptions): Dispatch[
     const grid = fold(Math.ceil(outputs / THREADS));
     const epi = e.child();
     epi.seed(core, cidx, "acc");
-    writeRoots(epi, k, idx, "gid");
+    writeRoots(epi, k, idx, "gid", scope.options);
     const body = `  ${grid.lin}
   let gid = lin * ${u32(THREADS)} + lid;
   if (gid >= ${u32(outputs)}) { return; }
@@ -342,7 +435,7 @@ ${indent([...e.lines, ...loopLines("0u", "1u"), ...epi.lines], "  ")}`;
   const tree = treeLines(w, spec.combine);
   const epi = e.child();
   epi.seed(core, cidx, "total");
-  writeRoots(epi, k, idx, "gid");
+  writeRoots(epi, k, idx, "gid", scope.options);
   const guard = grid.workgroups[0] * grid.workgroups[1] > outputs
     ? `\n  if (lin >= ${u32(outputs)}) { return; }`
     : "";
@@ -404,12 +497,12 @@ ${
     { scratch: { ...scratch, write: true }, roots: false, suffix: `#1/${splits}` },
   );
   // Pass 2: combine in order, then the epilogue.
-  const scope2 = new Scope(scope.own, scope.isMem, scope.alias, "kernel");
+  const scope2 = new Scope(scope.own, scope.isMem, scope.alias, "kernel", scope.options);
   const e2 = new Emitter(scope2, inlineRule);
   const idx = flatIndex(k.shape, "gid");
   e2.declare("acc");
   e2.seed(core, cidx, "acc");
-  writeRoots(e2, k, idx, "gid");
+  writeRoots(e2, k, idx, "gid", scope.options);
   const grid2 = fold(Math.ceil(outputs / THREADS));
   const body2 = `  ${grid2.lin}
   let gid = lin * ${u32(THREADS)} + lid;
@@ -488,7 +581,7 @@ function gemmKernel(
   const core = k.core!;
   const root = k.roots[0];
   let epilogue: Epilogue | undefined;
-  const scope = new Scope(new Set([root, core]), isMem, alias, "epilogue");
+  const scope = new Scope(new Set([root, core]), isMem, alias, "epilogue", options);
   if (root !== core) {
     const e = new Emitter(scope, inlineRule);
     const idx = flatIndex(k.shape, "idx");
@@ -518,6 +611,21 @@ function gemmKernel(
     if (s !== undefined) return { kind: "scratch", name: b, bytes: s.size };
     throw new TypeError(`Internal error: unknown binding ${b} of ${name}`);
   };
+  const limit = options.maxBindingBytes;
+  if (limit !== undefined) {
+    for (const b of new Set(plan.steps.flatMap((s) => s.bindings))) {
+      const r = ref(b);
+      if (r.kind === "node" && partsOf(r.node, options).count > 1) {
+        throw unsplittable(r.node, b === "out" ? "the output" : `operand ${b}`, name, limit);
+      }
+      if (r.kind === "scratch" && r.bytes > limit) {
+        throw new RangeError(
+          `The ${r.bytes}-byte scratch buffer ${r.name} of kernel ${name} exceeds the storage ` +
+            `binding limit of ${limit} bytes (maxStorageBufferBindingSize)`,
+        );
+      }
+    }
+  }
   return plan.steps.map((step, i) => ({
     name: plan.steps.length > 1 ? `${name}#${i}` : name,
     code: step.code,
@@ -556,7 +664,7 @@ export function generate(
   }
   const own = new Set<Node>(k.roots);
   if (k.core !== null) own.add(k.core);
-  const scope = new Scope(own, graph.isMem, graph.alias, "kernel");
+  const scope = new Scope(own, graph.isMem, graph.alias, "kernel", options);
   if (sizeOf(k.shape) === 0) {
     return [mapKernel(k, scope, k.core === null ? undefined : [k.core, "0.0"])];
   }

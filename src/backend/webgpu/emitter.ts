@@ -158,6 +158,11 @@ export interface BufferRead {
   name: string;
   /** Whether the binding is declared `array<f32>` but holds int32 (kernel epilogues). */
   bitcastI32?: boolean;
+  /**
+   * Whether the tensor is split across bindings: read through the accessor `<name>_at(i)`
+   * instead of indexing `<name>[i]`.
+   */
+  split?: boolean;
 }
 
 /** What the emitter needs from the kernel it writes. */
@@ -313,7 +318,9 @@ export class Emitter {
     let expr: string;
     const buf = this.kernel.read(node);
     if (buf !== null) {
-      const at = `${buf.name}[${this.flat(idx)}]`;
+      const at = buf.split === true
+        ? `${buf.name}_at(${this.flat(idx)})`
+        : `${buf.name}[${this.flat(idx)}]`;
       expr = buf.bitcastI32 ? `bitcast<i32>(${at})` : at;
     } else {
       expr = this.rules(node.op)(this, node, idx);

@@ -11,6 +11,7 @@ import { donatedError, type MemoryReport, type Program, type Storage } from "../
 import { BufferHandle, GpuStorage, sizeClass } from "./buffers.ts";
 import { type BindingRef, type Dispatch, generate } from "./codegen.ts";
 import { LOWERING } from "./lowering.ts";
+import { bindingParts } from "./split.ts";
 import { type Kernel, type Schedule, schedule } from "./schedule.ts";
 import type { WebGpuBackend } from "./webgpu_backend.ts";
 
@@ -72,10 +73,13 @@ export class GpuProgram implements Program {
     private readonly outputs: readonly Node[],
   ) {
     vars.forEach((v, i) => this.inputIndex.set(v, i));
+    // Tensors over the binding limit are bound as several ranges of their buffer (split.ts).
+    const limit = backend.bindingLimit;
+    const maxBuffer = backend.gpu.limits.maxBufferSize;
     this.sched = schedule(outputs, {
       maxBindings: backend.gpu.limits.maxStorageBuffersPerShaderStage,
+      bindingsOf: (n) => bindingParts(sizeOf(n.shape) * 4, limit).count,
     });
-    const maxBytes = backend.gpu.limits.maxStorageBufferBindingSize;
     for (const n of this.sched.order) {
       if (n.dtype === "float64") {
         throw new TypeError(
@@ -92,18 +96,22 @@ export class GpuProgram implements Program {
         );
       }
       const bytes = sizeOf(n.shape) * 4;
-      if ((n.op === "var" || n.op === "const" || this.sched.realized.has(n)) && bytes > maxBytes) {
+      if (
+        (n.op === "var" || n.op === "const" || this.sched.realized.has(n)) &&
+        sizeClass(bytes) > maxBuffer
+      ) {
         throw new RangeError(
-          `A ${n.dtype}[${
-            n.shape.join(",")
-          }] tensor (${bytes} bytes) exceeds the adapter's maxStorageBufferBindingSize of ${maxBytes} bytes (${backend.gpu.description}): split it, or use the cpu backend`,
+          `A ${n.dtype}[${n.shape.join(",")}] tensor (${bytes} bytes, a ${
+            sizeClass(bytes)
+          }-byte buffer) exceeds the adapter's maxBufferSize of ${maxBuffer} bytes (${backend.gpu.description}): split it, or use the cpu backend`,
         );
       }
     }
     const isMem = (n: Node) => LOWERING[n.op].kind === "input" || this.sched.realized.has(n);
     const graph = { isMem, alias: this.sched.alias };
     for (const kernel of this.sched.kernels) {
-      for (const dispatch of generate(kernel, graph, { profile: backend.profile })) {
+      const options = { profile: backend.profile, maxBindingBytes: limit };
+      for (const dispatch of generate(kernel, graph, options)) {
         this.dispatches.push({ kernel, dispatch });
         if (!dispatch.clear) backend.pipeline(dispatch.code, dispatch.name);
       }
@@ -117,7 +125,16 @@ export class GpuProgram implements Program {
     if (have !== undefined) return have;
     const group = this.backend.gpu.device.createBindGroup({
       layout: pd.layout!,
-      entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+      entries: buffers.map((buffer, binding) => {
+        const b = pd.dispatch.bindings[binding];
+        const part = b.kind === "node" ? b.part : undefined;
+        return {
+          binding,
+          resource: part === undefined
+            ? { buffer }
+            : { buffer, offset: part.offset, size: part.size },
+        };
+      }),
     });
     pd.bindGroups.set(key, group);
     if (pd.bindGroups.size > 8) pd.bindGroups.delete(pd.bindGroups.keys().next().value!);

@@ -77,6 +77,11 @@ export interface Schedule {
 export interface ScheduleOptions {
   /** Storage buffers one kernel may bind (the device limit). */
   maxBindings: number;
+  /**
+   * Bindings the memory of `n` takes (more than one for a tensor split across bindings, see
+   * `split.ts`); 1 when absent.
+   */
+  bindingsOf?: (n: Node) => number;
 }
 
 function kindOf(n: Node): LoweringKind {
@@ -219,6 +224,8 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
     }
   }
   const isMem = (n: Node) => isInput(n) || realized.has(n);
+  const weight = options.bindingsOf ?? (() => 1);
+  const weigh = (nodes: readonly Node[]) => nodes.reduce((a, n) => a + weight(n), 0);
 
   // Kernels that would compute `n` inline: the memory nodes reached upward through
   // non-memory nodes (a product reads its operands from memory, never inline).
@@ -281,7 +288,7 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
   }
 
   function bindingsOf(k: Kernel): number {
-    return k.reads.length + k.roots.length + (k.checksRange ? 1 : 0);
+    return weigh(k.reads) + weigh(k.roots) + (k.checksRange ? 1 : 0);
   }
 
   function aliases(): Map<Node, Node> {
@@ -367,8 +374,10 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
       if (kind === "gemm") {
         // The tiled kernel's epilogue binds extra inputs as plain f32 arrays and cannot
         // report index errors.
+        // Tiled kernels bind whole tensors only: no epilogue input may be split.
         const { reads, checksRange } = readsOf([k], new Set([k, n]));
         if (checksRange || reads.length + 3 > options.maxBindings) continue;
+        if (reads.some((r) => weight(r) > 1) || weight(k) > 1) continue;
       }
       claimed.add(k);
       fusedInto.set(n, k);
@@ -408,17 +417,19 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
   function splitKernel(k: Kernel): void {
     const own = new Set<Node>(k.roots);
     if (k.core !== null) own.add(k.core);
-    const { nodes, reads } = readsOf(k.roots, own);
+    const { nodes, reads: readNodes } = readsOf(k.roots, own);
+    const total = weigh(readNodes);
     let best: Node | null = null;
-    let bestReads = 1;
+    // Realizing x replaces the bindings it reads by its own.
+    let bestGain = 0;
     for (const x of nodes) {
       if (own.has(x) || isMem(x)) continue;
       const kind = kindOf(x);
       if (kind !== "elementwise" && kind !== "movement") continue;
-      const r = readsOf([x], new Set([x])).reads.length;
-      if (r > bestReads && r < reads.length) {
+      const r = weigh(readsOf([x], new Set([x])).reads);
+      if (r - weight(x) > bestGain && r < total) {
         best = x;
-        bestReads = r;
+        bestGain = r - weight(x);
       }
     }
     if (best === null) {
@@ -429,7 +440,7 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
       }
       throw new RangeError(
         `Cannot fit kernel ${k.roots.map((r) => r.op).join(",")} into ${options.maxBindings} ` +
-          `storage bindings (device limit): one operation reads ${reads.length} tensors`,
+          `storage bindings (device limit): one operation reads ${total} bindings of tensors`,
       );
     }
     realize(best, false);

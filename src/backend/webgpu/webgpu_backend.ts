@@ -30,6 +30,14 @@ export class WebGpuBackend implements Backend {
    * output. Programs compiled after a change use the new profile (tests run both).
    */
   profile: "llvmpipe" | "discrete";
+  /**
+   * Bytes one storage binding may cover when compiling: the adapter's
+   * `maxStorageBufferBindingSize`. A tensor over it is bound as several ranges of its buffer
+   * (see `split.ts`). Lower it only for tests and experiments (splitting small tensors into
+   * many parts); programs compiled after a change use the new value, but a graph already
+   * compiled keeps its program (the program cache is keyed by graph).
+   */
+  bindingLimit: number;
   private readonly pipelines = new Map<string, CachedPipeline>();
   private readonly uploads = new WeakMap<Storage, GpuStorage>();
   private errors: GPUBuffer | null = null;
@@ -39,6 +47,7 @@ export class WebGpuBackend implements Backend {
   constructor(readonly gpu: GpuContext) {
     this.pool = new BufferPool(gpu.device);
     this.profile = gpu.fallback ? "llvmpipe" : "discrete";
+    this.bindingLimit = gpu.limits.maxStorageBufferBindingSize;
   }
 
   /** The adapter's description, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`. */
