@@ -213,8 +213,22 @@ export function vjp(
  */
 export function valueAndGrad<A extends unknown[]>(
   f: (...args: A) => unknown,
+  options: GradOptions & { hasAux: true },
+): (...args: A) => [[Tensor, unknown], unknown];
+/** Without `hasAux`: `[value, gradients]`. */
+export function valueAndGrad<A extends unknown[]>(
+  f: (...args: A) => unknown,
+  options?: GradOptions & { hasAux?: false },
+): (...args: A) => [Tensor, unknown];
+/** `hasAux` known only at run time: `[value, gradients]` or `[[value, aux], gradients]`. */
+export function valueAndGrad<A extends unknown[]>(
+  f: (...args: A) => unknown,
+  options?: GradOptions,
+): (...args: A) => [Tensor | [Tensor, unknown], unknown];
+export function valueAndGrad<A extends unknown[]>(
+  f: (...args: A) => unknown,
   options: GradOptions = {},
-): (...args: A) => [Tensor, unknown] {
+): (...args: A) => [Tensor | [Tensor, unknown], unknown] {
   const argnums = argnumList(options.argnums);
   const hasAux = options.hasAux ?? false;
   return (...args: A) => {
@@ -239,7 +253,7 @@ export function valueAndGrad<A extends unknown[]>(
     const g = rebuild(t, all.slice(1, 1 + grads.length), typeof options.argnums !== "object");
     if (auxLeaves) {
       const aux = unflatten(auxLeaves.def, all.slice(1 + grads.length));
-      return [[all[0], aux] as unknown as Tensor, g];
+      return [[all[0], aux], g];
     }
     return [all[0], g];
   };
