@@ -15,7 +15,15 @@
  */
 
 import { parseArgs } from "node:util";
-import { formatTable, type Peer, PEERS, runPeers, spawn } from "./peers/run_peers.ts";
+import {
+  formatTable,
+  MODES,
+  type Peer,
+  PEERS,
+  runPeers,
+  spawn,
+  timingModes,
+} from "./peers/run_peers.ts";
 import { errorText, type PeerResult, type Variant, VARIANTS, withRate } from "./peers/_result.ts";
 import { WORKLOADS } from "./_inputs.ts";
 import type { TimingMode } from "./_timing.ts";
@@ -36,7 +44,7 @@ const GPU_ONLY = new Set<Variant>(["M4", "T2"]);
 async function runCosgradSub(
   fw: typeof COSGRAD[number],
   workload: Variant,
-  opts: { reps: number; maxCallMs: number; timeoutS: number },
+  opts: { reps: number; maxCallMs: number; timeoutS: number; modes?: TimingMode[] },
 ): Promise<PeerResult[]> {
   const backend = fw === "cosgrad-webgpu" ? "webgpu" : "cpu";
   const base: PeerResult = { framework: "cosgrad", version: "0.1.0", backend, workload };
@@ -55,6 +63,7 @@ async function runCosgradSub(
     String(opts.reps),
     "--max-call-ms",
     String(opts.maxCallMs),
+    ...(opts.modes ? ["--modes", opts.modes.join(",")] : []),
   ], { timeoutS: opts.timeoutS });
   const results: PeerResult[] = [];
   for (const line of out.lines) {
@@ -151,10 +160,15 @@ export function ratioLines(results: PeerResult[]): string[] {
   return lines;
 }
 
-async function worker(fw: string, workloads: Variant[], reps: number, maxCallMs: number) {
+async function worker(
+  fw: string,
+  workloads: Variant[],
+  opts: { reps: number; maxCallMs: number; modes?: TimingMode[] },
+) {
+  const { reps, maxCallMs } = opts;
   const { runCosgrad } = await import("./cosgrad.ts");
   const backend = fw === "cosgrad-webgpu" ? "webgpu" : "cpu";
-  const modes: TimingMode[] = backend === "webgpu" ? ["latency", "throughput"] : ["latency"];
+  const modes = timingModes(backend, opts.modes);
   for (const w of workloads) {
     let rs: PeerResult[];
     try {
@@ -185,7 +199,10 @@ const USAGE = `Usage: deno task compare [options]
   --skip LIST         framework:workload pairs not to run, each with a reason after '=':
                       e.g. "cosgrad-cpu:T1=one step takes minutes"
   --reps N            timed repetitions, at least 5 (default 5)
-  --max-call-ms MS    one call slower than this is reported as too slow (default 60000)
+  --modes LIST        timing modes of GPU backends: latency,throughput (default both)
+  --max-call-ms MS    a steady call (after the first, compiling one, which is timed and shown
+                      apart) slower than this is reported as too slow (default 60000); the
+                      first call may take up to 5x that before the row stops
   --timeout-s S       limit of one subprocess (default 900)
   --json FILE         also write all results as JSON to FILE
   --help`;
@@ -199,6 +216,7 @@ async function main(): Promise<void> {
       skip: { type: "string", multiple: true },
       reps: { type: "string" },
       "max-call-ms": { type: "string" },
+      modes: { type: "string" },
       "timeout-s": { type: "string" },
       json: { type: "string" },
       worker: { type: "string" },
@@ -213,8 +231,10 @@ async function main(): Promise<void> {
   const workloads = wanted.length ? wanted : DEFAULT_WORKLOADS;
   const reps = Number(values.reps ?? 5), maxCallMs = Number(values["max-call-ms"] ?? 60_000);
   const timeoutS = Number(values["timeout-s"] ?? 900);
+  const modesAsked = list(values.modes, MODES, "timing mode");
+  const modes = modesAsked.length ? modesAsked : undefined;
   if (values.worker) {
-    await worker(values.worker, workloads, reps, maxCallMs);
+    await worker(values.worker, workloads, { reps, maxCallMs, modes });
     Deno.exit(0);
   }
   const fws = list(values.frameworks, FRAMEWORKS, "framework");
@@ -252,13 +272,19 @@ async function main(): Promise<void> {
         continue;
       }
       const rs = (COSGRAD as readonly string[]).includes(fw)
-        ? await runCosgradSub(fw as typeof COSGRAD[number], w, { reps, maxCallMs, timeoutS })
+        ? await runCosgradSub(fw as typeof COSGRAD[number], w, {
+          reps,
+          maxCallMs,
+          timeoutS,
+          modes,
+        })
         : await runPeers({
           workloads: [w],
           frameworks: [fw as Peer],
           reps,
           maxCallMs,
           timeoutS,
+          modes,
         });
       for (const r of rs) log(r);
       results.push(...rs);

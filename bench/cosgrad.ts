@@ -15,14 +15,15 @@ import {
   seededValues,
   WORKLOADS,
 } from "./_inputs.ts";
-import { timeWorkload, type TimingMode } from "./_timing.ts";
+import type { TimingMode } from "./_timing.ts";
 import {
   errorText,
   hostNorm,
   l1Check,
   type PeerResult,
+  type PreparedRun,
+  timedResults,
   type Variant,
-  withRate,
 } from "./peers/_result.ts";
 import {
   compareSamples,
@@ -50,12 +51,7 @@ export type CosgradRunOptions = {
   maxCallMs?: number;
 };
 
-type Prepared = {
-  run: () => void;
-  wait: () => Promise<void>;
-  check?: () => Promise<Partial<PeerResult>>;
-  prewarmed?: { facts: Partial<PeerResult>; lastMs: number; tooSlow?: boolean };
-};
+type Prepared = PreparedRun;
 
 function f32(spec: { seed: number; shape: readonly number[]; scale?: number }): T {
   return cg.tensor(inputData(spec) as Float32Array, [...spec.shape]);
@@ -249,23 +245,23 @@ async function prepareTrain(
   const run = () => {
     s = step(s.params, s.bn, s.opt, x, y);
   };
-  // Two untimed steps, as the peers do: compile, and read the first two losses.
+  // Two untimed steps, as the peers do: the first compiles, and both read their losses. The
+  // second is skipped when the first took more than 5x the limit of a steady call.
   let t0 = performance.now();
   run();
   const loss0 = (await s.loss.data())[0];
   await wait();
-  let lastMs = performance.now() - t0;
-  const facts: Partial<PeerResult> = { loss: loss0, extra: { firstStepMs: lastMs } };
-  let tooSlow = lastMs > 5 * maxCallMs;
-  if (!tooSlow) {
+  const firstMs = performance.now() - t0;
+  const facts: Partial<PeerResult> = { loss: loss0 };
+  const steadyMs: number[] = [];
+  if (firstMs <= 5 * maxCallMs) {
     t0 = performance.now();
     run();
-    facts.extra = { ...facts.extra, loss1: (await s.loss.data())[0] };
+    facts.extra = { loss1: (await s.loss.data())[0] };
     await wait();
-    lastMs = performance.now() - t0;
-    tooSlow = lastMs > maxCallMs;
+    steadyMs.push(performance.now() - t0);
   }
-  return { run, wait, prewarmed: { facts, lastMs, tooSlow } };
+  return { run, wait, prewarmed: { facts, firstMs, steadyMs } };
 }
 
 /**
@@ -307,44 +303,7 @@ export async function runCosgrad(
       : workload === "L1"
       ? prepareCosface(wait)
       : await prepareTrain(workload, wait, maxCallMs);
-    const results: PeerResult[] = [];
-    let facts: Partial<PeerResult> = prep.prewarmed?.facts ?? {};
-    if (prep.prewarmed?.tooSlow) {
-      return [withRate({
-        ...base,
-        ...facts,
-        mode: modes[0],
-        ms: prep.prewarmed.lastMs,
-        tooSlow: true,
-      })];
-    }
-    for (const mode of modes) {
-      if (mode === "throughput" && results.length > 0 && results[0].ms! >= 1000) {
-        results[0].extra = { ...results[0].extra, throughput: "not run: one call >= 1 s" };
-        continue;
-      }
-      const t = await timeWorkload(prep, {
-        mode,
-        reps: opts.reps,
-        maxCallMs,
-        warmup: prep.prewarmed ? 0 : undefined,
-        estimateMs: prep.prewarmed?.lastMs,
-      });
-      // The check reads the last call's outputs, which exist after a too-slow warm-up call too.
-      if (prep.check && results.length === 0) facts = await prep.check();
-      results.push(withRate({
-        ...base,
-        ...facts,
-        extra: { ...base.extra, ...facts.extra },
-        mode,
-        ms: t.ms,
-        samples: t.samples,
-        calls: t.calls,
-        ...(t.tooSlow ? { tooSlow: true } : {}),
-      }));
-      if (t.tooSlow) break;
-    }
-    return results;
+    return await timedResults(base, prep, { modes, reps: opts.reps, maxCallMs });
   } catch (e) {
     return [{ ...base, error: errorText(e) }];
   }

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { TimingMode } from "../_timing.ts";
+import { type Timed, timeWorkload, type TimingMode, type Warmed } from "../_timing.ts";
 import { WORKLOADS } from "../_inputs.ts";
 
 /** Workload variants a peer runs (C1 splits into forward and forward+backward). */
@@ -33,8 +33,12 @@ export type PeerResult = {
   samples?: number[];
   /** Calls per repetition. */
   calls?: number;
-  /** A warm-up call took longer than the limit: `ms` is that one call's time. */
+  /** A steady warm-up call took longer than the limit: `ms` is that one call's time. */
   tooSlow?: boolean;
+  /** The first (compiling) call took longer than its limit: `ms` is that call, no steady one. */
+  firstOnly?: boolean;
+  /** Time of the first call, which includes compilation (excluded from `ms`), ms. */
+  firstMs?: number;
   /** Derived rate: "GFLOP/s" for M1/M4 and C1, "images/s" for T1/T2. */
   rate?: { value: number; unit: string };
   /** Loss value (L1: the CosFace loss; T1/T2: the loss of the first step). */
@@ -152,4 +156,91 @@ export function l1Check(
     wrong: !lossOk || !gradsOk,
     extra: { gradFeaturesNorm, gradWeightsNorm },
   };
+}
+
+/** Calls a peer made before timing (T1/T2: two untimed steps that read the losses). */
+export type Prewarmed = Warmed & { facts: Partial<PeerResult> };
+
+/** A workload prepared by a peer module: timing hooks, a check, calls made already. */
+export type PreparedRun = Timed & {
+  /** Checks the last call's outputs; returns loss/check facts. Called after the first timing. */
+  check?: () => Promise<Partial<PeerResult>>;
+  /** Calls made before timing and their facts. */
+  prewarmed?: Prewarmed;
+};
+
+/** Options of {@linkcode timedResults}. */
+export type TimedResultsOptions = {
+  /** Timing modes, in order; the workload is warmed once for all of them. */
+  modes: TimingMode[];
+  /** Timed repetitions (at least 5). */
+  reps?: number;
+  /** A steady call slower than this (ms) ends timing as too slow; default 60000. */
+  maxCallMs?: number;
+  /** Run the check after a too-slow steady call too (its outputs exist); default true. */
+  checkTooSlow?: boolean;
+};
+
+/**
+ * Times a prepared workload in each mode (the first, compiling call excluded and reported as
+ * `firstMs`; "too slow" decided on a steady call) and makes one result per mode, or a single
+ * result marked `tooSlow` (and `firstOnly` when no steady call was made).
+ *
+ * @example
+ * ```ts
+ * import { timedResults } from "./_result.ts";
+ * const base = { framework: "x", version: "1", backend: "cpu", workload: "M1" as const };
+ * const rs = await timedResults(base, { run: () => {}, wait: async () => {} }, {
+ *   modes: ["latency", "throughput"],
+ * });
+ * rs.map((r) => [r.mode, r.samples?.length]); // [["latency", 5], ["throughput", 5]]
+ * ```
+ */
+export async function timedResults(
+  base: PeerResult,
+  prep: PreparedRun,
+  opts: TimedResultsOptions,
+): Promise<PeerResult[]> {
+  const maxCallMs = opts.maxCallMs ?? 60_000;
+  let facts: Partial<PeerResult> = prep.prewarmed?.facts ?? {};
+  let warmed: Warmed | undefined = prep.prewarmed;
+  if (warmed !== undefined && warmed.steadyMs.length === 0) {
+    // The first (compiling) call passed its limit and no steady call was made: no rate.
+    return [{
+      ...base,
+      ...facts,
+      mode: opts.modes[0],
+      ms: warmed.firstMs,
+      firstMs: warmed.firstMs,
+      tooSlow: true,
+      firstOnly: true,
+    }];
+  }
+  const results: PeerResult[] = [];
+  for (const mode of opts.modes) {
+    const t = await timeWorkload(prep, { mode, reps: opts.reps, maxCallMs, warmed });
+    if (prep.check && results.length === 0 && (!t.tooSlow || (opts.checkTooSlow ?? true))) {
+      facts = { ...facts, ...await prep.check() };
+    }
+    const r: PeerResult = {
+      ...base,
+      ...facts,
+      extra: {
+        ...base.extra,
+        ...facts.extra,
+        warmupMs: t.warmupMs.map((x) => x.toFixed(1)).join(" "),
+      },
+      mode,
+      ms: t.ms,
+      samples: t.samples,
+      calls: t.calls,
+      ...(t.firstMs === undefined ? {} : { firstMs: t.firstMs }),
+      ...(t.tooSlow ? { tooSlow: true } : {}),
+      ...(t.firstOnly ? { firstOnly: true } : {}),
+    };
+    results.push(t.firstOnly ? r : withRate(r));
+    if (t.tooSlow) break;
+    warmed = { firstMs: t.firstMs, steadyMs: [...t.warmupMs, t.ms] };
+  }
+  return results;
 }

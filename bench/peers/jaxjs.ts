@@ -25,7 +25,7 @@ import {
   vjp,
 } from "@jax-js/jax";
 import { inputData, NETWORK, networkParams, WORKLOADS } from "../_inputs.ts";
-import { timeWorkload, type TimingMode } from "../_timing.ts";
+import type { TimingMode } from "../_timing.ts";
 import {
   compareSamples,
   conv2dAt,
@@ -39,8 +39,9 @@ import {
   hostNorm,
   l1Check,
   type PeerResult,
+  type Prewarmed,
+  timedResults,
   type Variant,
-  withRate,
 } from "./_result.ts";
 
 /** The jax-js version benchmarked (the one deno.json maps). */
@@ -173,7 +174,7 @@ type Prepared = {
   wait: () => Promise<void>;
   check?: () => Promise<Partial<PeerResult>>;
   dispose: () => void;
-  prewarmed?: { facts: Partial<PeerResult>; lastMs: number; tooSlow?: boolean };
+  prewarmed?: Prewarmed;
 };
 
 async function readT(a: JArray): Promise<Float32Array> {
@@ -399,22 +400,20 @@ async function prepareTrain(id: "T1" | "T2", maxCallMs: number): Promise<Prepare
   const wait = async () => {
     await blockUntilReady(state);
   };
+  // Two untimed steps: the first compiles, and both read their losses (cross-peer check). The
+  // second is skipped when the first took more than 5x the limit of a steady call.
   let t0 = performance.now();
   run();
   const facts: Partial<PeerResult> = { loss: (await readT(state.loss))[0] };
   await wait();
-  let lastMs = performance.now() - t0;
-  facts.extra = { firstStepMs: lastMs };
-  // The first step includes compilation: a second one is run unless the first took 5x the limit,
-  // and the second decides whether the workload is too slow to time.
-  let tooSlow = lastMs > 5 * maxCallMs;
-  if (!tooSlow) {
+  const firstMs = performance.now() - t0;
+  const steadyMs: number[] = [];
+  if (firstMs <= 5 * maxCallMs) {
     t0 = performance.now();
     run();
-    facts.extra = { ...facts.extra, loss1: (await readT(state.loss))[0] };
+    facts.extra = { loss1: (await readT(state.loss))[0] };
     await wait();
-    lastMs = performance.now() - t0;
-    tooSlow = lastMs > maxCallMs;
+    steadyMs.push(performance.now() - t0);
   }
   return {
     run,
@@ -424,7 +423,7 @@ async function prepareTrain(id: "T1" | "T2", maxCallMs: number): Promise<Prepare
       tree.dispose([images, oh]);
       step.dispose();
     },
-    prewarmed: { facts, lastMs, tooSlow },
+    prewarmed: { facts, firstMs, steadyMs },
   };
 }
 
@@ -464,38 +463,12 @@ export async function runJax(workload: Variant, opts: JaxRunOptions): Promise<Pe
       : workload === "L1"
       ? prepareCosface()
       : await prepareTrain(workload, maxCallMs);
-    const results: PeerResult[] = [];
-    let facts: Partial<PeerResult> = prep.prewarmed?.facts ?? {};
-    if (prep.prewarmed?.tooSlow) {
-      return [{ ...base, ...facts, mode: modes[0], ms: prep.prewarmed.lastMs, tooSlow: true }];
-    }
-    for (const mode of modes) {
-      if (mode === "throughput" && results.length > 0 && results[0].ms! >= 1000) {
-        // One call fills the 1 s: a throughput repetition would be one call, as latency.
-        results[0].extra = { ...results[0].extra, throughput: "not run: one call >= 1 s" };
-        continue;
-      }
-      const t = await timeWorkload(prep, {
-        mode,
-        reps: opts.reps,
-        maxCallMs,
-        warmup: prep.prewarmed ? 0 : undefined,
-        estimateMs: prep.prewarmed?.lastMs,
-      });
-      if (prep.check && results.length === 0 && !t.tooSlow) facts = await prep.check();
-      results.push(withRate({
-        ...base,
-        ...facts,
-        extra: { ...base.extra, ...facts.extra },
-        mode,
-        ms: t.ms,
-        samples: t.samples,
-        calls: t.calls,
-        ...(t.tooSlow ? { tooSlow: true } : {}),
-      }));
-      if (t.tooSlow) break;
-    }
-    return results;
+    return await timedResults(base, prep, {
+      modes,
+      reps: opts.reps,
+      maxCallMs,
+      checkTooSlow: false,
+    });
   } catch (e) {
     return [{ ...base, error: errorText(e) }];
   } finally {

@@ -37,8 +37,10 @@ export type RunPeersOptions = {
   frameworks?: Peer[];
   /** Timed repetitions (at least 5); default 5. */
   reps?: number;
-  /** A call slower than this (ms) is reported as too slow after one call; default 60000. */
+  /** A steady call slower than this (ms) is reported as too slow; default 60000. */
   maxCallMs?: number;
+  /** Timing modes of WebGPU backends; default latency and throughput (others: latency). */
+  modes?: TimingMode[];
   /** Wall-clock limit of one subprocess (s); default 900. */
   timeoutS?: number;
   /** Called with each result as it arrives. */
@@ -125,6 +127,7 @@ async function runOne(peer: Peer, workload: Variant, opts: RunPeersOptions): Pro
       reps,
       "--max-call-ms",
       maxCallMs,
+      ...(opts.modes && peer === "torch-cuda" ? ["--modes", opts.modes.join(",")] : []),
     ], { env: hasBlas ? { LD_LIBRARY_PATH: blas } : {}, timeoutS });
   } else {
     res = await spawn(Deno.execPath(), [
@@ -139,6 +142,7 @@ async function runOne(peer: Peer, workload: Variant, opts: RunPeersOptions): Pro
       reps,
       "--max-call-ms",
       maxCallMs,
+      ...(opts.modes ? ["--modes", opts.modes.join(",")] : []),
     ], { timeoutS });
   }
   const results: PeerResult[] = [];
@@ -190,11 +194,12 @@ function cell(rs: PeerResult[]): string {
   if (err && rs.every((r) => r.error)) return `ERROR ${err.error}`;
   const parts: string[] = [];
   for (const r of rs.filter((r) => !r.error)) {
-    let s = `${r.mode === "throughput" ? "thr" : "lat"} ${fmtMs(r.ms!)} ms`;
-    if (r.tooSlow) {
-      const first = r.extra?.firstStepMs as number | undefined;
-      s = `TOO SLOW (one call ${fmtMs(r.ms!)} ms${
-        first !== undefined && first !== r.ms ? `; first, compiling: ${fmtMs(first)} ms` : ""
+    let s = `${r.mode === "throughput" ? `thr x${r.calls ?? "?"}` : "lat"} ${fmtMs(r.ms!)} ms`;
+    if (r.firstOnly) {
+      s = `TOO SLOW (first call, compiling: ${fmtMs(r.ms!)} ms; no steady call)`;
+    } else if (r.tooSlow) {
+      s = `TOO SLOW (one steady call ${fmtMs(r.ms!)} ms${
+        r.rate ? `, ${r.rate.value.toPrecision(3)} ${r.rate.unit}` : ""
       })`;
     } else if (r.rate) {
       s += ` (${r.rate.value.toPrecision(3)} ${r.rate.unit})`;
@@ -202,6 +207,9 @@ function cell(rs: PeerResult[]): string {
     parts.push(s);
   }
   const first = rs.find((r) => !r.error)!;
+  if (first.firstMs !== undefined && !first.firstOnly) {
+    parts.push(`first call (compiling) ${fmtMs(first.firstMs)} ms`);
+  }
   if (first.wrong) parts.push(`WRONG: ${first.check}`);
   if (first.loss !== undefined && first.workload !== "L1") {
     parts.push(
@@ -246,9 +254,14 @@ export function formatTable(results: PeerResult[]): string {
   return lines.join("\n");
 }
 
-async function worker(peer: Peer, workloads: Variant[], reps: number, maxCallMs: number) {
+async function worker(
+  peer: Peer,
+  workloads: Variant[],
+  opts: { reps: number; maxCallMs: number; modes?: TimingMode[] },
+) {
+  const { reps, maxCallMs } = opts;
   const { backend } = splitPeer(peer);
-  const modes: TimingMode[] = backend === "webgpu" ? ["latency", "throughput"] : ["latency"];
+  const modes = timingModes(backend, opts.modes);
   for (const w of workloads) {
     let rs: PeerResult[];
     try {
@@ -269,6 +282,25 @@ async function worker(peer: Peer, workloads: Variant[], reps: number, maxCallMs:
   }
 }
 
+/**
+ * The timing modes a backend runs: `wanted` (from `--modes`) where it is a GPU backend, else
+ * latency only (a CPU backend has nothing to overlap); default both on GPU backends.
+ *
+ * @example
+ * ```ts
+ * import { timingModes } from "./run_peers.ts";
+ * timingModes("webgpu", ["throughput"]); // ["throughput"]
+ * timingModes("wasm", ["throughput"]); // ["latency"]
+ * ```
+ */
+export function timingModes(backend: string, wanted?: TimingMode[]): TimingMode[] {
+  if (backend !== "webgpu" && backend !== "cuda") return ["latency"];
+  return wanted && wanted.length ? wanted : ["latency", "throughput"];
+}
+
+/** Timing modes by name. */
+export const MODES: readonly TimingMode[] = ["latency", "throughput"];
+
 function list<T extends string>(
   s: string | undefined,
   known: readonly T[],
@@ -287,7 +319,9 @@ const USAGE = `Usage: deno run -A bench/peers/run_peers.ts [options]
   --workloads LIST    ${VARIANTS.join(",")} (default ${DEFAULT_WORKLOADS.join(",")})
   --frameworks LIST   ${PEERS.join(",")} (default all but torch-cuda)
   --reps N            timed repetitions, at least 5 (default 5)
-  --max-call-ms MS    one call slower than this is reported as too slow (default 60000)
+  --modes LIST        timing modes of GPU backends: latency,throughput (default both)
+  --max-call-ms MS    a steady call (after the first, compiling one) slower than this is
+                      reported as too slow (default 60000); the first call may take 5x that
   --timeout-s S       limit of one subprocess (default 900)
   --json FILE         also write all results as JSON to FILE
   --help`;
@@ -300,6 +334,7 @@ if (import.meta.main) {
       frameworks: { type: "string" },
       reps: { type: "string" },
       "max-call-ms": { type: "string" },
+      modes: { type: "string" },
       "timeout-s": { type: "string" },
       json: { type: "string" },
       worker: { type: "string" },
@@ -310,11 +345,12 @@ if (import.meta.main) {
     console.log(USAGE);
     Deno.exit(0);
   }
+  const modes = list(values.modes, MODES, "timing mode");
   const workloads = list(values.workloads, VARIANTS, "workload");
   const reps = Number(values.reps ?? 5), maxCallMs = Number(values["max-call-ms"] ?? 60_000);
   if (values.worker) {
     const [peer] = list(values.worker, PEERS, "framework")!;
-    await worker(peer, workloads ?? DEFAULT_WORKLOADS, reps, maxCallMs);
+    await worker(peer, workloads ?? DEFAULT_WORKLOADS, { reps, maxCallMs, modes });
     Deno.exit(0); // jax-js's wasm worker threads would keep the process alive
   }
   const results = await runPeers({
@@ -322,6 +358,7 @@ if (import.meta.main) {
     frameworks: list(values.frameworks, PEERS, "framework"),
     reps,
     maxCallMs,
+    modes,
     timeoutS: Number(values["timeout-s"] ?? 900),
     onResult: (r) =>
       console.error(

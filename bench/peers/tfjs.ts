@@ -12,7 +12,7 @@ import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-webgpu";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { inputData, NETWORK, networkParams, WORKLOADS } from "../_inputs.ts";
-import { timeWorkload, type TimingMode } from "../_timing.ts";
+import type { TimingMode } from "../_timing.ts";
 import {
   compareSamples,
   conv2dAt,
@@ -26,8 +26,9 @@ import {
   hostNorm,
   l1Check,
   type PeerResult,
+  type Prewarmed,
+  timedResults,
   type Variant,
-  withRate,
 } from "./_result.ts";
 
 /** Backends of TensorFlow.js this peer runs. */
@@ -166,7 +167,7 @@ type Prepared = {
   check?: () => Promise<Partial<PeerResult>>;
   dispose: () => void;
   /** Untimed calls done already (T1/T2), their facts, and the last call's time. */
-  prewarmed?: { facts: Partial<PeerResult>; lastMs: number; tooSlow?: boolean };
+  prewarmed?: Prewarmed;
 };
 
 function prepareMatmul(n: 1024 | 4096): Prepared {
@@ -345,29 +346,27 @@ async function prepareTrain(id: "T1" | "T2", maxCallMs: number): Promise<Prepare
     tf.dispose([...Object.values(grads), ...stats]);
     lossT = value;
   }
-  // Two untimed steps: compile, and read the first two losses (cross-peer check).
+  // Two untimed steps: the first compiles, and both read their losses (cross-peer check). The
+  // second is skipped when the first took more than 5x the limit of a steady call.
   let t0 = performance.now();
   step();
   const loss0 = (await lossT!.data())[0];
   await tfWait();
-  let lastMs = performance.now() - t0;
-  const facts: Partial<PeerResult> = { loss: loss0, extra: { firstStepMs: lastMs } };
-  // The first step includes compilation: a second one is run unless the first took 5x the limit,
-  // and the second decides whether the workload is too slow to time.
-  let tooSlow = lastMs > 5 * maxCallMs;
-  if (!tooSlow) {
+  const firstMs = performance.now() - t0;
+  const facts: Partial<PeerResult> = { loss: loss0 };
+  const steadyMs: number[] = [];
+  if (firstMs <= 5 * maxCallMs) {
     t0 = performance.now();
     step();
-    facts.extra = { ...facts.extra, loss1: (await lossT!.data())[0] };
+    facts.extra = { loss1: (await lossT!.data())[0] };
     await tfWait();
-    lastMs = performance.now() - t0;
-    tooSlow = lastMs > maxCallMs;
+    steadyMs.push(performance.now() - t0);
   }
   return {
     run: step,
     wait: tfWait,
     dispose: () => tf.dispose([...vars, ...bufs, ...runMean, ...runVar, images, oh, lossT!]),
-    prewarmed: { facts, lastMs, tooSlow },
+    prewarmed: { facts, firstMs, steadyMs },
   };
 }
 
@@ -407,38 +406,7 @@ export async function runTfjs(workload: Variant, opts: TfjsRunOptions): Promise<
       : workload === "L1"
       ? prepareCosface()
       : await prepareTrain(workload, maxCallMs);
-    const results: PeerResult[] = [];
-    let facts: Partial<PeerResult> = prep.prewarmed?.facts ?? {};
-    if (prep.prewarmed?.tooSlow) {
-      return [{ ...base, ...facts, mode: modes[0], ms: prep.prewarmed.lastMs, tooSlow: true }];
-    }
-    for (const mode of modes) {
-      if (mode === "throughput" && results.length > 0 && results[0].ms! >= 1000) {
-        // One call fills the 1 s: a throughput repetition would be one call, as latency.
-        results[0].extra = { ...results[0].extra, throughput: "not run: one call >= 1 s" };
-        continue;
-      }
-      const t = await timeWorkload(prep, {
-        mode,
-        reps: opts.reps,
-        maxCallMs,
-        warmup: prep.prewarmed ? 0 : undefined,
-        estimateMs: prep.prewarmed?.lastMs,
-      });
-      if (prep.check && results.length === 0) facts = await prep.check();
-      results.push(withRate({
-        ...base,
-        ...facts,
-        extra: { ...base.extra, ...facts.extra },
-        mode,
-        ms: t.ms,
-        samples: t.samples,
-        calls: t.calls,
-        ...(t.tooSlow ? { tooSlow: true } : {}),
-      }));
-      if (t.tooSlow) break;
-    }
-    return results;
+    return await timedResults(base, prep, { modes, reps: opts.reps, maxCallMs });
   } catch (e) {
     return [{ ...base, error: errorText(e) }];
   } finally {
