@@ -111,14 +111,28 @@ export function l1Agreement(results: PeerResult[]): { who: string; ok: boolean; 
   return [...seen.values()];
 }
 
-/** Picks the figure a ratio uses: throughput when present, else latency; none when failed. */
+/** A figure in `mode` of a completed timing (not failed, not too slow); undefined if none. */
 function figure(rs: PeerResult[], mode: TimingMode): PeerResult | undefined {
   return rs.find((r) => !r.error && !r.tooSlow && r.mode === mode && r.ms !== undefined);
 }
 
+/** Any steady figure: a timed one (throughput first), else one steady too-slow call. */
+function anySteady(rs: PeerResult[]): PeerResult | undefined {
+  return figure(rs, "throughput") ?? figure(rs, "latency") ??
+    rs.find((r) => !r.error && r.tooSlow && !r.firstOnly && r.ms !== undefined);
+}
+
+function describe(r: PeerResult): string {
+  const rate = r.rate?.unit === "images/s" ? `, ${r.rate.value.toPrecision(3)} images/s` : "";
+  const what = r.tooSlow ? "one steady call" : r.mode === "throughput" ? "throughput" : "latency";
+  return `${what} ${r.ms!.toFixed(1)} ms${rate}`;
+}
+
 /**
  * Ratios cosgrad-webgpu time / peer time per workload, in the same timing mode (throughput
- * where both have it, else latency), one line per peer and workload.
+ * where both have it, else latency), one line per peer and workload. Where no mode is timed on
+ * both sides, a steady figure of each side is compared and both are named (a too-slow row's one
+ * steady call counts; a row that stopped after its first, compiling call never does).
  *
  * @example
  * ```ts
@@ -144,15 +158,21 @@ export function ratioLines(results: PeerResult[]): string[] {
       peers.set(k, [...(peers.get(k) ?? []), r]);
     }
     for (const [k, rs] of peers) {
-      let text = "n/a (no figure on one side)";
-      for (const mode of ["throughput", "latency"] as const) {
-        const a = figure(ours, mode), b = figure(rs, mode);
-        if (a && b) {
-          text = `${(a.ms! / b.ms!).toFixed(2)} (${mode}: ${a.ms!.toFixed(1)} ms vs ${
-            b.ms!.toFixed(1)
-          } ms)`;
-          break;
-        }
+      let text = "n/a (no steady figure on one side)";
+      const same = (["throughput", "latency"] as const).find((m) =>
+        figure(ours, m) && figure(rs, m)
+      );
+      if (same) {
+        const a = figure(ours, same)!, b = figure(rs, same)!;
+        const rate = a.rate?.unit === "images/s"
+          ? `; ${a.rate.value.toPrecision(3)} vs ${b.rate!.value.toPrecision(3)} images/s`
+          : "";
+        text = `${(a.ms! / b.ms!).toFixed(2)} (${same}: ${a.ms!.toFixed(1)} ms vs ${
+          b.ms!.toFixed(1)
+        } ms${rate})`;
+      } else {
+        const a = anySteady(ours), b = anySteady(rs);
+        if (a && b) text = `${(a.ms! / b.ms!).toFixed(2)} (${describe(a)} vs ${describe(b)})`;
       }
       lines.push(`${w.padEnd(10)} ${k.padEnd(15)} ${text}`);
     }

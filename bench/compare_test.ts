@@ -65,7 +65,7 @@ Deno.test("l1Agreement() flags a loss off by more than 1e-3 and a failed run", (
   assert.match(a[2].text, /boom/);
 });
 
-Deno.test("ratioLines() prefers throughput and skips too-slow figures", () => {
+Deno.test("ratioLines() prefers throughput, counts a steady too-slow call, never a first-only one", () => {
   const r = (framework: string, mode: "latency" | "throughput", ms: number, tooSlow = false) => ({
     framework,
     version: "1",
@@ -83,5 +83,13 @@ Deno.test("ratioLines() prefers throughput and skips too-slow figures", () => {
     { ...r("jax-js", "latency", 100, true) },
   ]);
   assert.match(lines[0], /tfjs-webgpu\s+0\.25 \(throughput/);
-  assert.match(lines[1], /jax-js-webgpu\s+n\/a/);
+  assert.match(
+    lines[1],
+    /jax-js-webgpu\s+0\.10 \(throughput 10\.0 ms vs one steady call 100\.0 ms\)/,
+  );
+  const first = ratioLines([
+    r("cosgrad", "throughput", 10),
+    { ...r("jax-js", "throughput", 100, true), firstOnly: true },
+  ]);
+  assert.match(first[0], /jax-js-webgpu\s+n\/a/);
 });
