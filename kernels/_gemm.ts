@@ -25,13 +25,15 @@
  *
  * @module
  */
-import type { Epilogue, KernelPlan, KernelSource } from "./types.ts";
+import type { BindingSplit, Epilogue, KernelPlan, KernelSource } from "./types.ts";
 import {
   align16,
   declareBindings,
   epilogueBindings,
   epilogueFunction,
   foldWorkgroups,
+  loadAt,
+  storeAt,
 } from "./_wgsl.ts";
 
 /** Tile configuration of a GEMM kernel. */
@@ -73,6 +75,8 @@ export interface GemmOperand {
   cond?: (t: string, k: string, s: string) => string;
   /** Flat element index of (t, k) in the binding (`bz` is in scope). */
   index: (t: string, k: string, s: string) => string;
+  /** Set by {@linkcode gemmPlan} from {@linkcode GemmSpec.split}: the binding's parts. */
+  split?: BindingSplit;
 }
 
 /** Everything the GEMM core needs. */
@@ -103,6 +107,11 @@ export interface GemmSpec {
   label: string;
   /** Declare `b`'s binding before `a`'s (binding order only; the math is unchanged). */
   bFirst?: boolean;
+  /**
+   * Bindings (`a`'s and `b`'s binding names, `out`) bound as several parts, for tensors over
+   * the storage binding limit (see {@linkcode BindingSplit}).
+   */
+  split?: Readonly<Record<string, BindingSplit>>;
 }
 
 /**
@@ -230,7 +239,8 @@ function operandSlots(
     const extra = op.cond ? op.cond(t, kg, s) : "";
     if (extra) conds.push(`(${extra})`);
     const idx = op.index(t, kg, s);
-    const read = vw === 4 ? `${op.binding}[(${idx}) / 4u]` : `${op.binding}[${idx}]`;
+    const ref = { name: op.binding, split: op.split };
+    const read = vw === 4 ? loadAt(ref, `(${idx}) / 4u`) : loadAt(ref, idx);
     const load = (kBase: string) =>
       `{\n      let ${kg} = ${kBase} + kk_${s};\n      ` +
       (conds.length
@@ -271,7 +281,12 @@ function storeBlock(
       const idx = spec.outIndex(rows[i], cols[j]);
       const body = split
         ? `partial[sk * ${u(spec.outSize)} + ${idx}] = ${value(i, j)};`
-        : `let idx = ${idx}; out[idx] = epilogue(${value(i, j)}, idx);`;
+        : `let idx = ${idx}; ${
+          storeAt({ name: "out", split: spec.split?.out }, {
+            index: "idx",
+            value: `epilogue(${value(i, j)}, idx)`,
+          })
+        }`;
       lines.push(conds.length ? `if (${conds.join(" && ")}) { ${body} }` : `{ ${body} }`);
     }
   }
@@ -382,11 +397,15 @@ function registerLoads(
     const s = `${side}${q}`;
     const idx = op.index(`t_${s}`, kExpr, s);
     const cond = op.cond ? op.cond(`t_${s}`, kExpr, s) : "";
-    return cond ? `select(0.0, ${op.binding}[${idx}], ${cond})` : `${op.binding}[${idx}]`;
+    const read = loadAt({ name: op.binding, split: op.split }, idx);
+    return cond ? `select(0.0, ${read}, ${cond})` : read;
   };
   const vec4At = (q: number, kExpr: string) => {
     const s = `${side}${q}`;
-    return `${op.binding}[(${op.index(`t_${s}`, kExpr, s)}) / 4u]`;
+    return loadAt(
+      { name: op.binding, split: op.split },
+      `(${op.index(`t_${s}`, kExpr, s)}) / 4u`,
+    );
   };
   const kAt = (kk: number) => (kk === 0 ? "k0" : `(k0 + ${u(kk)})`);
   if (op.vec === "k") {
@@ -506,6 +525,13 @@ function registersBody(spec: GemmSpec, split: boolean): { decls: string; body: s
  * ```
  */
 export function gemmPlan(spec: GemmSpec): KernelPlan {
+  if (spec.split !== undefined) {
+    spec = {
+      ...spec,
+      a: { ...spec.a, split: spec.split[spec.a.binding] },
+      b: { ...spec.b, split: spec.split[spec.b.binding] },
+    };
+  }
   const { batch, m, n, k, a, b, tile, epilogue } = spec;
   checkTile(tile);
   const registers = tile.staging === "registers";
@@ -546,11 +572,14 @@ export function gemmPlan(spec: GemmSpec): KernelPlan {
     name: op.binding,
     type: op.vec === "none" ? "f32" as const : "vec4<f32>" as const,
     access: "read" as const,
+    split: op.split,
   }));
   const decls = declareBindings([
     ...inputs,
     ...(split ? [] : ep),
-    { name: split ? "partial" : "out", type: "f32", access: "read_write" },
+    split
+      ? { name: "partial", type: "f32", access: "read_write" }
+      : { name: "out", type: "f32", access: "read_write", split: spec.split?.out },
   ]);
   const code = `// ${spec.label}
 // tile ${bm}x${bn}x${bk}, ${tile.tm}x${tile.tn} per thread, ${threads} threads, ` +
@@ -585,7 +614,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   };
   if (!split) return { steps: [main], scratch: [] };
   return {
-    steps: [main, splitReduceKernel(spec.outSize, splits, epilogue, spec.label)],
+    steps: [
+      main,
+      splitReduceKernel(spec.outSize, splits, epilogue, spec.label, { out: spec.split?.out }),
+    ],
     scratch: [{ name: "partial", size: align16(splits * spec.outSize * 4) }],
   };
 }
@@ -604,6 +636,7 @@ export function splitReduceKernel(
   splits: number,
   epilogue: Epilogue | undefined,
   label: string,
+  options: { out?: BindingSplit } = {},
 ): KernelSource {
   const vec = size % 4 === 0;
   const items = vec ? size / 4 : size;
@@ -613,13 +646,14 @@ export function splitReduceKernel(
   const decls = declareBindings([
     { name: "partial", type: vec ? "vec4<f32>" : "f32", access: "read" },
     ...ep,
-    { name: "out", type: "f32", access: "read_write" },
+    { name: "out", type: "f32", access: "read_write", split: options.out },
   ]);
+  const out = { name: "out", split: options.out };
   const writes = vec
-    ? [0, 1, 2, 3].map((c) => `out[v * 4u + ${c}u] = epilogue(s[${c}], v * 4u + ${c}u);`).join(
-      "\n  ",
-    )
-    : `out[v] = epilogue(s, v);`;
+    ? [0, 1, 2, 3].map((c) =>
+      storeAt(out, { index: `v * 4u + ${c}u`, value: `epilogue(s[${c}], v * 4u + ${c}u)` })
+    ).join("\n  ")
+    : storeAt(out, { index: "v", value: "epilogue(s, v)" });
   const code = `// split-K reduction for ${label}: ${splits} partial sums of ${size} elements
 ${decls}
 ${epilogueFunction(epilogue)}

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Epilogue } from "./types.ts";
+import type { BindingSplit, Epilogue } from "./types.ts";
 
 /** Largest workgroup count per dispatch dimension that every WebGPU adapter accepts. */
 export const MAX_GROUPS_PER_DIM = 65535;
@@ -48,25 +48,131 @@ export interface BindingDecl {
   /** Binding name (also the WGSL variable name). */
   name: string;
   /** Element type of the runtime-sized array. */
-  type: "f32" | "vec4<f32>";
+  type: "f32" | "i32" | "vec4<f32>";
   /** Access mode. */
   access: "read" | "read_write";
+  /** Bound as several parts (see {@linkcode BindingSplit}); whole when absent. */
+  split?: BindingSplit;
 }
 
 /**
- * WGSL declarations for bindings 0..n-1 in `@group(0)`.
+ * WGSL declarations for bindings in `@group(0)`, numbered from 0 in order; a split binding
+ * takes one number per part and gets its accessor function (see {@linkcode BindingSplit}).
  *
  * @example
  * ```ts
  * import { declareBindings } from "./_wgsl.ts";
  * const code = declareBindings([{ name: "out", type: "f32", access: "read_write" }]);
  * console.assert(code.includes("@binding(0) var<storage, read_write> out: array<f32>;"));
+ * const split = declareBindings([
+ *   { name: "a", type: "f32", access: "read", split: { parts: 2, elements: 64 } },
+ * ]);
+ * console.assert(split.includes("@binding(1) var<storage, read> a_1: array<f32>;"));
+ * console.assert(split.includes("fn a_at(i: u32) -> f32"));
  * ```
  */
 export function declareBindings(decls: BindingDecl[]): string {
-  return decls.map((d, i) =>
-    `@group(0) @binding(${i}) var<storage, ${d.access}> ${d.name}: array<${d.type}>;`
-  ).join("\n");
+  const lines: string[] = [];
+  const fns: string[] = [];
+  for (const d of decls) {
+    const declare = (name: string) =>
+      lines.push(
+        `@group(0) @binding(${lines.length}) var<storage, ${d.access}> ${name}: array<${d.type}>;`,
+      );
+    if (d.split === undefined) {
+      declare(d.name);
+      continue;
+    }
+    const { parts, elements } = d.split;
+    if (!Number.isInteger(parts) || parts < 2 || elements <= 0 || elements % 4 !== 0) {
+      throw new RangeError(
+        `Invalid split of binding ${d.name}: ${parts} parts of ${elements} elements, expected at least 2 parts of a positive multiple of 4`,
+      );
+    }
+    for (let p = 0; p < parts; p++) declare(`${d.name}_${p}`);
+    fns.push(splitAccessor({ ...d, split: d.split }));
+  }
+  return [...lines, ...fns].join("\n");
+}
+
+/**
+ * The accessor of a split binding: `name_at(i)` reads element `i` (in units of its type), or,
+ * for a `read_write` binding, `name_put(i, v)` writes it.
+ *
+ * @example
+ * ```ts
+ * import { splitAccessor } from "./_wgsl.ts";
+ * const code = splitAccessor({
+ *   name: "out",
+ *   type: "f32",
+ *   access: "read_write",
+ *   split: { parts: 3, elements: 64 },
+ * });
+ * console.assert(code.includes("if (p == 1u) { out_1[j] = v; return; }"));
+ * ```
+ */
+export function splitAccessor(decl: BindingDecl & { split: BindingSplit }): string {
+  const { name, type, split } = decl;
+  const write = decl.access === "read_write";
+  const per = type === "vec4<f32>" ? split.elements / 4 : split.elements;
+  const last = split.parts - 1;
+  const pick = (act: (p: number) => string) => [
+    `  let p = i / ${per}u;`,
+    `  let j = i - p * ${per}u;`,
+    ...Array.from({ length: last }, (_, p) => `  if (p == ${p}u) { ${act(p)} }`),
+  ];
+  return (write
+    ? [
+      `fn ${name}_put(i: u32, v: ${type}) {`,
+      ...pick((p) => `${name}_${p}[j] = v; return;`),
+      `  ${name}_${last}[j] = v;`,
+      `}`,
+    ]
+    : [
+      `fn ${name}_at(i: u32) -> ${type} {`,
+      ...pick((p) => `return ${name}_${p}[j];`),
+      `  return ${name}_${last}[j];`,
+      `}`,
+    ]).join("\n");
+}
+
+/**
+ * A WGSL read of element `index` of binding `name`: `name[index]`, or through its accessor
+ * when split.
+ *
+ * @example
+ * ```ts
+ * import { loadAt } from "./_wgsl.ts";
+ * console.assert(loadAt({ name: "a" }, "i") === "a[i]");
+ * console.assert(loadAt({ name: "a", split: { parts: 2, elements: 4 } }, "i") === "a_at(i)");
+ * ```
+ */
+export function loadAt(binding: SplitRef, index: string): string {
+  return binding.split === undefined ? `${binding.name}[${index}]` : `${binding.name}_at(${index})`;
+}
+
+/** A binding name, and its split when it has one. */
+export interface SplitRef {
+  /** Binding name. */
+  name: string;
+  /** Its parts, when split. */
+  split?: BindingSplit;
+}
+
+/**
+ * A WGSL statement storing `value` at element `index` of binding `name` (through its accessor
+ * when split).
+ *
+ * @example
+ * ```ts
+ * import { storeAt } from "./_wgsl.ts";
+ * console.assert(storeAt({ name: "out" }, { index: "i", value: "1.0" }) === "out[i] = 1.0;");
+ * ```
+ */
+export function storeAt(binding: SplitRef, store: { index: string; value: string }): string {
+  return binding.split === undefined
+    ? `${binding.name}[${store.index}] = ${store.value};`
+    : `${binding.name}_put(${store.index}, ${store.value});`;
 }
 
 /**

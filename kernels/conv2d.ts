@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Epilogue, KernelPlan } from "./types.ts";
+import type { BindingSplit, Epilogue, KernelPlan } from "./types.ts";
 import {
   checkTile,
   chooseGemmConfig,
@@ -65,6 +65,11 @@ export interface Conv2dSpec {
   tile?: GemmTile;
   /** Override of the split-K factor (1 disables split-K). */
   splitK?: number;
+  /**
+   * Bindings (the kernel's operand names, `out`) bound as several parts, for tensors larger
+   * than one storage binding (see {@linkcode BindingSplit}).
+   */
+  split?: Readonly<Record<string, BindingSplit>>;
 }
 
 /** A spec with every default filled in and the output size computed. */
@@ -261,6 +266,7 @@ export function conv2dForwardKernel(spec: Conv2dSpec): KernelPlan {
     tile,
     splits,
     epilogue: spec.epilogue,
+    split: spec.split,
     label: describe(g, "forward"),
   });
 }
@@ -349,6 +355,7 @@ export function conv2dBackwardInputKernel(spec: Conv2dSpec): KernelPlan {
     tile,
     splits,
     epilogue: spec.epilogue,
+    split: spec.split,
     label: describe(g, "backward input"),
   });
 }
@@ -426,6 +433,7 @@ export function conv2dBackwardFilterKernel(spec: Conv2dSpec): KernelPlan {
     tile,
     splits,
     epilogue: spec.epilogue,
+    split: spec.split,
     label: describe(g, "backward filter"),
   });
 }

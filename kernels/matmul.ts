@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Epilogue, KernelPlan } from "./types.ts";
+import type { BindingSplit, Epilogue, KernelPlan } from "./types.ts";
 import {
   checkTile,
   chooseGemmConfig,
@@ -44,6 +44,11 @@ export interface MatmulSpec {
   tile?: GemmTile;
   /** Override of the split-K factor (1 disables split-K; default: chosen with the tile). */
   splitK?: number;
+  /**
+   * Bindings (`a`, `b`, `out`) bound as several parts, for tensors larger than one storage
+   * binding (see {@linkcode BindingSplit}).
+   */
+  split?: Readonly<Record<string, BindingSplit>>;
 }
 
 /**
@@ -123,6 +128,7 @@ export function matmulKernel(spec: MatmulSpec): KernelPlan {
     tile,
     splits: splitK,
     epilogue: spec.epilogue,
+    split: spec.split,
     label: `matmul batch ${batch}, ${m}x${k} · ${k}x${n}, transA ${transA}, transB ${transB}`,
   });
 }

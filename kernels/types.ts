@@ -41,6 +41,20 @@ export interface Epilogue {
   extraInputs: number;
 }
 
+/**
+ * A binding split into parts: a tensor larger than one storage binding is bound as `parts`
+ * consecutive ranges of its buffer (`name_0`, `name_1`, ... in consecutive binding slots, in
+ * place of `name`), read through the accessor `name_at(i)` or written through `name_put(i, v)`
+ * (`i` in units of the declared element type). In {@linkcode KernelSource.bindings} the name
+ * still appears once and stands for all its parts.
+ */
+export interface BindingSplit {
+  /** Number of parts (at least 2). */
+  parts: number;
+  /** f32 elements in every part but the last (a multiple of 4: vec4 arrays split alike). */
+  elements: number;
+}
+
 /** A scratch buffer the steps of a plan share (for example split-K partial sums). */
 export interface ScratchBuffer {
   /** Binding name used in {@linkcode KernelSource.bindings}. */

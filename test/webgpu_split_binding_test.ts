@@ -105,23 +105,77 @@ Deno.test({
   },
 });
 
+interface GemmParams {
+  a: T;
+  b: T;
+  b2: T;
+  x: T;
+  w: T;
+}
+
+/**
+ * Matrix products (plain and with a transposed operand) and a convolution; under a 1 KiB
+ * binding limit a (3,840 bytes), b2 (1,536), the products (2,560), x (2,400), y (3,200) and
+ * the gradients of a, x and y are split: the tiled kernels read and write them in parts.
+ */
+function gemmLoss(p: GemmParams): T {
+  const c = cg.matmul(p.a, p.b); // [40, 16]
+  const d = cg.matmul(p.a, cg.transpose(p.b2)); // [40, 16]
+  const y = cg.conv2d(p.x, p.w, { padding: 1 }); // [2, 4, 10, 10]
+  return cg.add(cg.mean(cg.mul(c, d)), cg.mean(cg.tanh(y)));
+}
+
 Deno.test({
-  name: "compile() names the tensor, kernel and limit when a matmul operand is over the limit",
+  name: "compile() splits the operands and outputs of matmul and conv2d kernels",
   ...opts,
   async fn() {
+    const p: GemmParams = {
+      a: cg.normal(cg.randomKey(31), [40, 24]),
+      b: cg.normal(cg.randomKey(32), [24, 16], { std: 0.3 }),
+      b2: cg.normal(cg.randomKey(33), [16, 24], { std: 0.3 }),
+      x: cg.normal(cg.randomKey(34), [2, 3, 10, 10]),
+      w: cg.normal(cg.randomKey(35), [4, 3, 3, 3], { std: 0.3 }),
+    };
+    const vg = (q: GemmParams) => cg.valueAndGrad(gemmLoss)(q) as [T, GemmParams];
+    const [v0, g0] = withBackend(cpuBackend(), () => vg(p));
     await withLimit(1024, async () => {
-      const f = cg.compile((a: T, b: T) => cg.matmul(a, b));
-      assert.throws(
-        () => f(cg.zeros([24, 16]), cg.zeros([16, 4])),
-        (e: Error) =>
-          e instanceof RangeError &&
-          /float32\[24,16\] tensor \(1536 bytes\), operand a of kernel gemm:matmul\[24,4\]/.test(
-            e.message,
-          ) && /binding limit of 1024 bytes/.test(e.message) &&
-          /cannot split/.test(e.message),
-      );
-      await Promise.resolve();
+      const f = cg.compile(vg);
+      const [v, g] = f(p);
+      const code = f.describe();
+      assert.match(code, /fn a_at\(i: u32\) -> /);
+      assert.match(code, /fn x_at\(i: u32\) -> f32/);
+      assert.match(code, /fn dy_at\(i: u32\) -> f32/);
+      assert.match(code, /fn out_put\(i: u32, v: f32\)/);
+      assertClose(await v.data(), await v0.data(), "loss");
+      for (const k of ["a", "b", "b2", "x", "w"] as const) {
+        assertClose(await g[k].data(), await g0[k].data(), `d/d${k}`);
+      }
     });
+  },
+});
+
+Deno.test({
+  name: "compile() names the tensor and maxBufferSize when a tensor exceeds one buffer",
+  ...opts,
+  async fn() {
+    const limits = gpu!.gpu.limits;
+    const saved = limits.maxBufferSize;
+    limits.maxBufferSize = 4096;
+    try {
+      await withBackendAsync(gpu!, async () => {
+        const f = cg.compile((x: T) => cg.exp(x));
+        assert.throws(
+          () => f(cg.zeros([1500])),
+          (e: Error) =>
+            e instanceof RangeError &&
+            /float32\[1500\] tensor \(6000 bytes, a 6144-byte buffer\) exceeds the adapter's maxBufferSize of 4096 bytes/
+              .test(e.message),
+        );
+        await Promise.resolve();
+      });
+    } finally {
+      limits.maxBufferSize = saved;
+    }
   },
 });
 

@@ -20,7 +20,8 @@ import {
   type Conv2dSpec,
 } from "../../../kernels/conv2d.ts";
 import { matmulKernel } from "../../../kernels/matmul.ts";
-import type { Epilogue, KernelPlan } from "../../../kernels/types.ts";
+import type { BindingSplit, Epilogue, KernelPlan } from "../../../kernels/types.ts";
+import { splitAccessor } from "../../../kernels/_wgsl.ts";
 import {
   type BufferRead,
   Emitter,
@@ -209,40 +210,25 @@ function bindNode(
     out.bindings.push({ kind: "node", node, write });
     return;
   }
-  const bytes = sizeOf(node.shape) * 4;
-  const per = parts.elements;
-  for (let p = 0; p < parts.count; p++) {
-    const offset = p * per * 4;
+  partRefs(node, write, options).forEach((ref, p) => {
     out.lines.push(declare(`${name}_${p}`, node, write, out.bindings.length));
-    out.bindings.push({
-      kind: "node",
-      node,
-      write,
-      part: { offset, size: Math.min(per * 4, bytes - offset) },
-    });
-  }
+    out.bindings.push(ref);
+  });
+  const split = { parts: parts.count, elements: parts.elements };
   const type = wgslType(node.dtype);
-  const last = parts.count - 1;
-  const pick = (act: (p: number) => string) => [
-    `  let p = i / ${u32(per)};`,
-    `  let j = i - p * ${u32(per)};`,
-    ...Array.from({ length: last }, (_, p) => `  if (p == ${u32(p)}) { ${act(p)} }`),
-  ];
-  out.lines.push(
-    write
-      ? [
-        `fn ${name}_put(i: u32, v: ${type}) {`,
-        ...pick((p) => `${name}_${p}[j] = v; return;`),
-        `  ${name}_${last}[j] = v;`,
-        `}`,
-      ].join("\n")
-      : [
-        `fn ${name}_at(i: u32) -> ${type} {`,
-        ...pick((p) => `return ${name}_${p}[j];`),
-        `  return ${name}_${last}[j];`,
-        `}`,
-      ].join("\n"),
-  );
+  out.lines.push(splitAccessor({ name, type, access: write ? "read_write" : "read", split }));
+}
+
+/** The bindings of `node`'s memory: one, or one per part of its buffer when split. */
+function partRefs(node: Node, write: boolean, options: CodegenOptions): BindingRef[] {
+  const parts = partsOf(node, options);
+  if (parts.count === 1) return [{ kind: "node", node, write }];
+  const bytes = sizeOf(node.shape) * 4;
+  return Array.from({ length: parts.count }, (_, p) => {
+    const offset = p * parts.elements * 4;
+    const size = Math.min(parts.elements * 4, bytes - offset);
+    return { kind: "node", node, write, part: { offset, size } };
+  });
 }
 
 /** The error for a tensor a kernel cannot split across bindings. */
@@ -251,8 +237,7 @@ function unsplittable(node: Node, role: string, kernel: string, limit: number): 
   return new RangeError(
     `A ${node.dtype}[${node.shape.join(",")}] tensor (${bytes} bytes), ${role} of kernel ` +
       `${kernel}, exceeds the storage binding limit of ${limit} bytes (maxStorageBufferBindingSize): ` +
-      `tiled matmul and conv2d kernels cannot split a tensor across bindings; use smaller ` +
-      `operands, or the cpu backend`,
+      `a tiled kernel's epilogue inputs cannot be split across bindings`,
   );
 }
 
@@ -545,15 +530,20 @@ function convSpec(
   };
 }
 
-function tiledPlan(k: Kernel, epilogue: Epilogue | undefined, options: CodegenOptions): KernelPlan {
+function tiledPlan(
+  k: Kernel,
+  options: CodegenOptions & { epilogue?: Epilogue; split?: Record<string, BindingSplit> },
+): KernelPlan {
   const core = k.core!;
+  const { epilogue, split } = options;
+  const conv = () => ({ ...convSpec(core, epilogue, options.profile), split });
   switch (core.op) {
     case "conv2d":
-      return conv2dForwardKernel(convSpec(core, epilogue, options.profile));
+      return conv2dForwardKernel(conv());
     case "conv2dBackInput":
-      return conv2dBackwardInputKernel(convSpec(core, epilogue, options.profile));
+      return conv2dBackwardInputKernel(conv());
     case "conv2dBackFilter":
-      return conv2dBackwardFilterKernel(convSpec(core, epilogue, options.profile));
+      return conv2dBackwardFilterKernel(conv());
     default: {
       const g = k.gemm!;
       return matmulKernel({
@@ -567,6 +557,7 @@ function tiledPlan(k: Kernel, epilogue: Epilogue | undefined, options: CodegenOp
         broadcastB: g.broadcastB && g.batch > 1,
         epilogue,
         profile: options.profile,
+        split,
       });
     }
   }
@@ -590,7 +581,6 @@ function gemmKernel(
     e.stmt(`acc = ${v};`);
     epilogue = { code: e.lines.join("\n  "), extraInputs: scope.reads.length };
   }
-  const plan = tiledPlan(k, epilogue, options);
   const name = kernelName(k);
   const operands: Record<string, Node> = core.op === "matmul"
     ? { a: k.gemm!.a, b: k.gemm!.b }
@@ -599,38 +589,50 @@ function gemmKernel(
     : core.op === "conv2dBackInput"
     ? { dy: core.inputs[0], w: core.inputs[1] }
     : { x: core.inputs[0], dy: core.inputs[1] };
-  const ref = (b: string): BindingRef => {
+  for (const [b, n] of Object.entries(operands)) operands[b] = alias.get(n) ?? n;
+  // Operands and output over the binding limit are bound in parts (the generators read them
+  // through accessors).
+  const split: Record<string, BindingSplit> = {};
+  for (const [b, n] of [...Object.entries(operands), ["out", root] as const]) {
+    const parts = partsOf(n, options);
+    if (parts.count > 1) split[b] = { parts: parts.count, elements: parts.elements };
+  }
+  const plan = tiledPlan(k, {
+    ...options,
+    epilogue,
+    split: Object.keys(split).length > 0 ? split : undefined,
+  });
+  const limit = options.maxBindingBytes ?? Infinity;
+  const refs = (b: string): BindingRef[] => {
     const operand = operands[b];
-    if (operand !== undefined) {
-      return { kind: "node", node: alias.get(operand) ?? operand, write: false };
-    }
-    if (b === "out") return { kind: "node", node: root, write: true };
+    if (operand !== undefined) return partRefs(operand, false, options);
+    if (b === "out") return partRefs(root, true, options);
     const e = /^e([0-9]+)$/.exec(b);
-    if (e !== null) return { kind: "node", node: scope.reads[Number(e[1])], write: false };
-    const s = plan.scratch.find((x) => x.name === b);
-    if (s !== undefined) return { kind: "scratch", name: b, bytes: s.size };
-    throw new TypeError(`Internal error: unknown binding ${b} of ${name}`);
-  };
-  const limit = options.maxBindingBytes;
-  if (limit !== undefined) {
-    for (const b of new Set(plan.steps.flatMap((s) => s.bindings))) {
-      const r = ref(b);
-      if (r.kind === "node" && partsOf(r.node, options).count > 1) {
-        throw unsplittable(r.node, b === "out" ? "the output" : `operand ${b}`, name, limit);
+    if (e !== null) {
+      // The scheduler fuses no epilogue reading a split tensor.
+      const node = scope.reads[Number(e[1])];
+      if (partsOf(node, options).count > 1) {
+        throw unsplittable(node, `epilogue input ${b}`, name, limit);
       }
-      if (r.kind === "scratch" && r.bytes > limit) {
+      return [{ kind: "node", node, write: false }];
+    }
+    const s = plan.scratch.find((x) => x.name === b);
+    if (s !== undefined) {
+      if (s.size > limit) {
         throw new RangeError(
-          `The ${r.bytes}-byte scratch buffer ${r.name} of kernel ${name} exceeds the storage ` +
+          `The ${s.size}-byte scratch buffer ${b} of kernel ${name} exceeds the storage ` +
             `binding limit of ${limit} bytes (maxStorageBufferBindingSize)`,
         );
       }
+      return [{ kind: "scratch", name: b, bytes: s.size }];
     }
-  }
+    throw new TypeError(`Internal error: unknown binding ${b} of ${name}`);
+  };
   return plan.steps.map((step, i) => ({
     name: plan.steps.length > 1 ? `${name}#${i}` : name,
     code: step.code,
     workgroups: step.workgroups,
-    bindings: step.bindings.map(ref),
+    bindings: step.bindings.flatMap(refs),
   }));
 }
 

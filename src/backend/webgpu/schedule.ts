@@ -374,10 +374,10 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
       if (kind === "gemm") {
         // The tiled kernel's epilogue binds extra inputs as plain f32 arrays and cannot
         // report index errors.
-        // Tiled kernels bind whole tensors only: no epilogue input may be split.
+        // Tiled kernels bind their epilogue inputs whole: none may be split.
         const { reads, checksRange } = readsOf([k], new Set([k, n]));
         if (checksRange || reads.length + 3 > options.maxBindings) continue;
-        if (reads.some((r) => weight(r) > 1) || weight(k) > 1) continue;
+        if (reads.some((r) => weight(r) > 1)) continue;
       }
       claimed.add(k);
       fusedInto.set(n, k);
