@@ -8,6 +8,11 @@
  *   on the result;
  * - `gemm` kernels come from `kernels/matmul.ts`, with the fused consumers as its epilogue.
  *
+ * A tensor larger than one storage binding (`CodegenOptions.maxBindingBytes`) is declared as
+ * several bindings over consecutive ranges of its buffer and read or written through an
+ * accessor function (`in0_at(i)`, `out0_put(i, v)`; see `split.ts`); tensors within the limit
+ * are declared and indexed as before.
+ *
  * @module
  */
 import { sizeOf } from "../../ir/dtype.ts";

@@ -440,7 +440,8 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
       }
       throw new RangeError(
         `Cannot fit kernel ${k.roots.map((r) => r.op).join(",")} into ${options.maxBindings} ` +
-          `storage bindings (device limit): one operation reads ${total} bindings of tensors`,
+          `storage bindings (device limit): one operation reads ${total} bindings (a tensor over ` +
+          `the binding limit takes one per part)`,
       );
     }
     realize(best, false);
