@@ -318,8 +318,12 @@ async function main(): Promise<void> {
       Deno.loadavg().map((x) => x.toFixed(2)).join(" ")
     }`,
     "",
-    `L1 agreement (CosFace loss, expected ${WORKLOADS.L1.params.expectedLoss}):`,
-    ...agree.map((a) => `  ${a.who.padEnd(15)} ${a.ok ? "agrees" : "DISAGREES"} ${a.text}`),
+    ...(agree.length
+      ? [
+        `L1 agreement (CosFace loss, expected ${WORKLOADS.L1.params.expectedLoss}):`,
+        ...agree.map((a) => `  ${a.who.padEnd(15)} ${a.ok ? "agrees" : "DISAGREES"} ${a.text}`),
+      ]
+      : ["L1 not run: no loss agreement check in this run"]),
     "",
     formatTable(results),
     "",

@@ -8,7 +8,25 @@
  */
 import { getBackend } from "../backend/registry.ts";
 import type { Tensor } from "../tensor.ts";
-import { stack } from "../ops/movement.ts";
+import { concat, reshape } from "../ops/movement.ts";
+
+/**
+ * Inputs per concatenation when the metrics are gathered for one readback: one kernel binds its
+ * inputs and output, and WebGPU guarantees only 8 storage buffers per shader stage (llvmpipe
+ * offers 16), so a wide concat (20 steps' metrics) is built as a tree of narrow ones.
+ */
+const FAN_IN = 7;
+
+/** The rows (any shape each) flattened and joined, in order, by concats of at most FAN_IN inputs. */
+function gather(rows: Tensor[]): Tensor {
+  let parts = rows.map((r) => reshape(r, [r.size]));
+  while (parts.length > FAN_IN) {
+    const next: Tensor[] = [];
+    for (let k = 0; k < parts.length; k += FAN_IN) next.push(concat(parts.slice(k, k + FAN_IN)));
+    parts = next;
+  }
+  return concat(parts);
+}
 
 /** What a training step returns. */
 export interface StepResult<S> {
@@ -42,7 +60,7 @@ export interface TrainLoopResult<S> {
   state: S;
   /** One row of metrics per step, in order. */
   metrics: Float32Array[];
-  /** Host waits (reads and synchronisations) made. */
+  /** Host waits made: metric reads, synchronisations at `maxInFlight`, and the final one. */
   waits: number;
   /** Wall time in milliseconds, including the final wait for the device. */
   ms: number;
@@ -81,8 +99,8 @@ export async function trainLoop<S, B>(
     if (pending.length === 0) return;
     const rows = pending;
     const width = rows[0].size;
-    // One readback for all pending steps: the metrics are stacked on the device first.
-    const flat = await stack(rows).data();
+    // One readback for all pending steps: the metrics are joined on the device first.
+    const flat = await gather(rows).data();
     waits++;
     const out: Float32Array[] = [];
     for (let i = 0; i < rows.length; i++) {
@@ -110,6 +128,8 @@ export async function trainLoop<S, B>(
     }
   }
   await read();
+  // The final state must be on the device when this returns: one more (counted) wait.
   await backend.synchronize();
+  waits++;
   return { state, metrics: all, waits, ms: performance.now() - start };
 }
