@@ -107,6 +107,16 @@ export interface GemmSpec {
   label: string;
   /** Declare `b`'s binding before `a`'s (binding order only; the math is unchanged). */
   bFirst?: boolean;
+  /** Name of the output binding (default `"out"`), e.g. a scratch buffer of a larger plan. */
+  outBinding?: string;
+  /**
+   * With split-K, the first split index this plan writes in `partial` and the total number of
+   * splits of `partial` (default `0` and the plan's own count); with `splitOffset` given, the
+   * plan leaves out its summing pass (the caller adds one over all splits).
+   */
+  splitOffset?: number;
+  /** Total splits of `partial` when `splitOffset` is given. */
+  splitTotal?: number;
   /**
    * Bindings (`a`'s and `b`'s binding names, `out`) bound as several parts, for tensors over
    * the storage binding limit (see {@linkcode BindingSplit}).
@@ -279,10 +289,11 @@ function storeBlock(
       if (m % tile.bm !== 0) conds.push(`${rows[i]} < ${u(m)}`);
       if (n % tile.bn !== 0) conds.push(`${cols[j]} < ${u(n)}`);
       const idx = spec.outIndex(rows[i], cols[j]);
+      const sk = spec.splitOffset ? `(sk + ${u(spec.splitOffset)})` : "sk";
       const body = split
-        ? `partial[sk * ${u(spec.outSize)} + ${idx}] = ${value(i, j)};`
+        ? `partial[${sk} * ${u(spec.outSize)} + ${idx}] = ${value(i, j)};`
         : `let idx = ${idx}; ${
-          storeAt({ name: "out", split: spec.split?.out }, {
+          storeAt({ name: spec.outBinding ?? "out", split: spec.split?.out }, {
             index: "idx",
             value: `epilogue(${value(i, j)}, idx)`,
           })
@@ -558,8 +569,16 @@ export function gemmPlan(spec: GemmSpec): KernelPlan {
   const tilesN = Math.ceil(n / bn);
   const grid = foldWorkgroups(tilesM * tilesN * batch * splits);
   const ep = epilogueBindings(epilogue);
-  const split = splits > 1;
-  if ((split ? splits : 1) * spec.outSize >= 2 ** 32) {
+  const external = spec.splitOffset !== undefined;
+  const split = splits > 1 || external;
+  const totalSplits = external ? (spec.splitTotal ?? 0) : splits;
+  if (external && (spec.splitOffset! < 0 || spec.splitOffset! + splits > totalSplits)) {
+    throw new RangeError(
+      `Invalid splitOffset ${spec.splitOffset} with ${splits} splits: expected the splits ` +
+        `within splitTotal ${spec.splitTotal}`,
+    );
+  }
+  if ((split ? totalSplits : 1) * spec.outSize >= 2 ** 32) {
     throw new RangeError(`Output of ${spec.outSize} elements is too large: expected < 2^32`);
   }
   const { decls: shared, body } = registers
@@ -577,9 +596,12 @@ export function gemmPlan(spec: GemmSpec): KernelPlan {
   const decls = declareBindings([
     ...inputs,
     ...(split ? [] : ep),
-    split
-      ? { name: "partial", type: "f32", access: "read_write" }
-      : { name: "out", type: "f32", access: "read_write", split: spec.split?.out },
+    split ? { name: "partial", type: "f32", access: "read_write" } : {
+      name: spec.outBinding ?? "out",
+      type: "f32",
+      access: "read_write",
+      split: spec.split?.out,
+    },
   ]);
   const code = `// ${spec.label}
 // tile ${bm}x${bn}x${bk}, ${tile.tm}x${tile.tn} per thread, ${threads} threads, ` +
@@ -609,10 +631,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     bindings: [
       ...inputs.map((i) => i.name),
       ...(split ? [] : ep.map((e) => e.name)),
-      split ? "partial" : "out",
+      split ? "partial" : spec.outBinding ?? "out",
     ],
   };
   if (!split) return { steps: [main], scratch: [] };
+  if (external) {
+    return {
+      steps: [main],
+      scratch: [{ name: "partial", size: align16(totalSplits * spec.outSize * 4) }],
+    };
+  }
   return {
     steps: [
       main,

@@ -41,6 +41,7 @@ async function checkForward(spec: Conv2dSpec, withBias = false) {
   const want = withBias ? ref.value.map((v, i) => v + bias[Math.floor(i / ohw) % g.o]) : ref.value;
   const err = maxScaledError(out, want, { ...tolerance, scale: ref.scale });
   assert.ok(err <= 1, `forward ${JSON.stringify(spec)}: scaled error ${err}`);
+  return plan;
 }
 
 async function checkBackwardInput(spec: Conv2dSpec) {
@@ -53,6 +54,7 @@ async function checkBackwardInput(spec: Conv2dSpec) {
   const ref = referenceBackwardInput(g, dy, w);
   const err = maxScaledError(out, ref.value, { ...tolerance, scale: ref.scale });
   assert.ok(err <= 1, `backward input ${JSON.stringify(spec)}: scaled error ${err}`);
+  return plan;
 }
 
 async function checkBackwardFilter(spec: Conv2dSpec) {
@@ -172,6 +174,112 @@ Deno.test(
     assert.equal(plan.steps.length, 2, "expected split-K with a summing pass");
   },
 );
+
+/** Shapes with `OH*OW` a multiple of 4, where the explicit-columns path applies. */
+const EXPLICIT: [string, Conv2dSpec][] = [
+  ["stride 2, pad 1, odd input 7x15", {
+    batch: 2,
+    inChannels: 3,
+    height: 7,
+    width: 15,
+    outChannels: 5,
+    kernelH: 3,
+    kernelW: 3,
+    stride: 2,
+    padding: 1,
+  }],
+  ["stride 2, pad 0, input column no tap reaches", {
+    batch: 3,
+    inChannels: 4,
+    height: 9,
+    width: 8,
+    outChannels: 6,
+    kernelH: 3,
+    kernelW: 3,
+    stride: 2,
+  }],
+  ["3x2 kernel, stride [2, 1], dilation 2, asymmetric padding", {
+    batch: 2,
+    inChannels: 4,
+    height: 11,
+    width: 12,
+    outChannels: 8,
+    kernelH: 3,
+    kernelW: 2,
+    stride: [2, 1],
+    dilation: 2,
+    padding: { top: 1, bottom: 2, left: 2, right: 0 },
+  }],
+  ["stride 3, 1x1 kernel", {
+    batch: 2,
+    inChannels: 5,
+    height: 12,
+    width: 6,
+    outChannels: 3,
+    kernelH: 1,
+    kernelW: 1,
+    stride: 3,
+  }],
+];
+
+Deno.test(
+  { name: "conv2d kernels with explicit columns (im2col, col2im) match the reference", ignore },
+  async (t) => {
+    for (const [name, base] of EXPLICIT) {
+      // One chunk, then one image per chunk (columnsBytes of a single image's columns).
+      const g = conv2dGeometry(base);
+      const one = (g.c * g.kh * g.kw * g.oh * g.ow) * 4;
+      for (const columnsBytes of [undefined, one]) {
+        await t.step(`${name}, ${columnsBytes ? "chunked" : "one chunk"}`, async () => {
+          const spec = { ...base, columns: "explicit" as const, columnsBytes };
+          const plans = [
+            await checkForward(spec, true),
+            await checkBackwardInput(spec),
+            await checkBackwardFilter(spec),
+          ];
+          for (const plan of plans) {
+            assert.match(plan.steps[0].code, /explicit columns|im2col/);
+            if (columnsBytes) assert.ok(plan.steps.length >= 2 * g.n, "expected chunks");
+          }
+        });
+      }
+    }
+  },
+);
+
+Deno.test("conv2d kernels pick explicit columns for stride 2 input gradients on llvmpipe", () => {
+  const spec: Conv2dSpec = {
+    batch: 128,
+    inChannels: 64,
+    height: 16,
+    width: 16,
+    outChannels: 128,
+    kernelH: 3,
+    kernelW: 3,
+    stride: 2,
+    padding: 1,
+  };
+  assert.match(conv2dBackwardInputKernel(spec).steps[0].code, /explicit columns/);
+  // Forward and weight gradient keep the implicit GEMM on 16x16 outputs.
+  const large = { ...spec, height: 32, width: 32 };
+  assert.doesNotMatch(conv2dForwardKernel(large).steps[0].code, /explicit columns|im2col/);
+  assert.doesNotMatch(conv2dBackwardFilterKernel(large).steps[0].code, /explicit columns|im2col/);
+  assert.match(conv2dForwardKernel({ ...large, columns: "explicit" }).steps[0].code, /im2col/);
+  for (
+    const other of [
+      { ...spec, profile: "discrete" as const },
+      { ...spec, groups: 2 },
+      { ...spec, columns: "implicit" as const },
+      { ...spec, height: 14, width: 14 }, // 7x7 outputs: not a multiple of 4
+    ]
+  ) {
+    assert.doesNotMatch(conv2dBackwardInputKernel(other).steps[0].code, /explicit columns/);
+  }
+  assert.throws(
+    () => conv2dForwardKernel({ ...spec, columns: "both" as "auto" }),
+    TypeError,
+  );
+});
 
 Deno.test("conv2dGeometry() computes output sizes and rejects bad specs", () => {
   const base = {
