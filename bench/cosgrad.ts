@@ -252,16 +252,36 @@ async function prepareTrain(
   const loss0 = (await s.loss.data())[0];
   await wait();
   const firstMs = performance.now() - t0;
-  const facts: Partial<PeerResult> = { loss: loss0 };
+  const facts: Partial<PeerResult> = { loss: loss0, extra: memoryFacts(step.memory(), params) };
   const steadyMs: number[] = [];
   if (firstMs <= 5 * maxCallMs) {
     t0 = performance.now();
     run();
-    facts.extra = { loss1: (await s.loss.data())[0] };
+    facts.extra = { ...facts.extra, loss1: (await s.loss.data())[0] };
     await wait();
     steadyMs.push(performance.now() - t0);
   }
   return { run, wait, prewarmed: { facts, firstMs, steadyMs } };
+}
+
+const MIB = 2 ** 20;
+
+/**
+ * Device memory of a training step (issue 7): the planned peak beside what a step cannot do
+ * without (parameters, their momentum, the largest single buffer), in MiB.
+ */
+function memoryFacts(m: cg.MemoryReport, params: unknown): Record<string, number> {
+  const paramBytes = cg.treeFlatten(params).leaves.reduce(
+    (a: number, t: cg.Tensor) => a + 4 * t.size,
+    0,
+  );
+  return {
+    peakMiB: m.peakBytes / MIB,
+    liveIntermediateMiB: m.liveIntermediateBytes / MIB,
+    paramsMiB: paramBytes / MIB,
+    momentumMiB: paramBytes / MIB,
+    largestBufferMiB: m.largestSlotBytes / MIB,
+  };
 }
 
 /**

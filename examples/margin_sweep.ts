@@ -30,7 +30,8 @@ async function main(argv: string[]): Promise<void> {
   let margins: string, family: string;
   [margins, rest] = take(rest, "margins", "0,0.1,0.2,0.3,0.35,0.45");
   [family, rest] = take(rest, "family", "softmax,nsl,arcface,sphereface");
-  const args = parse([...rest, "--baseline", "none"]);
+  // Each run is evaluated once, at its end, unless --eval-every is given.
+  const args = parse(["--eval-every", "0", ...rest, "--baseline", "none"]);
   if (args === null) {
     console.log(
       "Usage: margin_sweep.ts [--margins 0,0.1,...] [--family softmax,nsl,...] " +

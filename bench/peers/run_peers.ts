@@ -218,6 +218,14 @@ function cell(rs: PeerResult[]): string {
       }`,
     );
   }
+  if (typeof first.extra?.peakMiB === "number") {
+    const mib = (k: string) => (first.extra![k] as number).toFixed(1);
+    parts.push(
+      `peak device memory ${mib("peakMiB")} MiB (params ${mib("paramsMiB")} + momentum ${
+        mib("momentumMiB")
+      }; largest buffer ${mib("largestBufferMiB")})`,
+    );
+  }
   if (first.loss !== undefined && first.workload === "L1") {
     parts.push(`loss ${first.loss.toFixed(4)}`);
   }
