@@ -7,13 +7,16 @@
  * memory, or a value worth sharing between several kernels. A reduction or matrix product
  * whose only consumer is one elementwise chain of its own shape is fused into that chain's
  * kernel (the chain becomes the kernel's epilogue). Kernels never bind more storage buffers
- * than the device allows: a kernel over the limit gets part of its inputs computed first.
+ * than the device allows: a kernel over the limit gets part of its inputs computed first, and
+ * a concatenation of more inputs than one kernel can bind becomes a tree of partial
+ * concatenations, each its own kernel (the original node then shares the memory of the tree's
+ * root, as a realized reshape shares its input's).
  *
  * @module
  */
 import { sizeOf } from "../../ir/dtype.ts";
 import type { Node } from "../../ir/node.ts";
-import { topoSort } from "../../ir/node.ts";
+import { makeNode, topoSort } from "../../ir/node.ts";
 import { LOWERING, type LoweringKind } from "./lowering.ts";
 
 /** How a matrix product reads its operands. */
@@ -67,7 +70,10 @@ export interface Schedule {
   order: Node[];
   /** Nodes with memory, other than inputs. */
   realized: Set<Node>;
-  /** A realized reshape shares the memory of the node given here. */
+  /**
+   * A realized reshape shares the memory of the node given here, and so does a concatenation
+   * too wide for one kernel (the root of the tree of partial concatenations computing it).
+   */
   alias: Map<Node, Node>;
   /** Kernels in execution order. */
   kernels: Kernel[];
@@ -173,13 +179,19 @@ function isZeros(n: Node): boolean {
 export function schedule(outputs: readonly Node[], options: ScheduleOptions): Schedule {
   const order = topoSort(outputs);
   const users = new Map<Node, Node[]>();
-  for (const n of order) {
-    for (const x of new Set(n.inputs)) {
-      let list = users.get(x);
-      if (list === undefined) users.set(x, list = []);
-      list.push(n);
+  const findUsers = () => {
+    users.clear();
+    for (const n of order) {
+      for (const x of new Set(n.inputs)) {
+        let list = users.get(x);
+        if (list === undefined) users.set(x, list = []);
+        list.push(n);
+      }
     }
-  }
+  };
+  findUsers();
+  /** Concatenations too wide for one kernel, and the equal node whose memory they share. */
+  const replaced = new Map<Node, Node>();
   const outSet = new Set(outputs);
   const realized = new Set<Node>();
   /** Nodes that must keep their own memory (outputs, operands of tiled kernels). */
@@ -294,7 +306,10 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
   function aliases(): Map<Node, Node> {
     const alias = new Map<Node, Node>();
     for (const n of order) {
-      if (realized.has(n) && n.op === "reshape" && isMem(n.inputs[0])) {
+      // The replacement precedes `n` in `order`, so its own alias is known.
+      const r = replaced.get(n);
+      if (r !== undefined) alias.set(n, alias.get(r) ?? r);
+      else if (realized.has(n) && n.op === "reshape" && isMem(n.inputs[0])) {
         alias.set(n, alias.get(n.inputs[0]) ?? n.inputs[0]);
       }
     }
@@ -413,11 +428,68 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
     return (users.get(n)?.length ?? 0) > 0;
   }
 
+  /** Bindings a kernel computing `n` (a root) would take. */
+  function bindingsAlone(n: Node): number {
+    const { reads, checksRange } = readsOf([n], new Set([n]));
+    return weigh(reads) + weight(n) + (checksRange ? 1 : 0);
+  }
+
+  /**
+   * Replaces a concatenation that no kernel can compute by a concatenation of partial ones,
+   * each as wide as one kernel allows (inputs grouped in order, greedily, by the bindings they
+   * read); false when no group would hold two inputs. A root over the limit is split again.
+   */
+  function splitConcat(c: Node<"concat">): boolean {
+    const axis = c.params.axis;
+    const parts: Node[] = [];
+    let group: Node[] = [];
+    const close = () => {
+      if (group.length === 1) parts.push(group[0]);
+      else if (group.length > 1) {
+        const p = makeNode("concat", group, { axis });
+        realize(p, true);
+        parts.push(p);
+      }
+      group = [];
+    };
+    for (const x of c.inputs) {
+      if (group.length > 0) {
+        const wider = makeNode("concat", [...group, x], { axis });
+        if (bindingsAlone(wider) > options.maxBindings) close();
+      }
+      group.push(x);
+    }
+    close();
+    if (parts.length === c.inputs.length) return false;
+    const root = makeNode("concat", parts, { axis });
+    realize(c, true);
+    realize(root, true);
+    replaced.set(c, root);
+    // The tree's new nodes go right before `c`: their inputs all precede it (a partial that
+    // was already in the graph, later, moves up).
+    const at = order.indexOf(c);
+    const before = new Set(order.slice(0, at));
+    const tree = topoSort([root]).filter((n) => !before.has(n));
+    const inTree = new Set(tree);
+    const after = order.slice(at).filter((n) => !inTree.has(n));
+    order.splice(at, order.length - at, ...tree, ...after);
+    findUsers();
+    return true;
+  }
+
   /** Realizes part of an over-wide kernel's inline graph so it binds fewer buffers. */
   function splitKernel(k: Kernel): void {
     const own = new Set<Node>(k.roots);
     if (k.core !== null) own.add(k.core);
     const { nodes, reads: readNodes } = readsOf(k.roots, own);
+    // A concatenation no kernel can compute becomes a tree of narrower ones.
+    let widest: Node<"concat"> | null = null, widestBindings = options.maxBindings;
+    for (const x of nodes) {
+      if (x.op !== "concat" || replaced.has(x)) continue;
+      const b = bindingsAlone(x);
+      if (b > widestBindings) [widest, widestBindings] = [x as Node<"concat">, b];
+    }
+    if (widest !== null && splitConcat(widest)) return;
     const total = weigh(readNodes);
     let best: Node | null = null;
     // Realizing x replaces the bindings it reads by its own.
