@@ -11,21 +11,12 @@ import type { Tensor } from "../tensor.ts";
 import { concat, reshape } from "../ops/movement.ts";
 
 /**
- * Inputs per concatenation when the metrics are gathered for one readback: one kernel binds its
- * inputs and output, and WebGPU guarantees only 8 storage buffers per shader stage (llvmpipe
- * offers 16), so a wide concat (20 steps' metrics) is built as a tree of narrow ones.
+ * The rows (any shape each) flattened and joined, in order, for one readback. (The WebGPU
+ * scheduler splits a join wider than the adapter's storage-binding limit into a tree of narrower
+ * kernels.)
  */
-const FAN_IN = 7;
-
-/** The rows (any shape each) flattened and joined, in order, by concats of at most FAN_IN inputs. */
 function gather(rows: Tensor[]): Tensor {
-  let parts = rows.map((r) => reshape(r, [r.size]));
-  while (parts.length > FAN_IN) {
-    const next: Tensor[] = [];
-    for (let k = 0; k < parts.length; k += FAN_IN) next.push(concat(parts.slice(k, k + FAN_IN)));
-    parts = next;
-  }
-  return concat(parts);
+  return concat(rows.map((r) => reshape(r, [r.size])));
 }
 
 /** What a training step returns. */
