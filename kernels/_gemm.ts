@@ -733,7 +733,8 @@ function pow2Floor(x: number): number {
  *
  * - `"llvmpipe"`: registers staging, 16x16 outputs per thread for products of at least 2^26
  *   multiply-adds, 8x8 from 2^21, else 4x4 (smaller for thin shapes); 8 threads per workgroup
- *   (one SIMD row of llvmpipe's 256-bit lanes).
+ *   (one SIMD row of llvmpipe's 256-bit lanes). With `tallRows` (implicit convolutions), 32x16
+ *   from 2^28 multiply-adds when `m >= 32`.
  * - `"discrete"`: workgroup staging, 128x128 tiles with 8x8 per thread and K-step 8 when the
  *   shape yields enough workgroups, else 64x64 or 32x32 with 4x4 per thread.
  *
@@ -748,7 +749,7 @@ function pow2Floor(x: number): number {
  */
 export function chooseGemmConfig(
   shape: { batch: number; m: number; n: number; k: number },
-  options: { profile?: KernelProfile; tmMultipleOf4?: boolean } = {},
+  options: { profile?: KernelProfile; tmMultipleOf4?: boolean; tallRows?: boolean } = {},
 ): GemmConfig {
   const profile = options.profile ?? "llvmpipe";
   if (profile !== "llvmpipe" && profile !== "discrete") {
@@ -763,6 +764,9 @@ export function chooseGemmConfig(
     const cap = macs >= 2 ** 26 ? 16 : macs >= 2 ** 21 ? 8 : 4;
     const tn = Math.min(cap, n >= 16 ? 16 : n > 4 ? 8 : 4);
     let tm = Math.min(cap, m >= 16 ? 16 : pow2Floor(m));
+    // 32 rows per thread from 2^28 multiply-adds (compiles in ~1 s): measured 1.4-1.5x faster
+    // than 16 on the C1 convolution (scalar gathers of B), 1.4x slower on a 1024³ matmul.
+    if (options.tallRows && macs >= 2 ** 28 && m >= 32) tm = 32;
     if (options.tmMultipleOf4) tm = Math.max(4, tm);
     // 8 threads, 4 x 2 when the shape allows (a squarer footprint reuses cache lines better).
     const colBlocks = pow2Floor(Math.ceil(n / tn));

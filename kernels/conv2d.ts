@@ -196,7 +196,7 @@ function config(
   shape: { batch: number; m: number; n: number; k: number },
   minSplit = 1,
 ): { tile: GemmTile; splits: number } {
-  const auto = chooseGemmConfig(shape, { profile: spec.profile });
+  const auto = chooseGemmConfig(shape, { profile: spec.profile, tallRows: true });
   const tile = spec.tile ?? auto.tile;
   checkTile(tile);
   const splits = spec.splitK ?? (spec.tile ? 1 : Math.max(auto.splitK, minSplit));
@@ -231,8 +231,9 @@ function describe(g: Conv2dGeometry, what: string): string {
  */
 export function conv2dForwardKernel(spec: Conv2dSpec): KernelPlan {
   const g = conv2dGeometry(spec);
-  // Measured on llvmpipe (T1 and C1 shapes): faster up to 8x8 outputs, slower from 16x16.
-  const chunks = explicitChunks(spec, g, g.oh * g.ow <= 64);
+  // Measured on llvmpipe (T1 shapes, 4x4 to 16x16 outputs): never faster than the implicit
+  // GEMM with 32-row register blocks, so only on request.
+  const chunks = explicitChunks(spec, g, false);
   if (chunks !== null) return explicitForward(spec, g, chunks);
   const cg = g.c / g.groups;
   const og = g.o / g.groups;
@@ -314,8 +315,8 @@ export function conv2dForwardKernel(spec: Conv2dSpec): KernelPlan {
  */
 export function conv2dBackwardInputKernel(spec: Conv2dSpec): KernelPlan {
   const g = conv2dGeometry(spec);
-  // Measured on llvmpipe: 3-6x faster with stride 2 (no masked taps), 1.2-1.7x up to 16x16
-  // outputs with stride 1, no gain on larger stride-1 outputs.
+  // Measured on llvmpipe: 3-6x faster with stride 2 (no masked taps), 1.3-1.45x up to 16x16
+  // outputs with stride 1, slower on larger stride-1 outputs (32x32: 0.6x).
   const chunks = explicitChunks(spec, g, g.sh * g.sw > 1 || g.oh * g.ow <= 256);
   if (chunks !== null) return explicitBackwardInput(spec, g, chunks);
   const cg = g.c / g.groups;
@@ -410,8 +411,8 @@ export function conv2dBackwardInputKernel(spec: Conv2dSpec): KernelPlan {
  */
 export function conv2dBackwardFilterKernel(spec: Conv2dSpec): KernelPlan {
   const g = conv2dGeometry(spec);
-  // Measured on llvmpipe: 1.4x faster on 4x4 outputs, no clear gain on larger ones.
-  const chunks = explicitChunks(spec, g, g.oh * g.ow <= 16);
+  // Measured on llvmpipe (T1 shapes): at best even with the implicit GEMM, so only on request.
+  const chunks = explicitChunks(spec, g, false);
   if (chunks !== null) return explicitBackwardFilter(spec, g, chunks);
   const cg = g.c / g.groups;
   const og = g.o / g.groups;
