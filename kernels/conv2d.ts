@@ -613,21 +613,51 @@ function col2imStep(
     { name: "out", type: "f32", access: "read_write", split: outSplit },
   ]);
   const taps: string[] = [];
-  for (let kh = 0; kh < g.kh; kh++) {
-    const th = `(ihp - ${i(kh * g.dh)})`;
-    const ohE = g.sh === 1 ? th : `${th} / ${i(g.sh)}`;
-    const condH = [inRange(ohE, g.oh)];
-    if (g.sh > 1) condH.push(`${th} >= 0i`, `${th} % ${i(g.sh)} == 0i`);
-    for (let kw = 0; kw < g.kw; kw++) {
-      const tw = `(iwp - ${i(kw * g.dw)})`;
-      const owE = g.sw === 1 ? tw : `${tw} / ${i(g.sw)}`;
-      const cond = [...condH, inRange(owE, g.ow)];
-      if (g.sw > 1) cond.push(`${tw} >= 0i`, `${tw} % ${i(g.sw)} == 0i`);
-      const row = kh * g.kw + kw;
+  if (g.dh === 1 && g.dw === 1) {
+    // Without dilation, the taps reaching input row ih are kh = (ih + top) % sh + t*sh with
+    // oh = (ih + top) / sh - t: only ceil(KH/sh) candidates per axis (2 of 3 for a 3x3 kernel
+    // with stride 2), with no division in the loop, and branch-free (select) loads.
+    const th = Math.ceil(g.kh / g.sh);
+    const tw = Math.ceil(g.kw / g.sw);
+    for (let a = 0; a < th; a++) {
       taps.push(
-        `if (${cond.join(" && ")}) { acc = acc + cols[(cb + ${u(row)}) * ${u(ncols)} + jb + ` +
-          `u32(${ohE}) * ${u(g.ow)} + u32(${owE})]; }`,
+        `let khA${a} = kh0 + ${u(a * g.sh)};`,
+        `let ohA${a} = ohb - ${i(a)};`,
+        `let okh${a} = khA${a} < ${u(g.kh)} && ${inRange(`ohA${a}`, g.oh)};`,
       );
+    }
+    for (let b = 0; b < tw; b++) {
+      taps.push(
+        `let kwB${b} = kw0 + ${u(b * g.sw)};`,
+        `let owB${b} = owb - ${i(b)};`,
+        `let okw${b} = kwB${b} < ${u(g.kw)} && ${inRange(`owB${b}`, g.ow)};`,
+      );
+    }
+    for (let a = 0; a < th; a++) {
+      for (let b = 0; b < tw; b++) {
+        taps.push(
+          `acc = acc + select(0.0, cols[(cb + khA${a} * ${u(g.kw)} + kwB${b}) * ${u(ncols)} + ` +
+            `jb + u32(ohA${a}) * ${u(g.ow)} + u32(owB${b})], okh${a} && okw${b});`,
+        );
+      }
+    }
+  } else {
+    for (let kh = 0; kh < g.kh; kh++) {
+      const th = `(ihp - ${i(kh * g.dh)})`;
+      const ohE = g.sh === 1 ? th : `${th} / ${i(g.sh)}`;
+      const condH = [inRange(ohE, g.oh)];
+      if (g.sh > 1) condH.push(`${th} >= 0i`, `${th} % ${i(g.sh)} == 0i`);
+      for (let kw = 0; kw < g.kw; kw++) {
+        const tw = `(iwp - ${i(kw * g.dw)})`;
+        const owE = g.sw === 1 ? tw : `${tw} / ${i(g.sw)}`;
+        const cond = [...condH, inRange(owE, g.ow)];
+        if (g.sw > 1) cond.push(`${tw} >= 0i`, `${tw} % ${i(g.sw)} == 0i`);
+        const row = kh * g.kw + kw;
+        taps.push(
+          `if (${cond.join(" && ")}) { acc = acc + cols[(cb + ${u(row)}) * ${u(ncols)} + jb + ` +
+            `u32(${ohE}) * ${u(g.ow)} + u32(${owE})]; }`,
+        );
+      }
     }
   }
   const code = `// col2im of images ${chunk.n0}..${chunk.n0 + chunk.images - 1} for ${label}
@@ -644,6 +674,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let ihp = i32(p / ${u(g.w)}) + ${i(g.pad.top)};
   let iwp = i32(p % ${u(g.w)}) + ${i(g.pad.left)};
   let cb = c * ${u(g.kh * g.kw)};
+  let kh0 = u32(ihp) % ${u(g.sh)};
+  let ohb = ihp / ${i(g.sh)};
+  let kw0 = u32(iwp) % ${u(g.sw)};
+  let owb = iwp / ${i(g.sw)};
   let jb = nl * ${u(ohw)};
   var acc = 0.0;
   ${taps.join("\n  ")}
