@@ -50,7 +50,7 @@ Data
   --images N             synthetic images per identity (default 24)
   --difficulty D         synthetic nuisance strength in [0, 1] (default 0.4)
   --size N               image side in pixels (default 32)
-  --pairs-per-fold N     test pairs per fold and kind (default 100; LFW uses 300)
+  --pairs-per-fold N     test pairs per fold and kind (default 300, as LFW)
 Model and loss
   --loss NAME            ${LOSSES.join(" | ")} (default cosface)
   --baseline NAME        also train this loss the same way, or "none" (default softmax)
@@ -58,8 +58,9 @@ Model and loss
   --widths a,b,c,d       stage widths (default 16,32,64,128; WORKLOADS.md uses 32,64,128,256)
   --embedding N          embedding size (default 64)
 Training
-  --steps N              steps per run (default 300)   --batch N   batch size (default 32)
-  --lr X                 base learning rate (default 0.1), cosine schedule, linear warm-up
+  --steps N              steps per run (default 500)   --batch N   batch size (default 32)
+  --lr X                 base learning rate (default 0.01: about the paper's 0.1 at batch 512
+                         scaled linearly to batch 32), cosine schedule, warm-up
   --warmup N             warm-up steps (default 20)
   --seed N               seed (default 1)
   --backend NAME         webgpu | cpu (default: webgpu when an adapter exists)
@@ -104,16 +105,16 @@ export function parse(argv: string[]): Args | null {
       images: { type: "string", default: "24" },
       difficulty: { type: "string", default: "0.4" },
       size: { type: "string", default: "32" },
-      "pairs-per-fold": { type: "string", default: "100" },
+      "pairs-per-fold": { type: "string", default: "300" },
       loss: { type: "string", default: "cosface" },
       baseline: { type: "string", default: "softmax" },
       s: { type: "string", default: "30" },
       m: { type: "string", default: "0.35" },
       widths: { type: "string", default: "16,32,64,128" },
       embedding: { type: "string", default: "64" },
-      steps: { type: "string", default: "300" },
+      steps: { type: "string", default: "500" },
       batch: { type: "string", default: "32" },
-      lr: { type: "string", default: "0.1" },
+      lr: { type: "string", default: "0.01" },
       warmup: { type: "string", default: "20" },
       seed: { type: "string", default: "1" },
       backend: { type: "string", default: "auto" },
