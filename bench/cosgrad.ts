@@ -22,6 +22,7 @@ import {
   l1Check,
   type PeerResult,
   type PreparedRun,
+  prepareVariant,
   timedResults,
   type Variant,
 } from "./peers/_result.ts";
@@ -312,17 +313,12 @@ export async function runCosgrad(
       backend = await cg.setBackend("cpu");
     }
     const wait = () => backend.synchronize();
-    const prep = workload === "M1"
-      ? prepareMatmul(1024, wait)
-      : workload === "M4"
-      ? prepareMatmul(4096, wait)
-      : workload === "C1-fwd"
-      ? prepareConv(false, wait)
-      : workload === "C1-fwdbwd"
-      ? prepareConv(true, wait)
-      : workload === "L1"
-      ? prepareCosface(wait)
-      : await prepareTrain(workload, wait, maxCallMs);
+    const prep = await prepareVariant(workload, {
+      matmul: (n) => prepareMatmul(n, wait),
+      conv: (backward) => prepareConv(backward, wait),
+      cosface: () => prepareCosface(wait),
+      train: (id) => prepareTrain(id, wait, maxCallMs),
+    });
     return await timedResults(base, prep, { modes, reps: opts.reps, maxCallMs });
   } catch (e) {
     return [{ ...base, error: errorText(e) }];

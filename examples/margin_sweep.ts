@@ -13,11 +13,17 @@
  *
  * @module
  */
-import * as cg from "../mod.ts";
-import { lineChartSvg } from "../src/eval/mod.ts";
-import { writeFileAtomic } from "../src/io/mod.ts";
 import type { LossName } from "./_face.ts";
-import { openDataset, parse, type RunResult, testSet, train } from "./train_cosface.ts";
+import {
+  openDataset,
+  parse,
+  type RunResult,
+  testSet,
+  train,
+  useBackend,
+  writeChart,
+  writeText,
+} from "./train_cosface.ts";
 
 function take(argv: string[], name: string, fallback: string): [string, string[]] {
   const i = argv.indexOf(`--${name}`);
@@ -40,9 +46,7 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (args.out === "out/train") args.out = "out/sweep";
-  if (args.backend === "cpu") await cg.setBackend("cpu");
-  else if (args.backend === "webgpu") await cg.initWebGpu();
-  else await cg.initDefaultBackend();
+  await useBackend(args.backend);
   await Deno.mkdir(args.out, { recursive: true });
   const dataset = await openDataset(args);
   const test = await testSet(args);
@@ -70,26 +74,22 @@ async function main(argv: string[]): Promise<void> {
     ),
   ];
   console.log(`\n${lines.join("\n")}`);
-  const enc = new TextEncoder();
-  await writeFileAtomic(`${args.out}/sweep.md`, enc.encode(lines.join("\n") + "\n"));
-  await writeFileAtomic(
+  await writeText(`${args.out}/sweep.md`, lines.join("\n") + "\n");
+  await writeText(
     `${args.out}/sweep.json`,
-    enc.encode(JSON.stringify(rows.map((r) => ({ label: r.label, m: r.m, ...r.run })), null, 1)),
+    JSON.stringify(rows.map((r) => ({ label: r.label, m: r.m, ...r.run })), null, 1),
   );
   const sweep = rows.filter((r) => r.m !== null);
-  await writeFileAtomic(
-    `${args.out}/sweep.svg`,
-    enc.encode(lineChartSvg({
-      title: "CosFace: verification accuracy on unseen identities against m",
-      xLabel: "margin m",
-      yLabel: "accuracy",
-      series: [{
-        name: "cosface",
-        x: sweep.map((r) => r.m!),
-        y: sweep.map((r) => r.run.accuracy),
-      }],
-    })),
-  );
+  await writeChart(`${args.out}/sweep.svg`, {
+    title: "CosFace: verification accuracy on unseen identities against m",
+    xLabel: "margin m",
+    yLabel: "accuracy",
+    series: [{
+      name: "cosface",
+      x: sweep.map((r) => r.m!),
+      y: sweep.map((r) => r.run.accuracy),
+    }],
+  });
   console.log(`wrote ${args.out}/sweep.md, sweep.json, sweep.svg`);
 }
 

@@ -21,7 +21,7 @@ import {
   TEST_IDENTITY_OFFSET,
 } from "../src/data/mod.ts";
 import type { ImageDataset } from "../src/data/mod.ts";
-import { lineChartSvg } from "../src/eval/mod.ts";
+import { type LineChartOptions, lineChartSvg } from "../src/eval/mod.ts";
 import { writeFileAtomic } from "../src/io/mod.ts";
 import {
   embedImages,
@@ -165,6 +165,27 @@ export function parse(argv: string[]): Args | null {
     readEvery: num("read-every", values["read-every"]!, true),
     evalEvery: nonNegative("eval-every", num("eval-every", values["eval-every"]!, true)),
   };
+}
+
+/** Switches to the backend `--backend` names ("auto": webgpu when an adapter exists). */
+export async function useBackend(name: string): Promise<cg.Backend> {
+  if (name === "cpu") return await cg.setBackend("cpu");
+  if (name === "webgpu") return await cg.initWebGpu();
+  await cg.initDefaultBackend();
+  return cg.getBackend();
+}
+
+/** Writes `text` to `path` atomically. */
+export async function writeText(path: string, text: string): Promise<void> {
+  await writeFileAtomic(path, new TextEncoder().encode(text));
+}
+
+/** Writes a line chart (SVG) to `path` atomically. */
+export async function writeChart(
+  path: string,
+  chart: LineChartOptions,
+): Promise<void> {
+  await writeText(path, lineChartSvg(chart));
 }
 
 export async function openDataset(args: Args): Promise<ImageDataset> {
@@ -412,10 +433,7 @@ async function main(argv: string[]): Promise<void> {
     console.log(USAGE);
     return;
   }
-  if (args.backend === "cpu") await cg.setBackend("cpu");
-  else if (args.backend === "webgpu") await cg.initWebGpu();
-  else await cg.initDefaultBackend();
-  const backend = cg.getBackend();
+  const backend = await useBackend(args.backend);
   const adapter = (backend as unknown as { description?: string }).description ??
     (backend.name === "cpu" ? "none (CPU interpreter)" : "unknown");
   console.log(`backend: ${backend.name} (${adapter})`);
@@ -439,55 +457,42 @@ async function main(argv: string[]): Promise<void> {
         `   AUC ${r.auc.toFixed(4)}`,
     );
   }
-  const enc = new TextEncoder();
-  await writeFileAtomic(
+  await writeText(
     `${args.out}/report.json`,
-    enc.encode(JSON.stringify(
+    JSON.stringify(
       { args, backend: backend.name, adapter, skipped: dataset.skipped, runs },
       null,
       1,
-    )),
+    ),
   );
-  await writeFileAtomic(
-    `${args.out}/report.md`,
-    enc.encode(markdown(args, adapter, dataset, runs)),
-  );
-  await writeFileAtomic(
-    `${args.out}/loss.svg`,
-    enc.encode(lineChartSvg({
-      title: "training loss",
-      xLabel: "step",
-      yLabel: "loss",
-      series: runs.map((r) => ({
-        name: r.loss,
-        x: r.curve.map((c) => c.step),
-        y: r.curve.map((c) => c.loss),
-      })),
+  await writeText(`${args.out}/report.md`, markdown(args, adapter, dataset, runs));
+  await writeChart(`${args.out}/loss.svg`, {
+    title: "training loss",
+    xLabel: "step",
+    yLabel: "loss",
+    series: runs.map((r) => ({
+      name: r.loss,
+      x: r.curve.map((c) => c.step),
+      y: r.curve.map((c) => c.loss),
     })),
-  );
-  await writeFileAtomic(
-    `${args.out}/roc.svg`,
-    enc.encode(lineChartSvg({
-      title: "ROC on unseen identities",
-      xLabel: "false accept rate",
-      yLabel: "true accept rate",
-      logX: true,
-      series: runs.map((r) => ({ name: r.loss, x: r.roc.fpr, y: r.roc.tpr })),
+  });
+  await writeChart(`${args.out}/roc.svg`, {
+    title: "ROC on unseen identities",
+    xLabel: "false accept rate",
+    yLabel: "true accept rate",
+    logX: true,
+    series: runs.map((r) => ({ name: r.loss, x: r.roc.fpr, y: r.roc.tpr })),
+  });
+  await writeChart(`${args.out}/eval.svg`, {
+    title: "unseen-identity verification during training",
+    xLabel: "step",
+    yLabel: "accuracy",
+    series: runs.map((r) => ({
+      name: r.loss,
+      x: r.evals.map((e) => e.step),
+      y: r.evals.map((e) => e.accuracy),
     })),
-  );
-  await writeFileAtomic(
-    `${args.out}/eval.svg`,
-    enc.encode(lineChartSvg({
-      title: "unseen-identity verification during training",
-      xLabel: "step",
-      yLabel: "accuracy",
-      series: runs.map((r) => ({
-        name: r.loss,
-        x: r.evals.map((e) => e.step),
-        y: r.evals.map((e) => e.accuracy),
-      })),
-    })),
-  );
+  });
   console.log(
     `report: ${args.out}/report.md, ${args.out}/report.json, loss.svg, roc.svg, eval.svg`,
   );

@@ -169,6 +169,46 @@ export type PreparedRun = Timed & {
   prewarmed?: Prewarmed;
 };
 
+/** How one framework prepares each kind of workload (see {@linkcode prepareVariant}). */
+export type Preparers<P> = {
+  /** M1 (n = 1024) and M4 (n = 4096). */
+  matmul: (n: 1024 | 4096) => P;
+  /** C1 forward, or forward + backward. */
+  conv: (backward: boolean) => P;
+  /** L1. */
+  cosface: () => P;
+  /** T1 and T2. */
+  train: (id: "T1" | "T2") => P | Promise<P>;
+};
+
+/**
+ * Prepares `workload` with the framework's preparer for its kind.
+ *
+ * @example
+ * ```ts
+ * import { prepareVariant } from "./_result.ts";
+ * const p = { matmul: (n: 1024 | 4096) => `mm${n}`, conv: (b: boolean) => `conv${b}`,
+ *   cosface: () => "l1", train: (id: string) => id };
+ * await prepareVariant("M4", p); // "mm4096"
+ * ```
+ */
+export async function prepareVariant<P>(workload: Variant, p: Preparers<P>): Promise<P> {
+  switch (workload) {
+    case "M1":
+      return p.matmul(1024);
+    case "M4":
+      return p.matmul(4096);
+    case "C1-fwd":
+      return p.conv(false);
+    case "C1-fwdbwd":
+      return p.conv(true);
+    case "L1":
+      return p.cosface();
+    default:
+      return await p.train(workload);
+  }
+}
+
 /** Options of {@linkcode timedResults}. */
 export type TimedResultsOptions = {
   /** Timing modes, in order; the workload is warmed once for all of them. */

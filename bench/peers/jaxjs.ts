@@ -39,6 +39,7 @@ import {
   hostNorm,
   l1Check,
   type PeerResult,
+  prepareVariant,
   type Prewarmed,
   timedResults,
   type Variant,
@@ -452,17 +453,12 @@ export async function runJax(workload: Variant, opts: JaxRunOptions): Promise<Pe
     const info = await jaxInit(opts.backend);
     if (info.adapter) base.adapter = info.adapter;
     if (info.notes) base.extra = { notes: info.notes };
-    prep = workload === "M1"
-      ? prepareMatmul(1024)
-      : workload === "M4"
-      ? prepareMatmul(4096)
-      : workload === "C1-fwd"
-      ? prepareConv(false)
-      : workload === "C1-fwdbwd"
-      ? prepareConv(true)
-      : workload === "L1"
-      ? prepareCosface()
-      : await prepareTrain(workload, maxCallMs);
+    prep = await prepareVariant(workload, {
+      matmul: (n) => prepareMatmul(n),
+      conv: (backward) => prepareConv(backward),
+      cosface: () => prepareCosface(),
+      train: (id) => prepareTrain(id, maxCallMs),
+    });
     return await timedResults(base, prep, {
       modes,
       reps: opts.reps,

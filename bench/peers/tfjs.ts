@@ -26,6 +26,7 @@ import {
   hostNorm,
   l1Check,
   type PeerResult,
+  prepareVariant,
   type Prewarmed,
   timedResults,
   type Variant,
@@ -395,17 +396,12 @@ export async function runTfjs(workload: Variant, opts: TfjsRunOptions): Promise<
     const info = await tfjsInit(opts.backend);
     if (info.adapter) base.adapter = info.adapter;
     if (info.notes) base.extra = { notes: info.notes };
-    prep = workload === "M1"
-      ? prepareMatmul(1024)
-      : workload === "M4"
-      ? prepareMatmul(4096)
-      : workload === "C1-fwd"
-      ? prepareConv(false)
-      : workload === "C1-fwdbwd"
-      ? prepareConv(true)
-      : workload === "L1"
-      ? prepareCosface()
-      : await prepareTrain(workload, maxCallMs);
+    prep = await prepareVariant(workload, {
+      matmul: (n) => prepareMatmul(n),
+      conv: (backward) => prepareConv(backward),
+      cosface: () => prepareCosface(),
+      train: (id) => prepareTrain(id, maxCallMs),
+    });
     return await timedResults(base, prep, { modes, reps: opts.reps, maxCallMs });
   } catch (e) {
     return [{ ...base, error: errorText(e) }];

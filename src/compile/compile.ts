@@ -59,7 +59,7 @@ export interface CompiledFunction<A extends unknown[], R> {
    * withBackend(cpuBackend(), () => {
    *   f(zeros([1024]));
    *   try {
-   *     f.memory(); // on webgpu: { peakBytes: 8192, ... } (x's buffer and one slot per exp)
+   *     f.memory(); // on webgpu: { peakBytes: 8192, ... } (x's buffer and the output's: the two exps fuse)
    *   } catch (e) {
    *     (e as Error).message; // "Memory reports need a backend with a buffer plan (webgpu), got the cpu backend"
    *   }

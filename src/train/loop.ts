@@ -8,16 +8,7 @@
  */
 import { getBackend } from "../backend/registry.ts";
 import type { Tensor } from "../tensor.ts";
-import { concat, reshape } from "../ops/movement.ts";
-
-/**
- * The rows (any shape each) flattened and joined, in order, for one readback. (The WebGPU
- * scheduler splits a join wider than the adapter's storage-binding limit into a tree of narrower
- * kernels.)
- */
-function gather(rows: Tensor[]): Tensor {
-  return concat(rows.map((r) => reshape(r, [r.size])));
-}
+import { stack } from "../ops/movement.ts";
 
 /** What a training step returns. */
 export interface StepResult<S> {
@@ -90,8 +81,9 @@ export async function trainLoop<S, B>(
     if (pending.length === 0) return;
     const rows = pending;
     const width = rows[0].size;
-    // One readback for all pending steps: the metrics are joined on the device first.
-    const flat = await gather(rows).data();
+    // One readback for all pending steps: the metrics are stacked on the device first (the
+    // WebGPU scheduler splits a stack wider than the adapter's binding limit into a tree).
+    const flat = await stack(rows).data();
     waits++;
     const out: Float32Array[] = [];
     for (let i = 0; i < rows.length; i++) {

@@ -190,8 +190,10 @@ function declare(
   node: Node | null,
   write: boolean,
   binding: number,
+  vec4 = false,
 ): string {
-  const type = node === null ? "atomic<u32>" : wgslType(node.dtype);
+  const scalar = node === null ? "atomic<u32>" : wgslType(node.dtype);
+  const type = vec4 ? `vec4<${scalar}>` : scalar;
   return `@group(0) @binding(${binding}) var<storage, ${
     write ? "read_write" : "read"
   }> ${name}: array<${type}>;`;
@@ -207,18 +209,19 @@ function bindNode(
   node: Node,
   write: boolean,
   options: CodegenOptions,
-  out: { lines: string[]; bindings: BindingRef[] },
+  out: { lines: string[]; bindings: BindingRef[]; vec4?: ReadonlySet<string> },
 ): void {
-  const parts = partsOf(node, options);
-  if (parts.count === 1) {
-    out.lines.push(declare(name, node, write, out.bindings.length));
-    out.bindings.push({ kind: "node", node, write });
+  const refs = partRefs(node, write, options);
+  if (refs.length === 1) {
+    out.lines.push(declare(name, node, write, out.bindings.length, out.vec4?.has(name)));
+    out.bindings.push(refs[0]);
     return;
   }
-  partRefs(node, write, options).forEach((ref, p) => {
+  refs.forEach((ref, p) => {
     out.lines.push(declare(`${name}_${p}`, node, write, out.bindings.length));
     out.bindings.push(ref);
   });
+  const parts = partsOf(node, options);
   const split = { parts: parts.count, elements: parts.elements };
   const type = wgslType(node.dtype);
   out.lines.push(splitAccessor({ name, type, access: write ? "read_write" : "read", split }));
@@ -234,6 +237,16 @@ function partRefs(node: Node, write: boolean, options: CodegenOptions): BindingR
     const size = Math.min(parts.elements * 4, bytes - offset);
     return { kind: "node", node, write, part: { offset, size } };
   });
+}
+
+/** Raises when a kernel's scratch buffer would not fit one storage binding (it is never split). */
+function checkScratch(bytes: number, name: string, kernel: string, limit: number | undefined) {
+  if (limit !== undefined && bytes > limit) {
+    throw new RangeError(
+      `The ${bytes}-byte scratch buffer ${name} of kernel ${kernel} exceeds the storage ` +
+        `binding limit of ${limit} bytes (maxStorageBufferBindingSize)`,
+    );
+  }
 }
 
 /** The error for a tensor a kernel cannot split across bindings. */
@@ -293,21 +306,21 @@ function finish(
   decls: string,
   grid: Grid,
   threads: number,
-  options: { scratch?: ScratchDecl; roots?: boolean; suffix?: string } = {},
+  options: {
+    scratch?: ScratchDecl;
+    roots?: boolean;
+    suffix?: string;
+    /** Bindings declared as arrays of vec4 (a vector map kernel's). */
+    vec4?: ReadonlySet<string>;
+  } = {},
 ): Dispatch {
   const bindings: BindingRef[] = [];
   const lines: string[] = [];
-  const out = { lines, bindings };
+  const out = { lines, bindings, vec4: options.vec4 };
   scope.reads.forEach((n, i) => bindNode(`in${i}`, n, false, scope.options, out));
   const sc = options.scratch;
   if (sc !== undefined) {
-    const limit = scope.options.maxBindingBytes;
-    if (limit !== undefined && sc.bytes > limit) {
-      throw new RangeError(
-        `The ${sc.bytes}-byte scratch buffer ${sc.name} of kernel ${kernelName(k)} exceeds the ` +
-          `storage binding limit of ${limit} bytes (maxStorageBufferBindingSize)`,
-      );
-    }
+    checkScratch(sc.bytes, sc.name, kernelName(k), scope.options.maxBindingBytes);
     lines.push(
       `@group(0) @binding(${bindings.length}) var<storage, ${
         sc.write ? "read_write" : "read"
@@ -409,12 +422,8 @@ function vectorMapKernel(k: Kernel, scope0: Scope): Dispatch | null {
   let q = lin * ${u32(THREADS)} + lid;
   if (q >= ${u32(total / LANES)}) { return; }
 ${indent([...loads, ...lines, ...outs], "  ")}`;
-  const d = finish(k, scope, body, "", grid, THREADS);
-  d.code = d.code.replace(
-    /(var<storage, read(?:_write)?> (in[0-9]+|out[0-9]+): array<)(f32|i32)>/g,
-    (m, head, name, type) => name.startsWith("out") || vec.has(name) ? `${head}vec4<${type}>>` : m,
-  );
-  return d;
+  k.roots.forEach((_, i) => vec.add(`out${i}`));
+  return finish(k, scope, body, "", grid, THREADS, { vec4: vec });
 }
 
 /** The tree combining `red[0..w)` into `red[0]` (fixed order, so results are deterministic). */
@@ -681,12 +690,7 @@ function gemmKernel(
     }
     const s = plan.scratch.find((x) => x.name === b);
     if (s !== undefined) {
-      if (s.size > limit) {
-        throw new RangeError(
-          `The ${s.size}-byte scratch buffer ${b} of kernel ${name} exceeds the storage ` +
-            `binding limit of ${limit} bytes (maxStorageBufferBindingSize)`,
-        );
-      }
+      checkScratch(s.size, b, name, options.maxBindingBytes);
       return [{ kind: "scratch", name: b, bytes: s.size }];
     }
     throw new TypeError(`Internal error: unknown binding ${b} of ${name}`);

@@ -240,27 +240,10 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
   const weigh = (nodes: readonly Node[]) => nodes.reduce((a, n) => a + weight(n), 0);
 
   // Kernels that would compute `n` inline: the memory nodes reached upward through
-  // non-memory nodes (a product reads its operands from memory, never inline).
-  const inlinedBy = (): Map<Node, Set<Node>> => {
-    const roots = new Map<Node, Set<Node>>();
-    for (let i = order.length - 1; i >= 0; i--) {
-      const n = order[i];
-      if (isMem(n)) continue;
-      const s = new Set<Node>();
-      for (const u of users.get(n) ?? []) {
-        if (isMem(u)) {
-          if (kindOf(u) !== "gemm") s.add(u);
-        } else {
-          for (const r of roots.get(u) ?? []) s.add(r);
-        }
-      }
-      roots.set(n, s);
-    }
-    return roots;
-  };
-
-  // Shared values: realize a costly node that several kernels would otherwise recompute.
-  {
+  // non-memory nodes (a product reads its operands from memory, never inline). With
+  // `realizeShared`, a costly node that several kernels would recompute is realized instead
+  // (it becomes memory, so the nodes above it see it as a kernel of its own).
+  const inlinedBy = (realizeShared = false): Map<Node, Set<Node>> => {
     const roots = new Map<Node, Set<Node>>();
     for (let i = order.length - 1; i >= 0; i--) {
       const n = order[i];
@@ -274,7 +257,7 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
         }
       }
       const kind = kindOf(n);
-      if (s.size >= 2 && (kind === "elementwise" || kind === "movement")) {
+      if (realizeShared && s.size >= 2 && (kind === "elementwise" || kind === "movement")) {
         const { cost, reads } = inlineStats(n, isMem);
         if (cost >= 8 || reads >= 3 || (reads >= 2 && s.size >= 3)) {
           realize(n, false);
@@ -283,7 +266,11 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
       }
       roots.set(n, s);
     }
-  }
+    return roots;
+  };
+
+  // Shared values: realize a costly node that several kernels would otherwise recompute.
+  inlinedBy(true);
 
   for (let iter = 0;; iter++) {
     const kernels = buildKernels();
