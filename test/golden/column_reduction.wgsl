@@ -8,13 +8,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let lin = wid.x;
   let gid = lin * 256u + lid;
   if (gid >= 6u) { return; }
-  let v2 = 0.0625;
+  let v0 = 0.0625;
   var acc: f32 = 0.0;
   for (var r = 0u; r < 16u; r = r + 1u) {
-    let f0 = r * 6u + gid;
-    let v1 = in0[f0];
-    acc = acc + v1;
+    let f2 = r * 6u + gid;
+    let v3 = in0[f2];
+    acc = acc + v3;
   }
-  let v3 = acc * v2;
-  out0[gid] = v3;
+  let v1 = acc * v0;
+  out0[gid] = v1;
 }

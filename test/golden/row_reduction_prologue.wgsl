@@ -1,6 +1,6 @@
 // loop:sum+log[8,1]: workgroups 8x1x1
 // loop float32[8,1]: broadcast, sub, exp, sum, log (reads 2)
-@group(0) @binding(0) var<storage, read> in0: array<f32>;
+@group(0) @binding(0) var<storage, read> in0: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> in1: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out0: array<f32>;
 var<workgroup> red: array<f32, 64>;
@@ -8,15 +8,32 @@ var<workgroup> red: array<f32, 64>;
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let lin = wid.x;
   let gid = lin;
-  let v2 = in1[gid];
-  let cg_bits5 = 0x7fc00000u;
+  let cg_bits0 = 0x7fc00000u;
+  let v7 = in1[gid];
   var acc: f32 = 0.0;
-  for (var r = lid; r < 128u; r = r + 64u) {
-    let f0 = gid * 128u + r;
-    let v1 = in0[f0];
-    let v3 = v1 - v2;
-    let v4 = exp(v3);
-    acc = acc + v4;
+  for (var rq = lid; rq < 32u; rq = rq + 64u) {
+    let r0 = rq * 4u + 0u;
+    let r1 = rq * 4u + 1u;
+    let r2 = rq * 4u + 2u;
+    let r3 = rq * 4u + 3u;
+    let f2 = gid * 128u + r0;
+    let in0_v = in0[f2 / 4u];
+    let f3 = gid * 128u + r1;
+    let f4 = gid * 128u + r2;
+    let f5 = gid * 128u + r3;
+    let v6 = in0_v[0];
+    let v8 = v6 - v7;
+    let v9 = exp(v8);
+    let v10 = in0_v[1];
+    let v11 = v10 - v7;
+    let v12 = exp(v11);
+    let v13 = in0_v[2];
+    let v14 = v13 - v7;
+    let v15 = exp(v14);
+    let v16 = in0_v[3];
+    let v17 = v16 - v7;
+    let v18 = exp(v17);
+    acc = acc + v9 + v12 + v15 + v18;
   }
   red[lid] = acc;
   workgroupBarrier();
@@ -34,7 +51,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   workgroupBarrier();
   if (lid == 0u) {
     let total = red[0];
-    let v6 = select(log(total), bitcast<f32>(cg_bits5), total < 0.0);
-    out0[gid] = v6;
+    let v1 = select(log(total), bitcast<f32>(cg_bits0), total < 0.0);
+    out0[gid] = v1;
   }
 }

@@ -426,13 +426,22 @@ ${indent([...loads, ...lines, ...outs], "  ")}`;
   return finish(k, scope, body, "", grid, THREADS, { vec4: vec });
 }
 
-/** The tree combining `red[0..w)` into `red[0]` (fixed order, so results are deterministic). */
-function treeLines(w: number, combine: (a: string, b: string) => string): string[] {
-  const tree: string[] = [`red[lid] = acc;`, `workgroupBarrier();`];
+/**
+ * The trees combining each accumulator's `red[i*w .. (i+1)*w)` into `red[i*w]` (fixed order, so
+ * results are deterministic); `accs[i]` is the thread's accumulator `i`.
+ */
+function treeLines(
+  w: number,
+  combine: (a: string, b: string) => string,
+  accs: readonly string[],
+): string[] {
+  const at = (i: number, j: string) => i === 0 ? `red[${j}]` : `red[${j} + ${u32(i * w)}]`;
+  const tree: string[] = [...accs.map((a, i) => `${at(i, "lid")} = ${a};`), `workgroupBarrier();`];
   for (let s = w / 2; s >= 1; s /= 2) {
-    tree.push(
-      `if (lid < ${u32(s)}) { red[lid] = ${combine("red[lid]", `red[lid + ${u32(s)}]`)}; }`,
+    const steps = accs.map((_, i) =>
+      `${at(i, "lid")} = ${combine(at(i, "lid"), at(i, `lid + ${u32(s)}`))};`
     );
+    tree.push(`if (lid < ${u32(s)}) { ${steps.join(" ")} }`);
     tree.push(`workgroupBarrier();`);
   }
   return tree;
@@ -441,9 +450,126 @@ function treeLines(w: number, combine: (a: string, b: string) => string): string
 /** Workgroups an adapter wants in flight before a reduction is split into chunks. */
 const SPLIT_TARGET = { llvmpipe: 16, discrete: 1024 };
 
+/** A loop kernel's cores (one per root for sibling sums, else the one core) and names. */
+function loopCores(k: Kernel) {
+  const cores = k.cores ?? [k.core!];
+  return {
+    cores,
+    specs: cores.map(loopOf),
+    acc: (i: number) => i === 0 ? "acc" : `acc${i}`,
+    total: (i: number) => i === 0 ? "total" : `total${i}`,
+  };
+}
+
+/** Terms per thread and loop step of a vectorized reduction (see {@link termLoop}). */
+const QUAD = 4;
+
+/**
+ * Whether computing `n` inline reads some tensor from memory at `n`'s own flat index (through
+ * elementwise ops and reshapes only), unsplit: what a vectorized reduction loads as vec4.
+ */
+function readsInPlace(n: Node, scope: Scope): boolean {
+  const size = sizeOf(n.shape);
+  const seen = new Set<Node>();
+  const stack = [n];
+  while (stack.length > 0) {
+    const x = stack.pop()!;
+    if (seen.has(x)) continue;
+    seen.add(x);
+    if (!scope.own.has(x) && scope.isMem(x)) {
+      if (sizeOf(x.shape) === size && partsOf(x, scope.options).count === 1) return true;
+      continue;
+    }
+    if (LOWERING[x.op].kind === "elementwise" || x.op === "reshape") stack.push(...x.inputs);
+  }
+  return false;
+}
+
+/**
+ * The loop accumulating a loop kernel's terms: accumulator declarations and the `for` loop,
+ * from `start` by `step` below the extent. On llvmpipe, when every core's terms `4q .. 4q+3`
+ * read four consecutive elements, the loop runs over quads of terms and inputs read only at
+ * those elements are loaded as one `vec4` per quad (their names are returned in `vec`):
+ * llvmpipe loads storage buffers one lane at a time, so a vec4 load costs about one scalar load.
+ */
+function termLoop(
+  e: Emitter,
+  k: Kernel,
+  scope: Scope,
+  cidx: Index,
+  start: string,
+  step: string,
+): { lines: string[]; vec: Set<string> } {
+  const { specs, acc } = loopCores(k);
+  const type = wgslType(k.core!.dtype);
+  const extent = specs[0].extent;
+  const decls = specs.map((sp, i) => `var ${acc(i)}: ${type} = ${sp.init};`);
+  const inner = e.child();
+  const quads = scope.options.profile === "llvmpipe" && extent % QUAD === 0 &&
+    specs.every((sp) => sp.vector !== undefined) &&
+    loopCores(k).cores.some((c) => readsInPlace(c.inputs[0], scope));
+  if (!quads) {
+    inner.declare("r");
+    // Every term first, then the updates: siblings share the loads they have in common.
+    const terms = specs.map((sp) => sp.term(inner, cidx, "r"));
+    terms.forEach((t, i) => inner.stmt(`${acc(i)} = ${specs[i].combine(acc(i), t)};`));
+    return {
+      lines: [
+        ...decls,
+        `for (var r = ${start}; r < ${u32(extent)}; r = r + ${step}) {`,
+        ...inner.lines.map((l) => "  " + l),
+        `}`,
+      ],
+      vec: new Set(),
+    };
+  }
+  inner.declare("rq");
+  const lanes = Array.from({ length: QUAD }, (_, j) => `r${j}`);
+  lanes.forEach((r, j) => {
+    inner.stmt(`let ${r} = rq * ${u32(QUAD)} + ${u32(j)};`);
+    inner.declare(r);
+  });
+  // The flat offset each lane reads the reduced input at (shared with the terms' loads).
+  const flats = lanes.map((r) => inner.flat(specs[0].vector!(inner, cidx, r)));
+  const terms = specs.map((sp) => lanes.map((r) => sp.term(inner, cidx, r)));
+  terms.forEach((ts, i) => {
+    let a = acc(i);
+    for (const t of ts) a = specs[i].combine(a, t);
+    inner.stmt(`${acc(i)} = ${a};`);
+  });
+  const vec = new Set<string>();
+  const outer = e.lines.join("\n");
+  let lines = inner.lines;
+  scope.reads.forEach((n, i) => {
+    const name = `in${i}`;
+    if (partsOf(n, scope.options).count > 1) return;
+    const re = new RegExp(`\\b${name}\\[([^\\]]*)\\]`, "g");
+    if (outer.search(re) >= 0) return;
+    const uses = [...lines.join("\n").matchAll(re)].map((m) => m[1]);
+    if (uses.length === 0 || !uses.every((x) => flats.includes(x))) return;
+    if (!flats.every((f) => uses.includes(f))) return;
+    const at = lines.findIndex((l) => l.startsWith(`let ${flats[0]} = `));
+    if (at < 0) return;
+    vec.add(name);
+    lines = lines.map((l) => l.replace(re, (_, x: string) => `${name}_v[${flats.indexOf(x)}]`));
+    // The vec4 is loaded where lane 0's offset is known.
+    lines.splice(at + 1, 0, `let ${name}_v = ${name}[${flats[0]} / ${u32(QUAD)}];`);
+  });
+  return {
+    lines: [
+      ...decls,
+      `for (var rq = ${start}; rq < ${u32(extent / QUAD)}; rq = rq + ${step}) {`,
+      ...lines.map((l) => "  " + l),
+      `}`,
+    ],
+    vec,
+  };
+}
+
 function loopKernel(k: Kernel, scope: Scope, options: CodegenOptions): Dispatch[] {
-  const core = k.core!;
-  const spec = loopOf(core);
+  const { cores, specs, acc, total } = loopCores(k);
+  const core = cores[0];
+  const spec = specs[0];
   const outputs = sizeOf(k.shape);
   const type = wgslType(core.dtype);
   // A workgroup per output when there are few outputs or the terms of one output are
@@ -466,44 +592,38 @@ function loopKernel(k: Kernel, scope: Scope, options: CodegenOptions): Dispatch[
   const idx = flatIndex(k.shape, "gid");
   const cidx = flatIndex(core.shape, "gid");
   e.dims(cidx);
-  const inner = e.child();
-  inner.declare("r");
-  const term = spec.term(inner, cidx, "r");
-  inner.stmt(`acc = ${spec.combine("acc", term)};`);
-  const loopLines = (start: string, step: string) => [
-    `var acc: ${type} = ${spec.init};`,
-    `for (var r = ${start}; r < ${u32(spec.extent)}; r = r + ${step}) {`,
-    ...inner.lines.map((l) => "  " + l),
-    `}`,
-  ];
   if (!parallel) {
     const grid = fold(Math.ceil(outputs / THREADS));
+    // The epilogue first: its loads land before the loop, so the loop never vectorizes them.
     const epi = e.child();
-    epi.seed(core, cidx, "acc");
+    cores.forEach((c, i) => epi.seed(c, cidx, acc(i)));
     writeRoots(epi, k, idx, "gid", scope.options);
+    const loop = termLoop(e, k, scope, cidx, "0u", "1u");
     const body = `  ${grid.lin}
   let gid = lin * ${u32(THREADS)} + lid;
   if (gid >= ${u32(outputs)}) { return; }
-${indent([...e.lines, ...loopLines("0u", "1u"), ...epi.lines], "  ")}`;
-    return [finish(k, scope, body, "", grid, THREADS)];
+${indent([...e.lines, ...loop.lines, ...epi.lines], "  ")}`;
+    return [finish(k, scope, body, "", grid, THREADS, { vec4: loop.vec })];
   }
   const w = spec.extent >= 4096 ? 256 : 64;
   const grid = fold(outputs);
-  const tree = treeLines(w, spec.combine);
+  const tree = treeLines(w, spec.combine, cores.map((_, i) => acc(i)));
   const epi = e.child();
-  epi.seed(core, cidx, "total");
+  cores.forEach((c, i) => epi.seed(c, cidx, total(i)));
   writeRoots(epi, k, idx, "gid", scope.options);
+  const loop = termLoop(e, k, scope, cidx, "lid", u32(w));
   const guard = grid.workgroups[0] * grid.workgroups[1] > outputs
     ? `\n  if (lin >= ${u32(outputs)}) { return; }`
     : "";
+  const totals = cores.map((_, i) => `let ${total(i)} = red[${i === 0 ? "0" : u32(i * w)}];`);
   const body = `  ${grid.lin}${guard}
   let gid = lin;
-${indent([...e.lines, ...loopLines("lid", u32(w)), ...tree], "  ")}
+${indent([...e.lines, ...loop.lines, ...tree], "  ")}
   if (lid == 0u) {
-    let total = red[0];
-${indent(epi.lines, "    ")}
+${indent([...totals, ...epi.lines], "    ")}
   }`;
-  return [finish(k, scope, body, `var<workgroup> red: array<${type}, ${w}>;`, grid, w)];
+  const red = `var<workgroup> red: array<${type}, ${w * cores.length}>;`;
+  return [finish(k, scope, body, red, grid, w, { vec4: loop.vec })];
 }
 
 /**
@@ -512,63 +632,73 @@ ${indent(epi.lines, "    ")}
  * partials in a fixed order and runs the fused epilogue.
  */
 function splitLoopKernel(k: Kernel, scope: Scope, splits: number): Dispatch[] {
-  const core = k.core!;
-  const spec = loopOf(core);
+  const { cores, specs, acc } = loopCores(k);
+  const core = cores[0];
+  const spec = specs[0];
   const outputs = sizeOf(k.shape);
   const type = wgslType(core.dtype);
   const w = 256;
-  const scratch = { name: "partial", type, bytes: outputs * splits * 4 };
+  const each = outputs * splits;
+  const scratch = { name: "partial", type, bytes: each * cores.length * 4 };
   // Pass 1: partial sums.
   const e = new Emitter(scope, inlineRule);
   const cidx = flatIndex(core.shape, "gid");
   e.dims(cidx);
-  const inner = e.child();
-  inner.declare("r");
-  const term = spec.term(inner, cidx, "r");
-  inner.stmt(`acc = ${spec.combine("acc", term)};`);
-  const grid1 = fold(outputs * splits);
-  const guard1 = grid1.workgroups[0] * grid1.workgroups[1] > outputs * splits
-    ? `\n  if (lin >= ${u32(outputs * splits)}) { return; }`
+  const loop = termLoop(e, k, scope, cidx, `part * ${u32(w)} + lid`, u32(w * splits));
+  const grid1 = fold(each);
+  const guard1 = grid1.workgroups[0] * grid1.workgroups[1] > each
+    ? `\n  if (lin >= ${u32(each)}) { return; }`
     : "";
+  const store = cores.map((_, i) =>
+    i === 0 ? `partial[lin] = red[0];` : `partial[lin + ${u32(i * each)}] = red[${u32(i * w)}];`
+  );
   const body1 = `  ${grid1.lin}${guard1}
   let gid = lin / ${u32(splits)};
   let part = lin % ${u32(splits)};
 ${
-    indent([
-      ...e.lines,
-      `var acc: ${type} = ${spec.init};`,
-      `for (var r = part * ${u32(w)} + lid; r < ${u32(spec.extent)}; r = r + ${u32(w * splits)}) {`,
-      ...inner.lines.map((l) => "  " + l),
-      `}`,
-      ...treeLines(w, spec.combine),
-    ], "  ")
+    indent(
+      [...e.lines, ...loop.lines, ...treeLines(w, spec.combine, cores.map((_, i) => acc(i)))],
+      "  ",
+    )
   }
-  if (lid == 0u) { partial[lin] = red[0]; }`;
+  if (lid == 0u) { ${store.join(" ")} }`;
   const pass1 = finish(
     k,
     scope,
     body1,
-    `var<workgroup> red: array<${type}, ${w}>;`,
+    `var<workgroup> red: array<${type}, ${w * cores.length}>;`,
     grid1,
     w,
-    { scratch: { ...scratch, write: true }, roots: false, suffix: `#1/${splits}` },
+    {
+      scratch: { ...scratch, write: true },
+      roots: false,
+      suffix: `#1/${splits}`,
+      vec4: loop.vec,
+    },
   );
   // Pass 2: combine in order, then the epilogue.
   const scope2 = new Scope(scope.own, scope.isMem, scope.alias, "kernel", scope.options);
   const e2 = new Emitter(scope2, inlineRule);
   const idx = flatIndex(k.shape, "gid");
-  e2.declare("acc");
-  e2.seed(core, cidx, "acc");
+  cores.forEach((c, i) => {
+    e2.declare(acc(i));
+    e2.seed(c, cidx, acc(i));
+  });
   writeRoots(e2, k, idx, "gid", scope.options);
   const grid2 = fold(Math.ceil(outputs / THREADS));
+  const combineLines = cores.flatMap((_, i) => {
+    const base = i === 0 ? `gid * ${u32(splits)}` : `${u32(i * each)} + gid * ${u32(splits)}`;
+    return [
+      `var ${acc(i)}: ${type} = partial[${base}];`,
+      `for (var p = 1u; p < ${u32(splits)}; p = p + 1u) {`,
+      `  ${acc(i)} = ${specs[i].combine(acc(i), `partial[${base} + p]`)};`,
+      `}`,
+    ];
+  });
   const body2 = `  ${grid2.lin}
   let gid = lin * ${u32(THREADS)} + lid;
   if (gid >= ${u32(outputs)}) { return; }
-  var acc: ${type} = partial[gid * ${u32(splits)}];
-  for (var p = 1u; p < ${u32(splits)}; p = p + 1u) {
-    acc = ${spec.combine("acc", `partial[gid * ${u32(splits)} + p]`)};
-  }
-${indent(e2.lines, "  ")}`;
+${indent([...combineLines, ...e2.lines], "  ")}`;
   const pass2 = finish(k, scope2, body2, "", grid2, THREADS, {
     scratch: { ...scratch, write: false },
     suffix: "#2",
@@ -731,7 +861,7 @@ export function generate(
       clear: true,
     }];
   }
-  const own = new Set<Node>(k.roots);
+  const own = new Set<Node>([...k.roots, ...k.cores ?? []]);
   if (k.core !== null) own.add(k.core);
   const scope = new Scope(own, graph.isMem, graph.alias, "kernel", options);
   if (sizeOf(k.shape) === 0) {

@@ -52,6 +52,11 @@ export interface LoopSpec {
   term: (e: Emitter, out: Index, r: string) => string;
   /** Whether consecutive `r` read consecutive memory (a row: threads share one output). */
   rowLike: boolean;
+  /**
+   * Present when the terms `4q .. 4q+3` read four consecutive elements of the input, starting
+   * at a multiple of 4: the index at which term `r` reads the input.
+   */
+  vector?: (e: Emitter, out: Index, r: string) => Index;
 }
 
 /** The lowering of one primitive. */
@@ -151,20 +156,23 @@ function reduceLoop(node: Node<"sum" | "reduceMax">, isMax: boolean): LoopSpec {
   const rshape = axes.map((a) => input.shape[a]);
   const extent = rshape.reduce((a, b) => a * b, 1);
   const dtype = node.dtype;
+  const last = input.shape.length - 1;
+  const at = (e: Emitter, out: Index, r: string): Index => {
+    const od = e.dims(out);
+    const rd = e.dims(flatIndex(rshape, r));
+    const dims = input.shape.map((_, k) => {
+      const j = axes.indexOf(k);
+      return j >= 0 ? rd[j] : od[k];
+    });
+    return dimsIndex(input.shape, dims);
+  };
   return {
     extent,
     init: isMax ? (wgslType(dtype) === "i32" ? "i32(-2147483648)" : NEG_INF_INIT) : zero(dtype),
     combine: isMax ? (acc, t) => maxExpr(t, acc, dtype) : (acc, t) => `${acc} + ${t}`,
-    term: (e, out, r) => {
-      const od = e.dims(out);
-      const rd = e.dims(flatIndex(rshape, r));
-      const dims = input.shape.map((_, k) => {
-        const j = axes.indexOf(k);
-        return j >= 0 ? rd[j] : od[k];
-      });
-      return e.value(input, dimsIndex(input.shape, dims));
-    },
-    rowLike: axes.includes(input.shape.length - 1) && input.shape[input.shape.length - 1] > 1,
+    term: (e, out, r) => e.value(input, at(e, out, r)),
+    rowLike: axes.includes(last) && input.shape[last] > 1,
+    vector: axes.includes(last) && input.shape[last] % 4 === 0 ? at : undefined,
   };
 }
 

@@ -6,7 +6,9 @@
  * scatter-add, convolution) or a matrix product, an operand a tiled kernel must read from
  * memory, or a value worth sharing between several kernels. A reduction or matrix product
  * whose only consumer is one elementwise chain of its own shape is fused into that chain's
- * kernel (the chain becomes the kernel's epilogue). Kernels never bind more storage buffers
+ * kernel (the chain becomes the kernel's epilogue). Sums over the same domain of which none
+ * depends on another run as one kernel with one accumulator each (`siblings.ts`), the graph's
+ * order rearranged so they are adjacent. Kernels never bind more storage buffers
  * than the device allows: a kernel over the limit gets part of its inputs computed first, and
  * a concatenation of more inputs than one kernel can bind becomes a tree of partial
  * concatenations, each its own kernel (the original node then shares the memory of the tree's
@@ -18,6 +20,7 @@ import { sizeOf } from "../../ir/dtype.ts";
 import type { Node } from "../../ir/node.ts";
 import { makeNode, topoSort } from "../../ir/node.ts";
 import { LOWERING, type LoweringKind } from "./lowering.ts";
+import { contractOrder, siblingGroups } from "./siblings.ts";
 
 /** How a matrix product reads its operands. */
 export interface GemmOperands {
@@ -56,6 +59,11 @@ export interface Kernel {
   roots: Node[];
   /** The loop or product computed first; either a root or fused into `roots[0]`. */
   core: Node | null;
+  /**
+   * Sibling sums computed together (see `siblings.ts`): one per root, `cores[i]` being
+   * `roots[i]`; absent for a kernel of one core.
+   */
+  cores?: Node[];
   /** Operands of a matrix product. */
   gemm?: GemmOperands;
   /** Memory the kernel reads (inputs and realized nodes, after aliasing). */
@@ -177,7 +185,7 @@ function isZeros(n: Node): boolean {
  * ```
  */
 export function schedule(outputs: readonly Node[], options: ScheduleOptions): Schedule {
-  const order = topoSort(outputs);
+  let order = topoSort(outputs);
   const users = new Map<Node, Node[]>();
   const findUsers = () => {
     users.clear();
@@ -236,6 +244,17 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
     }
   }
   const isMem = (n: Node) => isInput(n) || realized.has(n);
+  // Sibling sums: one kernel each group, its members adjacent in the order.
+  let groupOf = siblingGroups(
+    order,
+    order.filter((n) => n.op === "sum" && realized.has(n) && n.dtype === "float32"),
+  );
+  const contracted = contractOrder(order, groupOf);
+  if (contracted === null) groupOf = new Map();
+  else order = contracted;
+  findUsers();
+  /** The node standing for the kernel that computes `n` (a group's first member). */
+  const unit = (n: Node): Node => groupOf.get(n)?.[0] ?? n;
   const weight = options.bindingsOf ?? (() => 1);
   const weigh = (nodes: readonly Node[]) => nodes.reduce((a, n) => a + weight(n), 0);
 
@@ -251,7 +270,7 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
       const s = new Set<Node>();
       for (const u of users.get(n) ?? []) {
         if (isMem(u)) {
-          if (kindOf(u) !== "gemm") s.add(u);
+          if (kindOf(u) !== "gemm") s.add(unit(u));
         } else {
           for (const r of roots.get(u) ?? []) s.add(r);
         }
@@ -259,7 +278,7 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
       const kind = kindOf(n);
       if (realizeShared && s.size >= 2 && (kind === "elementwise" || kind === "movement")) {
         const { cost, reads } = inlineStats(n, isMem);
-        if (cost >= 8 || reads >= 3 || (reads >= 2 && s.size >= 3)) {
+        if (reads >= 3 || (reads === 2 && s.size >= 3) || cost >= 32) {
           realize(n, false);
           continue;
         }
@@ -370,7 +389,8 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
       const kind = kindOf(n);
       const fusible = (kind === "loop" && (n.op === "sum" || n.op === "reduceMax")) ||
         kind === "gemm";
-      if (!fusible || !realized.has(n)) continue;
+      // A sibling writes its sum as is (an epilogue could need another sibling's result).
+      if (!fusible || !realized.has(n) || groupOf.has(n)) continue;
       const k = fusionTarget(n, roots);
       if (k === null || claimed.has(k)) continue;
       if (kind === "gemm") {
@@ -387,6 +407,21 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
     const kernels: Kernel[] = [];
     for (const n of order) {
       if (!realized.has(n) || alias.has(n) || fusedInto.has(n)) continue;
+      const group = groupOf.get(n);
+      if (group !== undefined) {
+        if (group[0] !== n) continue;
+        const { reads, checksRange } = readsOf(group, new Set(group));
+        kernels.push({
+          kind: "loop",
+          shape: n.shape,
+          roots: [...group],
+          core: n,
+          cores: [...group],
+          reads,
+          checksRange,
+        });
+        continue;
+      }
       const core = [...fusedInto].find(([, k]) => k === n)?.[0] ??
         (kindOf(n) === "loop" || kindOf(n) === "gemm" ? n : null);
       const kind = core === null
@@ -466,6 +501,11 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
 
   /** Realizes part of an over-wide kernel's inline graph so it binds fewer buffers. */
   function splitKernel(k: Kernel): void {
+    if (k.cores !== undefined) {
+      // Siblings reading too many buffers together run apart.
+      for (const c of k.cores) groupOf.delete(c);
+      return;
+    }
     const own = new Set<Node>(k.roots);
     if (k.core !== null) own.add(k.core);
     const { nodes, reads: readNodes } = readsOf(k.roots, own);
