@@ -8,6 +8,7 @@
  * @module
  */
 import type { BindingSplit, Epilogue, KernelPlan, KernelSource, ScratchBuffer } from "./types.ts";
+import { conv2dRowsKernel, type Conv2dRowsSpec, rowsTile } from "./conv2d_rows.ts";
 import {
   checkTile,
   chooseGemmConfig,
@@ -80,8 +81,10 @@ export interface Conv2dSpec {
    * multiplies it with vec4 loads (im2col; col2im for the input gradient), `"implicit"` gathers
    * inside the GEMM, `"auto"` (default) picks per kernel and shape from measurements. Explicit
    * needs `groups = 1`, `OH*OW` a multiple of 4 and no `split`, else the implicit form is used.
+   * `"rows"` (also picked by `"auto"` where it applies): the forward pass and input gradient
+   * of a 3x3, stride-1, padding-1 convolution by rows of pixels (`conv2d_rows.ts`).
    */
-  columns?: "auto" | "implicit" | "explicit";
+  columns?: "auto" | "implicit" | "explicit" | "rows";
   /** Bytes of the explicit column scratch per chunk of images (default 120 MiB). */
   columnsBytes?: number;
   /**
@@ -233,6 +236,8 @@ export function conv2dForwardKernel(spec: Conv2dSpec): KernelPlan {
   const g = conv2dGeometry(spec);
   // Measured on llvmpipe (T1 shapes, 4x4 to 16x16 outputs): never faster than the implicit
   // GEMM with 32-row register blocks, so only on request.
+  const rows = rowsPlan(spec, g, "forward");
+  if (rows !== null) return rows;
   const chunks = explicitChunks(spec, g, false);
   if (chunks !== null) return explicitForward(spec, g, chunks);
   const cg = g.c / g.groups;
@@ -317,6 +322,8 @@ export function conv2dBackwardInputKernel(spec: Conv2dSpec): KernelPlan {
   const g = conv2dGeometry(spec);
   // Measured on llvmpipe: 3-6x faster with stride 2 (no masked taps), 1.3-1.45x up to 16x16
   // outputs with stride 1, slower on larger stride-1 outputs (32x32: 0.6x).
+  const rows = rowsPlan(spec, g, "backInput");
+  if (rows !== null) return rows;
   const chunks = explicitChunks(spec, g, g.sh * g.sw > 1 || g.oh * g.ow <= 256);
   if (chunks !== null) return explicitBackwardInput(spec, g, chunks);
   const cg = g.c / g.groups;
@@ -503,14 +510,16 @@ function explicitChunks(
   auto: boolean,
 ): ImageChunk[] | null {
   const mode = spec.columns ?? "auto";
-  if (mode !== "auto" && mode !== "implicit" && mode !== "explicit") {
-    throw new TypeError(`Invalid conv2d columns "${mode}": expected auto, implicit or explicit`);
+  if (mode !== "auto" && mode !== "implicit" && mode !== "explicit" && mode !== "rows") {
+    throw new TypeError(
+      `Invalid conv2d columns "${mode}": expected auto, implicit, explicit or rows`,
+    );
   }
   const budget = spec.columnsBytes ?? COLS_BYTES;
   checkInts("conv2d", { columnsBytes: budget });
   if (
     (spec.profile ?? "llvmpipe") !== "llvmpipe" || spec.tile !== undefined ||
-    spec.splitK !== undefined || g.groups !== 1 || mode === "implicit" ||
+    spec.splitK !== undefined || g.groups !== 1 || mode === "implicit" || mode === "rows" ||
     // A split binding means a binding limit below the 128 MiB every WebGPU adapter offers
     // (the scratch is sized for that minimum).
     spec.split !== undefined ||
@@ -528,6 +537,38 @@ function explicitChunks(
     chunks.push({ n0, images: Math.min(images, g.n - n0) });
   }
   return chunks;
+}
+
+/**
+ * The row kernel's plan (`conv2d_rows.ts`) when it applies: llvmpipe, `columns` "auto" or
+ * "rows", no tile, split-K or split binding, one group, a 3x3 kernel with stride 1, dilation 1
+ * and padding 1 on every side, and a row tile for the shape; else null.
+ */
+function rowsPlan(
+  spec: Conv2dSpec,
+  g: Conv2dGeometry,
+  mode: "forward" | "backInput",
+): KernelPlan | null {
+  const columns = spec.columns ?? "auto";
+  const p = g.pad;
+  if (
+    (spec.profile ?? "llvmpipe") !== "llvmpipe" || (columns !== "auto" && columns !== "rows") ||
+    spec.tile !== undefined || spec.splitK !== undefined || spec.split !== undefined ||
+    g.groups !== 1 || g.kh !== 3 || g.kw !== 3 || g.sh !== 1 || g.sw !== 1 || g.dh !== 1 ||
+    g.dw !== 1 || p.top !== 1 || p.bottom !== 1 || p.left !== 1 || p.right !== 1
+  ) {
+    return null;
+  }
+  const rows: Conv2dRowsSpec = {
+    batch: g.n,
+    inChannels: mode === "forward" ? g.c : g.o,
+    outChannels: mode === "forward" ? g.o : g.c,
+    height: g.h,
+    width: g.w,
+    mode,
+    epilogue: spec.epilogue,
+  };
+  return rowsTile(rows) === null ? null : conv2dRowsKernel(rows);
 }
 
 /** Unique scratch buffers by name, each with the largest size asked for. */

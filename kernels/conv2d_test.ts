@@ -247,6 +247,113 @@ Deno.test(
   },
 );
 
+/** 3x3, stride-1, padding-1 shapes where the row kernel applies, one per pixel tile. */
+const ROWS: [string, Conv2dSpec][] = [
+  ["16 output channels, 8 images of 4x4 (64 pixels: 4 whole images per thread)", {
+    batch: 8,
+    inChannels: 8,
+    height: 4,
+    width: 4,
+    outChannels: 16,
+    kernelH: 3,
+    kernelW: 3,
+    padding: 1,
+  }],
+  ["8 output channels, 6 images of 2x4 (16 pixels: 2 whole images)", {
+    batch: 6,
+    inChannels: 8,
+    height: 2,
+    width: 4,
+    outChannels: 8,
+    kernelH: 3,
+    kernelW: 3,
+    padding: 1,
+  }],
+  ["8 output channels, 4x4 (16 pixels: one whole image per thread)", {
+    batch: 3,
+    inChannels: 8,
+    height: 4,
+    width: 4,
+    outChannels: 8,
+    kernelH: 3,
+    kernelW: 3,
+    padding: 1,
+  }],
+  ["16 output channels, 12x8 (32 pixels: 4 whole rows)", {
+    batch: 2,
+    inChannels: 16,
+    height: 12,
+    width: 8,
+    outChannels: 16,
+    kernelH: 3,
+    kernelW: 3,
+    padding: 1,
+  }],
+  ["24 output channels, 6x32 (64 pixels: 2 whole rows)", {
+    batch: 2,
+    inChannels: 8,
+    height: 6,
+    width: 32,
+    outChannels: 24,
+    kernelH: 3,
+    kernelW: 3,
+    padding: 1,
+  }],
+  ["16 output channels, 5x128 (half rows: edges loaded from the neighbour pixels)", {
+    batch: 1,
+    inChannels: 8,
+    height: 5,
+    width: 128,
+    outChannels: 16,
+    kernelH: 3,
+    kernelW: 3,
+    padding: 1,
+  }],
+];
+
+Deno.test({ name: "conv2d by rows matches the reference", ignore }, async (t) => {
+  for (const [name, spec] of ROWS) {
+    await t.step(name, async () => {
+      const fwd = await checkForward(spec, true);
+      assert.match(fwd.steps[1].code, /by rows \(forward\)/);
+      const plan = await checkBackwardInput(spec);
+      assert.match(plan.steps[1].code, /by rows \(backInput\)/);
+    });
+  }
+});
+
+Deno.test("conv2d picks the row kernel only where it applies", () => {
+  const spec: Conv2dSpec = {
+    batch: 4,
+    inChannels: 16,
+    height: 8,
+    width: 8,
+    outChannels: 32,
+    kernelH: 3,
+    kernelW: 3,
+    padding: 1,
+  };
+  const rows = (s: Conv2dSpec) => /by rows/.test(conv2dForwardKernel(s).steps.at(-1)!.code);
+  assert.ok(rows(spec));
+  assert.ok(rows({ ...spec, columns: "rows" }));
+  for (
+    const other of [
+      { ...spec, profile: "discrete" as const },
+      { ...spec, columns: "implicit" as const },
+      { ...spec, stride: 2 },
+      { ...spec, padding: 0 },
+      { ...spec, dilation: 2, padding: 2 },
+      { ...spec, groups: 2 },
+      { ...spec, kernelH: 5, kernelW: 5, padding: 2 },
+      { ...spec, width: 6 }, // not a multiple of 4
+      { ...spec, outChannels: 12 }, // not a multiple of 8
+      { ...spec, splitK: 2 },
+    ]
+  ) {
+    assert.ok(!rows(other), JSON.stringify(other));
+  }
+});
+
 Deno.test("conv2d kernels pick explicit columns for stride 2 input gradients on llvmpipe", () => {
   const spec: Conv2dSpec = {
     batch: 128,

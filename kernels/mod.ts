@@ -23,6 +23,8 @@ export {
   conv2dGeometry,
 } from "./conv2d.ts";
 export type { Conv2dGeometry, Conv2dPadding, Conv2dSpec } from "./conv2d.ts";
+export { conv2dRowsKernel, rowsTile } from "./conv2d_rows.ts";
+export type { Conv2dRowsSpec } from "./conv2d_rows.ts";
 export { reduceRowsKernel } from "./reduce.ts";
 export type { ReduceOp, ReducePrologue, ReduceRowsSpec } from "./reduce.ts";
 export { kernelProfileFor } from "./profile.ts";

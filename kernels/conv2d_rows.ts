@@ -1,0 +1,276 @@
+/**
+ * 3x3, stride-1, padding-1 convolutions on llvmpipe, by rows: each thread computes `tm` output
+ * channels at `tn` consecutive pixels of one image, four pixels per `vec4`. For every input
+ * channel and kernel row it loads the input rows under its pixels as aligned `vec4`s once and
+ * reads the three horizontal taps as shifted views of them (neighbour quads give the edges),
+ * so one load serves three taps; the weights are first repacked to one `vec4` per output
+ * channel, input channel and kernel row (`(kw0, kw1, kw2, 0)`). llvmpipe loads storage one
+ * lane at a time, so loads, not multiply-adds, bound its convolutions: measured on T1's shapes
+ * (llvmpipe, 2 cores) 1.5-2.4x the implicit GEMM's rate.
+ *
+ * The same kernel computes the input gradient of such a convolution, which is a convolution of
+ * `dy` with the weights transposed and flipped (done by the repacking step).
+ *
+ * @module
+ */
+import type { Epilogue, KernelPlan } from "./types.ts";
+import {
+  checkInts,
+  declareBindings,
+  epilogueBindings,
+  epilogueFunction,
+  foldWorkgroups,
+} from "./_wgsl.ts";
+
+/** A convolution the row kernel computes (see {@linkcode conv2dRowsKernel}). */
+export interface Conv2dRowsSpec {
+  /** Batch size N. */
+  batch: number;
+  /** Channels of the kernel's input (`x`, or `dy` for the input gradient). */
+  inChannels: number;
+  /** Channels of the kernel's output. */
+  outChannels: number;
+  /** Height H (input and output). */
+  height: number;
+  /** Width W (input and output), a multiple of 4. */
+  width: number;
+  /**
+   * `"forward"`: `out = conv(x, w)` with `w` `[outChannels, inChannels, 3, 3]`. `"backInput"`:
+   * `out = dx` from `dy` (`inChannels` channels) and the forward weights `w`
+   * `[inChannels, outChannels, 3, 3]`.
+   */
+  mode: "forward" | "backInput";
+  /** Fused epilogue on each output value (`idx`: its flat NCHW index). */
+  epilogue?: Epilogue;
+  /** Override of the thread tile: output channels and pixels per thread. */
+  tile?: { tm: number; tn: number };
+}
+
+/** Pixels per thread, largest first (each measured on llvmpipe; see {@linkcode rowsTile}). */
+const PIXELS = [64, 32, 16];
+
+/**
+ * The thread tile of a row convolution, or null when the kernel does not apply: the width must
+ * be a multiple of 4, the output channels of 8, and threads of 64, 32 or 16 pixels must cover
+ * whole images, whole rows of one image, or equal parts of one row.
+ *
+ * @example
+ * ```ts
+ * import { rowsTile } from "./conv2d_rows.ts";
+ * rowsTile({ batch: 2, inChannels: 8, outChannels: 16, height: 8, width: 8, mode: "forward" });
+ * // { tm: 16, tn: 64 }
+ * ```
+ */
+export function rowsTile(spec: Conv2dRowsSpec): { tm: number; tn: number } | null {
+  const { batch: n, outChannels: o, height: h, width: w } = spec;
+  if (w % 4 !== 0 || o % 8 !== 0) return null;
+  const tn = PIXELS.find((t) => fits(t, n, h, w));
+  if (tn === undefined) return null;
+  return { tm: o % 16 === 0 ? 16 : 8, tn };
+}
+
+/**
+ * Whether threads of `tn` pixels tile the batch: whole images, whole rows of one image, or
+ * equal parts of one row.
+ */
+function fits(tn: number, n: number, h: number, w: number): boolean {
+  const p = h * w;
+  if (tn % 4 !== 0 || w % 4 !== 0) return false;
+  if (tn % p === 0) return (n * p) % tn === 0;
+  return p % tn === 0 && (tn % w === 0 || w % tn === 0);
+}
+
+/**
+ * The plan of a 3x3, stride-1, padding-1 convolution (or its input gradient) by rows: step 1
+ * repacks the weights into the scratch `wq`, step 2 convolves. Bindings: step 1 `w`, `wq`;
+ * step 2 `x` (or `dy`) as `array<vec4<f32>>`, `wq`, epilogue inputs `e0..`, `out` as
+ * `array<vec4<f32>>` (NCHW). Throws a RangeError when {@linkcode rowsTile} finds no tile.
+ *
+ * @example
+ * ```ts
+ * import { conv2dRowsKernel } from "./conv2d_rows.ts";
+ * const plan = conv2dRowsKernel({
+ *   batch: 2, inChannels: 8, outChannels: 16, height: 8, width: 8, mode: "forward",
+ * });
+ * console.assert(plan.steps[1].bindings.join() === "x,wq,out");
+ * ```
+ */
+export function conv2dRowsKernel(spec: Conv2dRowsSpec): KernelPlan {
+  const { batch: n, inChannels: cin, outChannels: cout, height: h, width: w, mode } = spec;
+  checkInts("conv2dRowsKernel", {
+    batch: n,
+    inChannels: cin,
+    outChannels: cout,
+    height: h,
+    width: w,
+  });
+  if (mode !== "forward" && mode !== "backInput") {
+    throw new TypeError(`Invalid conv2dRowsKernel mode "${mode}": expected forward or backInput`);
+  }
+  const tile = spec.tile ?? rowsTile(spec);
+  if (tile === null || cout % tile.tm !== 0 || !fits(tile.tn, n, h, w)) {
+    throw new RangeError(
+      `conv2dRowsKernel: no row tile${
+        spec.tile ? ` ${spec.tile.tm}x${spec.tile.tn}` : ""
+      } for ${cout} output channels of ${h}x${w} pixels (expected a width multiple of 4, threads of 16, 32 or 64 pixels covering whole images, whole rows or equal parts of a row, output channels a multiple of 8)`,
+    );
+  }
+  const { tm, tn } = tile;
+  const p = h * w;
+  const quads = tn / 4;
+  const input = mode === "forward" ? "x" : "dy";
+  return {
+    steps: [repackStep(cin, cout, mode), {
+      code: rowsCode(spec, tm, tn, input),
+      workgroups: foldWorkgroups(Math.ceil((n * p) / tn / 8) * (cout / tm)).workgroups,
+      bindings: [input, "wq", ...epilogueBindings(spec.epilogue).map((b) => b.name), "out"],
+    }],
+    scratch: [{ name: "wq", size: cout * cin * 3 * 16 }],
+  };
+
+  function rowsCode(s: Conv2dRowsSpec, tm: number, tn: number, input: string): string {
+    const segs = (n * p) / tn;
+    const colGroups = Math.ceil(segs / 8);
+    const grid = foldWorkgroups(colGroups * (cout / tm));
+    // Where quad q of a thread's pixels lies, relative to its first pixel: a thread covers
+    // whole images (tn a multiple of H*W), whole rows of one image (tn a multiple of W) or part
+    // of one row (W a multiple of tn).
+    const images = tn % p === 0;
+    const partRow = !images && tn % w !== 0;
+    const quad = (q: number) => {
+      const at = images ? (4 * q) % p : 4 * q;
+      return {
+        img: images ? Math.floor((4 * q) / p) : 0,
+        row: partRow ? 0 : Math.floor(at / w),
+        ow: partRow ? `ow0 + ${4 * q}u` : `${at % w}u`,
+        pix: at,
+      };
+    };
+    const sameRow = (a: number, b: number) =>
+      b >= 0 && b < quads && quad(a).img === quad(b).img && quad(a).row === quad(b).row;
+    const L: string[] = [
+      grid.prelude,
+      `let seg = (lin % ${colGroups}u) * 8u + lid;`,
+      `if (seg >= ${segs}u) { return; }`,
+      `let o0 = (lin / ${colGroups}u) * ${tm}u;`,
+      `let col0 = seg * ${tn}u;`,
+      `let nb = col0 / ${p}u;`,
+      `let p0 = col0 % ${p}u;`,
+      `let oh0 = p0 / ${w}u;`,
+      `let ow0 = p0 % ${w}u;`,
+      `let xb = nb * ${(cin * p) / 4}u;`,
+    ];
+    for (let i = 0; i < tm; i++) {
+      for (let q = 0; q < quads; q++) L.push(`var acc_${i}_${q} = vec4<f32>(0.0);`);
+    }
+    L.push(`for (var ci = 0u; ci < ${cin}u; ci = ci + 1u) {`);
+    const B: string[] = [`let xc = xb + ci * ${p / 4}u;`];
+    for (let kh = 0; kh < 3; kh++) {
+      for (let q = 0; q < quads; q++) {
+        const { img, row, ow } = quad(q);
+        const base = `xc + ${(img * cin * p) / 4}u`;
+        const xv = `xv_${kh}_${q}`;
+        if (images) {
+          // Every index is known: rows above or below the image are zeros.
+          const ih = row + kh - 1;
+          B.push(
+            ih < 0 || ih >= h
+              ? `let ${xv} = vec4<f32>(0.0);`
+              : `let ${xv} = ${input}[${base} + ${(ih * w + (4 * q) % p % w) / 4}u];`,
+          );
+          continue;
+        }
+        B.push(`let ih_${kh}_${q} = oh0 + ${row + kh}u - 1u;`);
+        B.push(
+          `let ${xv} = select(vec4<f32>(0.0), ${input}[${base} + (ih_${kh}_${q} * ${w}u + ${ow}) / 4u], ih_${kh}_${q} < ${h}u);`,
+        );
+      }
+      for (let q = 0; q < quads; q++) {
+        const ok = `ih_${kh}_${q} < ${h}u`;
+        const at = (off: string) => `${input}[xc + (ih_${kh}_${q} * ${w}u + ow0 ${off}) / 4u]`;
+        const left = sameRow(q, q - 1)
+          ? `xv_${kh}_${q - 1}.w`
+          : partRow
+          ? `select(0.0, ${at("- 1u")}.w, ow0 > 0u && ${ok})`
+          : "0.0";
+        const right = sameRow(q, q + 1)
+          ? `xv_${kh}_${q + 1}.x`
+          : partRow
+          ? `select(0.0, ${at(`+ ${tn}u`)}.x, ow0 + ${tn}u < ${w}u && ${ok})`
+          : "0.0";
+        const v = `xv_${kh}_${q}`;
+        B.push(`let xl_${kh}_${q} = vec4<f32>(${left}, ${v}.x, ${v}.y, ${v}.z);`);
+        B.push(`let xr_${kh}_${q} = vec4<f32>(${v}.y, ${v}.z, ${v}.w, ${right});`);
+      }
+      for (let i = 0; i < tm; i++) {
+        B.push(`let w_${kh}_${i} = wq[((o0 + ${i}u) * ${cin}u + ci) * 3u + ${kh}u];`);
+        for (let q = 0; q < quads; q++) {
+          const wv = `w_${kh}_${i}`;
+          B.push(
+            `acc_${i}_${q} = acc_${i}_${q} + ${wv}.x * xl_${kh}_${q} + ${wv}.y * xv_${kh}_${q} + ${wv}.z * xr_${kh}_${q};`,
+          );
+        }
+      }
+    }
+    L.push(...B.map((l) => "  " + l), `}`);
+    for (let i = 0; i < tm; i++) {
+      for (let q = 0; q < quads; q++) {
+        const { img, pix } = quad(q);
+        const at = `(((nb + ${img}u) * ${cout}u + o0 + ${i}u) * ${p}u + p0 + ${pix}u) / 4u`;
+        if (s.epilogue === undefined) {
+          L.push(`out[${at}] = acc_${i}_${q};`);
+          continue;
+        }
+        const a = `acc_${i}_${q}`;
+        const e = (c: string, j: number) => `epilogue(${a}.${c}, (${at}) * 4u + ${j}u)`;
+        L.push(`out[${at}] = vec4<f32>(${e("x", 0)}, ${e("y", 1)}, ${e("z", 2)}, ${e("w", 3)});`);
+      }
+    }
+    const decls = declareBindings([
+      { name: input, type: "vec4<f32>", access: "read" },
+      { name: "wq", type: "vec4<f32>", access: "read" },
+      ...epilogueBindings(s.epilogue),
+      { name: "out", type: "vec4<f32>", access: "read_write" },
+    ]);
+    return `// conv2d 3x3 by rows (${mode}): ${input} [${n}, ${cin}, ${h}, ${w}] -> out [${n}, ${cout}, ${h}, ${w}], ${tm} channels x ${tn} pixels per thread
+${decls}
+${s.epilogue === undefined ? "" : epilogueFunction(s.epilogue)}
+@compute @workgroup_size(8)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  ${L.join("\n  ")}
+}
+`;
+  }
+}
+
+/**
+ * Step 1: `wq[(co * cin + ci) * 3 + kh] = (w(kw 0), w(kw 1), w(kw 2), 0)` of the kernel's output
+ * channel `co` and input channel `ci`; for the input gradient the weights are transposed and
+ * flipped (`w'[c, o, kh, kw] = w[o, c, 2 - kh, 2 - kw]`).
+ */
+function repackStep(cin: number, cout: number, mode: "forward" | "backInput") {
+  const total = cout * cin * 3;
+  const grid = foldWorkgroups(Math.ceil(total / 64));
+  const src = (kw: number) =>
+    mode === "forward"
+      ? `w[i * 3u + ${kw}u]`
+      : `w[((ci * ${cout}u + co) * 3u + 2u - kh) * 3u + ${2 - kw}u]`;
+  return {
+    code: `// conv2d 3x3 by rows: weights repacked (${mode})
+@group(0) @binding(0) var<storage, read> w: array<f32>;
+@group(0) @binding(1) var<storage, read_write> wq: array<vec4<f32>>;
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  ${grid.prelude}
+  let i = lin * 64u + lid;
+  if (i >= ${total}u) { return; }
+  let co = i / ${cin * 3}u;
+  let ci = (i / 3u) % ${cin}u;
+  let kh = i % 3u;
+  wq[i] = vec4<f32>(${src(0)}, ${src(1)}, ${src(2)}, 0.0);
+}
+`,
+    workgroups: grid.workgroups,
+    bindings: ["w", "wq"],
+  };
+}
