@@ -21,6 +21,7 @@ import {
   epilogueFunction,
   foldWorkgroups,
 } from "./_wgsl.ts";
+import { splitReduceKernel } from "./_gemm.ts";
 
 /** A convolution the row kernel computes (see {@linkcode conv2dRowsKernel}). */
 export interface Conv2dRowsSpec {
@@ -273,4 +274,203 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroups: grid.workgroups,
     bindings: ["w", "wq"],
   };
+}
+
+/** A weight gradient the row kernel computes (see {@linkcode conv2dRowsFilterKernel}). */
+export interface Conv2dRowsFilterSpec {
+  /** Batch size N. */
+  batch: number;
+  /** Input channels C of the convolution. */
+  inChannels: number;
+  /** Output channels O of the convolution. */
+  outChannels: number;
+  /** Height H (input and output). */
+  height: number;
+  /** Width W (input and output), a multiple of 4. */
+  width: number;
+  /** Fused epilogue on each gradient value (`idx`: its flat OIHW index). */
+  epilogue?: Epilogue;
+  /** Override of the thread tile: output and input channels per thread. */
+  tile?: { to: number; tc: number };
+  /** Override of the number of partial sums (workgroup splits of the pixels). */
+  splits?: number;
+}
+
+/** Threads a weight gradient wants in flight on llvmpipe (lanes x cores, with slack). */
+const FILTER_THREADS = 2048;
+
+/**
+ * The plan of the weight gradient `dw[o, c, kh, kw] = Σ dy[n, o, oh, ow] · x[n, c, oh+kh-1,
+ * ow+kw-1]` of a 3x3, stride-1, padding-1 convolution by rows: each thread sums `to x tc x 9`
+ * gradients over a share of the image rows, walking each row four pixels at a time with one
+ * `vec4` of `dy` per output channel and one of `x` per input channel and kernel row (the
+ * horizontal taps are shifted views of consecutive `vec4`s); a second step adds the shares in
+ * a fixed order. Bindings: step 1 `x`, `dy` (`array<vec4<f32>>`), `partial`; step 2 `partial`,
+ * epilogue inputs, `out`. Needs `W` a multiple of 4 and the channels multiples of the tile.
+ *
+ * @example
+ * ```ts
+ * import { conv2dRowsFilterKernel } from "./conv2d_rows.ts";
+ * const plan = conv2dRowsFilterKernel({
+ *   batch: 2, inChannels: 8, outChannels: 16, height: 8, width: 8,
+ * });
+ * console.assert(plan.steps[0].bindings.join() === "x,dy,partial");
+ * ```
+ */
+export function conv2dRowsFilterKernel(spec: Conv2dRowsFilterSpec): KernelPlan {
+  const { batch: n, inChannels: c, outChannels: o, height: h, width: w } = spec;
+  checkInts("conv2dRowsFilterKernel", {
+    batch: n,
+    inChannels: c,
+    outChannels: o,
+    height: h,
+    width: w,
+  });
+  const tile = spec.tile ?? filterTile(spec);
+  if (tile === null || w % 4 !== 0 || o % tile.to !== 0 || c % tile.tc !== 0) {
+    throw new RangeError(
+      `conv2dRowsFilterKernel: no tile for ${o}x${c} channels of width ${w} (expected a width multiple of 4 and channels multiples of the tile)`,
+    );
+  }
+  const { to, tc } = tile;
+  const rows = n * h;
+  const tiles = (o / to) * (c / tc);
+  const splits = spec.splits ??
+    Math.max(1, Math.min(rows, Math.ceil(FILTER_THREADS / tiles)));
+  checkInts("conv2dRowsFilterKernel", { splits });
+  const size = o * c * 9;
+  const p = h * w;
+  const qw = w / 4;
+  const threads = tiles * splits;
+  const grid = foldWorkgroups(Math.ceil(threads / 8));
+  const acc = (i: number, j: number, kh: number, kw: number) => `a_${i}_${j}_${kh}_${kw}`;
+  const L: string[] = [
+    grid.prelude,
+    `let t = lin * 8u + lid;`,
+    `if (t >= ${threads}u) { return; }`,
+    `let tile = t % ${tiles}u;`,
+    `let sp = t / ${tiles}u;`,
+    `let o0 = (tile / ${c / tc}u) * ${to}u;`,
+    `let c0 = (tile % ${c / tc}u) * ${tc}u;`,
+  ];
+  for (let i = 0; i < to; i++) {
+    for (let j = 0; j < tc; j++) {
+      for (let kh = 0; kh < 3; kh++) {
+        for (let kw = 0; kw < 3; kw++) L.push(`var ${acc(i, j, kh, kw)} = 0.0;`);
+      }
+    }
+  }
+  const R: string[] = [
+    `let nb = r / ${h}u;`,
+    `let oh = r % ${h}u;`,
+    `let dyb = (nb * ${o}u + o0) * ${p / 4}u + oh * ${qw}u;`,
+  ];
+  // The x row of channel c0 + j at kernel row kh: its start (in vec4s) and whether it exists.
+  for (let j = 0; j < tc; j++) {
+    for (let kh = 0; kh < 3; kh++) {
+      R.push(`let ih_${j}_${kh} = oh + ${kh}u - 1u;`);
+      R.push(`let ok_${j}_${kh} = ih_${j}_${kh} < ${h}u;`);
+      R.push(`let xb_${j}_${kh} = ((nb * ${c}u + c0 + ${j}u) * ${h}u + ih_${j}_${kh}) * ${qw}u;`);
+      R.push(`var cur_${j}_${kh} = select(vec4<f32>(0.0), x[xb_${j}_${kh}], ok_${j}_${kh});`);
+      R.push(`var prev_${j}_${kh} = 0.0;`);
+    }
+  }
+  const Q: string[] = [`let more = q + 1u < ${qw}u;`];
+  for (let i = 0; i < to; i++) Q.push(`let d_${i} = dy[dyb + ${(i * p) / 4}u + q];`);
+  for (let j = 0; j < tc; j++) {
+    for (let kh = 0; kh < 3; kh++) {
+      const cur = `cur_${j}_${kh}`;
+      Q.push(
+        `let next_${j}_${kh} = select(vec4<f32>(0.0), x[xb_${j}_${kh} + min(q + 1u, ${
+          qw - 1
+        }u)], more && ok_${j}_${kh});`,
+        `let s0_${j}_${kh} = vec4<f32>(prev_${j}_${kh}, ${cur}.x, ${cur}.y, ${cur}.z);`,
+        `let s2_${j}_${kh} = vec4<f32>(${cur}.y, ${cur}.z, ${cur}.w, next_${j}_${kh}.x);`,
+      );
+      for (let i = 0; i < to; i++) {
+        Q.push(
+          `${acc(i, j, kh, 0)} = ${acc(i, j, kh, 0)} + dot(d_${i}, s0_${j}_${kh});`,
+          `${acc(i, j, kh, 1)} = ${acc(i, j, kh, 1)} + dot(d_${i}, ${cur});`,
+          `${acc(i, j, kh, 2)} = ${acc(i, j, kh, 2)} + dot(d_${i}, s2_${j}_${kh});`,
+        );
+      }
+      Q.push(`prev_${j}_${kh} = ${cur}.w;`, `${cur} = next_${j}_${kh};`);
+    }
+  }
+  L.push(
+    `for (var r = sp; r < ${rows}u; r = r + ${splits}u) {`,
+    ...R.map((l) => "  " + l),
+    `  for (var q = 0u; q < ${qw}u; q = q + 1u) {`,
+    ...Q.map((l) => "    " + l),
+    `  }`,
+    `}`,
+  );
+  const direct = splits === 1;
+  for (let i = 0; i < to; i++) {
+    for (let j = 0; j < tc; j++) {
+      for (let kh = 0; kh < 3; kh++) {
+        for (let kw = 0; kw < 3; kw++) {
+          const at = `((o0 + ${i}u) * ${c}u + c0 + ${j}u) * 9u + ${kh * 3 + kw}u`;
+          L.push(
+            direct
+              ? `out[${at}] = epilogue(${acc(i, j, kh, kw)}, ${at});`
+              : `partial[sp * ${size}u + ${at}] = ${acc(i, j, kh, kw)};`,
+          );
+        }
+      }
+    }
+  }
+  const target = direct
+    ? [...epilogueBindings(spec.epilogue), {
+      name: "out",
+      type: "f32" as const,
+      access: "read_write" as const,
+    }]
+    : [{ name: "partial", type: "f32" as const, access: "read_write" as const }];
+  const decls = declareBindings([
+    { name: "x", type: "vec4<f32>", access: "read" },
+    { name: "dy", type: "vec4<f32>", access: "read" },
+    ...target,
+  ]);
+  const code =
+    `// conv2d 3x3 by rows (weight gradient): x [${n}, ${c}, ${h}, ${w}], dy [${n}, ${o}, ${h}, ${w}], ${to}x${tc} channels per thread, ${splits} splits
+${decls}
+${direct ? epilogueFunction(spec.epilogue) : ""}
+@compute @workgroup_size(8)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  ${L.join("\n  ")}
+}
+`;
+  const first = {
+    code,
+    workgroups: grid.workgroups,
+    bindings: ["x", "dy", ...target.map((b) => b.name)],
+  };
+  if (direct) return { steps: [first], scratch: [] };
+  return {
+    steps: [
+      first,
+      splitReduceKernel(size, splits, spec.epilogue, "conv2d 3x3 by rows (weight gradient)"),
+    ],
+    scratch: [{ name: "partial", size: splits * size * 4 }],
+  };
+}
+
+/**
+ * The channel tile of a row weight gradient (`to` output by `tc` input channels per thread), or
+ * null when the width is not a multiple of 4 or the output channels not of 4.
+ *
+ * @example
+ * ```ts
+ * import { filterTile } from "./conv2d_rows.ts";
+ * filterTile({ inChannels: 3, outChannels: 32, width: 32 }); // { to: 8, tc: 1 }
+ * ```
+ */
+export function filterTile(
+  spec: Pick<Conv2dRowsFilterSpec, "inChannels" | "outChannels" | "width">,
+): { to: number; tc: number } | null {
+  if (spec.width % 4 !== 0) return null;
+  const to = [8, 4].find((t) => spec.outChannels % t === 0);
+  const tc = [4, 2, 1].find((t) => spec.inChannels % t === 0)!;
+  return to === undefined ? null : { to, tc };
 }

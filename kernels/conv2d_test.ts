@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { conv2dRowsFilterKernel } from "./conv2d_rows.ts";
 import {
   conv2dBackwardFilterKernel,
   conv2dBackwardInputKernel,
@@ -318,9 +319,45 @@ Deno.test({ name: "conv2d by rows matches the reference", ignore }, async (t) =>
       assert.match(fwd.steps[1].code, /by rows \(forward\)/);
       const plan = await checkBackwardInput(spec);
       assert.match(plan.steps[1].code, /by rows \(backInput\)/);
+      const filter = await checkBackwardFilter({ ...spec, columns: "rows" });
+      assert.match(filter.steps[0].code, /by rows \(weight gradient\)/);
     });
   }
 });
+
+Deno.test(
+  { name: "conv2dRowsFilterKernel() writes directly, with its epilogue, when not split", ignore },
+  async () => {
+    const spec: Conv2dSpec = {
+      batch: 2,
+      inChannels: 6,
+      height: 5,
+      width: 8,
+      outChannels: 8,
+      kernelH: 3,
+      kernelW: 3,
+      padding: 1,
+    };
+    const { g, x, dy } = inputsFor(spec);
+    const size = g.o * g.c * 9;
+    const plan = conv2dRowsFilterKernel({
+      batch: g.n,
+      inChannels: g.c,
+      outChannels: g.o,
+      height: g.h,
+      width: g.w,
+      splits: 1,
+      epilogue: { code: "acc = 2.0 * acc + e0[idx];", extraInputs: 1 },
+    });
+    assert.equal(plan.steps.length, 1);
+    const e0 = hashFill(size, 5);
+    const { out } = await runPlan(device!, plan, { inputs: { x, dy, e0 }, outputs: { out: size } });
+    const ref = referenceBackwardFilter(g, x, dy);
+    const want = ref.value.map((v, i) => 2 * v + e0[i]);
+    const err = maxScaledError(out, want, { ...tolerance, scale: ref.scale.map((v) => 2 * v) });
+    assert.ok(err <= 1, `scaled error ${err}`);
+  },
+);
 
 Deno.test("conv2d picks the row kernel only where it applies", () => {
   const spec: Conv2dSpec = {
@@ -335,6 +372,12 @@ Deno.test("conv2d picks the row kernel only where it applies", () => {
   };
   const rows = (s: Conv2dSpec) => /by rows/.test(conv2dForwardKernel(s).steps.at(-1)!.code);
   assert.ok(rows(spec));
+  // The weight gradient by rows from rows of 16 pixels (or on request).
+  const filterRows = (s: Conv2dSpec) => /by rows/.test(conv2dBackwardFilterKernel(s).steps[0].code);
+  assert.ok(!filterRows(spec));
+  assert.ok(filterRows({ ...spec, width: 16 }));
+  assert.ok(filterRows({ ...spec, columns: "rows" }));
+  assert.ok(!filterRows({ ...spec, width: 16, stride: 2 }));
   assert.ok(rows({ ...spec, columns: "rows" }));
   for (
     const other of [
