@@ -47,8 +47,11 @@ export interface Conv2dRowsSpec {
   tile?: { tm: number; tn: number };
 }
 
-/** Pixels per thread, largest first (each measured on llvmpipe; see {@linkcode rowsTile}). */
-const PIXELS = [64, 32, 16];
+/**
+ * Pixels per thread, most first: up to 64 (16 x 64 measured best on T1's shapes, llvmpipe), in
+ * whole quads, the first that tiles the batch.
+ */
+const PIXELS = Array.from({ length: 16 }, (_, i) => 64 - 4 * i);
 
 /**
  * The thread tile of a row convolution, or null when the kernel does not apply: the width must

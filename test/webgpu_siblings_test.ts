@@ -1,7 +1,8 @@
 // Sibling reductions (src/backend/webgpu/siblings.ts): independent sums over one domain run as
 // one kernel with an accumulator each; dependent ones, and groups that would need each other,
 // stay apart. With an adapter, every loop layout (one thread per output, a workgroup per
-// output, split over workgroups; scalar and vec4 loads) is checked against the cpu backend.
+// output, split over workgroups; scalar and vec4 loads) is checked against the cpu backend,
+// under both kernel profiles.
 import assert from "node:assert/strict";
 import * as cg from "../mod.ts";
 import { makeNode, type Node, topoSort } from "../src/ir/node.ts";
@@ -105,17 +106,30 @@ for (
       const x = cg.normal(cg.randomKey(1), [...shape]);
       const g = cg.normal(cg.randomKey(2), [...shape]);
       const axes = [0, 2, 3];
-      // Batch norm's backward sums, with an epilogue on one of them.
-      const f = (x: cg.Tensor, g: cg.Tensor) => [
+      // Batch norm's backward sums, with an epilogue on one of them; its factor differs per
+      // profile so that each profile compiles its own program.
+      const f = (k: number) => (x: cg.Tensor, g: cg.Tensor) => [
         cg.sum(g, axes),
-        cg.mul(cg.sum(cg.mul(g, x), axes), 0.5),
+        cg.mul(cg.sum(cg.mul(g, x), axes), 0.5 * k),
         cg.sum(cg.where(cg.greater(x, 0), g, cg.mul(g, 0.25)), axes),
         cg.sum(cg.mul(cg.exp(cg.mul(x, 0.1)), g), axes),
       ];
-      const expected = await withBackend(cpuBackend(), () => cg.compile(f)(x, g));
-      const actual = await withBackend(gpu!, () => cg.compile(f)(x, g));
-      for (let i = 0; i < expected.length; i++) {
-        assertClose(await actual[i].data(), await expected[i].data(), `sum ${i} of ${shape}`);
+      for (const [k, profile] of (["llvmpipe", "discrete"] as const).entries()) {
+        const before = gpu!.profile;
+        gpu!.profile = profile;
+        try {
+          const expected = await withBackend(cpuBackend(), () => cg.compile(f(k + 1))(x, g));
+          const actual = await withBackend(gpu!, () => cg.compile(f(k + 1))(x, g));
+          for (let i = 0; i < expected.length; i++) {
+            assertClose(
+              await actual[i].data(),
+              await expected[i].data(),
+              `${profile}: sum ${i} of ${shape}`,
+            );
+          }
+        } finally {
+          gpu!.profile = before;
+        }
       }
     },
   });
