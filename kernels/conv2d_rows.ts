@@ -47,10 +47,7 @@ export interface Conv2dRowsSpec {
   tile?: { tm: number; tn: number };
 }
 
-/**
- * Pixels per thread, most first: up to 64 (16 x 64 measured best on T1's shapes, llvmpipe), in
- * whole quads, the first that tiles the batch.
- */
+/** Pixels per thread, most first, in whole quads (see {@linkcode rowsTile}). */
 const PIXELS = Array.from({ length: 16 }, (_, i) => 64 - 4 * i);
 
 /**
@@ -62,15 +59,23 @@ const PIXELS = Array.from({ length: 16 }, (_, i) => 64 - 4 * i);
  * ```ts
  * import { rowsTile } from "./conv2d_rows.ts";
  * rowsTile({ batch: 2, inChannels: 8, outChannels: 16, height: 8, width: 8, mode: "forward" });
- * // { tm: 16, tn: 64 }
+ * // { tm: 8, tn: 16 }: a small convolution gets a small tile (quick to compile)
  * ```
  */
 export function rowsTile(spec: Conv2dRowsSpec): { tm: number; tn: number } | null {
-  const { batch: n, outChannels: o, height: h, width: w } = spec;
+  const { batch: n, inChannels: c, outChannels: o, height: h, width: w } = spec;
   if (w % 4 !== 0 || o % 8 !== 0) return null;
-  const tn = PIXELS.find((t) => fits(t, n, h, w));
-  if (tn === undefined) return null;
-  return { tm: o % 16 === 0 ? 16 : 8, tn };
+  // Big tiles run faster but compile slower on llvmpipe (measured, cold shader cache: 16 x 64
+  // about 7 s, 16 x 32 about 3 s, 8 x 32 about 1.2 s; 16 x 64 up to 1.8x the rate of 8 x 32 on
+  // T1's 8x8 and 4x4 images), so small convolutions get small tiles.
+  const macs = n * h * w * o * c * 9;
+  const [tm, most] = macs >= 2 ** 28 && o % 16 === 0
+    ? [16, 64]
+    : macs >= 2 ** 24
+    ? [8, 32]
+    : [8, 16];
+  const tn = PIXELS.find((t) => t <= most && fits(t, n, h, w));
+  return tn === undefined ? null : { tm, tn };
 }
 
 /**
@@ -86,9 +91,10 @@ function fits(tn: number, n: number, h: number, w: number): boolean {
 
 /**
  * The plan of a 3x3, stride-1, padding-1 convolution (or its input gradient) by rows: step 1
- * repacks the weights into the scratch `wq`, step 2 convolves. Bindings: step 1 `w`, `wq`;
- * step 2 `x` (or `dy`) as `array<vec4<f32>>`, `wq`, epilogue inputs `e0..`, `out` as
- * `array<vec4<f32>>` (NCHW). Throws a RangeError when {@linkcode rowsTile} finds no tile.
+ * repacks the weights into the scratch `wq`, step 2 convolves, and with an epilogue step 3
+ * applies it in place. Bindings: step 1 `w`, `wq`; step 2 `x` (or `dy`) as
+ * `array<vec4<f32>>`, `wq`, `out` as `array<vec4<f32>>` (NCHW); step 3 epilogue inputs `e0..`,
+ * `out`. Throws a RangeError when {@linkcode rowsTile} finds no tile.
  *
  * @example
  * ```ts
@@ -124,11 +130,15 @@ export function conv2dRowsKernel(spec: Conv2dRowsSpec): KernelPlan {
   const quads = tn / 4;
   const input = mode === "forward" ? "x" : "dy";
   return {
-    steps: [repackStep(cin, cout, mode), {
-      code: rowsCode(spec, tm, tn, input),
-      workgroups: foldWorkgroups(Math.ceil((n * p) / tn / 8) * (cout / tm)).workgroups,
-      bindings: [input, "wq", ...epilogueBindings(spec.epilogue).map((b) => b.name), "out"],
-    }],
+    steps: [
+      repackStep(cin, cout, mode),
+      {
+        code: rowsCode(spec, tm, tn, input),
+        workgroups: foldWorkgroups(Math.ceil((n * p) / tn / 8) * (cout / tm)).workgroups,
+        bindings: [input, "wq", "out"],
+      },
+      ...(spec.epilogue === undefined ? [] : [epilogueStep(n * cout * p, spec.epilogue)]),
+    ],
     scratch: [{ name: "wq", size: cout * cin * 3 * 16 }],
   };
 
@@ -220,31 +230,56 @@ export function conv2dRowsKernel(spec: Conv2dRowsSpec): KernelPlan {
     for (let i = 0; i < tm; i++) {
       for (let q = 0; q < quads; q++) {
         const { img, pix } = quad(q);
-        const at = `(((nb + ${img}u) * ${cout}u + o0 + ${i}u) * ${p}u + p0 + ${pix}u) / 4u`;
-        if (s.epilogue === undefined) {
-          L.push(`out[${at}] = acc_${i}_${q};`);
-          continue;
-        }
-        const a = `acc_${i}_${q}`;
-        const e = (c: string, j: number) => `epilogue(${a}.${c}, (${at}) * 4u + ${j}u)`;
-        L.push(`out[${at}] = vec4<f32>(${e("x", 0)}, ${e("y", 1)}, ${e("z", 2)}, ${e("w", 3)});`);
+        L.push(
+          `out[(((nb + ${img}u) * ${cout}u + o0 + ${i}u) * ${p}u + p0 + ${pix}u) / 4u] = acc_${i}_${q};`,
+        );
       }
     }
     const decls = declareBindings([
       { name: input, type: "vec4<f32>", access: "read" },
       { name: "wq", type: "vec4<f32>", access: "read" },
-      ...epilogueBindings(s.epilogue),
       { name: "out", type: "vec4<f32>", access: "read_write" },
     ]);
     return `// conv2d 3x3 by rows (${mode}): ${input} [${n}, ${cin}, ${h}, ${w}] -> out [${n}, ${cout}, ${h}, ${w}], ${tm} channels x ${tn} pixels per thread
 ${decls}
-${s.epilogue === undefined ? "" : epilogueFunction(s.epilogue)}
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   ${L.join("\n  ")}
 }
 `;
   }
+}
+
+/**
+ * The epilogue as a pass of its own over `out` (in place, four values per thread). Inlined into
+ * the convolution it would be compiled once per accumulator (tm x tn times): with batch norm and
+ * PReLU at inference reading per-channel inputs, llvmpipe took over two minutes to compile such
+ * a kernel (measured), against milliseconds for this pass.
+ */
+function epilogueStep(size: number, epilogue: Epilogue) {
+  const items = size / 4;
+  const grid = foldWorkgroups(Math.ceil(items / 64));
+  const decls = declareBindings([
+    ...epilogueBindings(epilogue),
+    { name: "out", type: "vec4<f32>", access: "read_write" },
+  ]);
+  const e = (c: string, j: number) => `epilogue(v.${c}, i * 4u + ${j}u)`;
+  return {
+    code: `// conv2d 3x3 by rows: epilogue
+${decls}
+${epilogueFunction(epilogue)}
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  ${grid.prelude}
+  let i = lin * 64u + lid;
+  if (i >= ${items}u) { return; }
+  let v = out[i];
+  out[i] = vec4<f32>(${e("x", 0)}, ${e("y", 1)}, ${e("z", 2)}, ${e("w", 3)});
+}
+`,
+    workgroups: grid.workgroups,
+    bindings: [...epilogueBindings(epilogue).map((b) => b.name), "out"],
+  };
 }
 
 /**
@@ -408,7 +443,9 @@ export function conv2dRowsFilterKernel(spec: Conv2dRowsFilterSpec): KernelPlan {
     `  }`,
     `}`,
   );
-  const direct = splits === 1;
+  // With an epilogue the shares always go through the summing pass, which applies it once per
+  // value (inlined into this kernel it would be compiled to x tc x 9 times).
+  const direct = splits === 1 && spec.epilogue === undefined;
   for (let i = 0; i < to; i++) {
     for (let j = 0; j < tc; j++) {
       for (let kh = 0; kh < 3; kh++) {
@@ -466,14 +503,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
  * @example
  * ```ts
  * import { filterTile } from "./conv2d_rows.ts";
- * filterTile({ inChannels: 3, outChannels: 32, width: 32 }); // { to: 8, tc: 1 }
+ * filterTile({ batch: 2, inChannels: 3, outChannels: 32, height: 32, width: 32 });
+ * // { to: 8, tc: 1 }
  * ```
  */
 export function filterTile(
-  spec: Pick<Conv2dRowsFilterSpec, "inChannels" | "outChannels" | "width">,
+  spec: Pick<
+    Conv2dRowsFilterSpec,
+    "batch" | "inChannels" | "outChannels" | "height" | "width"
+  >,
 ): { to: number; tc: number } | null {
-  if (spec.width % 4 !== 0) return null;
-  const to = [8, 4].find((t) => spec.outChannels % t === 0);
-  const tc = [4, 2, 1].find((t) => spec.inChannels % t === 0)!;
+  const { batch: n, inChannels: c, outChannels: o, height: h, width: w } = spec;
+  if (w % 4 !== 0) return null;
+  // 8 x 4 compiles in about 2.4 s on llvmpipe (cold shader cache), 8 x 2 in 1.2 s, 4 x 2 in
+  // 0.9 s (measured); the bigger tiles pay off on big gradients only.
+  const big = n * h * w * o * c * 9 >= 2 ** 28;
+  const to = [8, 4].find((t) => o % t === 0);
+  const tc = [big ? 4 : 2, 2, 1].find((t) => c % t === 0)!;
   return to === undefined ? null : { to, tc };
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { conv2dRowsFilterKernel } from "./conv2d_rows.ts";
+import { conv2dRowsFilterKernel, conv2dRowsKernel } from "./conv2d_rows.ts";
 import {
   conv2dBackwardFilterKernel,
   conv2dBackwardInputKernel,
@@ -346,7 +346,7 @@ Deno.test({ name: "conv2d by rows matches the reference", ignore }, async (t) =>
 });
 
 Deno.test(
-  { name: "conv2dRowsFilterKernel() writes directly, with its epilogue, when not split", ignore },
+  { name: "conv2dRowsFilterKernel() with one share: direct, or summed for its epilogue", ignore },
   async () => {
     const spec: Conv2dSpec = {
       batch: 2,
@@ -360,21 +360,58 @@ Deno.test(
     };
     const { g, x, dy } = inputsFor(spec);
     const size = g.o * g.c * 9;
+    const ref = referenceBackwardFilter(g, x, dy);
+    const rows = { batch: g.n, inChannels: g.c, outChannels: g.o, height: g.h, width: g.w };
+    const direct = conv2dRowsFilterKernel({ ...rows, splits: 1 });
+    assert.equal(direct.steps.length, 1);
+    const got = await runPlan(device!, direct, { inputs: { x, dy }, outputs: { out: size } });
+    const err0 = maxScaledError(got.out, ref.value, { ...tolerance, scale: ref.scale });
+    assert.ok(err0 <= 1, `direct: scaled error ${err0}`);
     const plan = conv2dRowsFilterKernel({
+      ...rows,
+      splits: 1,
+      epilogue: { code: "acc = 2.0 * acc + e0[idx];", extraInputs: 1 },
+    });
+    assert.equal(plan.steps.length, 2);
+    const e0 = hashFill(size, 5);
+    const { out } = await runPlan(device!, plan, { inputs: { x, dy, e0 }, outputs: { out: size } });
+    const want = ref.value.map((v, i) => 2 * v + e0[i]);
+    const err = maxScaledError(out, want, { ...tolerance, scale: ref.scale.map((v) => 2 * v) });
+    assert.ok(err <= 1, `with epilogue: scaled error ${err}`);
+  },
+);
+
+Deno.test(
+  { name: "conv2dRowsKernel() with the big tile (16 x 64) matches the reference", ignore },
+  async () => {
+    // Auto picks 16 x 64 only for big convolutions; force it on a small one (whole images of 4x4).
+    const spec: Conv2dSpec = {
+      batch: 8,
+      inChannels: 4,
+      height: 4,
+      width: 4,
+      outChannels: 16,
+      kernelH: 3,
+      kernelW: 3,
+      padding: 1,
+    };
+    const { g, x, w } = inputsFor(spec);
+    const plan = conv2dRowsKernel({
       batch: g.n,
       inChannels: g.c,
       outChannels: g.o,
       height: g.h,
       width: g.w,
-      splits: 1,
-      epilogue: { code: "acc = 2.0 * acc + e0[idx];", extraInputs: 1 },
+      mode: "forward",
+      tile: { tm: 16, tn: 64 },
     });
-    assert.equal(plan.steps.length, 1);
-    const e0 = hashFill(size, 5);
-    const { out } = await runPlan(device!, plan, { inputs: { x, dy, e0 }, outputs: { out: size } });
-    const ref = referenceBackwardFilter(g, x, dy);
-    const want = ref.value.map((v, i) => 2 * v + e0[i]);
-    const err = maxScaledError(out, want, { ...tolerance, scale: ref.scale.map((v) => 2 * v) });
+    assert.match(plan.steps[1].code, /16 channels x 64 pixels/);
+    const { out } = await runPlan(device!, plan, {
+      inputs: { x, w },
+      outputs: { out: g.n * g.o * 16 },
+    });
+    const ref = referenceForward(g, x, w);
+    const err = maxScaledError(out, ref.value, { ...tolerance, scale: ref.scale });
     assert.ok(err <= 1, `scaled error ${err}`);
   },
 );
