@@ -13,7 +13,7 @@
  *
  * @module
  */
-import type { Epilogue, KernelPlan } from "./types.ts";
+import type { Epilogue, KernelPlan, KernelSource } from "./types.ts";
 import {
   checkInts,
   declareBindings,
@@ -122,132 +122,133 @@ export function conv2dRowsKernel(spec: Conv2dRowsSpec): KernelPlan {
     throw new RangeError(
       `conv2dRowsKernel: no row tile${
         spec.tile ? ` ${spec.tile.tm}x${spec.tile.tn}` : ""
-      } for ${cout} output channels of ${h}x${w} pixels (expected a width multiple of 4, threads of 16, 32 or 64 pixels covering whole images, whole rows or equal parts of a row, output channels a multiple of 8)`,
+      } for ${cout} output channels of ${h}x${w} pixels (expected a width multiple of 4, threads of up to 64 pixels in whole quads covering whole images, whole rows or equal parts of a row, output channels a multiple of 8)`,
     );
   }
-  const { tm, tn } = tile;
-  const p = h * w;
-  const quads = tn / 4;
-  const input = mode === "forward" ? "x" : "dy";
   return {
     steps: [
       repackStep(cin, cout, mode),
-      {
-        code: rowsCode(spec, tm, tn, input),
-        workgroups: foldWorkgroups(Math.ceil((n * p) / tn / 8) * (cout / tm)).workgroups,
-        bindings: [input, "wq", "out"],
-      },
-      ...(spec.epilogue === undefined ? [] : [epilogueStep(n * cout * p, spec.epilogue)]),
+      rowsStep(spec, tile),
+      ...(spec.epilogue === undefined ? [] : [epilogueStep(n * cout * h * w, spec.epilogue)]),
     ],
     scratch: [{ name: "wq", size: cout * cin * 3 * 16 }],
   };
+}
 
-  function rowsCode(s: Conv2dRowsSpec, tm: number, tn: number, input: string): string {
-    const segs = (n * p) / tn;
-    const colGroups = Math.ceil(segs / 8);
-    const grid = foldWorkgroups(colGroups * (cout / tm));
-    // Where quad q of a thread's pixels lies, relative to its first pixel: a thread covers
-    // whole images (tn a multiple of H*W), whole rows of one image (tn a multiple of W) or part
-    // of one row (W a multiple of tn).
-    const images = tn % p === 0;
-    const partRow = !images && tn % w !== 0;
-    const quad = (q: number) => {
-      const at = images ? (4 * q) % p : 4 * q;
-      return {
-        img: images ? Math.floor((4 * q) / p) : 0,
-        row: partRow ? 0 : Math.floor(at / w),
-        ow: partRow ? `ow0 + ${4 * q}u` : `${at % w}u`,
-        pix: at,
-      };
+/** Step 2 of {@linkcode conv2dRowsKernel}: the convolution, `tm` channels x `tn` pixels a thread. */
+function rowsStep(spec: Conv2dRowsSpec, { tm, tn }: { tm: number; tn: number }): KernelSource {
+  const { batch: n, inChannels: cin, outChannels: cout, height: h, width: w, mode } = spec;
+  const p = h * w;
+  const quads = tn / 4;
+  const input = mode === "forward" ? "x" : "dy";
+  const segs = (n * p) / tn;
+  const colGroups = Math.ceil(segs / 8);
+  const grid = foldWorkgroups(colGroups * (cout / tm));
+  // Where quad q of a thread's pixels lies, relative to its first pixel: a thread covers
+  // whole images (tn a multiple of H*W), whole rows of one image (tn a multiple of W) or part
+  // of one row (W a multiple of tn).
+  const images = tn % p === 0;
+  const partRow = !images && tn % w !== 0;
+  const quad = (q: number) => {
+    const at = images ? (4 * q) % p : 4 * q;
+    return {
+      img: images ? Math.floor((4 * q) / p) : 0,
+      row: partRow ? 0 : Math.floor(at / w),
+      ow: partRow ? `ow0 + ${4 * q}u` : `${at % w}u`,
+      /** The static column (whole images or rows). */
+      col: at % w,
+      pix: at,
     };
-    const sameRow = (a: number, b: number) =>
-      b >= 0 && b < quads && quad(a).img === quad(b).img && quad(a).row === quad(b).row;
-    const L: string[] = [
-      grid.prelude,
-      `let seg = (lin % ${colGroups}u) * 8u + lid;`,
-      `if (seg >= ${segs}u) { return; }`,
-      `let o0 = (lin / ${colGroups}u) * ${tm}u;`,
-      `let col0 = seg * ${tn}u;`,
-      `let nb = col0 / ${p}u;`,
-      `let p0 = col0 % ${p}u;`,
-      `let oh0 = p0 / ${w}u;`,
-      `let ow0 = p0 % ${w}u;`,
-      `let xb = nb * ${(cin * p) / 4}u;`,
-    ];
-    for (let i = 0; i < tm; i++) {
-      for (let q = 0; q < quads; q++) L.push(`var acc_${i}_${q} = vec4<f32>(0.0);`);
-    }
-    L.push(`for (var ci = 0u; ci < ${cin}u; ci = ci + 1u) {`);
-    const B: string[] = [`let xc = xb + ci * ${p / 4}u;`];
-    for (let kh = 0; kh < 3; kh++) {
-      for (let q = 0; q < quads; q++) {
-        const { img, row, ow } = quad(q);
-        const base = `xc + ${(img * cin * p) / 4}u`;
-        const xv = `xv_${kh}_${q}`;
-        if (images) {
-          // Every index is known: rows above or below the image are zeros.
-          const ih = row + kh - 1;
-          B.push(
-            ih < 0 || ih >= h
-              ? `let ${xv} = vec4<f32>(0.0);`
-              : `let ${xv} = ${input}[${base} + ${(ih * w + (4 * q) % p % w) / 4}u];`,
-          );
-          continue;
-        }
-        B.push(`let ih_${kh}_${q} = oh0 + ${row + kh}u - 1u;`);
+  };
+  const sameRow = (a: number, b: number) =>
+    b >= 0 && b < quads && quad(a).img === quad(b).img && quad(a).row === quad(b).row;
+  const L: string[] = [
+    grid.prelude,
+    `let seg = (lin % ${colGroups}u) * 8u + lid;`,
+    `if (seg >= ${segs}u) { return; }`,
+    `let o0 = (lin / ${colGroups}u) * ${tm}u;`,
+    `let col0 = seg * ${tn}u;`,
+    `let nb = col0 / ${p}u;`,
+    `let p0 = col0 % ${p}u;`,
+    `let oh0 = p0 / ${w}u;`,
+    `let ow0 = p0 % ${w}u;`,
+    `let xb = nb * ${(cin * p) / 4}u;`,
+  ];
+  for (let i = 0; i < tm; i++) {
+    for (let q = 0; q < quads; q++) L.push(`var acc_${i}_${q} = vec4<f32>(0.0);`);
+  }
+  L.push(`for (var ci = 0u; ci < ${cin}u; ci = ci + 1u) {`);
+  const B: string[] = [`let xc = xb + ci * ${p / 4}u;`];
+  for (let kh = 0; kh < 3; kh++) {
+    for (let q = 0; q < quads; q++) {
+      const { img, row, ow, col } = quad(q);
+      const base = `xc + ${(img * cin * p) / 4}u`;
+      const xv = `xv_${kh}_${q}`;
+      if (images) {
+        // Every index is known: rows above or below the image are zeros.
+        const ih = row + kh - 1;
         B.push(
-          `let ${xv} = select(vec4<f32>(0.0), ${input}[${base} + (ih_${kh}_${q} * ${w}u + ${ow}) / 4u], ih_${kh}_${q} < ${h}u);`,
+          ih < 0 || ih >= h
+            ? `let ${xv} = vec4<f32>(0.0);`
+            : `let ${xv} = ${input}[${base} + ${(ih * w + col) / 4}u];`,
         );
+        continue;
       }
-      for (let q = 0; q < quads; q++) {
-        const ok = `ih_${kh}_${q} < ${h}u`;
-        const at = (off: string) => `${input}[xc + (ih_${kh}_${q} * ${w}u + ow0 ${off}) / 4u]`;
-        const left = sameRow(q, q - 1)
-          ? `xv_${kh}_${q - 1}.w`
-          : partRow
-          ? `select(0.0, ${at("- 1u")}.w, ow0 > 0u && ${ok})`
-          : "0.0";
-        const right = sameRow(q, q + 1)
-          ? `xv_${kh}_${q + 1}.x`
-          : partRow
-          ? `select(0.0, ${at(`+ ${tn}u`)}.x, ow0 + ${tn}u < ${w}u && ${ok})`
-          : "0.0";
-        const v = `xv_${kh}_${q}`;
-        B.push(`let xl_${kh}_${q} = vec4<f32>(${left}, ${v}.x, ${v}.y, ${v}.z);`);
-        B.push(`let xr_${kh}_${q} = vec4<f32>(${v}.y, ${v}.z, ${v}.w, ${right});`);
-      }
-      for (let i = 0; i < tm; i++) {
-        B.push(`let w_${kh}_${i} = wq[((o0 + ${i}u) * ${cin}u + ci) * 3u + ${kh}u];`);
-        for (let q = 0; q < quads; q++) {
-          const wv = `w_${kh}_${i}`;
-          B.push(
-            `acc_${i}_${q} = acc_${i}_${q} + ${wv}.x * xl_${kh}_${q} + ${wv}.y * xv_${kh}_${q} + ${wv}.z * xr_${kh}_${q};`,
-          );
-        }
-      }
+      B.push(`let ih_${kh}_${q} = oh0 + ${row + kh}u - 1u;`);
+      B.push(
+        `let ${xv} = select(vec4<f32>(0.0), ${input}[${base} + (ih_${kh}_${q} * ${w}u + ${ow}) / 4u], ih_${kh}_${q} < ${h}u);`,
+      );
     }
-    L.push(...B.map((l) => "  " + l), `}`);
+    for (let q = 0; q < quads; q++) {
+      const ok = `ih_${kh}_${q} < ${h}u`;
+      const at = (off: string) => `${input}[xc + (ih_${kh}_${q} * ${w}u + ow0 ${off}) / 4u]`;
+      const left = sameRow(q, q - 1)
+        ? `xv_${kh}_${q - 1}.w`
+        : partRow
+        ? `select(0.0, ${at("- 1u")}.w, ow0 > 0u && ${ok})`
+        : "0.0";
+      const right = sameRow(q, q + 1)
+        ? `xv_${kh}_${q + 1}.x`
+        : partRow
+        ? `select(0.0, ${at(`+ ${tn}u`)}.x, ow0 + ${tn}u < ${w}u && ${ok})`
+        : "0.0";
+      const v = `xv_${kh}_${q}`;
+      B.push(`let xl_${kh}_${q} = vec4<f32>(${left}, ${v}.x, ${v}.y, ${v}.z);`);
+      B.push(`let xr_${kh}_${q} = vec4<f32>(${v}.y, ${v}.z, ${v}.w, ${right});`);
+    }
     for (let i = 0; i < tm; i++) {
+      B.push(`let w_${kh}_${i} = wq[((o0 + ${i}u) * ${cin}u + ci) * 3u + ${kh}u];`);
       for (let q = 0; q < quads; q++) {
-        const { img, pix } = quad(q);
-        L.push(
-          `out[(((nb + ${img}u) * ${cout}u + o0 + ${i}u) * ${p}u + p0 + ${pix}u) / 4u] = acc_${i}_${q};`,
+        const wv = `w_${kh}_${i}`;
+        B.push(
+          `acc_${i}_${q} = acc_${i}_${q} + ${wv}.x * xl_${kh}_${q} + ${wv}.y * xv_${kh}_${q} + ${wv}.z * xr_${kh}_${q};`,
         );
       }
     }
-    const decls = declareBindings([
-      { name: input, type: "vec4<f32>", access: "read" },
-      { name: "wq", type: "vec4<f32>", access: "read" },
-      { name: "out", type: "vec4<f32>", access: "read_write" },
-    ]);
-    return `// conv2d 3x3 by rows (${mode}): ${input} [${n}, ${cin}, ${h}, ${w}] -> out [${n}, ${cout}, ${h}, ${w}], ${tm} channels x ${tn} pixels per thread
+  }
+  L.push(...B.map((l) => "  " + l), `}`);
+  for (let i = 0; i < tm; i++) {
+    for (let q = 0; q < quads; q++) {
+      const { img, pix } = quad(q);
+      L.push(
+        `out[(((nb + ${img}u) * ${cout}u + o0 + ${i}u) * ${p}u + p0 + ${pix}u) / 4u] = acc_${i}_${q};`,
+      );
+    }
+  }
+  const decls = declareBindings([
+    { name: input, type: "vec4<f32>", access: "read" },
+    { name: "wq", type: "vec4<f32>", access: "read" },
+    { name: "out", type: "vec4<f32>", access: "read_write" },
+  ]);
+  const code =
+    `// conv2d 3x3 by rows (${mode}): ${input} [${n}, ${cin}, ${h}, ${w}] -> out [${n}, ${cout}, ${h}, ${w}], ${tm} channels x ${tn} pixels per thread
 ${decls}
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  ${L.join("\n  ")}
+${L.join("\n  ")}
 }
 `;
-  }
+  return { code, workgroups: grid.workgroups, bindings: [input, "wq", "out"] };
 }
 
 /**
