@@ -73,3 +73,33 @@ Deno.test("hash-consing returns the same node for the same structure", () => {
   });
   g(x);
 });
+
+Deno.test("a program is recompiled when the backend's compile key changes, reused otherwise", async () => {
+  const { cpuBackend, withBackend } = await import("../src/backend/registry.ts");
+  const inner = cpuBackend();
+  let key = "profile A";
+  let compiles = 0;
+  const backend = {
+    name: "keyed",
+    compileKey: () => `keyed|${key}`,
+    compile: (...args: Parameters<typeof inner.compile>) => {
+      compiles++;
+      return inner.compile(...args);
+    },
+    fromHost: inner.fromHost.bind(inner),
+    adopt: inner.adopt.bind(inner),
+    synchronize: inner.synchronize.bind(inner),
+  };
+  const f = cg.compile((x: T) => cg.exp(cg.mul(x, 3)));
+  const x = cg.tensor([1, 2, 3]);
+  const run = () => withBackend(backend, () => f(x));
+  await run().data();
+  const afterFirst = compiles;
+  assert.ok(afterFirst >= 1, "the first call compiles");
+  await run().data();
+  assert.equal(compiles, afterFirst, "same key: the cached program is reused");
+  key = "profile B";
+  const y = await run().data();
+  assert.equal(compiles, afterFirst + 1, "a changed key compiles anew");
+  assert.deepEqual([...y].map((v) => Math.round(v)), [20, 403, 8103]);
+});

@@ -256,8 +256,7 @@ Deno.test({
         cg.add(cg.sum(cg.square(mm)), cg.sum(cg.square(conv))),
       );
     };
-    // A distinct graph per profile (times 1 or -1), so the program cache cannot hand one
-    // profile the program compiled for the other.
+    // A distinct graph per profile (times 1 or -1), so each profile's values are its own.
     const grads = (backend: typeof gpu, scale: number) =>
       withBackend(
         backend ?? cpuBackend(),
@@ -320,6 +319,33 @@ Deno.test({
       const expected = await withBackend(cpuBackend(), make).data();
       const actual = await withBackend(gpu!, make).data();
       assert.deepEqual([...actual], [...expected], name);
+    }
+  },
+});
+
+Deno.test({
+  name: "changing the kernel profile or the binding limit recompiles the same graph",
+  ...opts,
+  async fn() {
+    const f = cg.compile((x: T) => cg.sum(cg.exp(x), 1));
+    const x = cg.normal(cg.randomKey(4), [4, 64]);
+    const before = { profile: gpu!.profile, limit: gpu!.bindingLimit };
+    try {
+      await withBackendAsync(gpu!, async () => {
+        const expected = await f(x).data();
+        const programs = gpu!.stats.programs;
+        await f(x).data();
+        assert.equal(gpu!.stats.programs, programs, "unchanged: no new program");
+        gpu!.profile = before.profile === "llvmpipe" ? "discrete" : "llvmpipe";
+        assertClose(await f(x).data(), expected, "other profile");
+        assert.equal(gpu!.stats.programs, programs + 1, "profile change: one new program");
+        gpu!.bindingLimit = 256;
+        assertClose(await f(x).data(), expected, "256-byte bindings");
+        assert.equal(gpu!.stats.programs, programs + 2, "limit change: one new program");
+      });
+    } finally {
+      gpu!.profile = before.profile;
+      gpu!.bindingLimit = before.limit;
     }
   },
 });

@@ -97,6 +97,13 @@ export interface MemoryReport {
 export interface Backend {
   /** The backend's name, as `setBackend` takes it. */
   readonly name: string;
+  /**
+   * Everything a program compiled now depends on besides the graph: the backend's identity
+   * (a device), its kernel profile and limits. Programs are cached under it with the graph, so
+   * a change of profile or limit compiles anew instead of reusing a program built for the old
+   * values.
+   */
+  compileKey(): string;
   /** Compiles the graph from `inputs` (var nodes, in binding order) to `outputs`. */
   compile(inputs: readonly Node<"var">[], outputs: readonly Node[]): Program;
   /** Makes a storage of this backend from host values (the array may be kept). */

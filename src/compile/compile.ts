@@ -33,6 +33,10 @@ interface Compiled {
   /** Leaf positions (in the flattened arguments) whose storage is donated. */
   donated: Set<number>;
   graph: readonly Node[];
+  /** The program's inputs, for recompiling the traced graph. */
+  vars: readonly Node<"var">[];
+  /** The backend's compile key when the program was compiled. */
+  compileKey: string;
 }
 
 /** A compiled function, with introspection. */
@@ -117,6 +121,8 @@ export function compile<A extends unknown[], R>(
     const program = programFor(backend, [...vars, ...extra], graph);
     return {
       program,
+      vars: [...vars, ...extra],
+      compileKey: backend.compileKey(),
       outDef: out.def,
       outShapes: out.leaves.map((t) => t.shape),
       captured: consts.map((c) => backend.adopt(c.params.storage as Storage)),
@@ -131,9 +137,13 @@ export function compile<A extends unknown[], R>(
     const fl = flatten(args);
     const key = `${backend.name}|${defKey(fl.def)}|${leavesSignature(fl.leaves)}`;
     let c = cache.get(key);
-    if (c === undefined) {
+    if (c === undefined || c.backend !== backend) {
       c = build(args, fl.leaves, backend);
       cache.set(key, c);
+    } else if (c.compileKey !== backend.compileKey()) {
+      // Same trace, but the profile or a limit changed: compile the graph again.
+      c.program = programFor(backend, c.vars, c.graph);
+      c.compileKey = backend.compileKey();
     }
     last = c;
     const inputs = fl.leaves.map((l) => {

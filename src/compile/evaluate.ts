@@ -31,7 +31,7 @@ export function programFor(
   vars: readonly Node<"var">[],
   outputs: readonly Node[],
 ): Program {
-  const key = `${backend.name}|${vars.map((v) => v.id).join(",")}|${
+  const key = `${backend.compileKey()}|${vars.map((v) => v.id).join(",")}|${
     outputs.map((o) => o.id).join(",")
   }`;
   const hit = cache.get(key);

@@ -51,6 +51,9 @@ class CpuProgram implements Program {
 /** The CPU interpreter backend. */
 export class CpuBackend implements Backend {
   readonly name = "cpu";
+  compileKey(): string {
+    return "cpu";
+  }
   compile(inputs: readonly Node<"var">[], outputs: readonly Node[]): Program {
     return new CpuProgram(inputs, outputs);
   }

@@ -15,6 +15,8 @@ import { formatCompileMessages, type GpuContext, throwPendingError } from "./dev
 import { GpuProgram } from "./program.ts";
 import { RunProfiler } from "./profile.ts";
 
+let backendCount = 0;
+
 interface CachedPipeline {
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
@@ -34,8 +36,8 @@ export class WebGpuBackend implements Backend {
    * Bytes one storage binding may cover when compiling: the adapter's
    * `maxStorageBufferBindingSize`. A tensor over it is bound as several ranges of its buffer
    * (see `split.ts`). Lower it only for tests and experiments (splitting small tensors into
-   * many parts); programs compiled after a change use the new value, but a graph already
-   * compiled keeps its program (the program cache is keyed by graph).
+   * many parts); programs compiled after a change use the new value (the program cache key holds it,
+   * see {@link WebGpuBackend.compileKey}).
    */
   bindingLimit: number;
   private readonly pipelines = new Map<string, CachedPipeline>();
@@ -43,11 +45,23 @@ export class WebGpuBackend implements Backend {
   private errors: GPUBuffer | null = null;
   /** Statistics, for tests and profiling. */
   readonly stats = { pipelines: 0, programs: 0, pipelineNames: [] as string[] };
+  /** Distinguishes backends over different devices in program cache keys. */
+  private readonly id = ++backendCount;
   /** Starts the backend on a device from `requestGpu()`. */
   constructor(readonly gpu: GpuContext) {
     this.pool = new BufferPool(gpu.device);
     this.profile = gpu.fallback ? "llvmpipe" : "discrete";
     this.bindingLimit = gpu.limits.maxStorageBufferBindingSize;
+  }
+
+  /**
+   * The device's identity, kernel profile and every limit the compiler reads: a program is
+   * reused only while all of them are unchanged.
+   */
+  compileKey(): string {
+    const l = this.gpu.limits;
+    return `webgpu#${this.id}|${this.profile}|bind ${this.bindingLimit}|` +
+      `buffers ${l.maxStorageBuffersPerShaderStage}|max ${l.maxBufferSize}`;
   }
 
   /** The adapter's description, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`. */
