@@ -633,6 +633,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       ...(split ? [] : ep.map((e) => e.name)),
       split ? "partial" : spec.outBinding ?? "out",
     ],
+    writes: [split ? "partial" : spec.outBinding ?? "out"],
   };
   if (!split) return { steps: [main], scratch: [] };
   if (external) {
@@ -701,6 +702,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     code,
     workgroups: grid.workgroups,
     bindings: ["partial", ...ep.map((e) => e.name), "out"],
+    writes: ["out"],
   };
 }
 

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { KernelPlan } from "./types.ts";
+import type { KernelPlan, KernelSource } from "./types.ts";
 
 let devicePromise: Promise<GPUDevice | null> | undefined;
 const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
@@ -64,17 +64,18 @@ export interface PreparedPlan {
   destroy(): void;
 }
 
-function pipelineFor(device: GPUDevice, code: string, nBindings: number): GPUComputePipeline {
+function pipelineFor(device: GPUDevice, step: KernelSource): GPUComputePipeline {
+  const { code } = step;
   let cache = pipelines.get(device);
   if (!cache) pipelines.set(device, cache = new Map());
-  const key = `${nBindings}\n${code}`;
+  const key = `${step.bindings.join(",")}|${step.writes.join(",")}\n${code}`;
   let pipeline = cache.get(key);
   if (!pipeline) {
     const layout = device.createBindGroupLayout({
-      entries: Array.from({ length: nBindings }, (_, i) => ({
+      entries: step.bindings.map((b, i) => ({
         binding: i,
         visibility: GPUShaderStage.COMPUTE,
-        buffer: { type: i === nBindings - 1 ? "storage" : "read-only-storage" },
+        buffer: { type: step.writes.includes(b) ? "storage" : "read-only-storage" },
       } as GPUBindGroupLayoutEntry)),
     });
     pipeline = device.createComputePipeline({
@@ -130,7 +131,7 @@ export async function preparePlan(
   for (const [name, size] of scratch) make(name, size);
   device.pushErrorScope("validation");
   const steps = plan.steps.map((step) => {
-    const pipeline = pipelineFor(device, step.code, step.bindings.length);
+    const pipeline = pipelineFor(device, step);
     const bindGroup = device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
       entries: step.bindings.map((name, i) => {
@@ -201,15 +202,15 @@ export async function readBuffer(
  * @example
  * ```ts
  * import { getTestDevice, runPlan } from "./_harness_test_util.ts";
- * import { reduceRowsKernel } from "./reduce.ts";
+ * import { matmulKernel } from "./matmul.ts";
  * const device = await getTestDevice();
  * if (device) {
- *   const plan = reduceRowsKernel({ rows: 1, cols: 3, op: "sum" });
+ *   const plan = matmulKernel({ batch: 1, m: 1, n: 1, k: 3 });
  *   const { out } = await runPlan(device, plan, {
- *     inputs: { x: new Float32Array([1, 2, 3]) },
+ *     inputs: { a: new Float32Array([1, 2, 3]), b: new Float32Array([1, 1, 1]) },
  *     outputs: { out: 1 },
  *   });
- *   console.assert(out[0] === 6);
+ *   if (out[0] !== 6) throw new Error(`expected 6, got ${out[0]}`);
  * }
  * ```
  */
@@ -242,14 +243,15 @@ export async function runPlan(
  * @example
  * ```ts
  * import { getTestDevice, timePlan } from "./_harness_test_util.ts";
- * import { reduceRowsKernel } from "./reduce.ts";
+ * import { matmulKernel } from "./matmul.ts";
  * const device = await getTestDevice();
  * if (device) {
- *   const plan = reduceRowsKernel({ rows: 4, cols: 4, op: "max" });
+ *   const plan = matmulKernel({ batch: 1, m: 4, n: 4, k: 4 });
  *   const { median } = await timePlan(device, plan, {
- *     inputs: { x: new Float32Array(16) }, outputs: { out: 4 }, reps: 2, trials: 1,
+ *     inputs: { a: new Float32Array(16), b: new Float32Array(16) }, outputs: { out: 16 },
+ *     reps: 2, trials: 1,
  *   });
- *   console.assert(median >= 0);
+ *   if (!(median >= 0)) throw new Error(`bad time ${median}`);
  * }
  * ```
  */
@@ -352,15 +354,19 @@ export function maxScaledError(
  * @example
  * ```ts
  * import { renameBindings } from "./_harness_test_util.ts";
- * import { reduceRowsKernel } from "./reduce.ts";
- * const plan = renameBindings(reduceRowsKernel({ rows: 2, cols: 8, op: "sum" }), { out: "s" });
- * console.assert(plan.steps[0].bindings.at(-1) === "s");
+ * import { matmulKernel } from "./matmul.ts";
+ * const plan = renameBindings(matmulKernel({ batch: 1, m: 2, n: 2, k: 8 }), { out: "s" });
+ * plan.steps[0].bindings.at(-1); // "s"
  * ```
  */
 export function renameBindings(plan: KernelPlan, names: Record<string, string>): KernelPlan {
   const rename = (name: string) => names[name] ?? name;
   return {
-    steps: plan.steps.map((s) => ({ ...s, bindings: s.bindings.map(rename) })),
+    steps: plan.steps.map((s) => ({
+      ...s,
+      bindings: s.bindings.map(rename),
+      writes: s.writes.map(rename),
+    })),
     scratch: plan.scratch.map((s) => ({ ...s, name: rename(s.name) })),
   };
 }

@@ -658,7 +658,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   cols[q] = vec4<f32>(v0, v1, v2, v3);
 }
 `;
-  return { code, workgroups: grid.workgroups, bindings: ["x", "cols"] };
+  return { code, workgroups: grid.workgroups, bindings: ["x", "cols"], writes: ["cols"] };
 }
 
 /**
@@ -762,6 +762,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     code,
     workgroups: grid.workgroups,
     bindings: ["cols", ...ep.map((e) => e.name), "out"],
+    writes: ["out"],
   };
 }
 

@@ -248,7 +248,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 ${L.join("\n  ")}
 }
 `;
-  return { code, workgroups: grid.workgroups, bindings: [input, "wq", "out"] };
+  return { code, workgroups: grid.workgroups, bindings: [input, "wq", "out"], writes: ["out"] };
 }
 
 /**
@@ -280,6 +280,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 `,
     workgroups: grid.workgroups,
     bindings: [...epilogueBindings(epilogue).map((b) => b.name), "out"],
+    writes: ["out"],
   };
 }
 
@@ -312,6 +313,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 `,
     workgroups: grid.workgroups,
     bindings: ["w", "wq"],
+    writes: ["wq"],
   };
 }
 
@@ -486,6 +488,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     code,
     workgroups: grid.workgroups,
     bindings: ["x", "dy", ...target.map((b) => b.name)],
+    writes: [target[target.length - 1].name],
   };
   if (direct) return { steps: [first], scratch: [] };
   return {

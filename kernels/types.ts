@@ -23,6 +23,8 @@ export interface KernelSource {
   workgroups: [number, number, number];
   /** Names of the bindings in binding order, e.g. `["a", "b", "out"]`. */
   bindings: string[];
+  /** The bindings this step writes (declared `read_write`; all others are `read`). */
+  writes: readonly string[];
 }
 
 /**

@@ -3,7 +3,7 @@
 // everywhere; a diff here is a change to review, not necessarily a bug.
 import assert from "node:assert/strict";
 import { makeNode, type Node } from "../src/ir/node.ts";
-import { LOWERING } from "../src/backend/webgpu/lowering.ts";
+import { LOWERING } from "../src/kernel/lowering.ts";
 import { schedule } from "../src/backend/webgpu/schedule.ts";
 import { generate } from "../src/backend/webgpu/codegen.ts";
 

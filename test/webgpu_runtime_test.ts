@@ -180,7 +180,7 @@ Deno.test({
       "  out0[0] = x;",
       "}",
     ].join("\n");
-    gpu!.pipeline(code, "broken_kernel");
+    gpu!.pipeline(code, "broken_kernel", [true]);
     await assert.rejects(() => gpu!.synchronize(), (e: Error) => {
       assert.match(e.message, /WGSL compile error in kernel broken_kernel/);
       assert.match(e.message, / {3}4 \| {3}let x: f32 = 1u;/);

@@ -4,7 +4,6 @@
 @group(0) @binding(1) var<storage, read> in1: array<f32>;
 @group(0) @binding(2) var<storage, read> in2: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out0: array<f32>;
-
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let lin = wid.x;
@@ -12,7 +11,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (gid >= 32u) { return; }
   let v0 = 0.0;
   let v1 = in0[gid];
-  let i2 = gid / 8u;
   let i3 = gid % 8u;
   let v4 = in1[i3];
   let v5 = v1 * v4;

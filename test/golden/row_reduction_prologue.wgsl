@@ -8,19 +8,12 @@ var<workgroup> red: array<f32, 64>;
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let lin = wid.x;
   let gid = lin;
-  let cg_bits0 = 0x7fc00000u;
-  let v7 = in1[gid];
   var acc: f32 = 0.0;
+  let v7 = in1[gid];
   for (var rq = lid; rq < 32u; rq = rq + 64u) {
-    let r0 = rq * 4u + 0u;
-    let r1 = rq * 4u + 1u;
-    let r2 = rq * 4u + 2u;
-    let r3 = rq * 4u + 3u;
+    let r0 = rq * 4u;
     let f2 = gid * 128u + r0;
     let in0_v = in0[f2 / 4u];
-    let f3 = gid * 128u + r1;
-    let f4 = gid * 128u + r2;
-    let f5 = gid * 128u + r3;
     let v6 = in0_v[0];
     let v8 = v6 - v7;
     let v9 = exp(v8);
@@ -49,8 +42,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   workgroupBarrier();
   if (lid < 1u) { red[lid] = red[lid] + red[lid + 1u]; }
   workgroupBarrier();
+  let cg_bits0 = 0x7fc00000u;
   if (lid == 0u) {
-    let total = red[0];
+    let total = red[0u];
     let v1 = select(log(total), bitcast<f32>(cg_bits0), total < 0.0);
     out0[gid] = v1;
   }

@@ -1,17 +1,22 @@
 /**
- * WGSL generation: one scheduled kernel to one or more dispatches.
+ * Code generation for the WebGPU backend: one scheduled kernel to one or more dispatches.
  *
- * - `map` kernels run one thread per output element and compute the fused expression;
+ * Map kernels and loops (reductions, scatter-add) are built as kernel IR (`src/kernel/`):
+ * the lowering rules emit typed statements, the passes vectorize, hoist, merge repeats and
+ * drop provable bounds checks, and the WGSL renderer prints the result. Each dispatch carries
+ * its typed bindings, so the bind-group layout never comes from the printed source.
+ *
+ * - `map` kernels run one thread per output element (on llvmpipe four, with `vec4` loads);
  * - `loop` kernels run a loop per output element, either serially in one thread (column-like
  *   reductions, many outputs) or split over a workgroup and combined in workgroup memory in a
  *   fixed tree order (row-like reductions, few outputs); the fused elementwise consumers run
  *   on the result;
- * - `gemm` kernels come from `kernels/matmul.ts`, with the fused consumers as its epilogue.
+ * - `gemm` kernels come from `kernels/` (the GEMM family), with the fused consumers as its
+ *   epilogue, rendered from kernel IR statements.
  *
- * A tensor larger than one storage binding (`CodegenOptions.maxBindingBytes`) is declared as
- * several bindings over consecutive ranges of its buffer and read or written through an
- * accessor function (`in0_at(i)`, `out0_put(i, v)`; see `split.ts`); tensors within the limit
- * are declared and indexed as before.
+ * A tensor larger than one storage binding (`CodegenOptions.maxBindingBytes`) is bound as
+ * several parts over consecutive ranges of its buffer and read or written through accessors
+ * (see `split.ts`).
  *
  * @module
  */
@@ -26,19 +31,34 @@ import {
 } from "../../../kernels/conv2d.ts";
 import { matmulKernel } from "../../../kernels/matmul.ts";
 import type { BindingSplit, Epilogue, KernelPlan } from "../../../kernels/types.ts";
-import { splitAccessor } from "../../../kernels/_wgsl.ts";
 import {
   type BufferRead,
   Emitter,
   flatIndex,
   type Index,
   type KernelScope,
+  scalarOf,
+  zeroOf,
+} from "../../kernel/emitter.ts";
+import {
+  bin,
+  type Binding,
+  type Expr,
+  type Kernel as KernelAst,
+  load,
+  name,
+  type Shared,
+  type Stmt,
   u32,
-  wgslType,
-} from "./emitter.ts";
-import { inlineRule, loopOf, LOWERING } from "./lowering.ts";
+} from "../../kernel/ir.ts";
+import { inlineRule, loopOf, LOWERING } from "../../kernel/lowering.ts";
+import { optimize, quadOffset, vectorizeLanes } from "../../kernel/passes.ts";
+import { renderStatements, renderWgsl } from "../../kernel/wgsl.ts";
 import type { Kernel } from "./schedule.ts";
 import { type BindingParts, bindingParts } from "./split.ts";
+
+/** WGSL type names that a prefix plus a counter could spell; never used as local names. */
+const RESERVED_NAMES: ReadonlySet<string> = new Set(["f16", "f32", "i32", "u32", "i64", "u64", "f64"]);
 
 /** What a binding of a dispatch refers to. */
 export type BindingRef =
@@ -49,7 +69,7 @@ export type BindingRef =
     /** For a tensor split across bindings: the byte range of its buffer this binding covers. */
     part?: { offset: number; size: number };
   }
-  | { kind: "scratch"; name: string; bytes: number }
+  | { kind: "scratch"; name: string; bytes: number; write: boolean }
   | { kind: "errors" };
 
 /** One compute dispatch. */
@@ -60,10 +80,25 @@ export interface Dispatch {
   code: string;
   /** Workgroups in x, y, z. */
   workgroups: [number, number, number];
-  /** What each binding (in order) refers to. */
+  /** What each binding (in order) refers to; its access mode is the layout's. */
   bindings: BindingRef[];
+  /** The kernel IR the source was rendered from (absent for the GEMM family's text kernels). */
+  kernel?: KernelAst<BindingRef>;
   /** Set for an output of zeros: the encoder clears its one binding, no shader runs. */
   clear?: boolean;
+}
+
+/**
+ * Whether a dispatch writes binding `b` (the bind-group layout's access mode).
+ *
+ * @example
+ * ```ts
+ * import { writes } from "./codegen.ts";
+ * writes({ kind: "errors" }); // true
+ * ```
+ */
+export function writes(b: BindingRef): boolean {
+  return b.kind === "errors" || b.write;
 }
 
 /** Device facts the code generator tunes for. */
@@ -123,21 +158,31 @@ export function rangeError(code: number, index: number): RangeError {
 /** Workgroup size of map kernels and serial loops. */
 const THREADS = 256;
 
+const LID = name("lid", "u32");
+
 interface Grid {
   workgroups: [number, number, number];
-  /** WGSL defining `lin` (the linear workgroup id). */
-  lin: string;
+  /** `let lin = ...` (the linear workgroup id). */
+  lin: Stmt;
 }
 
 function fold(total: number): Grid {
   const x = Math.min(Math.max(total, 1), 65535);
   const y = Math.ceil(Math.max(total, 1) / x);
   if (y > 65535) throw new RangeError(`Cannot dispatch ${total} workgroups: too many`);
+  const wid = (axis: "x" | "y"): Expr => ({ kind: "wid", axis, type: "u32" });
   return {
     workgroups: [x, y, 1],
-    lin: y > 1 ? `let lin = wid.x + wid.y * ${u32(x)};` : "let lin = wid.x;",
+    lin: {
+      kind: "let",
+      name: "lin",
+      value: y > 1 ? bin("+", wid("x"), bin("*", wid("y"), u32(x))) : wid("x"),
+    },
   };
 }
+
+const LIN = name("lin", "u32");
+const GID = name("gid", "u32");
 
 class Scope implements KernelScope {
   private count = 0;
@@ -152,79 +197,50 @@ class Scope implements KernelScope {
     readonly mode: "kernel" | "epilogue",
     readonly options: CodegenOptions,
   ) {}
+  /** A new local name; skips the WGSL type names a prefix plus counter can spell (`f32`, `i32`, `u32`, `f16`). */
   fresh(prefix: string): string {
-    return `${prefix}${this.count++}`;
+    for (;;) {
+      const n = `${prefix}${this.count++}`;
+      if (!RESERVED_NAMES.has(n)) return n;
+    }
   }
   read(node: Node): BufferRead | null {
     if (this.own.has(node) || !this.isMem(node)) return null;
     const base = this.alias.get(node) ?? node;
-    let name = this.names.get(base);
-    if (name === undefined) {
-      name = this.mode === "epilogue" ? `e${this.reads.length}` : `in${this.reads.length}`;
-      this.names.set(base, name);
+    let n = this.names.get(base);
+    if (n === undefined) {
+      n = this.mode === "epilogue" ? `e${this.reads.length}` : `in${this.reads.length}`;
+      this.names.set(base, n);
       this.reads.push(base);
     }
-    const read: BufferRead = {
-      name,
-      bitcastI32: this.mode === "epilogue" && node.dtype === "int32",
-    };
-    if (partsOf(base, this.options).count > 1) read.split = true;
-    return read;
+    return { name: n, bitcastI32: this.mode === "epilogue" && node.dtype === "int32" };
   }
-  reportRange(e: Emitter, node: Node, bad: string, value: string): void {
+  reportCode(node: Node): number | null {
     if (this.mode === "epilogue") {
       throw new TypeError("Internal error: a kernel epilogue cannot report index errors");
     }
     this.usesErrors = true;
-    const guard = e.guard();
-    const cond = guard === "true" ? bad : `${bad} && ${guard}`;
-    e.stmt(
-      `if (${cond}) { atomicMax(&cg_err[0], ${u32(rangeCode(node))}); ` +
-        `atomicStore(&cg_err[1], bitcast<u32>(${value})); }`,
-    );
+    return rangeCode(node);
   }
 }
 
-function declare(
-  name: string,
-  node: Node | null,
-  write: boolean,
-  binding: number,
-  vec4 = false,
-): string {
-  const scalar = node === null ? "atomic<u32>" : wgslType(node.dtype);
-  const type = vec4 ? `vec4<${scalar}>` : scalar;
-  return `@group(0) @binding(${binding}) var<storage, ${
-    write ? "read_write" : "read"
-  }> ${name}: array<${type}>;`;
-}
-
-/**
- * Declares the memory of `node` as binding `name` (or, split, as bindings `name_0`, `name_1`,
- * ... over consecutive ranges of its buffer, with the accessor `name_at(i)` to read or
- * `name_put(i, v)` to write element `i`), appending to `lines` and `bindings`.
- */
-function bindNode(
-  name: string,
+/** The binding of `node`'s memory: one part, or one per range of its buffer when split. */
+function nodeBinding(
+  bindingName: string,
   node: Node,
   write: boolean,
   options: CodegenOptions,
-  out: { lines: string[]; bindings: BindingRef[]; vec4?: ReadonlySet<string> },
-): void {
-  const refs = partRefs(node, write, options);
-  if (refs.length === 1) {
-    out.lines.push(declare(name, node, write, out.bindings.length, out.vec4?.has(name)));
-    out.bindings.push(refs[0]);
-    return;
-  }
-  refs.forEach((ref, p) => {
-    out.lines.push(declare(`${name}_${p}`, node, write, out.bindings.length));
-    out.bindings.push(ref);
-  });
+): Binding<BindingRef> {
   const parts = partsOf(node, options);
-  const split = { parts: parts.count, elements: parts.elements };
-  const type = wgslType(node.dtype);
-  out.lines.push(splitAccessor({ name, type, access: write ? "read_write" : "read", split }));
+  const refs = partRefs(node, write, options);
+  return {
+    name: bindingName,
+    scalar: scalarOf(node.dtype),
+    write,
+    lanes: 1,
+    split: parts.count > 1 ? { parts: parts.count, elements: parts.elements } : undefined,
+    refs,
+  };
 }
 
 /** The bindings of `node`'s memory: one, or one per part of its buffer when split. */
@@ -240,10 +256,10 @@ function partRefs(node: Node, write: boolean, options: CodegenOptions): BindingR
 }
 
 /** Raises when a kernel's scratch buffer would not fit one storage binding (it is never split). */
-function checkScratch(bytes: number, name: string, kernel: string, limit: number | undefined) {
+function checkScratch(bytes: number, scratch: string, kernel: string, limit: number | undefined) {
   if (limit !== undefined && bytes > limit) {
     throw new RangeError(
-      `The ${bytes}-byte scratch buffer ${name} of kernel ${kernel} exceeds the storage ` +
+      `The ${bytes}-byte scratch buffer ${scratch} of kernel ${kernel} exceeds the storage ` +
         `binding limit of ${limit} bytes (maxStorageBufferBindingSize)`,
     );
   }
@@ -259,15 +275,11 @@ function unsplittable(node: Node, role: string, kernel: string, limit: number): 
   );
 }
 
-function indent(lines: readonly string[], pad: string): string {
-  return lines.map((l) => pad + l).join("\n");
-}
-
 /** A readable description of the ops a kernel computes, for its header comment. */
 function describe(k: Kernel, scope: Scope, computed: readonly Node[]): string {
   const ops = computed.filter((n) => LOWERING[n.op].kind !== "input").map((n) => n.op);
   const root = k.roots[0];
-  return `// ${k.kind} ${root.dtype}[${k.shape.join(",")}]: ${ops.join(", ")}` +
+  return `${k.kind} ${root.dtype}[${k.shape.join(",")}]: ${ops.join(", ")}` +
     (scope.reads.length > 0 ? ` (reads ${scope.reads.length})` : "");
 }
 
@@ -294,74 +306,80 @@ function inlineNodes(k: Kernel, scope: Scope): Node[] {
 /** A scratch binding of a multi-pass kernel. */
 interface ScratchDecl {
   name: string;
-  type: "f32" | "i32";
+  scalar: "f32" | "i32";
   write: boolean;
   bytes: number;
 }
 
-function finish(
+/** Assembles the kernel IR of one dispatch: bindings (reads, scratch, outputs, errors). */
+function assemble(
   k: Kernel,
   scope: Scope,
-  body: string,
-  decls: string,
+  body: Stmt[],
   grid: Grid,
   threads: number,
-  options: {
-    scratch?: ScratchDecl;
-    roots?: boolean;
-    suffix?: string;
-    /** Bindings declared as arrays of vec4 (a vector map kernel's). */
-    vec4?: ReadonlySet<string>;
-  } = {},
-): Dispatch {
-  const bindings: BindingRef[] = [];
-  const lines: string[] = [];
-  const out = { lines, bindings, vec4: options.vec4 };
-  scope.reads.forEach((n, i) => bindNode(`in${i}`, n, false, scope.options, out));
+  options: { scratch?: ScratchDecl; roots?: boolean; suffix?: string; shared?: Shared[] } = {},
+): KernelAst<BindingRef> {
+  const bindings: Binding<BindingRef>[] = scope.reads.map((n, i) =>
+    nodeBinding(`in${i}`, n, false, scope.options)
+  );
   const sc = options.scratch;
+  const kname = kernelName(k) + (options.suffix ?? "");
   if (sc !== undefined) {
     checkScratch(sc.bytes, sc.name, kernelName(k), scope.options.maxBindingBytes);
-    lines.push(
-      `@group(0) @binding(${bindings.length}) var<storage, ${
-        sc.write ? "read_write" : "read"
-      }> ${sc.name}: array<${sc.type}>;`,
-    );
-    bindings.push({ kind: "scratch", name: sc.name, bytes: sc.bytes });
+    bindings.push({
+      name: sc.name,
+      scalar: sc.scalar,
+      write: sc.write,
+      lanes: 1,
+      refs: [{ kind: "scratch", name: sc.name, bytes: sc.bytes, write: sc.write }],
+    });
   }
   if (options.roots ?? true) {
-    k.roots.forEach((n, i) => bindNode(`out${i}`, n, true, scope.options, out));
+    k.roots.forEach((n, i) => bindings.push(nodeBinding(`out${i}`, n, true, scope.options)));
   }
   if (scope.usesErrors) {
-    lines.push(declare("cg_err", null, true, bindings.length));
-    bindings.push({ kind: "errors" });
+    bindings.push({
+      name: "cg_err",
+      scalar: "atomic",
+      write: true,
+      lanes: 1,
+      refs: [{ kind: "errors" }],
+    });
   }
-  const code = `${describe(k, scope, inlineNodes(k, scope))}
-${lines.join("\n")}
-${decls}
-@compute @workgroup_size(${threads})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-${body}
-}
-`;
   return {
-    name: kernelName(k) + (options.suffix ?? ""),
-    code,
-    workgroups: grid.workgroups,
+    name: kname,
+    comment: describe(k, scope, inlineNodes(k, scope)),
     bindings,
+    shared: options.shared ?? [],
+    threads,
+    workgroups: grid.workgroups,
+    body: [grid.lin, ...body],
   };
 }
 
-function writeRoots(e: Emitter, k: Kernel, idx: Index, at: string, options: CodegenOptions): void {
+/** Optimizes and renders a kernel as a dispatch. */
+function toDispatch(kernel: KernelAst<BindingRef>): Dispatch {
+  const k = optimize(kernel);
+  return {
+    name: k.name,
+    code: renderWgsl(k),
+    workgroups: [k.workgroups[0], k.workgroups[1], k.workgroups[2]],
+    bindings: k.bindings.flatMap((b) => b.refs),
+    kernel: k,
+  };
+}
+
+function writeRoots(e: Emitter, k: Kernel, idx: Index, at: Expr): void {
   k.roots.forEach((r, i) => {
-    const v = e.value(r, idx);
-    e.stmt(partsOf(r, options).count > 1 ? `out${i}_put(${at}, ${v});` : `out${i}[${at}] = ${v};`);
+    e.push({ kind: "store", buf: `out${i}`, index: at, value: e.value(r, idx) });
   });
 }
 
-/** Elements per thread of a map kernel on llvmpipe (see {@link vectorMapKernel}). */
+/** Elements per thread of a vectorized map kernel or reduction quad. */
 const LANES = 4;
 
-function mapKernel(k: Kernel, scope: Scope, seed?: [Node, string]): Dispatch {
+function mapKernel(k: Kernel, scope: Scope, seed?: [Node, Expr]): KernelAst<BindingRef> {
   const total = sizeOf(k.shape);
   if (
     scope.options.profile === "llvmpipe" && seed === undefined &&
@@ -373,92 +391,91 @@ function mapKernel(k: Kernel, scope: Scope, seed?: [Node, string]): Dispatch {
   }
   const grid = fold(Math.ceil(total / THREADS));
   const e = new Emitter(scope, inlineRule);
-  const idx = flatIndex(k.shape, "gid");
+  const idx = flatIndex(k.shape, GID);
   if (seed !== undefined) e.seed(seed[0], idx, seed[1]);
-  writeRoots(e, k, idx, "gid", scope.options);
-  const body = `  ${grid.lin}
-  let gid = lin * ${u32(THREADS)} + lid;
-  if (gid >= ${u32(total)}) { return; }
-${indent(e.lines, "  ")}`;
-  return finish(k, scope, body, "", grid, THREADS);
-}
-
-/**
- * The bindings of `scope` that `lines` read only at the lane offsets `lanes[j]` (unsplit, and
- * accepted by `ok`), with `lines` rewritten to take lane `j` of `<name>_v` instead: the caller
- * declares those bindings `vec4` and loads `<name>_v` once (llvmpipe loads storage one lane at
- * a time, so a vec4 load costs about one scalar load).
- */
-function laneReads(
-  lines: readonly string[],
-  scope: Scope,
-  lanes: readonly string[],
-  ok: (n: Node, uses: RegExp) => boolean,
-): { lines: string[]; vec: Set<string> } {
-  const vec = new Set<string>();
-  let out = [...lines];
-  scope.reads.forEach((n, i) => {
-    const name = `in${i}`;
-    const re = new RegExp(`\\b${name}\\[([^\\]]*)\\]`, "g");
-    if (partsOf(n, scope.options).count > 1 || !ok(n, re)) return;
-    const uses = [...out.join("\n").matchAll(re)].map((m) => m[1]);
-    if (uses.length === 0 || !uses.every((x) => lanes.includes(x))) return;
-    vec.add(name);
-    out = out.map((l) => l.replace(re, (_, x: string) => `${name}_v[${lanes.indexOf(x)}]`));
-  });
-  return { lines: out, vec };
+  writeRoots(e, k, idx, GID);
+  return assemble(
+    k,
+    scope,
+    [
+      { kind: "let", name: "gid", value: bin("+", bin("*", LIN, u32(THREADS)), LID) },
+      { kind: "exit", index: GID, limit: total, unit: "thread" },
+      ...e.stmts,
+    ],
+    grid,
+    THREADS,
+  );
 }
 
 /**
  * A map kernel computing {@link LANES} consecutive elements per thread: inputs read only at the
- * thread's own elements are loaded as one `vec4` each, and the outputs are stored as one `vec4`.
- * Measured on llvmpipe (T1's batch-norm and PReLU kernels, 4M elements): 1.5-1.9x faster than
- * one element per thread, whose per-lane scalar loads dominate. Null when the kernel reports
- * index errors (its scalar form is used then).
+ * thread's own elements are loaded as one `vec4` each ({@link vectorizeLanes}), and the outputs
+ * are stored as one `vec4`. Measured on llvmpipe (T1's batch-norm and PReLU kernels, 4M
+ * elements): 1.5-1.9x faster than one element per thread, whose per-lane scalar loads dominate.
+ * Null when the kernel reports index errors (its scalar form is used then).
  */
-function vectorMapKernel(k: Kernel, scope0: Scope): Dispatch | null {
+function vectorMapKernel(k: Kernel, scope0: Scope): KernelAst<BindingRef> | null {
   const scope = new Scope(scope0.own, scope0.isMem, scope0.alias, "kernel", scope0.options);
   const total = sizeOf(k.shape);
   const grid = fold(Math.ceil(total / LANES / THREADS));
   const e = new Emitter(scope, inlineRule);
+  const q = name("q", "u32");
   const lanes = Array.from({ length: LANES }, (_, j) => `g${j}`);
-  lanes.forEach((g, j) => e.stmt(`let ${g} = q * ${u32(LANES)} + ${u32(j)};`));
-  const outs = k.roots.map((r, i) => {
-    const type = wgslType(r.dtype);
-    const vals = lanes.map((g) => e.value(r, flatIndex(k.shape, g)));
-    return `out${i}[q] = vec4<${type}>(${vals.join(", ")});`;
+  lanes.forEach((g, j) => e.push({ kind: "let", name: g, value: quadOffset(q, j) }));
+  const outs: Stmt[] = k.roots.map((r, i) => {
+    const type = scalarOf(r.dtype) === "i32" ? "vec4<i32>" : "vec4<f32>";
+    const parts = lanes.map((g) => e.value(r, flatIndex(k.shape, name(g, "u32"))));
+    return { kind: "store", buf: `out${i}`, index: q, value: { kind: "vec", parts, type } };
   });
   if (scope.usesErrors) return null;
-  // Bindings read only at the thread's own elements become vec4 loads.
-  const { lines, vec } = laneReads(e.lines, scope, lanes, (n) => sizeOf(n.shape) === total);
-  const loads = [...vec].map((name) => `let ${name}_v = ${name}[q];`);
-  const body = `  ${grid.lin}
-  let q = lin * ${u32(THREADS)} + lid;
-  if (q >= ${u32(total / LANES)}) { return; }
-${indent([...loads, ...lines, ...outs], "  ")}`;
-  k.roots.forEach((_, i) => vec.add(`out${i}`));
-  return finish(k, scope, body, "", grid, THREADS, { vec4: vec });
+  const kernel = assemble(
+    k,
+    scope,
+    [
+      { kind: "let", name: "q", value: bin("+", bin("*", LIN, u32(THREADS)), LID) },
+      { kind: "exit", index: q, limit: total / LANES, unit: "thread" },
+      ...e.stmts,
+      ...outs,
+    ],
+    grid,
+    THREADS,
+  );
+  const vec = vectorizeLanes(
+    kernel,
+    { lanes, vecIndex: q, after: lanes[LANES - 1] },
+    (b) => b.refs[0].kind === "node" && sizeOf(b.refs[0].node.shape) === total,
+  );
+  return {
+    ...vec,
+    bindings: vec.bindings.map((b) => b.name.startsWith("out") ? { ...b, lanes: 4 } : b),
+  };
 }
 
 /**
- * The trees combining each accumulator's `red[i*w .. (i+1)*w)` into `red[i*w]` (fixed order, so
- * results are deterministic); `accs[i]` is the thread's accumulator `i`.
+ * The stores combining each accumulator's `red[i*w .. (i+1)*w)` into `red[i*w]` (fixed order,
+ * so results are deterministic); `accs[i]` is the thread's accumulator `i`.
  */
-function treeLines(
-  w: number,
-  combine: (a: string, b: string) => string,
-  accs: readonly string[],
-): string[] {
-  const at = (i: number, j: string) => i === 0 ? `red[${j}]` : `red[${j} + ${u32(i * w)}]`;
-  const tree: string[] = [...accs.map((a, i) => `${at(i, "lid")} = ${a};`), `workgroupBarrier();`];
+function tree(w: number, combine: (a: Expr, b: Expr) => Expr, accs: readonly Expr[]): Stmt[] {
+  const at = (i: number, j: Expr) => bin("+", j, u32(i * w));
+  const red = (i: number, j: Expr) => load("red", at(i, j), accs[i].type);
+  const out: Stmt[] = [
+    ...accs.map((a, i): Stmt => ({ kind: "store", buf: "red", index: at(i, LID), value: a })),
+    { kind: "barrier" },
+  ];
   for (let s = w / 2; s >= 1; s /= 2) {
-    const steps = accs.map((_, i) =>
-      `${at(i, "lid")} = ${combine(at(i, "lid"), at(i, `lid + ${u32(s)}`))};`
-    );
-    tree.push(`if (lid < ${u32(s)}) { ${steps.join(" ")} }`);
-    tree.push(`workgroupBarrier();`);
+    out.push({
+      kind: "if",
+      cond: bin("<", LID, u32(s)),
+      body: accs.map((_, i): Stmt => ({
+        kind: "store",
+        buf: "red",
+        index: at(i, LID),
+        value: combine(red(i, LID), red(i, bin("+", LID, u32(s)))),
+      })),
+    });
+    out.push({ kind: "barrier" });
   }
-  return tree;
+  return out;
 }
 
 /** Workgroups an adapter wants in flight before a reduction is split into chunks. */
@@ -467,11 +484,12 @@ const SPLIT_TARGET = { llvmpipe: 16, discrete: 1024 };
 /** A loop kernel's cores (one per root for sibling sums, else the one core) and names. */
 function loopCores(k: Kernel) {
   const cores = k.cores ?? [k.core!];
+  const type = scalarOf(cores[0].dtype);
   return {
     cores,
     specs: cores.map(loopOf),
-    acc: (i: number) => i === 0 ? "acc" : `acc${i}`,
-    total: (i: number) => i === 0 ? "total" : `total${i}`,
+    acc: (i: number) => name(i === 0 ? "acc" : `acc${i}`, type),
+    total: (i: number) => name(i === 0 ? "total" : `total${i}`, type),
   };
 }
 
@@ -499,46 +517,57 @@ function readsInPlace(n: Node, scope: Scope): boolean {
 /**
  * The loop accumulating a loop kernel's terms: accumulator declarations and the `for` loop,
  * from `start` by `step` below the extent. On llvmpipe, when every core's terms `4q .. 4q+3`
- * read four consecutive elements, the loop runs over quads of terms and inputs read only at
- * those elements are loaded as one `vec4` per quad (their names are returned in `vec`):
- * llvmpipe loads storage buffers one lane at a time, so a vec4 load costs about one scalar load.
+ * read four consecutive elements, the loop runs over quads of terms, and the returned lane
+ * group lets {@link vectorizeLanes} load inputs read only at those elements as one `vec4` per
+ * quad (llvmpipe loads storage one lane at a time, so a vec4 load costs about one scalar load).
  */
 function termLoop(
   e: Emitter,
   k: Kernel,
   scope: Scope,
   cidx: Index,
-  start: string,
-  step: string,
-): { lines: string[]; vec: Set<string> } {
+  start: Expr,
+  step: Expr,
+): { stmts: Stmt[]; lanes?: { lanes: string[]; vecIndex: Expr; after: string } } {
   const { cores, specs, acc } = loopCores(k);
-  const type = wgslType(k.core!.dtype);
+  const type = scalarOf(k.core!.dtype);
   const extent = specs[0].extent;
-  const decls = specs.map((sp, i) => `var ${acc(i)}: ${type} = ${sp.init};`);
+  const decls: Stmt[] = specs.map((sp, i) => ({
+    kind: "var",
+    name: acc(i).kind === "name" ? (acc(i) as { name: string }).name : "acc",
+    type,
+    init: sp.init,
+  }));
   const inner = e.child();
   const quads = scope.options.profile === "llvmpipe" && extent % LANES === 0 &&
     specs.every((sp) => sp.vector !== undefined) &&
     cores.some((c) => readsInPlace(c.inputs[0], scope));
   if (!quads) {
-    inner.declare("r");
+    const r = name("r", "u32");
     // Every term first, then the updates: siblings share the loads they have in common.
-    const terms = specs.map((sp) => sp.term(inner, cidx, "r"));
-    terms.forEach((t, i) => inner.stmt(`${acc(i)} = ${specs[i].combine(acc(i), t)};`));
+    const terms = specs.map((sp) => sp.term(inner, cidx, r));
+    terms.forEach((t, i) =>
+      inner.push({
+        kind: "assign",
+        name: `${i === 0 ? "acc" : `acc${i}`}`,
+        value: specs[i].combine(acc(i), t),
+      })
+    );
     return {
-      lines: [
-        ...decls,
-        `for (var r = ${start}; r < ${u32(extent)}; r = r + ${step}) {`,
-        ...inner.lines.map((l) => "  " + l),
-        `}`,
-      ],
-      vec: new Set(),
+      stmts: [...decls, {
+        kind: "for",
+        index: "r",
+        from: start,
+        to: u32(extent),
+        step,
+        body: inner.stmts,
+      }],
     };
   }
-  inner.declare("rq");
-  const lanes = Array.from({ length: LANES }, (_, j) => `r${j}`);
-  lanes.forEach((r, j) => {
-    inner.stmt(`let ${r} = rq * ${u32(LANES)} + ${u32(j)};`);
-    inner.declare(r);
+  const rq = name("rq", "u32");
+  const lanes = Array.from({ length: LANES }, (_, j) => {
+    inner.push({ kind: "let", name: `r${j}`, value: quadOffset(rq, j) });
+    return name(`r${j}`, "u32");
   });
   // The flat offset each lane reads the reduced input at (shared with the terms' loads).
   const flats = lanes.map((r) => inner.flat(specs[0].vector!(inner, cidx, r)));
@@ -546,37 +575,39 @@ function termLoop(
   terms.forEach((ts, i) => {
     let a = acc(i);
     for (const t of ts) a = specs[i].combine(a, t);
-    inner.stmt(`${acc(i)} = ${a};`);
+    inner.push({ kind: "assign", name: i === 0 ? "acc" : `acc${i}`, value: a });
   });
-  const outer = e.lines.join("\n");
-  const reads = laneReads(inner.lines, scope, flats, (_, uses) => outer.search(uses) < 0);
-  // Each vec4 is loaded where lane 0's offset is known.
-  const lines = reads.lines;
-  const at = lines.findIndex((l) => l.startsWith(`let ${flats[0]} = `));
-  if (at < 0) throw new Error(`Internal error: lane offset ${flats[0]} is not defined in the loop`);
-  lines.splice(
-    at + 1,
-    0,
-    ...[...reads.vec].map((name) => `let ${name}_v = ${name}[${flats[0]} / ${u32(LANES)}];`),
-  );
-  const vec = reads.vec;
+  const laneNames = flats.flatMap((f) => f.kind === "name" ? [f.name] : []);
+  const loop: Stmt = {
+    kind: "for",
+    index: "rq",
+    from: start,
+    to: u32(extent / LANES),
+    step,
+    body: inner.stmts,
+  };
+  // Lane offsets are names in the loop body (a literal offset cannot be vectorized).
+  if (laneNames.length < LANES) return { stmts: [...decls, loop] };
   return {
-    lines: [
-      ...decls,
-      `for (var rq = ${start}; rq < ${u32(extent / LANES)}; rq = rq + ${step}) {`,
-      ...lines.map((l) => "  " + l),
-      `}`,
-    ],
-    vec,
+    stmts: [...decls, loop],
+    lanes: { lanes: laneNames, vecIndex: bin("/", flats[0], u32(LANES)), after: laneNames[0] },
   };
 }
 
-function loopKernel(k: Kernel, scope: Scope, options: CodegenOptions): Dispatch[] {
+/** Runs {@link vectorizeLanes} over a loop's quads, when it has them. */
+function withQuads(
+  kernel: KernelAst<BindingRef>,
+  lanes: { lanes: string[]; vecIndex: Expr; after: string } | undefined,
+): KernelAst<BindingRef> {
+  return lanes === undefined ? kernel : vectorizeLanes(kernel, lanes);
+}
+
+function loopKernel(k: Kernel, scope: Scope, options: CodegenOptions): KernelAst<BindingRef>[] {
   const { cores, specs, acc, total } = loopCores(k);
   const core = cores[0];
   const spec = specs[0];
   const outputs = sizeOf(k.shape);
-  const type = wgslType(core.dtype);
+  const type = scalarOf(core.dtype);
   // A workgroup per output when there are few outputs or the terms of one output are
   // contiguous (GPUs); llvmpipe runs a workgroup's barriers as coroutine switches, so there
   // one thread per output wins as soon as the outputs fill its SIMD lanes and cores.
@@ -594,41 +625,61 @@ function loopKernel(k: Kernel, scope: Scope, options: CodegenOptions): Dispatch[
   }
   const e = new Emitter(scope, inlineRule);
   // The core and the roots fused after it share the flat index (reshapes keep it).
-  const idx = flatIndex(k.shape, "gid");
-  const cidx = flatIndex(core.shape, "gid");
+  const idx = flatIndex(k.shape, GID);
+  const cidx = flatIndex(core.shape, GID);
   e.dims(cidx);
   if (!parallel) {
     const grid = fold(Math.ceil(outputs / THREADS));
-    // The epilogue first: its loads land before the loop, so the loop never vectorizes them.
     const epi = e.child();
     cores.forEach((c, i) => epi.seed(c, cidx, acc(i)));
-    writeRoots(epi, k, idx, "gid", scope.options);
-    const loop = termLoop(e, k, scope, cidx, "0u", "1u");
-    const body = `  ${grid.lin}
-  let gid = lin * ${u32(THREADS)} + lid;
-  if (gid >= ${u32(outputs)}) { return; }
-${indent([...e.lines, ...loop.lines, ...epi.lines], "  ")}`;
-    return [finish(k, scope, body, "", grid, THREADS, { vec4: loop.vec })];
+    writeRoots(epi, k, idx, GID);
+    const loop = termLoop(e, k, scope, cidx, u32(0), u32(1));
+    return [withQuads(
+      assemble(
+        k,
+        scope,
+        [
+          { kind: "let", name: "gid", value: bin("+", bin("*", LIN, u32(THREADS)), LID) },
+          { kind: "exit", index: GID, limit: outputs, unit: "thread" },
+          ...e.stmts,
+          ...loop.stmts,
+          ...epi.stmts,
+        ],
+        grid,
+        THREADS,
+      ),
+      loop.lanes,
+    )];
   }
   const w = spec.extent >= 4096 ? 256 : 64;
   const grid = fold(outputs);
-  const tree = treeLines(w, spec.combine, cores.map((_, i) => acc(i)));
   const epi = e.child();
   cores.forEach((c, i) => epi.seed(c, cidx, total(i)));
-  writeRoots(epi, k, idx, "gid", scope.options);
-  const loop = termLoop(e, k, scope, cidx, "lid", u32(w));
-  const guard = grid.workgroups[0] * grid.workgroups[1] > outputs
-    ? `\n  if (lin >= ${u32(outputs)}) { return; }`
-    : "";
-  const totals = cores.map((_, i) => `let ${total(i)} = red[${i === 0 ? "0" : u32(i * w)}];`);
-  const body = `  ${grid.lin}${guard}
-  let gid = lin;
-${indent([...e.lines, ...loop.lines, ...tree], "  ")}
-  if (lid == 0u) {
-${indent([...totals, ...epi.lines], "    ")}
-  }`;
-  const red = `var<workgroup> red: array<${type}, ${w * cores.length}>;`;
-  return [finish(k, scope, body, red, grid, w, { vec4: loop.vec })];
+  writeRoots(epi, k, idx, GID);
+  const loop = termLoop(e, k, scope, cidx, LID, u32(w));
+  const totals: Stmt[] = cores.map((_, i) => ({
+    kind: "let",
+    name: (total(i) as { name: string }).name,
+    value: load("red", u32(i * w), type),
+  }));
+  return [withQuads(
+    assemble(
+      k,
+      scope,
+      [
+        { kind: "exit", index: LIN, limit: outputs, unit: "workgroup" },
+        { kind: "let", name: "gid", value: LIN },
+        ...e.stmts,
+        ...loop.stmts,
+        ...tree(w, spec.combine, cores.map((_, i) => acc(i))),
+        { kind: "if", cond: bin("==", LID, u32(0)), body: [...totals, ...epi.stmts] },
+      ],
+      grid,
+      w,
+      { shared: [{ name: "red", scalar: type, size: w * cores.length }] },
+    ),
+    loop.lanes,
+  )];
 }
 
 /**
@@ -636,78 +687,92 @@ ${indent([...totals, ...epi.lines], "    ")}
  * an interleaved share of the terms into `partial`; then one thread per output combines its
  * partials in a fixed order and runs the fused epilogue.
  */
-function splitLoopKernel(k: Kernel, scope: Scope, splits: number): Dispatch[] {
+function splitLoopKernel(k: Kernel, scope: Scope, splits: number): KernelAst<BindingRef>[] {
   const { cores, specs, acc } = loopCores(k);
   const core = cores[0];
   const spec = specs[0];
   const outputs = sizeOf(k.shape);
-  const type = wgslType(core.dtype);
+  const type = scalarOf(core.dtype);
   const w = 256;
   const each = outputs * splits;
-  const scratch = { name: "partial", type, bytes: each * cores.length * 4 };
+  const scratch = { name: "partial", scalar: type, bytes: each * cores.length * 4 };
   // Pass 1: partial sums.
   const e = new Emitter(scope, inlineRule);
-  const cidx = flatIndex(core.shape, "gid");
+  const cidx = flatIndex(core.shape, GID);
   e.dims(cidx);
-  const loop = termLoop(e, k, scope, cidx, `part * ${u32(w)} + lid`, u32(w * splits));
+  const part = name("part", "u32");
+  const loop = termLoop(e, k, scope, cidx, bin("+", bin("*", part, u32(w)), LID), u32(w * splits));
   const grid1 = fold(each);
-  const guard1 = grid1.workgroups[0] * grid1.workgroups[1] > each
-    ? `\n  if (lin >= ${u32(each)}) { return; }`
-    : "";
-  const store = cores.map((_, i) =>
-    i === 0 ? `partial[lin] = red[0];` : `partial[lin + ${u32(i * each)}] = red[${u32(i * w)}];`
-  );
-  const body1 = `  ${grid1.lin}${guard1}
-  let gid = lin / ${u32(splits)};
-  let part = lin % ${u32(splits)};
-${
-    indent(
-      [...e.lines, ...loop.lines, ...treeLines(w, spec.combine, cores.map((_, i) => acc(i)))],
-      "  ",
-    )
-  }
-  if (lid == 0u) { ${store.join(" ")} }`;
-  const pass1 = finish(
-    k,
-    scope,
-    body1,
-    `var<workgroup> red: array<${type}, ${w * cores.length}>;`,
-    grid1,
-    w,
-    {
-      scratch: { ...scratch, write: true },
-      roots: false,
-      suffix: `#1/${splits}`,
-      vec4: loop.vec,
-    },
+  const store: Stmt[] = cores.map((_, i) => ({
+    kind: "store",
+    buf: "partial",
+    index: bin("+", LIN, u32(i * each)),
+    value: load("red", u32(i * w), type),
+  }));
+  const pass1 = withQuads(
+    assemble(
+      k,
+      scope,
+      [
+        { kind: "exit", index: LIN, limit: each, unit: "workgroup" },
+        { kind: "let", name: "gid", value: bin("/", LIN, u32(splits)) },
+        { kind: "let", name: "part", value: bin("%", LIN, u32(splits)) },
+        ...e.stmts,
+        ...loop.stmts,
+        ...tree(w, spec.combine, cores.map((_, i) => acc(i))),
+        { kind: "if", cond: bin("==", LID, u32(0)), body: store },
+      ],
+      grid1,
+      w,
+      {
+        scratch: { ...scratch, write: true },
+        roots: false,
+        suffix: `#1/${splits}`,
+        shared: [{ name: "red", scalar: type, size: w * cores.length }],
+      },
+    ),
+    loop.lanes,
   );
   // Pass 2: combine in order, then the epilogue.
   const scope2 = new Scope(scope.own, scope.isMem, scope.alias, "kernel", scope.options);
   const e2 = new Emitter(scope2, inlineRule);
-  const idx = flatIndex(k.shape, "gid");
-  cores.forEach((c, i) => {
-    e2.declare(acc(i));
-    e2.seed(c, cidx, acc(i));
-  });
-  writeRoots(e2, k, idx, "gid", scope.options);
+  const idx = flatIndex(k.shape, GID);
+  cores.forEach((c, i) => e2.seed(c, cidx, acc(i)));
+  writeRoots(e2, k, idx, GID);
   const grid2 = fold(Math.ceil(outputs / THREADS));
-  const combineLines = cores.flatMap((_, i) => {
-    const base = i === 0 ? `gid * ${u32(splits)}` : `${u32(i * each)} + gid * ${u32(splits)}`;
+  const p = name("p", "u32");
+  const combine: Stmt[] = cores.flatMap((_, i): Stmt[] => {
+    const base = bin("+", u32(i * each), bin("*", GID, u32(splits)));
+    const accName = i === 0 ? "acc" : `acc${i}`;
     return [
-      `var ${acc(i)}: ${type} = partial[${base}];`,
-      `for (var p = 1u; p < ${u32(splits)}; p = p + 1u) {`,
-      `  ${acc(i)} = ${specs[i].combine(acc(i), `partial[${base} + p]`)};`,
-      `}`,
+      { kind: "var", name: accName, type, init: load("partial", base, type) },
+      {
+        kind: "for",
+        index: "p",
+        from: u32(1),
+        to: u32(splits),
+        step: u32(1),
+        body: [{
+          kind: "assign",
+          name: accName,
+          value: specs[i].combine(acc(i), load("partial", bin("+", base, p), type)),
+        }],
+      },
     ];
   });
-  const body2 = `  ${grid2.lin}
-  let gid = lin * ${u32(THREADS)} + lid;
-  if (gid >= ${u32(outputs)}) { return; }
-${indent([...combineLines, ...e2.lines], "  ")}`;
-  const pass2 = finish(k, scope2, body2, "", grid2, THREADS, {
-    scratch: { ...scratch, write: false },
-    suffix: "#2",
-  });
+  const pass2 = assemble(
+    k,
+    scope2,
+    [
+      { kind: "let", name: "gid", value: bin("+", bin("*", LIN, u32(THREADS)), LID) },
+      { kind: "exit", index: GID, limit: outputs, unit: "thread" },
+      ...combine,
+      ...e2.stmts,
+    ],
+    grid2,
+    THREADS,
+    { scratch: { ...scratch, write: false }, suffix: "#2" },
+  );
   return [pass1, pass2];
 }
 
@@ -781,14 +846,16 @@ function gemmKernel(
   let epilogue: Epilogue | undefined;
   const scope = new Scope(new Set([root, core]), isMem, alias, "epilogue", options);
   if (root !== core) {
+    // The fused consumers as kernel-IR statements on `acc` at flat index `idx`, rendered into
+    // the GEMM family's text kernels.
     const e = new Emitter(scope, inlineRule);
-    const idx = flatIndex(k.shape, "idx");
-    e.seed(core, idx, "acc");
-    const v = e.value(root, idx);
-    e.stmt(`acc = ${v};`);
-    epilogue = { code: e.lines.join("\n  "), extraInputs: scope.reads.length };
+    const idx = flatIndex(k.shape, name("idx", "u32"));
+    e.seed(core, idx, name("acc", "f32"));
+    e.push({ kind: "assign", name: "acc", value: e.value(root, idx) });
+    epilogue = { code: renderStatements(e.stmts).join("\n  "), extraInputs: scope.reads.length };
   }
-  const name = kernelName(k);
+  const epilogueInputs = new Map(scope.reads.map((n, i) => [`e${i}`, n]));
+  const kname = kernelName(k);
   const operands: Record<string, Node> = core.op === "matmul"
     ? { a: k.gemm!.a, b: k.gemm!.b }
     : core.op === "conv2d"
@@ -810,31 +877,30 @@ function gemmKernel(
     split: Object.keys(split).length > 0 ? split : undefined,
   });
   const limit = options.maxBindingBytes ?? Infinity;
-  const refs = (b: string): BindingRef[] => {
+  const refs = (b: string, write: boolean): BindingRef[] => {
     const operand = operands[b];
     if (operand !== undefined) return partRefs(operand, false, options);
     if (b === "out") return partRefs(root, true, options);
-    const e = /^e([0-9]+)$/.exec(b);
-    if (e !== null) {
+    const node = epilogueInputs.get(b);
+    if (node !== undefined) {
       // The scheduler fuses no epilogue reading a split tensor.
-      const node = scope.reads[Number(e[1])];
       if (partsOf(node, options).count > 1) {
-        throw unsplittable(node, `epilogue input ${b}`, name, limit);
+        throw unsplittable(node, `epilogue input ${b}`, kname, limit);
       }
       return [{ kind: "node", node, write: false }];
     }
     const s = plan.scratch.find((x) => x.name === b);
     if (s !== undefined) {
-      checkScratch(s.size, b, name, options.maxBindingBytes);
-      return [{ kind: "scratch", name: b, bytes: s.size }];
+      checkScratch(s.size, b, kname, options.maxBindingBytes);
+      return [{ kind: "scratch", name: b, bytes: s.size, write }];
     }
-    throw new TypeError(`Internal error: unknown binding ${b} of ${name}`);
+    throw new TypeError(`Internal error: unknown binding ${b} of ${kname}`);
   };
   return plan.steps.map((step, i) => ({
-    name: plan.steps.length > 1 ? `${name}#${i}` : name,
+    name: plan.steps.length > 1 ? `${kname}#${i}` : kname,
     code: step.code,
     workgroups: step.workgroups,
-    bindings: step.bindings.flatMap(refs),
+    bindings: step.bindings.flatMap((b) => refs(b, step.writes.includes(b))),
   }));
 }
 
@@ -869,13 +935,17 @@ export function generate(
   const own = new Set<Node>([...k.roots, ...k.cores ?? []]);
   if (k.core !== null) own.add(k.core);
   const scope = new Scope(own, graph.isMem, graph.alias, "kernel", options);
+  const zeroCore = (): [Node, Expr] => [k.core!, zeroOf(k.core!.dtype)];
   if (sizeOf(k.shape) === 0) {
-    return [mapKernel(k, scope, k.core === null ? undefined : [k.core, "0.0"])];
+    return [toDispatch(mapKernel(k, scope, k.core === null ? undefined : zeroCore()))];
   }
   if (k.kind === "gemm") {
     // A product over an empty reduction is zero; the tiled generator needs k >= 1.
-    if (k.gemm !== undefined && k.gemm.k === 0) return [mapKernel(k, scope, [k.core!, "0.0"])];
+    if (k.gemm !== undefined && k.gemm.k === 0) {
+      return [toDispatch(mapKernel(k, scope, zeroCore()))];
+    }
     return gemmKernel(k, graph.isMem, graph.alias, options);
   }
-  return k.kind === "map" ? [mapKernel(k, scope)] : loopKernel(k, scope, options);
+  const kernels = k.kind === "map" ? [mapKernel(k, scope)] : loopKernel(k, scope, options);
+  return kernels.map(toDispatch);
 }

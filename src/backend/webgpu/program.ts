@@ -9,8 +9,8 @@ import { sizeOf } from "../../ir/dtype.ts";
 import type { Node } from "../../ir/node.ts";
 import { donatedError, type MemoryReport, type Program, type Storage } from "../storage.ts";
 import { BufferHandle, GpuStorage, sizeClass } from "./buffers.ts";
-import { type BindingRef, type Dispatch, generate } from "./codegen.ts";
-import { LOWERING } from "./lowering.ts";
+import { type BindingRef, type Dispatch, generate, writes } from "./codegen.ts";
+import { LOWERING } from "../../kernel/lowering.ts";
 import { bindingParts } from "./split.ts";
 import { type Kernel, type Schedule, schedule } from "./schedule.ts";
 import type { WebGpuBackend } from "./webgpu_backend.ts";
@@ -113,7 +113,9 @@ export class GpuProgram implements Program {
       const options = { profile: backend.profile, maxBindingBytes: limit };
       for (const dispatch of generate(kernel, graph, options)) {
         this.dispatches.push({ kernel, dispatch });
-        if (!dispatch.clear) backend.pipeline(dispatch.code, dispatch.name);
+        if (!dispatch.clear) {
+          backend.pipeline(dispatch.code, dispatch.name, dispatch.bindings.map(writes));
+        }
       }
     }
   }
@@ -226,7 +228,7 @@ export class GpuProgram implements Program {
       }
       const { pipeline, layout } = dispatch.clear
         ? { pipeline: null, layout: null }
-        : this.backend.pipeline(dispatch.code, dispatch.name);
+        : this.backend.pipeline(dispatch.code, dispatch.name, dispatch.bindings.map(writes));
       const empty = dispatch.clear === true ||
         dispatch.bindings.some((b) => b.kind === "node" && b.write && sizeOf(b.node.shape) === 0);
       return { dispatch, pipeline, layout, sources, empty, bindGroups: new Map() };

@@ -19,7 +19,7 @@
 import { sizeOf } from "../../ir/dtype.ts";
 import type { Node } from "../../ir/node.ts";
 import { makeNode, topoSort } from "../../ir/node.ts";
-import { LOWERING, type LoweringKind } from "./lowering.ts";
+import { LOWERING, type LoweringKind } from "../../kernel/lowering.ts";
 import { contractOrder, siblingGroups } from "./siblings.ts";
 
 /** How a matrix product reads its operands. */

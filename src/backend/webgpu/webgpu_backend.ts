@@ -82,19 +82,21 @@ export class WebGpuBackend implements Backend {
     return program;
   }
 
-  /** The pipeline of a WGSL source, compiled once (compile errors come with source lines). */
-  pipeline(code: string, name: string): CachedPipeline {
-    const have = this.pipelines.get(code);
+  /**
+   * The pipeline of a WGSL source, compiled once (compile errors come with source lines).
+   * `writes` holds one entry per binding slot, in order: whether the kernel writes it (the
+   * bind-group layout's access mode, from the kernel's typed bindings).
+   */
+  pipeline(code: string, name: string, writes: readonly boolean[]): CachedPipeline {
+    const key = `${writes.map((w) => w ? "w" : "r").join("")}\n${code}`;
+    const have = this.pipelines.get(key);
     if (have !== undefined) return have;
     const device = this.gpu.device;
-    const entries: GPUBindGroupLayoutEntry[] = [];
-    for (const m of code.matchAll(/@binding\(([0-9]+)\) var<storage, (read|read_write)>/g)) {
-      entries.push({
-        binding: Number(m[1]),
-        visibility: GPUShaderStage.COMPUTE,
-        buffer: { type: m[2] === "read" ? "read-only-storage" : "storage" },
-      });
-    }
+    const entries: GPUBindGroupLayoutEntry[] = writes.map((write, binding) => ({
+      binding,
+      visibility: GPUShaderStage.COMPUTE,
+      buffer: { type: write ? "storage" : "read-only-storage" },
+    }));
     const layout = device.createBindGroupLayout({ entries, label: name });
     device.pushErrorScope("validation");
     const module = device.createShaderModule({ code, label: name });
@@ -112,7 +114,7 @@ export class WebGpuBackend implements Backend {
       this.gpu.errors.push(new Error(text));
     });
     const cached = { pipeline, layout };
-    this.pipelines.set(code, cached);
+    this.pipelines.set(key, cached);
     this.stats.pipelines++;
     this.stats.pipelineNames.push(name);
     return cached;

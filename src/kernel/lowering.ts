@@ -1,29 +1,20 @@
 /**
- * The WGSL lowering of every primitive, in one table typed `{ [P in Prim]: Lowering<P> }` so a
- * new primitive fails `deno check` until it is lowered here.
+ * The lowering of every primitive to the kernel IR, in one table typed
+ * `{ [P in Prim]: Lowering<P> }` so a new primitive fails `deno check` until it is lowered here.
  *
  * Elementwise and movement primitives lower to expressions at an index (movement ops are
- * index arithmetic and never touch memory); reductions, scatter-add and the convolutions
- * lower to loops ({@link LoopSpec}); matmul and the convolutions go to the tiled generators of
- * `kernels/` (implicit GEMM).
+ * index arithmetic and never touch memory); reductions and scatter-add lower to loops
+ * ({@link LoopSpec}); matmul and the convolutions go to the GEMM family (`kernels/`).
  * Every rule follows the CPU interpreter's semantics (`src/backend/cpu/interpreter.ts`),
  * including NaN propagation in `max` and `pow` of negative bases.
  *
  * @module
  */
-import type { DType } from "../../ir/dtype.ts";
-import type { Node } from "../../ir/node.ts";
-import type { Prim } from "../../ir/primitives.ts";
-import {
-  dimsIndex,
-  type Emitter,
-  flatIndex,
-  type Index,
-  subU,
-  u32,
-  wgslType,
-  zero,
-} from "./emitter.ts";
+import type { DType } from "../ir/dtype.ts";
+import type { Node } from "../ir/node.ts";
+import type { Prim } from "../ir/primitives.ts";
+import { dimsIndex, type Emitter, flatIndex, type Index, scalarOf, zeroOf } from "./emitter.ts";
+import { bin, call, type Expr, lit, name, neg, select, u32 } from "./ir.ts";
 
 /** How the scheduler treats a primitive. */
 export type LoweringKind =
@@ -35,28 +26,28 @@ export type LoweringKind =
   | "elementwise"
   /** Index arithmetic over one or more inputs. */
   | "movement"
-  /** A loop per output element (reductions, scatter-add, convolutions): a kernel of its own. */
+  /** A loop per output element (reductions, scatter-add): a kernel of its own. */
   | "loop"
-  /** Matrix product or convolution through the tiled generators of `kernels/`. */
+  /** Matrix product or convolution through the GEMM family of `kernels/`. */
   | "gemm";
 
 /** A loop computing each output element: `acc = combine(acc, term(r))` for `r < extent`. */
 export interface LoopSpec {
   /** Number of terms per output element. */
   extent: number;
-  /** WGSL value of the empty loop. */
-  init: string;
-  /** New accumulator from the accumulator and one term (WGSL expressions). */
-  combine: (acc: string, term: string) => string;
+  /** Value of the empty loop. */
+  init: Expr;
+  /** New accumulator from the accumulator and one term. */
+  combine: (acc: Expr, term: Expr) => Expr;
   /** The term `r` (a u32 expression) for the output element at `out`. */
-  term: (e: Emitter, out: Index, r: string) => string;
+  term: (e: Emitter, out: Index, r: Expr) => Expr;
   /** Whether consecutive `r` read consecutive memory (a row: threads share one output). */
   rowLike: boolean;
   /**
    * Present when the terms `4q .. 4q+3` read four consecutive elements of the input, starting
    * at a multiple of 4: the index at which term `r` reads the input.
    */
-  vector?: (e: Emitter, out: Index, r: string) => Index;
+  vector?: (e: Emitter, out: Index, r: Expr) => Index;
 }
 
 /** The lowering of one primitive. */
@@ -64,7 +55,7 @@ export interface Lowering<P extends Prim> {
   /** How the scheduler treats the primitive. */
   kind: LoweringKind;
   /** The value at `idx`, for primitives fused into a kernel as an expression. */
-  inline?: (e: Emitter, node: Node<P>, idx: Index) => string;
+  inline?: (e: Emitter, node: Node<P>, idx: Index) => Expr;
   /** The loop, for primitives of kind `loop`. */
   loop?: (node: Node<P>) => LoopSpec;
   /** Relative arithmetic cost of one element (fusion heuristics); 1 when absent. */
@@ -72,36 +63,45 @@ export interface Lowering<P extends Prim> {
 }
 
 /** NaN, a runtime expression (Chrome's WGSL compiler rejects a constant NaN). */
-function nan(e: Emitter): string {
+function nan(e: Emitter): Expr {
   return e.f32Bits(0x7fc00000);
 }
+
+const f32 = (v: number) => lit(v, "f32");
 
 /**
  * -Infinity for a reduction's accumulator initializer, which has no emitter: a runtime
  * expression (Chrome's WGSL compiler rejects a constant infinity) through `lid`, the local
- * invocation index every reduction kernel's `main` receives (`codegen.ts`).
+ * invocation index every kernel's `main` receives.
  */
-const NEG_INF_INIT = "bitcast<f32>(0xff800000u | (lid & 0u))";
+const NEG_INF_INIT: Expr = call("bitcast<f32>", [
+  bin(
+    "|",
+    { kind: "lit", type: "u32", value: 0xff800000, hex: true },
+    bin("&", name("lid", "u32"), u32(0)),
+  ),
+]);
 
-/** WGSL test for NaN that survives fast-math assumptions (a bit test). */
-function isNan(x: string): string {
-  return `((bitcast<u32>(${x}) & 0x7fffffffu) > 0x7f800000u)`;
+/** Test for NaN that survives fast-math assumptions (a bit test). */
+function isNan(x: Expr): Expr {
+  return bin(
+    ">",
+    bin("&", call("bitcast<u32>", [x]), { kind: "lit", type: "u32", value: 0x7fffffff, hex: true }),
+    { kind: "lit", type: "u32", value: 0x7f800000, hex: true },
+  );
 }
 
 /** NaN-propagating maximum, as the interpreter computes it. */
-function maxExpr(a: string, b: string, dtype: DType): string {
-  if (wgslType(dtype) === "i32") return `max(${a}, ${b})`;
-  return `select(${b}, ${a}, ${a} > ${b} || ${isNan(a)})`;
+function maxExpr(a: Expr, b: Expr, dtype: DType): Expr {
+  if (scalarOf(dtype) === "i32") return call("max", [a, b]);
+  return select(bin("||", bin(">", a, b), isNan(a)), a, b);
 }
 
-function one(dtype: DType): string {
-  return wgslType(dtype) === "i32" ? "1i" : "1.0";
+function one(dtype: DType): Expr {
+  return lit(1, scalarOf(dtype));
 }
 
-function unary(
-  f: (x: string, e: Emitter, node: Node) => string,
-  cost = 1,
-): Lowering<Prim> {
+function unary(f: (x: Expr, e: Emitter, node: Node) => Expr, cost = 1): Lowering<Prim> {
   return {
     kind: "elementwise",
     inline: (e, node, idx) => f(e.value(node.inputs[0], idx), e, node),
@@ -110,7 +110,7 @@ function unary(
 }
 
 function binary(
-  f: (a: string, b: string, e: Emitter, node: Node) => string,
+  f: (a: Expr, b: Expr, e: Emitter, node: Node) => Expr,
   cost = 1,
 ): Lowering<Prim> {
   return {
@@ -122,13 +122,18 @@ function binary(
 }
 
 /** `x ** y` with the interpreter's (Math.pow's) answers for negative and zero bases. */
-function powExpr(x: string, y: string, e: Emitter): string {
-  const r = e.let(`exp2(${y} * log2(abs(${x})))`);
+function powExpr(x: Expr, y: Expr, e: Emitter): Expr {
+  const r = e.let(call("exp2", [bin("*", y, call("log2", [call("abs", [x])]))]));
+  const odd = bin("==", bin("%", call("abs", [y]), f32(2)), f32(1));
   const negative = e.let(
-    `select(select(${r}, -(${r}), abs(${y}) % 2.0 == 1.0), ${nan(e)}, floor(${y}) != ${y})`,
+    select(bin("!=", call("floor", [y]), y), nan(e), select(odd, neg(r), r)),
   );
-  const zeroBase = `select(${e.f32Bits(0x7f800000)}, 0.0, ${y} > 0.0)`;
-  return `select(select(select(${negative}, ${r}, ${x} > 0.0), ${zeroBase}, ${x} == 0.0), 1.0, ${y} == 0.0)`;
+  const zeroBase = select(bin(">", y, f32(0)), f32(0), e.f32Bits(0x7f800000));
+  return select(
+    bin("==", y, f32(0)),
+    f32(1),
+    select(bin("==", x, f32(0)), zeroBase, select(bin(">", x, f32(0)), r, negative)),
+  );
 }
 
 /**
@@ -136,17 +141,28 @@ function powExpr(x: string, y: string, e: Emitter): string {
  * 2^32 like JavaScript's ToInt32 (exact: a float32 of magnitude >= 2^31 is a multiple of 256),
  * and NaN or an infinity gives 0.
  */
-function castExpr(x: string, from: DType, to: DType, e: Emitter): string {
-  if (wgslType(from) === wgslType(to)) return x;
-  if (wgslType(to) === "f32") return `f32(${x})`;
-  const t = e.let(`trunc(${x})`, "c");
+function castExpr(x: Expr, from: DType, to: DType, e: Emitter): Expr {
+  if (scalarOf(from) === scalarOf(to)) return x;
+  if (scalarOf(to) === "f32") return call("f32", [x]);
+  const t = e.let(call("trunc", [x]), "c");
+  const two32 = f32(4294967296);
   const wrapped = e.let(
-    `bitcast<i32>(u32(${t} - 4294967296.0 * floor(${t} / 4294967296.0)))`,
+    call("bitcast<i32>", [
+      call("u32", [bin("-", t, bin("*", two32, call("floor", [bin("/", t, two32)])))]),
+    ]),
     "c",
   );
-  const inRange = `i32(clamp(${t}, -2147483648.0, 2147483520.0))`;
-  const finite = `(bitcast<u32>(${x}) & 0x7f800000u) != 0x7f800000u`;
-  return `select(0i, select(${inRange}, ${wrapped}, abs(${t}) >= 2147483648.0), ${finite})`;
+  const inRange = call("i32", [call("clamp", [t, f32(-2147483648), f32(2147483520)])]);
+  const finite = bin(
+    "!=",
+    bin("&", call("bitcast<u32>", [x]), { kind: "lit", type: "u32", value: 0x7f800000, hex: true }),
+    { kind: "lit", type: "u32", value: 0x7f800000, hex: true },
+  );
+  return select(
+    finite,
+    select(bin(">=", call("abs", [t]), f32(2147483648)), wrapped, inRange),
+    lit(0, "i32"),
+  );
 }
 
 /** Row-major reduction loop over `axes` of the input, for `sum` and `reduceMax`. */
@@ -157,7 +173,7 @@ function reduceLoop(node: Node<"sum" | "reduceMax">, isMax: boolean): LoopSpec {
   const extent = rshape.reduce((a, b) => a * b, 1);
   const dtype = node.dtype;
   const last = input.shape.length - 1;
-  const at = (e: Emitter, out: Index, r: string): Index => {
+  const at = (e: Emitter, out: Index, r: Expr): Index => {
     const od = e.dims(out);
     const rd = e.dims(flatIndex(rshape, r));
     const dims = input.shape.map((_, k) => {
@@ -168,17 +184,14 @@ function reduceLoop(node: Node<"sum" | "reduceMax">, isMax: boolean): LoopSpec {
   };
   return {
     extent,
-    init: isMax ? (wgslType(dtype) === "i32" ? "i32(-2147483648)" : NEG_INF_INIT) : zero(dtype),
-    combine: isMax ? (acc, t) => maxExpr(t, acc, dtype) : (acc, t) => `${acc} + ${t}`,
+    init: isMax
+      ? (scalarOf(dtype) === "i32" ? lit(-2147483648, "i32") : NEG_INF_INIT)
+      : zeroOf(dtype),
+    combine: isMax ? (acc, t) => maxExpr(t, acc, dtype) : (acc, t) => bin("+", acc, t),
     term: (e, out, r) => e.value(input, at(e, out, r)),
     rowLike: axes.includes(last) && input.shape[last] > 1,
     vector: axes.includes(last) && input.shape[last] % 4 === 0 ? at : undefined,
   };
-}
-
-function addU(...terms: string[]): string {
-  const t = terms.filter((x) => x !== "0u");
-  return t.length === 0 ? "0u" : t.length === 1 ? t[0] : `(${t.join(" + ")})`;
 }
 
 function scatterLoop(node: Node<"scatterAdd">): LoopSpec {
@@ -187,16 +200,16 @@ function scatterLoop(node: Node<"scatterAdd">): LoopSpec {
   const n = node.shape[axis];
   return {
     extent: upd.shape[axis],
-    init: zero(node.dtype),
-    combine: (acc, t) => `${acc} + ${t}`,
+    init: zeroOf(node.dtype),
+    combine: (acc, t) => bin("+", acc, t),
     term: (e, out, r) => {
       const od = e.dims(out);
       const at = dimsIndex(upd.shape, od.map((d, k) => k === axis ? r : d));
       const j = e.value(idx, at);
-      const bad = e.let(`u32(${j}) >= ${u32(n)}`, "c");
-      e.kernel.reportRange?.(e, node, bad, j);
+      const bad = e.let(bin(">=", call("u32", [j]), u32(n)), "c");
+      e.reportRange(node, bad, j);
       const v = e.value(upd, at);
-      return `select(${zero(node.dtype)}, ${v}, ${j} == i32(${od[axis]}))`;
+      return select(bin("==", j, call("i32", [od[axis]])), v, zeroOf(node.dtype));
     },
     rowLike: false,
   };
@@ -211,32 +224,32 @@ export const LOWERING: { [P in Prim]: Lowering<P> } = {
     kind: "leaf",
     inline: (e, node, idx) => {
       const d = e.dims(idx)[node.params.axis];
-      return wgslType(node.dtype) === "i32" ? `i32(${d})` : `f32(${d})`;
+      return call(scalarOf(node.dtype), [d]);
     },
   },
-  neg: unary((x) => `-(${x})`),
-  recip: unary((x) => `1.0 / ${x}`, 2),
-  exp: unary((x) => `exp(${x})`, 4),
-  log: unary((x, e) => `select(log(${x}), ${nan(e)}, ${x} < 0.0)`, 4),
-  sqrt: unary((x, e) => `select(sqrt(${x}), ${nan(e)}, ${x} < 0.0)`, 2),
-  cos: unary((x) => `cos(${x})`, 4),
-  acos: unary((x, e) => `select(acos(${x}), ${nan(e)}, abs(${x}) > 1.0)`, 4),
-  floor: unary((x) => `floor(${x})`),
+  neg: unary((x) => neg(x)),
+  recip: unary((x) => bin("/", f32(1), x), 2),
+  exp: unary((x) => call("exp", [x]), 4),
+  log: unary((x, e) => select(bin("<", x, f32(0)), nan(e), call("log", [x])), 4),
+  sqrt: unary((x, e) => select(bin("<", x, f32(0)), nan(e), call("sqrt", [x])), 2),
+  cos: unary((x) => call("cos", [x]), 4),
+  acos: unary((x, e) => select(bin(">", call("abs", [x]), f32(1)), nan(e), call("acos", [x])), 4),
+  floor: unary((x) => call("floor", [x])),
   stopGradient: { kind: "movement", inline: (e, node, idx) => e.value(node.inputs[0], idx) },
   cast: unary((x, e, node) => castExpr(x, node.inputs[0].dtype, node.dtype, e)),
-  add: binary((a, b) => `${a} + ${b}`),
-  sub: binary((a, b) => `${a} - ${b}`),
-  mul: binary((a, b) => `${a} * ${b}`),
-  div: binary((a, b) => `${a} / ${b}`, 2),
+  add: binary((a, b) => bin("+", a, b)),
+  sub: binary((a, b) => bin("-", a, b)),
+  mul: binary((a, b) => bin("*", a, b)),
+  div: binary((a, b) => bin("/", a, b), 2),
   max: binary((a, b, _, node) => maxExpr(a, b, node.dtype)),
   pow: binary((a, b, e) => powExpr(a, b, e), 8),
-  cmplt: binary((a, b, _, node) => `select(${zero(node.dtype)}, ${one(node.dtype)}, ${a} < ${b})`),
-  cmpeq: binary((a, b, _, node) => `select(${zero(node.dtype)}, ${one(node.dtype)}, ${a} == ${b})`),
+  cmplt: binary((a, b, _, node) => select(bin("<", a, b), one(node.dtype), zeroOf(node.dtype))),
+  cmpeq: binary((a, b, _, node) => select(bin("==", a, b), one(node.dtype), zeroOf(node.dtype))),
   where: {
     kind: "elementwise",
     inline: (e, node, idx) => {
       const [c, a, b] = node.inputs.map((x) => e.value(x, idx));
-      return `select(${b}, ${a}, ${c} != ${zero(node.inputs[0].dtype)})`;
+      return select(bin("!=", c, zeroOf(node.inputs[0].dtype)), a, b);
     },
   },
   sum: { kind: "loop", loop: (node) => reduceLoop(node, false) },
@@ -249,7 +262,7 @@ export const LOWERING: { [P in Prim]: Lowering<P> } = {
     kind: "movement",
     inline: (e, node, idx) => {
       const od = e.dims(idx);
-      const dims = new Array<string>(od.length);
+      const dims = new Array<Expr>(od.length);
       node.params.perm.forEach((p, i) => dims[p] = od[i]);
       return e.value(node.inputs[0], dimsIndex(node.inputs[0].shape, dims));
     },
@@ -258,16 +271,19 @@ export const LOWERING: { [P in Prim]: Lowering<P> } = {
     kind: "movement",
     inline: (e, node, idx) => {
       const src = node.inputs[0];
-      if (src.shape.every((d) => d === 1)) return e.value(src, flatIndex(src.shape, "0u"));
+      if (src.shape.every((d) => d === 1)) return e.value(src, flatIndex(src.shape, u32(0)));
       const od = e.dims(idx);
-      return e.value(src, dimsIndex(src.shape, od.map((d, k) => src.shape[k] === 1 ? "0u" : d)));
+      return e.value(
+        src,
+        dimsIndex(src.shape, od.map((d, k) => src.shape[k] === 1 ? u32(0) : d)),
+      );
     },
   },
   slice: {
     kind: "movement",
     inline: (e, node, idx) => {
       const od = e.dims(idx);
-      const dims = od.map((d, k) => addU(d, u32(node.params.start[k])));
+      const dims = od.map((d, k) => bin("+", d, u32(node.params.start[k])));
       return e.value(node.inputs[0], dimsIndex(node.inputs[0].shape, dims));
     },
   },
@@ -275,20 +291,20 @@ export const LOWERING: { [P in Prim]: Lowering<P> } = {
     kind: "movement",
     inline: (e, node, idx) => {
       const src = node.inputs[0];
-      if (src.shape.some((d) => d === 0)) return zero(node.dtype);
+      if (src.shape.some((d) => d === 0)) return zeroOf(node.dtype);
       const od = e.dims(idx);
-      const conds: string[] = [];
+      const conds: Expr[] = [];
       const dims = od.map((d, k) => {
         const { lo, hi } = node.params;
         if (lo[k] === 0 && hi[k] === 0) return d;
-        const s = e.let(subU(d, u32(lo[k])), "p");
-        conds.push(`${s} < ${u32(src.shape[k])}`);
+        const s = e.let(bin("-", d, u32(lo[k])), "p");
+        conds.push(bin("<", s, u32(src.shape[k])));
         return s;
       });
       if (conds.length === 0) return e.value(src, dimsIndex(src.shape, dims));
-      const ok = e.let(conds.join(" && "), "p");
+      const ok = e.let(conds.reduce((a, b) => bin("&&", a, b)), "p");
       const v = e.guarded(ok, () => e.value(src, dimsIndex(src.shape, dims)));
-      return `select(${zero(node.dtype)}, ${v}, ${ok})`;
+      return select(ok, v, zeroOf(node.dtype));
     },
   },
   concat: {
@@ -300,20 +316,20 @@ export const LOWERING: { [P in Prim]: Lowering<P> } = {
         const off = node.inputs.slice(0, k).reduce((a, y) => a + y.shape[axis], 0);
         return { x, off, n: x.shape[axis] };
       }).filter((p) => p.n > 0);
-      let out = "";
+      let out: Expr | null = null;
       for (let k = parts.length - 1; k >= 0; k--) {
         const { x, off, n } = parts[k];
-        const local = e.let(subU(od[axis], u32(off)), "p");
-        const ok = k === parts.length - 1 ? "true" : e.let(`${local} < ${u32(n)}`, "p");
-        const guard = off === 0 ? ok : e.let(`${od[axis]} >= ${u32(off)} && ${ok}`, "p");
+        const local = e.let(bin("-", od[axis], u32(off)), "p");
+        const ok = k === parts.length - 1 ? lit(1, "bool") : e.let(bin("<", local, u32(n)), "p");
+        const guard = off === 0 ? ok : e.let(bin("&&", bin(">=", od[axis], u32(off)), ok), "p");
         const v = e.guarded(
           guard,
           () => e.value(x, dimsIndex(x.shape, od.map((d, j) => j === axis ? local : d))),
         );
-        out = out === "" ? v : `select(${out}, ${v}, ${ok})`;
-        if (k > 0 && out.length > 40) out = e.let(out);
+        out = out === null ? v : select(ok, v, out);
+        if (k > 0 && out.kind === "call") out = e.let(out);
       }
-      return out;
+      return out ?? zeroOf(node.dtype);
     },
   },
   flip: {
@@ -321,7 +337,7 @@ export const LOWERING: { [P in Prim]: Lowering<P> } = {
     inline: (e, node, idx) => {
       const od = e.dims(idx);
       const dims = od.map((d, k) =>
-        node.params.axes.includes(k) ? subU(u32(node.shape[k] - 1), d) : d
+        node.params.axes.includes(k) ? bin("-", u32(node.shape[k] - 1), d) : d
       );
       return e.value(node.inputs[0], dimsIndex(node.inputs[0].shape, dims));
     },
@@ -337,11 +353,14 @@ export const LOWERING: { [P in Prim]: Lowering<P> } = {
       const [x, ix] = node.inputs;
       const axis = node.params.axis;
       const j = e.value(ix, idx);
-      const bad = e.let(`u32(${j}) >= ${u32(x.shape[axis])}`, "g");
-      e.kernel.reportRange?.(e, node, bad, j);
+      const bad = e.let(bin(">=", call("u32", [j]), u32(x.shape[axis])), "g");
+      e.reportRange(node, bad, j);
       const od = e.dims(idx);
-      const v = e.value(x, dimsIndex(x.shape, od.map((d, k) => k === axis ? `u32(${j})` : d)));
-      return `select(${v}, ${wgslType(node.dtype) === "i32" ? "0i" : nan(e)}, ${bad})`;
+      const v = e.value(
+        x,
+        dimsIndex(x.shape, od.map((d, k) => k === axis ? call("u32", [j]) : d)),
+      );
+      return select(bad, scalarOf(node.dtype) === "i32" ? lit(0, "i32") : nan(e), v);
     },
   },
   scatterAdd: { kind: "loop", loop: scatterLoop },
@@ -356,8 +375,8 @@ export const LOWERING: { [P in Prim]: Lowering<P> } = {
  * typeof inlineRule("exp"); // "function"
  * ```
  */
-export function inlineRule(op: Prim): (e: Emitter, node: Node, idx: Index) => string {
-  const rule = LOWERING[op].inline as ((e: Emitter, node: Node, idx: Index) => string) | undefined;
+export function inlineRule(op: Prim): (e: Emitter, node: Node, idx: Index) => Expr {
+  const rule = LOWERING[op].inline as ((e: Emitter, node: Node, idx: Index) => Expr) | undefined;
   if (rule === undefined) {
     return (_, node) => {
       throw new TypeError(`Internal error: ${node.op} must be computed in a kernel of its own`);
@@ -371,7 +390,7 @@ export function inlineRule(op: Prim): (e: Emitter, node: Node, idx: Index) => st
  *
  * @example
  * ```ts
- * import { makeNode } from "../../ir/node.ts";
+ * import { makeNode } from "../ir/node.ts";
  * import { loopOf } from "./lowering.ts";
  * const x = makeNode("var", [], { id: "x", shape: [4, 8], dtype: "float32" });
  * loopOf(makeNode("sum", [x], { axes: [1] })).extent; // 8
