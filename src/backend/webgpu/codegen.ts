@@ -58,7 +58,15 @@ import type { Kernel } from "./schedule.ts";
 import { type BindingParts, bindingParts } from "./split.ts";
 
 /** WGSL type names that a prefix plus a counter could spell; never used as local names. */
-const RESERVED_NAMES: ReadonlySet<string> = new Set(["f16", "f32", "i32", "u32", "i64", "u64", "f64"]);
+const RESERVED_NAMES: ReadonlySet<string> = new Set([
+  "f16",
+  "f32",
+  "i32",
+  "u32",
+  "i64",
+  "u64",
+  "f64",
+]);
 
 /** What a binding of a dispatch refers to. */
 export type BindingRef =
