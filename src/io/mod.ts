@@ -24,3 +24,5 @@ export type {
   TensorRecord,
   TensorRecords,
 } from "./safetensors.ts";
+export { fromOnnx, splitStatistics } from "./onnx_import.ts";
+export type { OnnxModel, OnnxValue } from "./onnx_import.ts";
