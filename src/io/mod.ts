@@ -26,3 +26,7 @@ export type {
 } from "./safetensors.ts";
 export { fromOnnx, splitStatistics } from "./onnx_import.ts";
 export type { OnnxModel, OnnxValue } from "./onnx_import.ts";
+export { toOnnx } from "./onnx_export.ts";
+export type { ToOnnxOptions } from "./onnx_export.ts";
+export type { Tensor } from "../tensor.ts";
+export type { DType } from "../ir/dtype.ts";

@@ -695,9 +695,6 @@ export async function fromOnnx(bytes: Uint8Array): Promise<OnnxModel> {
       hostConsts.set(name, h);
     }
   }
-  const inputs = (g.input ?? []).filter((i) => !(i.name in params) && !hostConsts.has(i.name))
-    .map((i) => valueOf(i, "fromOnnx: graph input"));
-  const outputs = (g.output ?? []).map((o) => valueOf(o, "fromOnnx: graph output"));
   const nodes = (g.node ?? []).map((node, k) => {
     const where = `fromOnnx: node ${k} "${node.name ?? ""}" (${node.opType})`;
     if ((node.domain ?? "") !== "" && node.domain !== "ai.onnx") {
@@ -726,6 +723,9 @@ export async function fromOnnx(bytes: Uint8Array): Promise<OnnxModel> {
     rule.check?.(ctx);
     return { ...ctx, rule };
   });
+  const inputs = (g.input ?? []).filter((i) => !(i.name in params) && !hostConsts.has(i.name))
+    .map((i) => valueOf(i, "fromOnnx: graph input"));
+  const outputs = (g.output ?? []).map((o) => valueOf(o, "fromOnnx: graph output"));
   const statistics = new Set<string>();
   for (const n of nodes) {
     if (n.node.opType === "BatchNormalization") {
