@@ -17,18 +17,36 @@ import { prepareImage, scanImageFolder } from "../src/data/mod.ts";
 import { cosineSimilarity } from "../src/eval/mod.ts";
 import { decodeSafetensors, saveSafetensors } from "../src/io/mod.ts";
 import { embedImages, initRun, loadCheckpoint, type RunConfig, type TrainState } from "./_face.ts";
+import { embedOnnx, loadOnnxEmbedder } from "./_onnx.ts";
 
 const USAGE = `Usage:
   face_cli.ts embed <folder> --checkpoint FILE [--out FILE]   embeddings of root/<identity>/<image>
   face_cli.ts verify <image1> <image2> --checkpoint FILE [--threshold T]
 Options:
-  --checkpoint FILE   a checkpoint written by examples/train_cosface.ts
+  --checkpoint FILE   a checkpoint written by examples/train_cosface.ts, or an .onnx embedding
+                      model (input [batch, 3, S, S], output [batch, D]; e.g. from --export)
   --out FILE          where embed writes (default out/embeddings.safetensors)
   --threshold T       cosine threshold of verify (default 0.3)
   --backend NAME      webgpu | cpu (default: webgpu when an adapter exists)
   -h, --help          this text`;
 
-async function loadModel(
+/** The image size and an embedding function (flip test-time augmentation) of a model file. */
+async function openEmbedder(path: string): Promise<{
+  size: number;
+  embed: (images: Float32Array) => Promise<{ emb: Float32Array; dim: number }>;
+}> {
+  if (path.endsWith(".onnx")) {
+    const e = await loadOnnxEmbedder(path);
+    return { size: e.size, embed: (images) => embedOnnx(e, e.model.params, images) };
+  }
+  const { state, config } = await loadModel(path);
+  return {
+    size: config.size,
+    embed: (images) => embedImages(state.params, state.bn, images, config.size),
+  };
+}
+
+export async function loadModel(
   path: string,
 ): Promise<{ state: TrainState; config: RunConfig; meta: Record<string, string> }> {
   const { metadata } = decodeSafetensors(await Deno.readFile(path));
@@ -63,8 +81,8 @@ async function main(argv: string[]): Promise<void> {
   if (values.backend === "cpu") await cg.setBackend("cpu");
   else if (values.backend === "webgpu") await cg.initWebGpu();
   else await cg.initDefaultBackend();
-  const { state, config } = await loadModel(values.checkpoint);
-  const plane = 3 * config.size * config.size;
+  const { size, embed } = await openEmbedder(values.checkpoint);
+  const plane = 3 * size * size;
   if (command === "embed") {
     if (rest.length !== 1) throw new TypeError("embed expects one folder");
     const index = await scanImageFolder(rest[0]);
@@ -74,7 +92,7 @@ async function main(argv: string[]): Promise<void> {
     for (const [i, e] of index.entries.entries()) {
       try {
         images.set(
-          prepareImage(await Deno.readFile(e.path), e.path, config.size),
+          prepareImage(await Deno.readFile(e.path), e.path, size),
           kept.length * plane,
         );
         kept.push(i);
@@ -83,12 +101,7 @@ async function main(argv: string[]): Promise<void> {
         console.warn(`skipped ${e.path}: ${err instanceof Error ? err.message : err}`);
       }
     }
-    const { emb, dim } = await embedImages(
-      state.params,
-      state.bn,
-      images.subarray(0, kept.length * plane),
-      config.size,
-    );
+    const { emb, dim } = await embed(images.subarray(0, kept.length * plane));
     await saveSafetensors(values.out!, {
       embeddings: { dtype: "float32", shape: [kept.length, dim], data: emb },
       labels: {
@@ -108,9 +121,9 @@ async function main(argv: string[]): Promise<void> {
     if (rest.length !== 2) throw new TypeError("verify expects two image paths");
     const images = new Float32Array(2 * plane);
     for (let i = 0; i < 2; i++) {
-      images.set(prepareImage(await Deno.readFile(rest[i]), rest[i], config.size), i * plane);
+      images.set(prepareImage(await Deno.readFile(rest[i]), rest[i], size), i * plane);
     }
-    const { emb, dim } = await embedImages(state.params, state.bn, images, config.size);
+    const { emb, dim } = await embed(images);
     const score = cosineSimilarity(emb.subarray(0, dim), emb.subarray(dim));
     const threshold = Number(values.threshold ?? 0.3);
     console.log(

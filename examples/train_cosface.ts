@@ -36,6 +36,7 @@ import {
   trainStep,
   verify,
 } from "./_face.ts";
+import { exportEmbedding, fineTuneOnnx } from "./_onnx.ts";
 
 const USAGE =
   `Usage: deno run --allow-read=. --allow-write=out --allow-env examples/train_cosface.ts [options]
@@ -66,6 +67,9 @@ Training
   --backend NAME         webgpu | cpu (default: webgpu when an adapter exists)
   --out DIR              output folder (default out/train)
   --resume               continue from DIR/<loss>.safetensors when it exists
+  --init FILE.onnx       fine-tune this imported backbone with --loss (frozen batch-norm
+                         statistics, a fresh class head; no baseline run)
+  --export FILE.onnx     write the trained embedding network of the --loss run as ONNX
   --read-every N         read metrics back every N steps (default 10)
   --eval-every N         evaluate on the unseen identities every N steps (default 100; 0: only
                          at the end)
@@ -94,6 +98,10 @@ export interface Args {
   resume: boolean;
   readEvery: number;
   evalEvery: number;
+  /** An .onnx backbone to fine-tune. */
+  init?: string;
+  /** Where to write the trained embedding network as ONNX. */
+  export?: string;
 }
 
 export function parse(argv: string[]): Args | null {
@@ -122,6 +130,8 @@ export function parse(argv: string[]): Args | null {
       resume: { type: "boolean", default: false },
       "read-every": { type: "string", default: "10" },
       "eval-every": { type: "string", default: "100" },
+      init: { type: "string" },
+      export: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -164,6 +174,8 @@ export function parse(argv: string[]): Args | null {
     resume: values.resume!,
     readEvery: num("read-every", values["read-every"]!, true),
     evalEvery: nonNegative("eval-every", num("eval-every", values["eval-every"]!, true)),
+    init: values.init,
+    export: values.export,
   };
 }
 
@@ -357,6 +369,9 @@ export async function train(
     step: String(args.steps),
     config: JSON.stringify(config),
   });
+  if (args.export !== undefined && loss === args.loss) {
+    await exportEmbedding(args.export, result.state.params.net, result.state.bn, args.size);
+  }
   const v = await evaluate(result.state);
   evals.push({ step: args.steps, accuracy: v.kfold.accuracy, auc: v.auc });
   const ips = (remaining * args.batch) / seconds;
@@ -444,7 +459,8 @@ async function main(argv: string[]): Promise<void> {
   const losses: LossName[] = [args.loss];
   if (args.baseline !== "none" && args.baseline !== args.loss) losses.push(args.baseline);
   const runs: RunResult[] = [];
-  for (const l of losses) runs.push(await train(args, l, dataset, test));
+  if (args.init !== undefined) runs.push(await fineTuneOnnx(args, args.loss, dataset, test));
+  else for (const l of losses) runs.push(await train(args, l, dataset, test));
   if (dataset.skipped.length > 0) {
     console.log(`skipped ${dataset.skipped.length} unreadable images (listed in report.json)`);
   }
