@@ -665,11 +665,13 @@ function valueOf(info: OnnxValueInfo, where: string): OnnxValue {
  * attribute value it does not support is an error naming it and the node.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { fromOnnx } from "./onnx_import.ts";
  * import { ones } from "../ops/creation.ts";
- * const model = await fromOnnx(await Deno.readFile("model.onnx"));
- * const [embedding] = model.apply(model.params, ones([1, 3, 112, 112]));
+ * const model = await fromOnnx(await Deno.readFile("test/fixtures/onnx/embed_public.onnx"));
+ * model.inputs[0].shape; // ["batch", 3, 32, 32]
+ * const [embedding] = model.apply(model.params, ones([1, 3, 32, 32]));
+ * embedding.shape; // [1, 64]
  * ```
  */
 export async function fromOnnx(bytes: Uint8Array): Promise<OnnxModel> {
@@ -785,10 +787,12 @@ export async function fromOnnx(bytes: Uint8Array): Promise<OnnxModel> {
  * so an optimizer sees only the former: `apply({ ...trainable, ...statistics }, x)`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { fromOnnx, splitStatistics } from "./onnx_import.ts";
- * const model = await fromOnnx(await Deno.readFile("model.onnx"));
+ * const model = await fromOnnx(await Deno.readFile("test/fixtures/onnx/embed_public.onnx"));
  * const { trainable, statistics } = splitStatistics(model, model.params);
+ * Object.keys(statistics).length; // 8: four batch norms' running means and variances
+ * "8.weight" in trainable; // true
  * ```
  */
 export function splitStatistics(
