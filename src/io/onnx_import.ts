@@ -409,12 +409,17 @@ const RULES: Record<string, OpRule> = {
   Clip: {
     attrs: ["min", "max"],
     run: (c) => {
-      const x = arg(c, 0);
-      const lo = c.opset >= 11 ? hostArg(c, 1, "min")?.[0] : attrFloat(c, "min", -Infinity);
-      const hi = c.opset >= 11 ? hostArg(c, 2, "max")?.[0] : attrFloat(c, "max", Infinity);
-      let y = x;
-      if (lo !== undefined && lo > -Infinity) y = E.maximum(y, lo);
-      if (hi !== undefined && hi < Infinity) y = E.minimum(y, hi);
+      let y = arg(c, 0);
+      if (c.opset >= 11) {
+        // min and max are inputs: initializers (tensors here) or constants.
+        const lo = optArg(c, 1), hi = optArg(c, 2);
+        if (lo !== undefined) y = E.maximum(y, lo);
+        if (hi !== undefined) y = E.minimum(y, hi);
+        return t(y);
+      }
+      const lo = attrFloat(c, "min", -Infinity), hi = attrFloat(c, "max", Infinity);
+      if (lo > -Infinity) y = E.maximum(y, lo);
+      if (hi < Infinity) y = E.minimum(y, hi);
       return t(y);
     },
   },
