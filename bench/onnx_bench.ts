@@ -2,7 +2,8 @@
  * Embedding throughput of the imported ONNX fixture (test/fixtures/onnx/embed_public.onnx,
  * PyTorch's iresnet-style network, 32x32 input, 64-d output) at batch 64: cosgrad (fromOnnx,
  * compiled, on webgpu and on the cpu interpreter) against ONNX Runtime (onnxruntime-node, CPU
- * execution provider, and its WebGPU provider when it finds an adapter) in the same run, after
+ * execution provider, and its WebGPU provider when it finds an adapter; onnxruntime-web's WebGPU
+ * provider on Deno's own adapter with `--frameworks ortweb-webgpu`) in the same run, after
  * checking that all give the same embeddings. Timing: bench/_timing.ts, throughput mode (calls
  * back to back, one wait), first (compiling) call excluded, median of the repetitions.
  *
@@ -19,7 +20,24 @@ import { fromOnnx } from "../src/io/mod.ts";
 import { maxAbsDiff, ortRun, ortSession, ortVersion } from "../src/io/_onnx_ort.ts";
 import { type Timed, timeWorkload } from "./_timing.ts";
 
-const FRAMEWORKS = ["cosgrad-webgpu", "cosgrad-cpu", "ort-cpu", "ort-webgpu"] as const;
+const FRAMEWORKS = [
+  "cosgrad-webgpu",
+  "cosgrad-cpu",
+  "ort-cpu",
+  "ort-webgpu",
+  "ortweb-webgpu",
+] as const;
+
+/** onnxruntime-web's WebGPU provider on Deno's navigator.gpu (the same adapter as cosgrad's). */
+async function ortWebSession(bytes: Uint8Array) {
+  const ortweb = await import("onnxruntime-web/webgpu");
+  ortweb.env.wasm.numThreads = 1;
+  const session = await ortweb.InferenceSession.create(bytes, { executionProviders: ["webgpu"] });
+  return async (x: Float32Array, shape: number[]) => {
+    const out = await session.run({ data: new ortweb.Tensor("float32", x, shape) });
+    return Float32Array.from(await out[session.outputNames[0]].getData() as Float32Array);
+  };
+}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -27,7 +45,8 @@ async function main(): Promise<void> {
     options: {
       batch: { type: "string", default: "64" },
       reps: { type: "string", default: "5" },
-      // cosgrad-cpu (the interpreter, the correctness oracle) takes minutes: ask for it by name.
+      // cosgrad-cpu (the interpreter, the correctness oracle) and ortweb-webgpu (its first call
+      // compiled for about 3 minutes on llvmpipe) take minutes: ask for them by name.
       frameworks: { type: "string", default: "cosgrad-webgpu,ort-cpu,ort-webgpu" },
     },
   });
@@ -62,7 +81,14 @@ async function main(): Promise<void> {
   console.log(`| framework | ms per batch | images/s | first call | max diff vs first row |`);
   console.log(`| --- | --- | --- | --- | --- |`);
   for (const fw of wanted) {
-    if (fw.startsWith("ort-")) {
+    if (fw === "ortweb-webgpu") {
+      const run = await ortWebSession(bytes);
+      await report(
+        "onnxruntime-web webgpu (Deno's adapter)",
+        { run: async () => void await run(x, shape), wait: async () => {} },
+        () => run(x, shape),
+      );
+    } else if (fw.startsWith("ort-")) {
       const provider = fw.slice(4);
       let session;
       try {
