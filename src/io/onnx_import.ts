@@ -773,7 +773,15 @@ export async function fromOnnx(bytes: Uint8Array): Promise<OnnxModel> {
         if (v === undefined) throw new TypeError(`${n.where}: input "${name}" is not defined`);
         return v;
       });
-      const outs = n.rule.run({ ...n, args });
+      let outs: Value[];
+      try {
+        outs = n.rule.run({ ...n, args });
+      } catch (e) {
+        // Shape errors of the cosgrad ops name the op; say which node of the model it was.
+        if (!(e instanceof Error) || e.message.startsWith(n.where)) throw e;
+        const Kind = e instanceof RangeError ? RangeError : TypeError;
+        throw new Kind(`${n.where}: ${e.message}`, { cause: e });
+      }
       (n.node.output ?? []).forEach((name, i) => {
         if (name !== "" && outs[i] !== undefined) env.set(name, outs[i]);
       });

@@ -388,3 +388,26 @@ Deno.test("toOnnx() and fromOnnx() name what they cannot do", async (t) => {
     );
   });
 });
+
+Deno.test("fromOnnx() apply names the node whose shapes do not fit", async () => {
+  const bytes = await encodeModel({
+    irVersion: 8,
+    opsetImport: [{ domain: "", version: 17 }],
+    graph: {
+      node: [{ opType: "MatMul", name: "proj", input: ["x", "w"], output: ["y"] }],
+      initializer: [writeTensor("w", 1, [3, 2], [1, 2, 3, 4, 5, 6])],
+      input: [{
+        name: "x",
+        type: {
+          tensorType: { elemType: 1, shape: { dim: [{ dimParam: "n" }, { dimParam: "k" }] } },
+        },
+      }],
+      output: [{ name: "y", type: { tensorType: { elemType: 1 } } }],
+    },
+  });
+  const m = await withBackendAsync(cpuBackend(), () => fromOnnx(bytes));
+  assert.throws(
+    () => m.apply(m.params, rand([2, 4], 1)),
+    /node 0 "proj" \(MatMul\): matmul: cannot multiply \[2,4\] by \[3,2\]/,
+  );
+});
