@@ -105,7 +105,13 @@ export type { BackendName } from "./src/backend/registry.ts";
 export { printGraph } from "./src/ir/printer.ts";
 export { compile } from "./src/compile/compile.ts";
 export type { CompiledFunction, CompileOptions } from "./src/compile/compile.ts";
-export type { Backend, MemoryReport, Program, Storage } from "./src/backend/storage.ts";
+export type {
+  Backend,
+  KernelSummary,
+  MemoryReport,
+  Program,
+  Storage,
+} from "./src/backend/storage.ts";
 export type { Node } from "./src/ir/node.ts";
 export type { ConvParams, Pad4, Prim, PrimParams, StorageLike } from "./src/ir/primitives.ts";
 export * as evaluation from "./src/eval/mod.ts";

@@ -9,7 +9,7 @@
 import { type Node, topoSort } from "../ir/node.ts";
 import { substitute } from "../ir/graph.ts";
 import { getBackend } from "../backend/registry.ts";
-import type { Backend, MemoryReport, Program, Storage } from "../backend/storage.ts";
+import type { Backend, KernelSummary, MemoryReport, Program, Storage } from "../backend/storage.ts";
 import { fromStorage, storageOf, Tensor } from "../tensor.ts";
 import { defKey, flatten, leavesSignature, type TreeDef, unflatten } from "../tree/pytree.ts";
 import { argVar, programFor } from "./evaluate.ts";
@@ -46,6 +46,45 @@ export interface CompiledFunction<A extends unknown[], R> {
   readonly traces: number;
   /** The optimised graph and kernels of the most recent signature, as text. */
   describe(): string;
+  /**
+   * Kernel dispatches one call with the most recent signature records (on webgpu: how many
+   * kernels the graph fused into). Throws a TypeError before the first call and on a backend
+   * that runs node by node (cpu).
+   *
+   * @example
+   * ```ts
+   * import { compile } from "./compile.ts";
+   * import { zeros } from "../ops/creation.ts";
+   * import { exp } from "../ops/elementwise.ts";
+   * const f = compile((x: any) => exp(exp(x)));
+   * f(zeros([4]));
+   * try {
+   *   f.dispatches(); // on webgpu: 1 (the two exps fuse)
+   * } catch (e) {
+   *   (e as Error).message; // on cpu: "... runs node by node ..."
+   * }
+   * ```
+   */
+  dispatches(): number;
+  /**
+   * The kernels one call with the most recent signature dispatches, as typed data (names,
+   * grids, bindings with split parts). Throws like {@link CompiledFunction.dispatches}.
+   *
+   * @example
+   * ```ts
+   * import { compile } from "./compile.ts";
+   * import { zeros } from "../ops/creation.ts";
+   * import { exp } from "../ops/elementwise.ts";
+   * const f = compile((x: any) => exp(x));
+   * f(zeros([4]));
+   * try {
+   *   f.kernels()[0].bindings.length; // on webgpu: 2 (x and the output)
+   * } catch {
+   *   // on cpu: no kernels
+   * }
+   * ```
+   */
+  kernels(): KernelSummary[];
   /**
    * The device memory of a call with the most recent signature, from its buffer plan, with
    * the `donate` arguments given up (see {@link MemoryReport}; `inputBytes` lists the
@@ -156,6 +195,19 @@ export function compile<A extends unknown[], R>(
   Object.defineProperty(fn, "traces", { get: () => cache.size });
   (fn as unknown as { describe: () => string }).describe = () =>
     last === null ? "(not traced yet)" : last.program.describe();
+  const kernels = (): KernelSummary[] => {
+    if (last === null) {
+      throw new TypeError("Cannot list the kernels of a compiled function before its first call");
+    }
+    if (last.program.kernels === undefined) {
+      throw new TypeError(
+        `The ${last.backend.name} backend runs node by node: its programs have no kernels to list`,
+      );
+    }
+    return last.program.kernels();
+  };
+  (fn as unknown as { kernels: () => KernelSummary[] }).kernels = kernels;
+  (fn as unknown as { dispatches: () => number }).dispatches = () => kernels().length;
   (fn as unknown as { memory: () => MemoryReport }).memory = () => {
     if (last === null) {
       throw new TypeError("Cannot report the memory of a compiled function before its first call");

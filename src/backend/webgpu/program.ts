@@ -7,7 +7,13 @@
  */
 import { sizeOf } from "../../ir/dtype.ts";
 import type { Node } from "../../ir/node.ts";
-import { donatedError, type MemoryReport, type Program, type Storage } from "../storage.ts";
+import {
+  donatedError,
+  type KernelSummary,
+  type MemoryReport,
+  type Program,
+  type Storage,
+} from "../storage.ts";
 import { BufferHandle, GpuStorage, sizeClass } from "./buffers.ts";
 import { type BindingRef, type Dispatch, generate, writes } from "./codegen.ts";
 import { LOWERING } from "../../kernel/lowering.ts";
@@ -143,9 +149,22 @@ export class GpuProgram implements Program {
     return group;
   }
 
-  /** The number of dispatches a run records. */
-  get dispatchCount(): number {
-    return this.dispatches.length;
+  kernels(): KernelSummary[] {
+    return this.dispatches.map(({ dispatch }) => ({
+      name: dispatch.name,
+      workgroups: dispatch.workgroups,
+      bindings: dispatch.bindings.map((b) =>
+        b.kind === "node"
+          ? {
+            kind: "tensor" as const,
+            dtype: b.node.dtype,
+            shape: b.node.shape,
+            write: b.write,
+            ...(b.part === undefined ? {} : { part: b.part }),
+          }
+          : { kind: b.kind, write: writes(b) }
+      ),
+    }));
   }
 
   describe(): string {
