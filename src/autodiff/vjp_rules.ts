@@ -17,6 +17,7 @@ import {
   log,
   mul,
   neg,
+  sin,
   sqrt,
   sub,
   where,
@@ -55,7 +56,8 @@ export const VJP_RULES: { [P in Prim]: VjpRule<P> } = {
   exp: (ct, _, y) => [mul(ct, y)],
   log: (ct, [x]) => [div(ct, x)],
   sqrt: (ct, _, y) => [div(mul(ct, 0.5), y)],
-  cos: (ct, [x]) => [neg(mul(ct, cos(sub(x, Math.PI / 2))))],
+  cos: (ct, [x]) => [neg(mul(ct, sin(x)))],
+  sin: (ct, [x]) => [mul(ct, cos(x))],
   acos: (ct, [x]) => [neg(div(ct, sqrt(sub(1, mul(x, x)))))],
   floor: () => [null],
   stopGradient: () => [null],
@@ -141,4 +143,19 @@ export const VJP_RULES: { [P in Prim]: VjpRule<P> } = {
     _,
     node,
   ) => [apply("gather", [ct, idx], { axis: node.params.axis }), null],
+  custom: (ct, inputs, _, node) => {
+    const { rule, index } = node.params;
+    if (rule.kind === "barrier") return [ct];
+    const cts: (Tensor | null)[] = Array.from({ length: rule.outputs }, () => null);
+    cts[index] = ct;
+    const args = inputs.slice(1, 1 + rule.args), res = inputs.slice(1 + rule.args);
+    const grads = rule.vjp(cts, args, res) as (Tensor | null)[];
+    if (grads.length !== rule.args) {
+      throw new TypeError(
+        `${rule.name}: the backward rule returned ${grads.length} cotangents for ${rule.args} arguments`,
+      );
+    }
+    return [null, ...grads, ...res.map(() => null)];
+  },
+  threefry: () => [null, null, null, null],
 };
