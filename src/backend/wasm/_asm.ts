@@ -124,7 +124,9 @@ export class Code {
   drop(): this {
     return this.op(0x1a);
   }
-  /** `i32.lt_u` of two locals or constants pushed by the callbacks. */
+  unreachable(): this {
+    return this.op(0x00);
+  }
   f32Load(offset = 0): this {
     return this.op(0x2a, 2, ...uleb(offset));
   }

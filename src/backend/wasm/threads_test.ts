@@ -1,94 +1,34 @@
 import assert from "node:assert/strict";
 import { WasmThreads } from "./threads.ts";
-
-/** LEB128 of an unsigned value. */
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) b |= 0x80;
-    out.push(b);
-  } while (n !== 0);
-  return out;
-}
-const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
-const vec = (items: number[][]) => [...uleb(items.length), ...items.flat()];
-const str = (s: string) => [...uleb(s.length), ...new TextEncoder().encode(s)];
+import { Code, I32, type Local, wasmModule } from "./_asm.ts";
 
 /**
  * A module importing shared `env.memory` with `scale(begin, end, src, dst)`: dst[i] = 2 src[i]
  * (f32) for i in [begin, end), `addOne(begin, end, buf)`: buf[i] += 1, and `boom`, which traps.
  */
 function testModule(): Uint8Array {
-  const i32 = 0x7f;
-  const types = vec([
-    [0x60, ...vec([[i32], [i32], [i32], [i32]]), 0],
-    [0x60, ...vec([[i32], [i32], [i32]]), 0],
-    [0x60, ...vec([[i32], [i32]]), 0],
-  ]);
-  const imports = vec([[...str("env"), ...str("memory"), 0x02, 0x03, 1, ...uleb(64)]]);
-  const funcs = vec([[0], [1], [2]]);
-  const exports = vec([
-    [...str("scale"), 0x00, 0],
-    [...str("addOne"), 0x00, 1],
-    [...str("boom"), 0x00, 2],
-  ]);
-  const addr = (base: number) => [0x20, base, 0x20, 0, 0x41, 2, 0x74, 0x6a];
-  const loop = (body: number[]) => [
-    0x02,
-    0x40,
-    0x03,
-    0x40,
-    0x20,
-    0,
-    0x20,
-    1,
-    0x4e,
-    0x0d,
-    1,
-    ...body,
-    0x20,
-    0,
-    0x41,
-    1,
-    0x6a,
-    0x21,
-    0,
-    0x0c,
-    0,
-    0x0b,
-    0x0b,
-  ];
-  const two = [...new Uint8Array(new Float32Array([2]).buffer)];
-  const one = [...new Uint8Array(new Float32Array([1]).buffer)];
-  const scale = [
-    0,
-    ...loop([...addr(3), ...addr(2), 0x2a, 2, 0, 0x43, ...two, 0x94, 0x38, 2, 0]),
-    0x0b,
-  ];
-  const addOne = [
-    0,
-    ...loop([...addr(2), ...addr(2), 0x2a, 2, 0, 0x43, ...one, 0x92, 0x38, 2, 0]),
-    0x0b,
-  ];
-  const boom = [0, 0x00, 0x0b];
-  const code = vec([scale, addOne, boom].map((b) => [...uleb(b.length), ...b]));
-  return new Uint8Array([
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    1,
-    0,
-    0,
-    0,
-    ...section(1, types),
-    ...section(2, imports),
-    ...section(3, funcs),
-    ...section(7, exports),
-    ...section(10, code),
-  ]);
+  const each = (params: number, body: (c: Code, i: Local) => void) => {
+    const c = new Code(params);
+    const i = c.local(I32);
+    c.for(i, () => c.get(c.param(0)), c.param(1), 1, () => body(c, i));
+    return c;
+  };
+  const at = (c: Code, base: Local, i: Local) => c.get(base).get(i).i32(2).shl().add();
+  const scale = each(4, (c, i) => {
+    at(c, c.param(3), i);
+    at(c, c.param(2), i).f32Load().f32(2).f32Mul().f32Store();
+  });
+  const addOne = each(3, (c, i) => {
+    at(c, c.param(2), i);
+    at(c, c.param(2), i).f32Load().f32(1).f32Add().f32Store();
+  });
+  const boom = new Code(2);
+  boom.unreachable();
+  return wasmModule([
+    { name: "scale", code: scale },
+    { name: "addOne", code: addOne },
+    { name: "boom", code: boom },
+  ], { shared: true, maxPages: 64 });
 }
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
