@@ -239,9 +239,9 @@ for (const [name, c] of Object.entries(CASES)) {
       const vs = xs.map((x, i) =>
         i < nFloat ? cg.normal(cg.randomKey(i + 1), x.shape, { dtype: "float64" }) : x
       );
-      const [y, jv] = cg.jvp(c.f as (...a: never[]) => unknown, xs, vs) as [T, T];
+      const [y, jv] = cg.jvp(c.f as (...a: T[]) => unknown, xs, vs) as [T, T];
       const u = cg.normal(cg.randomKey(99), y.shape, { dtype: "float64" });
-      const [, back] = cg.vjp(c.f as (...a: never[]) => unknown, xs);
+      const [, back] = cg.vjp(c.f as (...a: T[]) => T, xs);
       const jtu = back(u) as T[];
       let rhs = 0;
       for (let i = 0; i < nFloat; i++) rhs += await dot(jtu[i], vs[i]);
