@@ -106,7 +106,7 @@ export {
 } from "./src/ops/random.ts";
 export type { RandomKey, SampleOptions } from "./src/ops/random.ts";
 export { grad, jvp, linearize, valueAndGrad, vjp } from "./src/autodiff/transforms.ts";
-export type { ArgGrads, AuxOf, GradOptions } from "./src/autodiff/transforms.ts";
+export type { ArgGrads, ArgnumsOf, AuxOf, GradOptions } from "./src/autodiff/transforms.ts";
 export { vmap } from "./src/autodiff/vmap.ts";
 export type { VmapOptions } from "./src/autodiff/vmap.ts";
 export { checkpoint, customJvp, customVjp } from "./src/autodiff/custom.ts";
@@ -121,6 +121,7 @@ export {
   unflatten as treeUnflatten,
 } from "./src/tree/pytree.ts";
 export type { PytreeNode, TreeDef } from "./src/tree/pytree.ts";
+export type { CustomRule } from "./src/ir/primitives.ts";
 export { getBackend, setBackend } from "./src/backend/registry.ts";
 export type { BackendName } from "./src/backend/registry.ts";
 export { printGraph } from "./src/ir/printer.ts";

@@ -100,7 +100,8 @@ export type ArgGrads<A extends readonly unknown[], N> = N extends readonly numbe
 /** The aux value of a function returning `[output, aux]`. */
 export type AuxOf<R> = R extends readonly [unknown, infer X] ? X : never;
 
-type ArgnumsOf<O> = O extends { argnums: infer N } ? N : 0;
+/** The `argnums` of options `O` (0 when absent). */
+export type ArgnumsOf<O> = O extends { argnums: infer N } ? N : 0;
 
 interface Traced {
   /** Output leaves over placeholders. */
@@ -218,9 +219,6 @@ export function residualsOf(outputs: readonly Node[], unknowns: ReadonlySet<Node
   }
   return [...res];
 }
-
-/** The results of {@link vjp}: output, backward function, and aux with `hasAux`. */
-export type VjpResult<A extends unknown[], R> = [R, (cotangents: R) => A];
 
 /**
  * Evaluates `f` and returns its output with a function mapping output cotangents to input
