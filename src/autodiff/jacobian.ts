@@ -6,7 +6,7 @@
  * @module
  */
 import { fmtShape, sizeOf } from "../ir/dtype.ts";
-import { Tensor } from "../tensor.ts";
+import { deferred, realizeAll, Tensor } from "../tensor.ts";
 import { iota } from "../ops/indexing.ts";
 import { cast, equal } from "../ops/elementwise.ts";
 import { reshape, transpose } from "../ops/movement.ts";
@@ -65,15 +65,17 @@ export function jacfwd<A extends unknown[]>(
   options: JacobianOptions = {},
 ): (...args: A) => Tensor {
   const k = options.argnums ?? 0;
-  return (...args: A) => {
-    const x = argOf(args, k, "jacfwd");
-    const tangentsFor = (t: Tensor) => args.map((a, i) => i === k ? t : zerosLike(a)) as A;
-    const column = (t: unknown) => outOf(jvp(f, args, tangentsFor(t as Tensor))[1], "jacfwd");
-    const cols = vmap(column)(basis(x.shape, x)); // [n, ...out]
-    const outRank = cols.ndim - 1;
-    const perm = [...Array.from({ length: outRank }, (_, i) => i + 1), 0];
-    return reshape(transpose(cols, perm), [...cols.shape.slice(1), ...x.shape]);
-  };
+  return (...args: A) => realizeAll([deferred(() => jacfwdAt(f, args, k))])[0];
+}
+
+function jacfwdAt<A extends unknown[]>(f: (...args: A) => Tensor, args: A, k: number): Tensor {
+  const x = argOf(args, k, "jacfwd");
+  const tangentsFor = (t: Tensor) => args.map((a, i) => i === k ? t : zerosLike(a)) as A;
+  const column = (t: unknown) => outOf(jvp(f, args, tangentsFor(t as Tensor))[1], "jacfwd");
+  const cols = vmap(column)(basis(x.shape, x)); // [n, ...out]
+  const outRank = cols.ndim - 1;
+  const perm = [...Array.from({ length: outRank }, (_, i) => i + 1), 0];
+  return reshape(transpose(cols, perm), [...cols.shape.slice(1), ...x.shape]);
 }
 
 function zerosLike(a: unknown): unknown {
@@ -103,16 +105,18 @@ export function jacrev<A extends unknown[]>(
   options: JacobianOptions = {},
 ): (...args: A) => Tensor {
   const k = options.argnums ?? 0;
-  return (...args: A) => {
-    const x = argOf(args, k, "jacrev");
-    const [y, back] = vjp(f, args);
-    const out = outOf(y, "jacrev");
-    const rows = vmap((ct: unknown) => back(ct as Tensor)[k] as Tensor)(basis(out.shape, out));
-    if (rows.shape.slice(1).join() !== x.shape.join()) {
-      throw new Error(`jacrev: rows of ${fmtShape(rows.shape)} for input ${fmtShape(x.shape)}`);
-    }
-    return reshape(rows, [...out.shape, ...x.shape]);
-  };
+  return (...args: A) => realizeAll([deferred(() => jacrevAt(f, args, k))])[0];
+}
+
+function jacrevAt<A extends unknown[]>(f: (...args: A) => Tensor, args: A, k: number): Tensor {
+  const x = argOf(args, k, "jacrev");
+  const [y, back] = vjp(f, args);
+  const out = outOf(y, "jacrev");
+  const rows = vmap((ct: unknown) => back(ct as Tensor)[k] as Tensor)(basis(out.shape, out));
+  if (rows.shape.slice(1).join() !== x.shape.join()) {
+    throw new Error(`jacrev: rows of ${fmtShape(rows.shape)} for input ${fmtShape(x.shape)}`);
+  }
+  return reshape(rows, [...out.shape, ...x.shape]);
 }
 
 /**
