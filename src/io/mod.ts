@@ -24,3 +24,13 @@ export type {
   TensorRecord,
   TensorRecords,
 } from "./safetensors.ts";
+export {
+  CheckpointError,
+  CHECKSUM_KEY,
+  decodeCheckpoint,
+  encodeCheckpoint,
+  loadCheckpoint,
+  removeStaleTemporaries,
+  saveCheckpoint,
+} from "./checkpoint.ts";
+export type { Checkpoint } from "./checkpoint.ts";
