@@ -286,6 +286,30 @@ function memoryFacts(m: cg.MemoryReport, params: unknown): Record<string, number
 }
 
 /**
+ * Prepares one workload variant on the WebGPU backend (compiling it and running its first
+ * calls, as the timed runs do) and returns the backend: the tuner's way to learn which kernel
+ * classes a workload uses.
+ *
+ * @example
+ * ```ts ignore
+ * import { prepareCosgradWebGpu } from "./cosgrad.ts";
+ * const backend = await prepareCosgradWebGpu("T1");
+ * ```
+ */
+export async function prepareCosgradWebGpu(workload: Variant): Promise<cg.Backend> {
+  const backend = await cg.initWebGpu();
+  const wait = () => backend.synchronize();
+  await prepareVariant(workload, {
+    matmul: (n) => prepareMatmul(n, wait),
+    conv: (backward) => prepareConv(backward, wait),
+    cosface: () => prepareCosface(wait),
+    train: (id) => prepareTrain(id, wait, 60_000),
+  });
+  await wait();
+  return backend;
+}
+
+/**
  * Runs one workload variant with cosgrad on one backend: one result per timing mode, or one
  * result with `error`. On WebGPU the wait is the backend's `synchronize` (the queue finished).
  *

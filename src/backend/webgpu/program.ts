@@ -20,6 +20,8 @@ import { LOWERING } from "../../kernel/lowering.ts";
 import { bindingParts } from "./split.ts";
 import { type Kernel, type Schedule, schedule } from "./schedule.ts";
 import type { WebGpuBackend } from "./webgpu_backend.ts";
+import type { Conv2dSpec } from "../../../kernels/conv2d.ts";
+import { convClass, type ConvDirection } from "../../../kernels/tune.ts";
 
 /** Where a dispatch binding's memory comes from, once planned. */
 type Source =
@@ -116,7 +118,12 @@ export class GpuProgram implements Program {
     const isMem = (n: Node) => LOWERING[n.op].kind === "input" || this.sched.realized.has(n);
     const graph = { isMem, alias: this.sched.alias };
     for (const kernel of this.sched.kernels) {
-      const options = { profile: backend.profile, maxBindingBytes: limit };
+      const options = {
+        profile: backend.profile,
+        maxBindingBytes: limit,
+        choose: (direction: ConvDirection, spec: Conv2dSpec) =>
+          backend.tuning.choose(convClass(direction, spec), direction, spec),
+      };
       for (const dispatch of generate(kernel, graph, options)) {
         this.dispatches.push({ kernel, dispatch });
         if (!dispatch.clear) {
