@@ -10,9 +10,10 @@
  * engine validates it, else `f32x4.mul` + `f32x4.add`). Edge blocks go through a small tile
  * in scratch memory.
  *
- * The function `gemm(p, m0, m1, scratch)` reads its parameters from the i32 block at `p`
- * ({@link GEMM_PARAMS}); `scratch` is at least {@link gemmScratchBytes} bytes of its own (one
- * per worker), so workers given disjoint row ranges run concurrently.
+ * The function `gemm(p, m0, m1, n0, n1, scratch)` computes rows `[m0, m1)` and columns
+ * `[n0, n1)` of C, reading its parameters from the i32 block at `p` ({@link GEMM_PARAMS});
+ * `scratch` is at least {@link gemmScratchBytes} bytes of its own (one per worker), so workers
+ * given disjoint blocks of C run concurrently.
  *
  * @module
  */
@@ -108,7 +109,7 @@ export function relaxedSimd(): boolean {
 }
 
 /**
- * Writes the `gemm(p, m0, m1, scratch)` function of `shape`.
+ * Writes the `gemm(p, m0, m1, n0, n1, scratch)` function of `shape`.
  *
  * @example
  * ```ts
@@ -125,8 +126,8 @@ export function gemmFunction(shape: GemmShape): FunctionBuilder {
   const { mr, nr, kc: KC } = shape;
   if (nr % 4 !== 0 || mr < 1) throw new RangeError(`Bad GEMM block ${mr}x${nr}`);
   const nv = nr / 4;
-  const f = new FunctionBuilder(["i32", "i32", "i32", "i32"]);
-  const [P, M0, M1, S] = [0, 1, 2, 3];
+  const f = new FunctionBuilder(["i32", "i32", "i32", "i32", "i32", "i32"]);
+  const [P, M0, M1, N0, N1, S] = [0, 1, 2, 3, 4, 5];
   const L = (t: "i32" | "v128" = "i32") => f.local(t);
   const field = (name: typeof GEMM_PARAMS[number]) => {
     const l = L();
@@ -143,6 +144,10 @@ export function gemmFunction(shape: GemmShape): FunctionBuilder {
   // Byte strides.
   const shl2 = (l: number) => f.get(l).i32(2).op(OP.i32_shl).set(l);
   [aRs, aCs, bRs, bCs, cRs].forEach(shl2);
+  // Columns [n0, n1): B and C start at column n0.
+  f.get(bBase).get(N0).get(bCs).op(OP.i32_mul).op(OP.i32_add).set(bBase);
+  f.get(cBase).get(N0).i32(2).op(OP.i32_shl).op(OP.i32_add).set(cBase);
+  f.get(N1).get(N0).op(OP.i32_sub).set(n);
   // panels = ceil(n / nr); packB = scratch; packA after it; tile after that.
   f.get(n).i32(nr - 1).op(OP.i32_add).i32(nr).op(OP.i32_div_u).set(panels);
   f.get(S).set(packB);
@@ -176,6 +181,14 @@ export function gemmFunction(shape: GemmShape): FunctionBuilder {
         // src = bBase + (pc + kk) * bRs + jp * nr * bCs
         f.get(bBase).get(pc).get(kk).op(OP.i32_add).get(bRs).op(OP.i32_mul).op(OP.i32_add);
         f.get(jp).i32(nr).op(OP.i32_mul).get(bCs).op(OP.i32_mul).op(OP.i32_add).set(src);
+        // A whole panel of contiguous columns: vector copies.
+        f.get(bCs).i32(4).op(OP.i32_eq);
+        f.get(jp).i32(1).op(OP.i32_add).i32(nr).op(OP.i32_mul).get(n).op(OP.i32_le_s);
+        f.op(OP.i32_and).op(OP.if, [0x40]);
+        for (let v = 0; v < nv; v++) {
+          f.get(dst).get(src).mem(OP.v128_load, 2, 16 * v).mem(OP.v128_store, 4, 16 * v);
+        }
+        f.op(OP.else);
         for (let j = 0; j < nr; j++) {
           // Columns past n read B's first element (never past memory) and store 0.
           const inside = () =>
@@ -188,6 +201,7 @@ export function gemmFunction(shape: GemmShape): FunctionBuilder {
           f.op(OP.select).mem(OP.f32_store, 2, 4 * j);
           f.get(src).get(bCs).op(OP.i32_add).set(src);
         }
+        f.op(OP.end);
         f.get(dst).i32(nr * 4).op(OP.i32_add).set(dst);
       });
     });

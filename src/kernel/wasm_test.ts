@@ -100,7 +100,14 @@ Deno.test("the GEMM function agrees with float64 sums on odd shapes, layouts and
       });
       const memory = new WebAssembly.Memory({ initial: 64, maximum: 64 });
       const gemm = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } })
-        .exports.gemm as (p: number, m0: number, m1: number, s: number) => void;
+        .exports.gemm as (
+          p: number,
+          m0: number,
+          m1: number,
+          n0: number,
+          n1: number,
+          s: number,
+        ) => void;
       const f = new Float32Array(memory.buffer), w = new Int32Array(memory.buffer);
       for (
         const [m, n, k, transA, accumulate] of [[1, 1, 1, 0, 0], [7, 13, 33, 1, 0], [
@@ -121,8 +128,10 @@ Deno.test("the GEMM function agrees with float64 sums on odd shapes, layouts and
         const p = [A, aRs, aCs, B, n, 1, C, n, n, k, accumulate];
         assert.equal(p.length, GEMM_PARAMS.length);
         p.forEach((v, i) => w[P / 4 + i] = v);
-        gemm(P, 0, Math.ceil(m / 2), S);
-        gemm(P, Math.ceil(m / 2), m, S);
+        // Rows in two parts, the second one's columns in two parts again.
+        gemm(P, 0, Math.ceil(m / 2), 0, n, S);
+        gemm(P, Math.ceil(m / 2), m, 0, 8, S);
+        gemm(P, Math.ceil(m / 2), m, 8, n, S);
         for (let i = 0; i < m; i++) {
           for (let j = 0; j < n; j++) {
             let s = accumulate ? before[i * n + j] : 0;

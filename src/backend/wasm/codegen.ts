@@ -416,81 +416,65 @@ function convGeometry(node: Node): ConvGeometry {
 }
 
 /**
- * The im2col kernel of one image and group: `cols[(ci*kh + ky)*kw + kx, oy*ow + ox] =
- * x[ci, oy*sh - pt + ky*dh, ox*sw - pl + kx*dw]` (zero outside), `x` bound at the image and
- * group's first element.
+ * The im2col kernel of one image and group, a function over rows `(ci*kh + ky)*kw + kx` of
+ * `cols`: row `r` holds `x[ci, oy*sh - pt + ky*dh, ox*sw - pl + kx*dw]` (zero outside) for
+ * every output pixel `oy*ow + ox`, `x` bound at the image and group's first element. Loops per
+ * row, so no division per element.
  */
 function im2colKernel(g: ConvGeometry, x: Node, cols: Ref, table: FunctionTable): number {
   const cg = g.c / g.groups;
   const ohw = g.oh * g.ow;
   const key = `im2col|${[cg, g.h, g.w, g.kh, g.kw, g.oh, g.ow].join(",")}|${JSON.stringify(g.p)}`;
-  const row = bin("/", GID, u32(ohw)), pix = bin("%", GID, u32(ohw));
-  const stmts: Stmt[] = [
-    { kind: "let", name: "row", value: row },
-    { kind: "let", name: "pix", value: pix },
-    { kind: "let", name: "ci", value: bin("/", name("row", "u32"), u32(g.kh * g.kw)) },
-    {
-      kind: "let",
-      name: "ky",
-      value: bin("%", bin("/", name("row", "u32"), u32(g.kw)), u32(g.kh)),
-    },
-    { kind: "let", name: "kx", value: bin("%", name("row", "u32"), u32(g.kw)) },
-    { kind: "let", name: "oy", value: bin("/", name("pix", "u32"), u32(g.ow)) },
-    { kind: "let", name: "ox", value: bin("%", name("pix", "u32"), u32(g.ow)) },
-    {
-      kind: "let",
-      name: "iy",
-      value: bin(
-        "-",
-        bin(
-          "+",
-          bin("*", name("oy", "u32"), u32(g.p.stride[0])),
-          bin("*", name("ky", "u32"), u32(g.p.dilation[0])),
-        ),
-        u32(g.p.padding[0]),
-      ),
-    },
+  const u = (n: string) => name(n, "u32");
+  const inner: Stmt[] = [
     {
       kind: "let",
       name: "ix",
       value: bin(
         "-",
-        bin(
-          "+",
-          bin("*", name("ox", "u32"), u32(g.p.stride[1])),
-          bin("*", name("kx", "u32"), u32(g.p.dilation[1])),
-        ),
+        bin("+", bin("*", u("ox"), u32(g.p.stride[1])), bin("*", u("kx"), u32(g.p.dilation[1]))),
         u32(g.p.padding[2]),
-      ),
-    },
-    {
-      kind: "let",
-      name: "ok",
-      value: bin(
-        "&&",
-        bin("<", name("iy", "u32"), u32(g.h)),
-        bin("<", name("ix", "u32"), u32(g.w)),
-      ),
-    },
-    {
-      kind: "let",
-      name: "xv",
-      value: load(
-        "in0",
-        bin(
-          "+",
-          bin("*", bin("+", bin("*", name("ci", "u32"), u32(g.h)), name("iy", "u32")), u32(g.w)),
-          name("ix", "u32"),
-        ),
-        "f32",
       ),
     },
     {
       kind: "store",
       buf: "out0",
-      index: GID,
-      value: select(name("ok", "bool"), name("xv", "f32"), lit(0, "f32")),
+      index: bin("+", u("orow"), u("ox")),
+      value: select(
+        bin("&&", name("oky", "bool"), bin("<", u("ix"), u32(g.w))),
+        load("in0", bin("+", u("xrow"), u("ix")), "f32"),
+        lit(0, "f32"),
+      ),
     },
+  ];
+  const rows: Stmt[] = [
+    {
+      kind: "let",
+      name: "iy",
+      value: bin(
+        "-",
+        bin("+", bin("*", u("oy"), u32(g.p.stride[0])), bin("*", u("ky"), u32(g.p.dilation[0]))),
+        u32(g.p.padding[0]),
+      ),
+    },
+    { kind: "let", name: "oky", value: bin("<", u("iy"), u32(g.h)) },
+    {
+      kind: "let",
+      name: "xrow",
+      value: bin("*", bin("+", bin("*", u("ci"), u32(g.h)), u("iy")), u32(g.w)),
+    },
+    {
+      kind: "let",
+      name: "orow",
+      value: bin("+", bin("*", GID, u32(ohw)), bin("*", u("oy"), u32(g.ow))),
+    },
+    { kind: "for", index: "ox", from: u32(0), to: u32(g.ow), step: u32(1), body: inner },
+  ];
+  const stmts: Stmt[] = [
+    { kind: "let", name: "ci", value: bin("/", GID, u32(g.kh * g.kw)) },
+    { kind: "let", name: "ky", value: bin("%", bin("/", GID, u32(g.kw)), u32(g.kh)) },
+    { kind: "let", name: "kx", value: bin("%", GID, u32(g.kw)) },
+    { kind: "for", index: "oy", from: u32(0), to: u32(g.oh), step: u32(1), body: rows },
   ];
   const bindings: Binding<Ref>[] = [
     { name: "in0", scalar: "f32", write: false, lanes: 1, refs: [{ kind: "node", node: x }] },
@@ -499,6 +483,45 @@ function im2colKernel(g: ConvGeometry, x: Node, cols: Ref, table: FunctionTable)
   const kernel = rangeKernel(`im2col[${cg}x${g.kh}x${g.kw},${ohw}]`, "im2col", bindings, stmts);
   // x is bound at an image and group's first element: loads stay within those channels.
   return table.add(kernel, [cg * g.h * g.w, refElements(cols)], key);
+}
+
+/**
+ * The weights of the input gradient of a stride-1 convolution as a forward convolution's:
+ * `wt[g][ci][(o*kh + ky)*kw + kx] = w[g*og + o, ci, kh-1-ky, kw-1-kx]`.
+ */
+function flipKernel(g: ConvGeometry, w: Node, out: Ref, table: FunctionTable): number {
+  const cg = g.c / g.groups, og = g.o / g.groups, taps = g.kh * g.kw;
+  const u = (n: string) => name(n, "u32");
+  const stmts: Stmt[] = [
+    { kind: "let", name: "gi", value: bin("/", GID, u32(cg * og * taps)) },
+    { kind: "let", name: "ci", value: bin("%", bin("/", GID, u32(og * taps)), u32(cg)) },
+    { kind: "let", name: "o", value: bin("%", bin("/", GID, u32(taps)), u32(og)) },
+    { kind: "let", name: "t", value: bin("%", GID, u32(taps)) },
+    {
+      kind: "store",
+      buf: "out0",
+      index: GID,
+      value: load(
+        "in0",
+        bin(
+          "+",
+          bin(
+            "*",
+            bin("+", bin("*", bin("+", bin("*", u("gi"), u32(og)), u("o")), u32(cg)), u("ci")),
+            u32(taps),
+          ),
+          bin("-", u32(taps - 1), u("t")),
+        ),
+        "f32",
+      ),
+    },
+  ];
+  const bindings: Binding<Ref>[] = [
+    { name: "in0", scalar: "f32", write: false, lanes: 1, refs: [{ kind: "node", node: w }] },
+    { name: "out0", scalar: "f32", write: true, lanes: 1, refs: [out] },
+  ];
+  const kernel = rangeKernel(`flip[${g.o}x${cg}x${taps}]`, "flipped weights", bindings, stmts);
+  return table.add(kernel, [sizeOf(w.shape), refElements(out)]);
 }
 
 /**
@@ -579,6 +602,28 @@ function col2imKernel(g: ConvGeometry, dx: Node, cols: Ref, table: FunctionTable
   return table.add(kernel, [refElements(cols), sizeOf(dx.shape)], key);
 }
 
+/** Whether a convolution's input gradient is a forward convolution (stride and dilation 1). */
+function transposable(g: ConvGeometry): boolean {
+  const [pt, pb, pl, pr] = g.p.padding;
+  return g.p.stride.every((s) => s === 1) && g.p.dilation.every((d) => d === 1) &&
+    pt <= g.kh - 1 && pb <= g.kh - 1 && pl <= g.kw - 1 && pr <= g.kw - 1;
+}
+
+/** The forward convolution computing a stride-1 convolution's input gradient from dy. */
+function transposed(g: ConvGeometry): ConvGeometry {
+  const [pt, pb, pl, pr] = g.p.padding;
+  return {
+    ...g,
+    c: g.o,
+    o: g.c,
+    h: g.oh,
+    w: g.ow,
+    oh: g.h,
+    ow: g.w,
+    p: { ...g.p, padding: [g.kh - 1 - pt, g.kh - 1 - pb, g.kw - 1 - pl, g.kw - 1 - pr] },
+  };
+}
+
 function convSteps(
   k: Kernel,
   out: Node,
@@ -590,7 +635,11 @@ function convSteps(
   const mem = (n: Node) => alias.get(n) ?? n;
   const cg = g.c / g.groups, og = g.o / g.groups;
   const ckk = cg * g.kh * g.kw, ohw = g.oh * g.ow;
-  const cols: Ref = { kind: "scratch", name: "cols", bytes: Math.max(4, ckk * ohw * 4) };
+  // The transposed path's columns: og*kh*kw rows of h*w input pixels.
+  const ckk2 = og * g.kh * g.kw;
+  const colsBytes = Math.max(ckk * ohw, core.op === "conv2dBackInput" ? ckk2 * g.h * g.w : 0);
+  const cols: Ref = { kind: "scratch", name: "cols", bytes: Math.max(4, colsBytes * 4) };
+  const flipped: Ref = { kind: "scratch", name: "flipped", bytes: Math.max(4, g.o * ckk * 4) };
   const colsArg = (rs: number, cs: number): MatrixArg => ({ ref: cols, offset: 0, rs, cs });
   const steps: Step[] = [];
   const kname = kernelName(k);
@@ -606,7 +655,7 @@ function convSteps(
           kind: "kernel",
           fn,
           args: [nodeArg(x, xOff), { ref: cols, offset: 0 }],
-          total: ckk * ohw,
+          total: ckk,
           name: `${kname} im2col`,
         });
         steps.push({
@@ -617,6 +666,37 @@ function convSteps(
           m: og,
           n: ohw,
           k: ckk,
+          accumulate: false,
+          name: kname,
+        });
+      } else if (core.op === "conv2dBackInput" && transposable(g)) {
+        // dx = conv(dy, flipped w), a forward convolution of og channels per group.
+        const dy = mem(core.inputs[0]), w = mem(core.inputs[1]);
+        if (n === 0 && gi === 0) {
+          steps.push({
+            kind: "kernel",
+            fn: flipKernel(g, w, flipped, table),
+            args: [nodeArg(w), { ref: flipped, offset: 0 }],
+            total: g.o * cg * g.kh * g.kw,
+            name: `${kname} flip`,
+          });
+        }
+        const t = transposed(g);
+        steps.push({
+          kind: "kernel",
+          fn: im2colKernel(t, dy, cols, table),
+          args: [nodeArg(dy, yOff), { ref: cols, offset: 0 }],
+          total: ckk2,
+          name: `${kname} im2col`,
+        });
+        steps.push({
+          kind: "gemm",
+          a: { ref: flipped, offset: wOff, rs: ckk2, cs: 1 },
+          b: colsArg(g.h * g.w, 1),
+          c: { ...nodeArg(out, xOff), rs: g.h * g.w, cs: 1 },
+          m: cg,
+          n: g.h * g.w,
+          k: ckk2,
           accumulate: false,
           name: kname,
         });
@@ -649,7 +729,7 @@ function convSteps(
           kind: "kernel",
           fn,
           args: [nodeArg(x, xOff), { ref: cols, offset: 0 }],
-          total: ckk * ohw,
+          total: ckk,
           name: `${kname} im2col`,
         });
         // dW_g (og x ckk) (+)= dy (og x ohw) @ cols^T (ohw x ckk).

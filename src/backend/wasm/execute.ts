@@ -14,7 +14,7 @@ export const BARRIER_WORDS = 32;
 
 /** The exports of a program's instance. */
 export interface ProgramExports {
-  gemm: (p: number, m0: number, m1: number, scratch: number) => void;
+  gemm: (p: number, m0: number, m1: number, n0: number, n1: number, scratch: number) => void;
   [fn: string]: (...args: number[]) => void;
 }
 
@@ -40,7 +40,7 @@ export function barrier(words: Int32Array, threads: number): void {
 export function runShare(
   exports: ProgramExports,
   memory: WebAssembly.Memory,
-  job: { block: number; count: number; scratch: number; mr: number },
+  job: { block: number; count: number; scratch: number; mr: number; nr: number },
   t: number,
   threads: number,
 ): unknown {
@@ -56,11 +56,18 @@ export function runShare(
           const lo = Math.floor(total * t / threads), hi = Math.floor(total * (t + 1) / threads);
           if (hi > lo) exports[`k${words[at + 1]}`](words[at + 2], lo, hi);
         } else {
-          const m = words[at + 3];
-          const blocks = Math.ceil(m / job.mr);
-          const lo = Math.floor(blocks * t / threads) * job.mr;
-          const hi = Math.min(m, Math.floor(blocks * (t + 1) / threads) * job.mr);
-          if (hi > lo) exports.gemm(words[at + 1], lo, hi, job.scratch);
+          // Split C by its longer side, in whole register blocks.
+          const m = words[at + 3], n = words[at + 2];
+          const share = (size: number, unit: number): [number, number] => {
+            const blocks = Math.ceil(size / unit);
+            return [
+              Math.floor(blocks * t / threads) * unit,
+              Math.min(size, Math.floor(blocks * (t + 1) / threads) * unit),
+            ];
+          };
+          const [m0, m1] = m >= n ? share(m, job.mr) : [0, m];
+          const [n0, n1] = m >= n ? [0, n] : share(n, job.nr);
+          if (m1 > m0 && n1 > n0) exports.gemm(words[at + 1], m0, m1, n0, n1, job.scratch);
         }
       }
     } catch (e) {

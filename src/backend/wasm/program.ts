@@ -344,7 +344,7 @@ export class WasmProgram implements Program {
       } else {
         mem[at] = CMD.gemm;
         mem[at + 1] = block + extra * 4;
-        mem[at + 2] = 0;
+        mem[at + 2] = step.n;
         mem[at + 3] = step.m;
         const p = [
           addrOf(srcs[0], step.a),

@@ -158,7 +158,13 @@ export class WasmBackend implements Backend {
       const error = runShare(
         exports,
         this.heap.memory,
-        { block: job.block, count: job.count, scratch, mr: this.gemmShape.mr },
+        {
+          block: job.block,
+          count: job.count,
+          scratch,
+          mr: this.gemmShape.mr,
+          nr: this.gemmShape.nr,
+        },
         0,
         1,
       );
@@ -196,6 +202,7 @@ export class WasmBackend implements Backend {
         scratch,
         scratchStride: this.scratch.bytes,
         mr: this.gemmShape.mr,
+        nr: this.gemmShape.nr,
       });
     }
   }

@@ -21,6 +21,7 @@ interface Job {
   scratch: number;
   scratchStride: number;
   mr: number;
+  nr: number;
 }
 
 /** The worker's global scope (typed here: this file is checked with the window's lib). */
