@@ -1,6 +1,6 @@
 /**
  * cosgrad's implementations of the standard workloads of WORKLOADS.md (shared/): M1, M4, C1
- * (forward, forward+backward), L1, T1 and T2, on the `webgpu` and `cpu` backends, reporting
+ * (forward, forward+backward), L1, T1 and T2, on the `webgpu`, `wasm` and `cpu` backends, reporting
  * {@linkcode PeerResult} rows like the peers in bench/peers/ do, so that one table holds all.
  *
  * @module
@@ -38,7 +38,7 @@ import {
 type T = cg.Tensor;
 
 /** cosgrad's backends the comparison runs. */
-export type CosgradBackend = "webgpu" | "cpu";
+export type CosgradBackend = "webgpu" | "wasm" | "cpu";
 
 /** Options of {@linkcode runCosgrad}. */
 export type CosgradRunOptions = {
@@ -332,6 +332,9 @@ export async function runCosgrad(
     let backend: cg.Backend;
     if (opts.backend === "webgpu") {
       backend = await cg.initWebGpu();
+      base.adapter = (backend as unknown as { description: string }).description;
+    } else if (opts.backend === "wasm") {
+      backend = await cg.setBackend("wasm");
       base.adapter = (backend as unknown as { description: string }).description;
     } else {
       backend = await cg.setBackend("cpu");
