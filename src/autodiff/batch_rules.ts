@@ -165,7 +165,9 @@ export const BATCH_RULES: { [P in Prim]: BatchRule<P> } = {
   custom: (inputs, node, size, vmap) => {
     const { rule, index } = node.params;
     const out = withBatch(inputs[0], size);
-    if (rule.kind === "barrier") return apply("custom", [out], { rule, index });
+    if (rule.kind === "barrier") {
+      return apply("custom", [out, ...inputs.slice(1).map((x) => x.t)], { rule, index });
+    }
     const rest = inputs.slice(1);
     const flags = rest.map((x) => x.batched);
     const batchedRule: CustomRule = {

@@ -268,9 +268,12 @@ export function checkpoint<A extends unknown[], R>(f: (...args: A) => R): (...ar
         args: 0,
         vjp: () => [],
       };
+      // The barrier also reads the cotangent: the recomputation cannot be scheduled before
+      // the backward pass reaches this point (JAX's optimization_barrier does the same).
+      const cts = flatten(ct).leaves;
       const { leaves, def } = flatten(args);
       const guarded = leaves.map((l) =>
-        isFloat(l.dtype) ? apply("custom", [l], { rule, index: 0 }) : l
+        isFloat(l.dtype) ? apply("custom", [l, ...cts], { rule, index: 0 }) : l
       );
       const [, back] = vjp(f, unflatten<A>(def, guarded));
       return back(ct);
