@@ -21,6 +21,7 @@ const HELP = `Usage: deno run -A bench/checkpoint_memory.ts [options]
   --batch N     images per step (default 128, T1's)
   --size N      image height and width (default 64, T1's)
   --classes N   CosFace classes (default 1000, T1's)
+  --only V      run one variant: plain or checkpoint (default both)
   --help        this text`;
 
 /** The network of smallNet.apply, with each stage optionally under checkpoint. */
@@ -59,6 +60,7 @@ async function main(): Promise<void> {
       batch: { type: "string", default: "128" },
       size: { type: "string", default: "64" },
       classes: { type: "string", default: "1000" },
+      only: { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
@@ -89,7 +91,12 @@ async function main(): Promise<void> {
   const params = { net: net.params, head };
   type P = typeof params;
   const rows: string[] = [];
-  for (const remat of [false, true]) {
+  if (values.only !== undefined && values.only !== "plain" && values.only !== "checkpoint") {
+    console.error(`error: --only must be plain or checkpoint, got ${values.only}`);
+    Deno.exit(2);
+  }
+  const variants = values.only === undefined ? [false, true] : [values.only === "checkpoint"];
+  for (const remat of variants) {
     const step = cg.compile((p: P, bn: State, o: cg.optim.OptState, xb: T, yb: T) => {
       const loss = (q: P) => {
         const r = forward(q.net, bn, xb, remat);

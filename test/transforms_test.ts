@@ -210,6 +210,27 @@ Deno.test("vmap(grad(f)) gives per-example gradients", async () => {
   await assertNear(per, cg.stack(rows), "per-example gradients");
 });
 
+Deno.test("vmap of convolutions: per-example filters and per-example filter gradients", async () => {
+  const xs = rand(11, [3, 2, 4, 4, 5], -1, 1), ws = rand(12, [3, 4, 2, 3, 3], -1, 1);
+  const x0 = rand(13, [2, 4, 4, 5], -1, 1);
+  const opts = { padding: 1, groups: 2 };
+  const conv = (x: T, w: T) => cg.conv2d(x, w, opts);
+  const loss = (w: T, x: T) => cg.sum(cg.square(conv(x, w)));
+  for (const [name, axes] of [["filters", [null, 0]], ["both", [0, 0]]] as const) {
+    const x = axes[0] === null ? x0 : xs;
+    const got = cg.vmap(conv, { inAxes: [...axes] })(x, ws);
+    const rows = [0, 1, 2].map((b) => conv(axes[0] === null ? x : take(x, b, 0), take(ws, b, 0)));
+    await assertNear(got, cg.stack(rows), `conv2d, batched ${name}`);
+    const g = cg.vmap(cg.grad(loss, { argnums: [0, 1] }), { inAxes: [0, axes[0]] })(ws, x);
+    for (const k of [0, 1]) {
+      const want = [0, 1, 2].map((b) =>
+        cg.grad(loss, { argnums: [0, 1] })(take(ws, b, 0), axes[0] === null ? x : take(x, b, 0))[k]
+      );
+      await assertNear(g[k], cg.stack(want), `per-example gradient ${k}, batched ${name}`);
+    }
+  }
+});
+
 // ---------------------------------------------------------------------------------------------
 // Jacobians and Hessians.
 

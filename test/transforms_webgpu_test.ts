@@ -50,6 +50,15 @@ Deno.test({
 });
 
 Deno.test({
+  name: "sin is float32-correct near 0 on webgpu too",
+  ...opts,
+  async fn() {
+    const [s] = await withBackend(gpu!, () => cg.sin(cg.tensor([1e-6]))).data();
+    assert.ok(Math.abs(s - 1e-6) / 1e-6 < 1e-5, `sin(1e-6) = ${s} on webgpu`);
+  },
+});
+
+Deno.test({
   name: "a compiled step on webgpu draws a fresh dropout mask per key, traced once",
   ...opts,
   async fn() {

@@ -4,17 +4,17 @@
  * axis in front. The table is typed `{ [P in Prim]: BatchRule<P> }`, so a new primitive fails
  * `deno check` until it has one.
  *
- * Most rules move the batch into the primitive's own axes (elementwise ops, reductions and
- * movement shift their axes by one; a matmul or convolution whose weights are shared folds
- * the batch into its rows or images). The rest (convolution gradients with a batched filter or
- * output gradient) fall back to one op per batch element, stacked: correct, but `size` ops.
+ * Every rule moves the batch into the primitive's own axes: elementwise ops, reductions and
+ * movement shift their axes by one; a matmul whose right operand is shared folds the batch
+ * into its rows; a convolution with shared filters folds it into the images, and one with
+ * per-example filters (or a per-example filter gradient: `vmap(grad)`) into channel groups.
  *
  * @module
  */
 import type { Node } from "../ir/node.ts";
 import type { CustomRule, Prim, PrimParams } from "../ir/primitives.ts";
 import { apply, type Tensor } from "../tensor.ts";
-import { broadcastTo, reshape, slice, stack, transpose } from "../ops/movement.ts";
+import { broadcastTo, reshape, transpose } from "../ops/movement.ts";
 import { sum } from "../ops/reduce.ts";
 import { freshRuleId } from "./custom.ts";
 
@@ -54,24 +54,6 @@ const leaf = (_: readonly Batched[], node: Node): Tensor => {
   throw new TypeError(`vmap: ${node.op} has no inputs and is never batched`);
 };
 
-/** One op per batch element, stacked (the fallback). */
-function unrolled<P extends Prim>(inputs: readonly Batched[], node: Node<P>, size: number): Tensor {
-  const outs: Tensor[] = [];
-  for (let b = 0; b < size; b++) {
-    const args = inputs.map(({ t, batched }) =>
-      batched
-        ? reshape(
-          slice(t, [b, ...t.shape.slice(1).map(() => 0)], [b + 1, ...t.shape.slice(1)]),
-          t
-            .shape.slice(1),
-        )
-        : t
-    );
-    outs.push(apply(node.op, args, node.params as PrimParams[P]));
-  }
-  return stack(outs, 0);
-}
-
 /** Merges the batch axis into the next one: `[B, N, ...] -> [B*N, ...]`. */
 function foldBatch(t: Tensor): Tensor {
   const [b, n, ...rest] = t.shape;
@@ -81,6 +63,18 @@ function foldBatch(t: Tensor): Tensor {
 function unfoldBatch(t: Tensor, size: number): Tensor {
   const [bn, ...rest] = t.shape;
   return reshape(t, [size, bn / size, ...rest]);
+}
+
+/** `[B, N, C, H, W] -> [N, B*C, H, W]`: the batch as channel groups. */
+function toGroups(t: Tensor): Tensor {
+  const [b, n, c, h, w] = t.shape;
+  return reshape(transpose(t, [1, 0, 2, 3, 4]), [n, b * c, h, w]);
+}
+
+/** `[N, B*O, H, W] -> [B, N, O, H, W]`. */
+function fromGroups(t: Tensor, size: number): Tensor {
+  const [n, bo, h, w] = t.shape;
+  return transpose(reshape(t, [n, size, bo / size, h, w]), [1, 0, 2, 3, 4]);
 }
 
 /** Matrix product with a batched `a` and a shared `b`: the batch joins the rows of `a`. */
@@ -142,19 +136,40 @@ export const BATCH_RULES: { [P in Prim]: BatchRule<P> } = {
     if (a.batched && !b.batched) return matmulRows(a.t, b.t, size);
     return apply("matmul", [withBatch(a, size), withBatch(b, size)], {});
   },
-  conv2d: (inputs, node, size) => {
-    const [x, w] = inputs;
-    if (w.batched) return unrolled(inputs, node, size);
-    return unfoldBatch(apply("conv2d", [foldBatch(x.t), w.t], node.params), size);
+  conv2d: ([x, w], node, size) => {
+    if (!w.batched) return unfoldBatch(apply("conv2d", [foldBatch(x.t), w.t], node.params), size);
+    // Per-example filters: the batch becomes groups of one convolution.
+    const p = { ...node.params, groups: node.params.groups * size };
+    return fromGroups(apply("conv2d", [toGroups(withBatch(x, size)), foldBatch(w.t)], p), size);
   },
-  conv2dBackInput: (inputs, node, size) => {
-    const [dy, w] = inputs;
-    if (w.batched) return unrolled(inputs, node, size);
-    const [n, ...rest] = node.params.inputShape;
-    const p = { ...node.params, inputShape: [size * n, ...rest] };
-    return unfoldBatch(apply("conv2dBackInput", [foldBatch(dy.t), w.t], p), size);
+  conv2dBackInput: ([dy, w], node, size) => {
+    const [n, c, h, wd] = node.params.inputShape;
+    if (!w.batched) {
+      const p = { ...node.params, inputShape: [size * n, c, h, wd] };
+      return unfoldBatch(apply("conv2dBackInput", [foldBatch(dy.t), w.t], p), size);
+    }
+    const p = {
+      ...node.params,
+      groups: node.params.groups * size,
+      inputShape: [n, size * c, h, wd],
+    };
+    const g = apply("conv2dBackInput", [toGroups(withBatch(dy, size)), foldBatch(w.t)], p);
+    return fromGroups(g, size);
   },
-  conv2dBackFilter: unrolled,
+  conv2dBackFilter: ([x, dy], node, size) => {
+    // Per-example filter gradients (vmap of grad): the batch becomes groups.
+    const [o, ...rest] = node.params.weightShape;
+    const p = {
+      ...node.params,
+      groups: node.params.groups * size,
+      weightShape: [size * o, ...rest],
+    };
+    const g = apply("conv2dBackFilter", [
+      toGroups(withBatch(x, size)),
+      toGroups(withBatch(dy, size)),
+    ], p);
+    return unfoldBatch(g, size);
+  },
   gather: (xs, node, size) =>
     apply("gather", xs.map((x) => withBatch(x, size)), { axis: node.params.axis + 1 }),
   scatterAdd: (xs, node, size) =>
@@ -165,7 +180,9 @@ export const BATCH_RULES: { [P in Prim]: BatchRule<P> } = {
   custom: (inputs, node, size, vmap) => {
     const { rule, index } = node.params;
     const out = withBatch(inputs[0], size);
-    if (rule.kind === "barrier") return apply("custom", [out], { rule, index });
+    if (rule.kind === "barrier") {
+      return apply("custom", [out, ...inputs.slice(1).map((x) => x.t)], { rule, index });
+    }
     const rest = inputs.slice(1);
     const flags = rest.map((x) => x.batched);
     const batchedRule: CustomRule = {

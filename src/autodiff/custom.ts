@@ -13,6 +13,7 @@ import { isFloat } from "../ir/dtype.ts";
 import type { CustomRule } from "../ir/primitives.ts";
 import { apply, type Tensor } from "../tensor.ts";
 import { zeros } from "../ops/creation.ts";
+import { sum } from "../ops/reduce.ts";
 import { flatten, unflatten } from "../tree/pytree.ts";
 import { backprop, placeholder, vjp } from "./transforms.ts";
 
@@ -268,9 +269,15 @@ export function checkpoint<A extends unknown[], R>(f: (...args: A) => R): (...ar
         args: 0,
         vjp: () => [],
       };
+      // The barrier also depends on the cotangent (through its sum: one number, so kernels
+      // that inline the barrier bind a scalar, not the cotangent), so the recomputation
+      // cannot be scheduled before the backward pass reaches this point (JAX's
+      // optimization_barrier orders remat the same way).
+      const first = flatten(ct).leaves.find((c) => isFloat(c.dtype));
+      const cts = first === undefined ? [] : [sum(first)];
       const { leaves, def } = flatten(args);
       const guarded = leaves.map((l) =>
-        isFloat(l.dtype) ? apply("custom", [l], { rule, index: 0 }) : l
+        isFloat(l.dtype) ? apply("custom", [l, ...cts], { rule, index: 0 }) : l
       );
       const [, back] = vjp(f, unflatten<A>(def, guarded));
       return back(ct);

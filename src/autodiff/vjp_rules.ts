@@ -173,7 +173,7 @@ export const VJP_RULES: { [P in Prim]: VjpRule<P> } = {
   ) => [apply("gather", [ct, idx], { axis: node.params.axis }), null],
   custom: (ct, inputs, _, node) => {
     const { rule, index } = node.params;
-    if (rule.kind === "barrier") return [ct];
+    if (rule.kind === "barrier") return [ct, ...inputs.slice(1).map(() => null)];
     const cts: (Tensor | null)[] = Array.from({ length: rule.outputs }, () => null);
     cts[index] = ct;
     const args = inputs.slice(1, 1 + rule.args), res = inputs.slice(1 + rule.args);
