@@ -1,6 +1,6 @@
 /**
  * `deno task compare`: cosgrad against TensorFlow.js, jax-js and PyTorch on the standard
- * workloads of WORKLOADS.md (shared/). Every framework/backend/workload runs in its own
+ * workloads of bench/WORKLOADS.md. Every framework/backend/workload runs in its own
  * subprocess with a time limit (cosgrad here, the peers through bench/peers/run_peers.ts), so a
  * hang or crash becomes a table entry. L1 runs first for every framework: its CosFace loss must
  * be 35.8995 on the seeded inputs before the framework's other times count. Prints a table of

@@ -1,6 +1,6 @@
 /**
  * TensorFlow.js 4.22.0 as a benchmark peer: backends cpu, wasm and webgpu, workloads M1, M4,
- * C1 (forward, forward+backward), L1, T1 and T2 of WORKLOADS.md (shared/).
+ * C1 (forward, forward+backward), L1, T1 and T2 of bench/WORKLOADS.md.
  *
  * TensorFlow.js convolutions are NHWC: the seeded NCHW/OIHW inputs are transposed once when
  * uploaded (the same numbers, its native layout), and results are transposed back for checks.
