@@ -31,7 +31,7 @@ Options:
 async function loadModel(
   path: string,
 ): Promise<{ state: TrainState; config: RunConfig; meta: Record<string, string> }> {
-  const { metadata } = decodeSafetensors(await Deno.readFile(path));
+  const { metadata } = decodeSafetensors(await Deno.readFile(path), { path });
   if (metadata?.config === undefined) {
     throw new TypeError(`${path} has no "config" metadata: was it written by train_cosface.ts?`);
   }
