@@ -46,6 +46,8 @@ export const FRAMEWORKS = [...COSGRAD, ...PEERS] as const;
 export type Framework = typeof FRAMEWORKS[number];
 
 const PREFIX = "COSGRAD_RESULT ";
+/** The lockfile of the benchmark and test tools (the root deno.lock holds the library's only). */
+const DEV_LOCK = decodeURIComponent(new URL("../deno.dev.lock", import.meta.url).pathname);
 const DEFAULT_WORKLOADS: Variant[] = ["M1", "C1-fwd", "C1-fwdbwd", "L1", "T1"];
 const GPU_ONLY = new Set<Variant>(["M4", "T2"]);
 
@@ -61,6 +63,7 @@ async function runCosgradSub(
   }
   const out = await spawn(Deno.execPath(), [
     "run",
+    `--lock=${DEV_LOCK}`,
     "-A",
     new URL(import.meta.url).pathname,
     "--worker",

@@ -23,7 +23,7 @@ import {
   tree,
   valueAndGrad,
   vjp,
-} from "@jax-js/jax";
+} from "npm:@jax-js/jax@0.1.25";
 import { inputData, NETWORK, networkParams, WORKLOADS } from "../_inputs.ts";
 import type { TimingMode } from "../_timing.ts";
 import {

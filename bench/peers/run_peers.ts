@@ -132,6 +132,7 @@ async function runOne(peer: Peer, workload: Variant, opts: RunPeersOptions): Pro
   } else {
     res = await spawn(Deno.execPath(), [
       "run",
+      `--lock=${decodeURIComponent(new URL("../../deno.dev.lock", HERE).pathname)}`,
       "-A",
       new URL("run_peers.ts", HERE).pathname,
       "--worker",
