@@ -1,5 +1,5 @@
 /**
- * Backend choice: `COSGRAD_BACKEND=cpu|webgpu` in the environment, or `setBackend` in code.
+ * Backend choice: `COSGRAD_BACKEND=cpu|webgpu|wasm` in the environment, or `setBackend` in code.
  *
  * @module
  */
@@ -8,7 +8,7 @@ import { CpuBackend } from "./cpu/cpu_backend.ts";
 import type { Backend } from "./storage.ts";
 
 /** Names of the built-in backends. */
-export type BackendName = "cpu" | "webgpu";
+export type BackendName = "cpu" | "webgpu" | "wasm";
 
 const factories = new Map<string, () => Promise<Backend>>();
 const instances = new Map<string, Backend>();

@@ -12,6 +12,7 @@ import { allocate, stridesOf, type TypedArray } from "../../ir/dtype.ts";
 import type { Node } from "../../ir/node.ts";
 import type { ConvParams, Prim } from "../../ir/primitives.ts";
 import { readStrided, walk, writeStrided } from "./_strided.ts";
+import { threefry2x32 } from "../../ir/threefry.ts";
 
 type CpuRule<P extends Prim> = (inputs: TypedArray[], node: Node<P>) => TypedArray;
 
@@ -147,6 +148,7 @@ export const CPU_RULES: { [P in Prim]: CpuRule<P> } = {
   log: unary(Math.log),
   sqrt: unary(Math.sqrt),
   cos: unary(Math.cos),
+  sin: unary(Math.sin),
   acos: unary(Math.acos),
   floor: unary(Math.floor),
   stopGradient: ([a]) => a,
@@ -282,6 +284,17 @@ export const CPU_RULES: { [P in Prim]: CpuRule<P> } = {
     });
     const o = out(node);
     o.set(acc);
+    return o;
+  },
+  // Only reached when a graph is run without the passes (they replace it by input 0).
+  custom: ([a]) => a,
+  threefry: ([k0, k1, x0, x1], node) => {
+    const o = out(node);
+    const { word, output } = node.params;
+    for (let i = 0; i < o.length; i++) {
+      const w = threefry2x32(k0[i], k1[i], x0[i], x1[i])[word];
+      o[i] = output === "bits" ? w | 0 : (w >>> 8) * 2 ** -24;
+    }
     return o;
   },
 };

@@ -28,7 +28,9 @@ import {
   conv2dBackwardInputKernel,
   conv2dForwardKernel,
   type Conv2dSpec,
+  type ConvVariant,
 } from "../../../kernels/conv2d.ts";
+import type { ConvDirection } from "../../../kernels/tune.ts";
 import { matmulKernel } from "../../../kernels/matmul.ts";
 import type { BindingSplit, Epilogue, KernelPlan } from "../../../kernels/types.ts";
 import {
@@ -111,8 +113,13 @@ export function writes(b: BindingRef): boolean {
 
 /** Device facts the code generator tunes for. */
 export interface CodegenOptions {
-  /** `llvmpipe` (software) or `discrete` tile choices. */
+  /** `llvmpipe` (register tiles, software) or `discrete` (workgroup tiles) heuristic defaults. */
   profile: "llvmpipe" | "discrete";
+  /**
+   * The measured choice of a convolution kernel class (`kernels/tune_cache.ts`): a variant,
+   * `null` for the heuristic default, undefined when the class has no record.
+   */
+  choose?: (direction: ConvDirection, spec: Conv2dSpec) => ConvVariant | null | undefined;
   /**
    * Bytes one storage binding may cover (the adapter's `maxStorageBufferBindingSize`); a
    * tensor over it is bound as several parts (`split.ts`). No limit when absent.
@@ -816,14 +823,19 @@ function tiledPlan(
 ): KernelPlan {
   const core = k.core!;
   const { epilogue, split } = options;
-  const conv = () => ({ ...convSpec(core, epilogue, options.profile), split });
+  const conv = (direction: ConvDirection): Conv2dSpec => {
+    const spec = { ...convSpec(core, undefined, options.profile), split };
+    // Split bindings take the default path (the variants are measured without them).
+    const variant = split === undefined ? options.choose?.(direction, spec) : undefined;
+    return { ...spec, epilogue, variant: variant ?? undefined };
+  };
   switch (core.op) {
     case "conv2d":
-      return conv2dForwardKernel(conv());
+      return conv2dForwardKernel(conv("forward"));
     case "conv2dBackInput":
-      return conv2dBackwardInputKernel(conv());
+      return conv2dBackwardInputKernel(conv("backInput"));
     case "conv2dBackFilter":
-      return conv2dBackwardFilterKernel(conv());
+      return conv2dBackwardFilterKernel(conv("backFilter"));
     default: {
       const g = k.gemm!;
       return matmulKernel({

@@ -4,6 +4,11 @@
  *
  * @module
  */
+import {
+  type DeviceProfile,
+  deviceProfile,
+  type ProfileLimits,
+} from "../../kernel/device_profile.ts";
 
 /** What the backend knows about its device. */
 export interface GpuContext {
@@ -17,29 +22,16 @@ export interface GpuContext {
   readonly limits: GpuLimits;
   /** Whether `timestamp-query` was granted (per-kernel profiling). */
   readonly timestamps: boolean;
+  /** The device profile (limits, features, adapter) kernels are chosen by. */
+  readonly profile: DeviceProfile;
   /** Errors seen on the device and not yet reported (validation, out of memory, loss). */
   readonly errors: Error[];
   /** Set when the device was lost; every later use fails with it. */
   lost: Error | null;
 }
 
-/** The device limits the compiler plans with. */
-export interface GpuLimits {
-  /** Bytes one storage binding may cover. */
-  maxStorageBufferBindingSize: number;
-  /** Bytes of one buffer. */
-  maxBufferSize: number;
-  /** Storage buffers one compute shader may bind. */
-  maxStorageBuffersPerShaderStage: number;
-  /** Bytes of workgroup memory. */
-  maxComputeWorkgroupStorageSize: number;
-  /** Invocations of one workgroup. */
-  maxComputeInvocationsPerWorkgroup: number;
-  /** Workgroup size in x. */
-  maxComputeWorkgroupSizeX: number;
-  /** Workgroups per dispatch dimension. */
-  maxComputeWorkgroupsPerDimension: number;
-}
+/** The device limits the compiler plans with (the profile's). */
+export type GpuLimits = ProfileLimits;
 
 const LIMIT_NAMES: readonly (keyof GpuLimits)[] = [
   "maxStorageBufferBindingSize",
@@ -117,7 +109,9 @@ export async function requestGpu(options: { timeoutMs?: number } = {}): Promise<
   const requiredLimits: Record<string, number> = {};
   for (const name of LIMIT_NAMES) requiredLimits[name] = adapter.limits[name];
   const features: GPUFeatureName[] = [];
-  if (adapter.features.has("timestamp-query")) features.push("timestamp-query");
+  for (const f of ["timestamp-query", "shader-f16"] as const) {
+    if (adapter.features.has(f)) features.push(f);
+  }
   const device = await withTimeout(
     adapter.requestDevice({ requiredFeatures: features, requiredLimits }),
     timeoutMs,
@@ -134,6 +128,14 @@ export async function requestGpu(options: { timeoutMs?: number } = {}): Promise<
     fallback: info.isFallbackAdapter ?? false,
     limits,
     timestamps: device.features.has("timestamp-query"),
+    profile: deviceProfile({
+      description,
+      vendor: info.vendor,
+      architecture: info.architecture,
+      isFallbackAdapter: info.isFallbackAdapter,
+      features: [...device.features] as string[],
+      limits,
+    }),
     errors: [],
     lost: null,
   };

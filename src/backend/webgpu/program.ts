@@ -7,13 +7,21 @@
  */
 import { sizeOf } from "../../ir/dtype.ts";
 import type { Node } from "../../ir/node.ts";
-import { donatedError, type MemoryReport, type Program, type Storage } from "../storage.ts";
+import {
+  donatedError,
+  type KernelSummary,
+  type MemoryReport,
+  type Program,
+  type Storage,
+} from "../storage.ts";
 import { BufferHandle, GpuStorage, sizeClass } from "./buffers.ts";
 import { type BindingRef, type Dispatch, generate, writes } from "./codegen.ts";
 import { LOWERING } from "../../kernel/lowering.ts";
 import { bindingParts } from "./split.ts";
 import { type Kernel, type Schedule, schedule } from "./schedule.ts";
 import type { WebGpuBackend } from "./webgpu_backend.ts";
+import type { Conv2dSpec } from "../../../kernels/conv2d.ts";
+import { convClass, type ConvDirection } from "../../../kernels/tune.ts";
 
 /** Where a dispatch binding's memory comes from, once planned. */
 type Source =
@@ -110,7 +118,12 @@ export class GpuProgram implements Program {
     const isMem = (n: Node) => LOWERING[n.op].kind === "input" || this.sched.realized.has(n);
     const graph = { isMem, alias: this.sched.alias };
     for (const kernel of this.sched.kernels) {
-      const options = { profile: backend.profile, maxBindingBytes: limit };
+      const options = {
+        profile: backend.profile,
+        maxBindingBytes: limit,
+        choose: (direction: ConvDirection, spec: Conv2dSpec) =>
+          backend.tuning.choose(convClass(direction, spec), direction, spec),
+      };
       for (const dispatch of generate(kernel, graph, options)) {
         this.dispatches.push({ kernel, dispatch });
         if (!dispatch.clear) {
@@ -143,9 +156,22 @@ export class GpuProgram implements Program {
     return group;
   }
 
-  /** The number of dispatches a run records. */
-  get dispatchCount(): number {
-    return this.dispatches.length;
+  kernels(): KernelSummary[] {
+    return this.dispatches.map(({ dispatch }) => ({
+      name: dispatch.name,
+      workgroups: dispatch.workgroups,
+      bindings: dispatch.bindings.map((b) =>
+        b.kind === "node"
+          ? {
+            kind: "tensor" as const,
+            dtype: b.node.dtype,
+            shape: b.node.shape,
+            write: b.write,
+            ...(b.part === undefined ? {} : { part: b.part }),
+          }
+          : { kind: b.kind, write: writes(b) }
+      ),
+    }));
   }
 
   describe(): string {

@@ -13,9 +13,22 @@ import { BufferHandle, BufferPool, float64Error, GpuStorage, sizeClass } from ".
 import { rangeError } from "./codegen.ts";
 import { formatCompileMessages, type GpuContext, throwPendingError } from "./device.ts";
 import { GpuProgram } from "./program.ts";
+import { profileKey } from "../../kernel/device_profile.ts";
+import { TuningTable } from "../../../kernels/tune_cache.ts";
+import { convCandidates, convClass, measureConv } from "../../../kernels/tune.ts";
 import { RunProfiler } from "./profile.ts";
 
 let backendCount = 0;
+
+/** Seconds one `COSGRAD_TUNE=on` tuning round may take (`COSGRAD_TUNE_BUDGET_S`, default 120). */
+function tuneBudgetMs(): number {
+  const v = envVar("COSGRAD_TUNE_BUDGET_S");
+  const s = v === undefined || v === "" ? 120 : Number(v);
+  if (!(s >= 0)) {
+    throw new TypeError(`Invalid COSGRAD_TUNE_BUDGET_S "${v}": expected seconds (a number >= 0)`);
+  }
+  return s * 1000;
+}
 
 interface CachedPipeline {
   pipeline: GPUComputePipeline;
@@ -28,10 +41,16 @@ export class WebGpuBackend implements Backend {
   /** The buffer pool. */
   readonly pool: BufferPool;
   /**
-   * Kernel tuning profile: software adapters get small tiles and one thread per reduction
-   * output. Programs compiled after a change use the new profile (tests run both).
+   * Heuristic kernel family, from the device profile's tile staging: `llvmpipe` (register
+   * tiles, vec4 map kernels and reductions) or `discrete` (workgroup tiles). Programs compiled
+   * after a change use the new value (tests run both).
    */
   profile: "llvmpipe" | "discrete";
+  /**
+   * Measured kernel choices for this device profile (`kernels/tune_cache.ts`); its version is
+   * part of {@link WebGpuBackend.compileKey}, so new measurements recompile.
+   */
+  tuning: TuningTable;
   /**
    * Bytes one storage binding may cover when compiling: the adapter's
    * `maxStorageBufferBindingSize`. A tensor over it is bound as several ranges of its buffer
@@ -45,23 +64,83 @@ export class WebGpuBackend implements Backend {
   private errors: GPUBuffer | null = null;
   /** Statistics, for tests and profiling. */
   readonly stats = { pipelines: 0, programs: 0, pipelineNames: [] as string[] };
+  private tuningNow = false;
   /** Distinguishes backends over different devices in program cache keys. */
   private readonly id = ++backendCount;
   /** Starts the backend on a device from `requestGpu()`. */
   constructor(readonly gpu: GpuContext) {
     this.pool = new BufferPool(gpu.device);
-    this.profile = gpu.fallback ? "llvmpipe" : "discrete";
+    this.profile = gpu.profile.tiles === "registers" ? "llvmpipe" : "discrete";
     this.bindingLimit = gpu.limits.maxStorageBufferBindingSize;
+    this.tuning = new TuningTable(profileKey(gpu.profile), gpu.profile.adapter);
   }
 
   /**
-   * The device's identity, kernel profile and every limit the compiler reads: a program is
-   * reused only while all of them are unchanged.
+   * The device's identity and profile (limits, features), the heuristic kernel family, the
+   * binding limit and the tuning table's version: a program is reused only while all of them
+   * are unchanged. (Pipelines are cached per backend, so per device, by WGSL source.)
    */
   compileKey(): string {
     const l = this.gpu.limits;
     return `webgpu#${this.id}|${this.profile}|bind ${this.bindingLimit}|` +
-      `buffers ${l.maxStorageBuffersPerShaderStage}|max ${l.maxBufferSize}`;
+      `buffers ${l.maxStorageBuffersPerShaderStage}|max ${l.maxBufferSize}|` +
+      `tune ${this.tuning.mode} v${this.tuning.version}|${profileKey(this.gpu.profile)}`;
+  }
+
+  /**
+   * Measures the convolution kernel classes that programs used without a tuning record, keeps
+   * each one's best variant (in memory, and in the tuning cache file), and returns the
+   * classes tuned. Spends at most about `budgetMs` (a class started is finished with its
+   * default measured); programs compiled afterwards use the choices. `COSGRAD_DEBUG=tune`
+   * prints each choice with its candidates' times.
+   *
+   * @example
+   * ```ts ignore
+   * import { initWebGpu } from "../../../mod.ts";
+   * const backend = await initWebGpu();
+   * // ... run a step, then:
+   * await backend.tunePending({ budgetMs: 60_000 });
+   * ```
+   */
+  async tunePending(
+    options: { budgetMs?: number; print?: (line: string) => void } = {},
+  ): Promise<string[]> {
+    const budget = options.budgetMs ?? Infinity;
+    const print = options.print ?? (debugEnabled("tune") ? console.log : null);
+    const start = performance.now();
+    const done: string[] = [];
+    await this.synchronize();
+    for (const miss of [...this.tuning.misses.values()]) {
+      const left = budget - (performance.now() - start);
+      if (left <= 0) break;
+      const t0 = performance.now();
+      const candidates = convCandidates(miss.direction, miss.spec);
+      const record = await measureConv(this.gpu.device, miss.direction, miss.spec, candidates, {
+        budgetMs: left,
+      });
+      this.checkUsable();
+      this.tuning.record(miss.cls, record);
+      done.push(miss.cls);
+      if (print !== null) {
+        for (const line of this.tuning.describe(miss.cls)) print(`[cosgrad tune] ${line}`);
+        print(
+          `[cosgrad tune] ${
+            convClass(miss.direction, miss.spec)
+          }: ${record.candidates.length}/${candidates.length} candidates in ${
+            ((performance.now() - t0) / 1000).toFixed(1)
+          } s`,
+        );
+      }
+    }
+    if (done.length > 0) {
+      const path = this.tuning.save();
+      print?.(
+        `[cosgrad tune] ${done.length} classes in ${
+          ((performance.now() - start) / 1000).toFixed(1)
+        } s${path === null ? "" : `, saved to ${path}`}`,
+      );
+    }
+    return done;
   }
 
   /** The adapter's description, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`. */
@@ -185,6 +264,15 @@ export class WebGpuBackend implements Backend {
     this.checkUsable();
     await this.gpu.device.queue.onSubmittedWorkDone();
     this.checkUsable();
+    // COSGRAD_TUNE=on: kernels used without a record are measured while the queue is idle.
+    if (this.tuning.mode === "on" && this.tuning.misses.size > 0 && !this.tuningNow) {
+      this.tuningNow = true;
+      try {
+        await this.tunePending({ budgetMs: tuneBudgetMs() });
+      } finally {
+        this.tuningNow = false;
+      }
+    }
   }
 
   /** Copies `bytes` of `buffer` to the host after all submitted work; reports kernel errors. */

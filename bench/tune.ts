@@ -1,0 +1,71 @@
+/**
+ * `deno task tune`: tunes the convolution kernels the standard workloads use on this machine's
+ * WebGPU adapter and saves the choices to the tuning cache (see `kernels/tune_cache.ts`), then
+ * prints each choice with its candidates' times. Later runs read the cache and tune nothing.
+ *
+ * Usage: `deno task tune [--workloads T1,C1-fwdbwd] [--budget-s 900] [--shipped FILE]`
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { startWebGpuBackend } from "../src/backend/webgpu/start.ts";
+import { prepareCosgradWebGpu } from "./cosgrad.ts";
+import type { Variant } from "./peers/_result.ts";
+
+const USAGE = `Usage: deno task tune [options]
+  --workloads LIST   workloads whose kernels to tune (default T1): T1,T2,C1-fwd,C1-fwdbwd,...
+  --budget-s S       stop starting new kernel classes after S seconds (default 1800)
+  --shipped FILE     also write the records as a shipped table (a TypeScript module, e.g.
+                     kernels/tuned_llvmpipe.ts)
+  --help
+
+The cache file is COSGRAD_TUNE_CACHE, else $XDG_CACHE_HOME/cosgrad/tune.json, else
+~/.cache/cosgrad/tune.json. Classes already recorded (in the cache or a shipped table) are not measured again; --fresh
+ignores the shipped records (point COSGRAD_TUNE_CACHE at a new file to ignore the cache too).
+  --fresh            ignore shipped records`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      workloads: { type: "string", default: "T1" },
+      "budget-s": { type: "string", default: "1800" },
+      shipped: { type: "string" },
+      fresh: { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const budgetMs = Number(values["budget-s"]) * 1000;
+  if (!(budgetMs >= 0)) throw new TypeError(`Invalid --budget-s "${values["budget-s"]}"`);
+  const start = performance.now();
+  const classes: string[] = [];
+  const backend = await startWebGpuBackend();
+  if (values.fresh) backend.tuning.forgetShipped();
+  for (const w of values.workloads.split(",").map((s) => s.trim()).filter((s) => s)) {
+    const t0 = performance.now();
+    await prepareCosgradWebGpu(w as Variant);
+    console.log(
+      `${w}: prepared in ${
+        ((performance.now() - t0) / 1000).toFixed(1)
+      } s on ${backend.description}; ` +
+        `${backend.tuning.misses.size} kernel classes without a record`,
+    );
+    const left = budgetMs - (performance.now() - start);
+    classes.push(...await backend.tunePending({ budgetMs: left, print: console.log }));
+  }
+  console.log(
+    `tuned ${classes.length} kernel classes in ${
+      ((performance.now() - start) / 1000).toFixed(1)
+    } s`,
+  );
+  if (values.shipped !== undefined) {
+    Deno.writeTextFileSync(values.shipped, backend.tuning.shippedModule());
+    console.log(`wrote ${values.shipped}`);
+  }
+}
+
+if (import.meta.main) await main();
