@@ -1,6 +1,6 @@
 /**
  * `deno task compare`: cosgrad against TensorFlow.js, jax-js and PyTorch on the standard
- * workloads of WORKLOADS.md (shared/). Every framework/backend/workload runs in its own
+ * workloads of bench/WORKLOADS.md. Every framework/backend/workload runs in its own
  * subprocess with a time limit (cosgrad here, the peers through bench/peers/run_peers.ts), so a
  * hang or crash becomes a table entry. L1 runs first for every framework: its CosFace loss must
  * be 35.8995 on the seeded inputs before the framework's other times count. Prints a table of
@@ -51,6 +51,8 @@ export const FRAMEWORKS = [...COSGRAD, ...PEERS] as const;
 export type Framework = typeof FRAMEWORKS[number];
 
 const PREFIX = "COSGRAD_RESULT ";
+/** The lockfile of the benchmark and test tools (the root deno.lock holds the library's only). */
+const DEV_LOCK = decodeURIComponent(new URL("../deno.dev.lock", import.meta.url).pathname);
 const DEFAULT_WORKLOADS: Variant[] = ["M1", "C1-fwd", "C1-fwdbwd", "L1", "T1"];
 const GPU_ONLY = new Set<Variant>(["M4", "T2"]);
 
@@ -66,6 +68,7 @@ async function runCosgradSub(
   }
   const out = await spawn(Deno.execPath(), [
     "run",
+    `--lock=${DEV_LOCK}`,
     "-A",
     new URL(import.meta.url).pathname,
     "--worker",

@@ -108,7 +108,13 @@ Deno.test("compare.ts refuses bad options with error: naming the flag, exit 2", 
   for (const [args, message] of cases) {
     await t.step(args.join(" "), async () => {
       const out = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", new URL("./compare.ts", import.meta.url).pathname, ...args],
+        args: [
+          "run",
+          `--lock=${new URL("../deno.dev.lock", import.meta.url).pathname}`,
+          "-A",
+          new URL("./compare.ts", import.meta.url).pathname,
+          ...args,
+        ],
         stdout: "piped",
         stderr: "piped",
         env: { NO_COLOR: "1" },

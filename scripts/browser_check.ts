@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { chromium } from "playwright-core";
+import { chromium } from "npm:playwright-core@1.65.1";
 import { intOption, parseCli, runMain, UsageError } from "../examples/_cli.ts";
 
 /** The flags the browser test launches Chromium with (the list). */

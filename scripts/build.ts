@@ -11,7 +11,7 @@
  *
  * @module
  */
-import * as esbuild from "esbuild";
+import * as esbuild from "npm:esbuild@0.28.2";
 import { parseCli, runMain, UsageError } from "../examples/_cli.ts";
 
 /** Options of {@link build}. */

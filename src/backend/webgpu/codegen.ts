@@ -135,9 +135,15 @@ function partsOf(node: Node, options: CodegenOptions): BindingParts {
     : bindingParts(bytes, options.maxBindingBytes);
 }
 
-/** Messages for out-of-range index reports, by code (1-based). */
-const rangeReports: { op: string; axis: number; size: number }[] = [];
+/**
+ * Messages for out-of-range index reports, by code (from 1, never reused). At most
+ * `maxRangeCodes` are kept, the least recently used dropped: a dropped code's report then
+ * says less (no op, axis or size), never something wrong.
+ */
+const rangeReports = new Map<number, { op: string; axis: number; size: number }>();
 const rangeCodes = new Map<string, number>();
+let maxRangeCodes = 4096;
+let nextRangeCode = 1;
 
 /** The code reported by kernels for an out-of-range index of `node`. */
 function rangeCode(node: Node): number {
@@ -145,12 +151,33 @@ function rangeCode(node: Node): number {
   const size = node.op === "gather" ? node.inputs[0].shape[axis] : node.shape[axis];
   const key = `${node.op}|${axis}|${size}`;
   let code = rangeCodes.get(key);
-  if (code === undefined) {
-    rangeReports.push({ op: node.op, axis, size });
-    code = rangeReports.length;
-    rangeCodes.set(key, code);
+  if (code !== undefined) {
+    rangeCodes.delete(key);
+  } else {
+    code = nextRangeCode++;
+    rangeReports.set(code, { op: node.op, axis, size });
+  }
+  rangeCodes.set(key, code);
+  while (rangeCodes.size > maxRangeCodes) {
+    const [oldKey, oldCode] = rangeCodes.entries().next().value!;
+    rangeCodes.delete(oldKey);
+    rangeReports.delete(oldCode);
   }
   return code;
+}
+
+/**
+ * How many out-of-range report codes are kept; with `limit`, first sets the bound (tests).
+ *
+ * @example
+ * ```ts
+ * import { rangeCodeCount } from "./codegen.ts";
+ * rangeCodeCount() <= 4096; // true
+ * ```
+ */
+export function rangeCodeCount(limit?: number): number {
+  if (limit !== undefined) maxRangeCodes = limit;
+  return rangeReports.size;
 }
 
 /**
@@ -163,7 +190,7 @@ function rangeCode(node: Node): number {
  * ```
  */
 export function rangeError(code: number, index: number): RangeError {
-  const r = rangeReports[code - 1];
+  const r = rangeReports.get(code);
   if (r === undefined) {
     return new RangeError(`An index is out of range (code ${code}, index ${index})`);
   }

@@ -43,6 +43,9 @@ const LIMIT_NAMES: readonly (keyof GpuLimits)[] = [
   "maxComputeWorkgroupsPerDimension",
 ];
 
+/** Device errors kept until the next call reports them. */
+const MAX_PENDING_ERRORS = 100;
+
 type AdapterHook = () => Promise<GPUAdapter | null>;
 let adapterHook: AdapterHook | null = null;
 
@@ -141,7 +144,18 @@ export async function requestGpu(options: { timeoutMs?: number } = {}): Promise<
   };
   device.addEventListener("uncapturederror", (event) => {
     const error = (event as GPUUncapturedErrorEvent).error;
-    ctx.errors.push(new Error(`WebGPU error on ${description}: ${error.message}`));
+    // Every error is kept until reported, up to a bound; the last entry counts the rest.
+    if (ctx.errors.length < MAX_PENDING_ERRORS) {
+      ctx.errors.push(new Error(`WebGPU error on ${description}: ${error.message}`));
+    } else {
+      const more = ctx.errors[MAX_PENDING_ERRORS] as Error & { more?: number } | undefined;
+      if (more === undefined) {
+        ctx.errors.push(Object.assign(new Error("1 more WebGPU error, not kept"), { more: 1 }));
+      } else {
+        more.more = (more.more ?? 1) + 1;
+        more.message = `${more.more} more WebGPU errors, not kept`;
+      }
+    }
   });
   device.lost.then((info) => {
     ctx.lost = new Error(
@@ -153,7 +167,8 @@ export async function requestGpu(options: { timeoutMs?: number } = {}): Promise<
 }
 
 /**
- * Throws the first pending device error (and forgets the rest), or the loss of the device.
+ * Throws the pending device errors, all of them: one as itself, several as an
+ * `AggregateError` whose message lists each; or the loss of the device.
  *
  * @example
  * ```ts ignore
@@ -164,11 +179,14 @@ export async function requestGpu(options: { timeoutMs?: number } = {}): Promise<
  */
 export function throwPendingError(ctx: GpuContext): void {
   if (ctx.lost !== null) throw ctx.lost;
-  const first = ctx.errors.shift();
-  if (first !== undefined) {
-    ctx.errors.length = 0;
-    throw first;
-  }
+  if (ctx.errors.length === 0) return;
+  const errors = ctx.errors.splice(0);
+  if (errors.length === 1) throw errors[0];
+  throw new AggregateError(
+    errors,
+    `${errors.length} WebGPU errors on ${ctx.description}:\n` +
+      errors.map((e, i) => `${i + 1}. ${e.message}`).join("\n"),
+  );
 }
 
 /**

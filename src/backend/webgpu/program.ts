@@ -19,7 +19,7 @@ import { type BindingRef, type Dispatch, generate, writes } from "./codegen.ts";
 import { LOWERING } from "../../kernel/lowering.ts";
 import { bindingParts } from "./split.ts";
 import { type Kernel, type Schedule, schedule } from "./schedule.ts";
-import type { WebGpuBackend } from "./webgpu_backend.ts";
+import type { CachedPipeline, WebGpuBackend } from "./webgpu_backend.ts";
 import type { Conv2dSpec } from "../../../kernels/conv2d.ts";
 import { convClass, type ConvDirection } from "../../../kernels/tune.ts";
 
@@ -71,6 +71,8 @@ interface Plan {
 export class GpuProgram implements Program {
   private readonly sched: Schedule;
   private readonly dispatches: { kernel: Kernel; dispatch: Dispatch }[] = [];
+  /** The pipelines of the dispatches: their compile errors surface on this program's runs. */
+  private readonly pipelines: CachedPipeline[] = [];
   private readonly plans = new Map<string, Plan>();
   private readonly consts = new Map<Node, GpuStorage>();
   private readonly inputIndex = new Map<Node, number>();
@@ -127,7 +129,9 @@ export class GpuProgram implements Program {
       for (const dispatch of generate(kernel, graph, options)) {
         this.dispatches.push({ kernel, dispatch });
         if (!dispatch.clear) {
-          backend.pipeline(dispatch.code, dispatch.name, dispatch.bindings.map(writes));
+          this.pipelines.push(
+            backend.pipeline(dispatch.code, dispatch.name, dispatch.bindings.map(writes)),
+          );
         }
       }
     }
@@ -372,6 +376,7 @@ export class GpuProgram implements Program {
   run(inputs: readonly Storage[], donated?: ReadonlySet<number>): Storage[] {
     const backend = this.backend;
     backend.checkUsable();
+    backend.checkPipelines(this.pipelines);
     if (inputs.length !== this.vars.length) {
       throw new TypeError(`Expected ${this.vars.length} inputs, got ${inputs.length}`);
     }
@@ -461,6 +466,11 @@ export class GpuProgram implements Program {
       }
       return new GpuStorage(o.dtype, sizeOf(o.shape), handle, backend);
     });
+    backend.markWritten(
+      [...handles.keys()].map((slot) => buffers[slot]),
+      this.pipelines,
+      gpuInputs.map((s) => s.buffer),
+    );
     // Released last slot first, so the next run's acquires (last in, first out) hand every
     // slot the same buffer again and the bind groups come from the cache.
     for (let i = plan.slots.length - 1; i >= 0; i--) {

@@ -30,10 +30,20 @@ function tuneBudgetMs(): number {
   return s * 1000;
 }
 
-interface CachedPipeline {
+/** A compiled pipeline, and what the device said about its compilation. */
+export interface CachedPipeline {
+  /** The pipeline. */
   pipeline: GPUComputePipeline;
+  /** Its bind-group layout. */
   layout: GPUBindGroupLayout;
+  /** `pending` until the device answers, then `ok` or the compile error (with source lines). */
+  status: "pending" | "ok" | Error;
+  /** Settles when the device has answered. */
+  checked: Promise<void>;
 }
+
+/** Pipelines kept per backend; the least recently used beyond this are dropped (recompiled). */
+const MAX_PIPELINES = 1024;
 
 /** The WebGPU backend over one device. */
 export class WebGpuBackend implements Backend {
@@ -60,6 +70,8 @@ export class WebGpuBackend implements Backend {
    */
   bindingLimit: number;
   private readonly pipelines = new Map<string, CachedPipeline>();
+  /** Buffers written by pipelines whose compile result was not yet known (see markWritten). */
+  private readonly unchecked = new WeakMap<GPUBuffer, CachedPipeline[]>();
   private readonly uploads = new WeakMap<Storage, GpuStorage>();
   private errors: GPUBuffer | null = null;
   /** Statistics, for tests and profiling. */
@@ -169,7 +181,12 @@ export class WebGpuBackend implements Backend {
   pipeline(code: string, name: string, writes: readonly boolean[]): CachedPipeline {
     const key = `${writes.map((w) => w ? "w" : "r").join("")}\n${code}`;
     const have = this.pipelines.get(key);
-    if (have !== undefined) return have;
+    if (have !== undefined) {
+      if (have.status instanceof Error) throw have.status;
+      this.pipelines.delete(key);
+      this.pipelines.set(key, have);
+      return have;
+    }
     const device = this.gpu.device;
     const entries: GPUBindGroupLayoutEntry[] = writes.map((write, binding) => ({
       binding,
@@ -184,19 +201,60 @@ export class WebGpuBackend implements Backend {
       layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: "main" },
     });
-    device.popErrorScope().then(async (error) => {
-      if (error === null) return;
+    const cached: CachedPipeline = {
+      pipeline,
+      layout,
+      status: "pending",
+      checked: Promise.resolve(),
+    };
+    // A compile error belongs to this pipeline: it is thrown by the runs and reads that use it
+    // (see checkPipelines, markWritten, readBuffer), never by an unrelated later call.
+    cached.checked = device.popErrorScope().then(async (error) => {
+      if (error === null) {
+        cached.status = "ok";
+        return;
+      }
       const info = await module.getCompilationInfo();
       const text = info.messages.some((m) => m.type === "error")
         ? formatCompileMessages(name, code, info.messages)
         : `Cannot create the pipeline of kernel ${name}: ${error.message}\n${code}`;
-      this.gpu.errors.push(new Error(text));
+      cached.status = new Error(text);
+    }, (e) => {
+      cached.status = e instanceof Error ? e : new Error(String(e));
     });
-    const cached = { pipeline, layout };
     this.pipelines.set(key, cached);
+    if (this.pipelines.size > MAX_PIPELINES) {
+      this.pipelines.delete(this.pipelines.keys().next().value!);
+    }
     this.stats.pipelines++;
     this.stats.pipelineNames.push(name);
     return cached;
+  }
+
+  /** Throws the compile error of the first of `used` known to have failed. */
+  checkPipelines(used: readonly CachedPipeline[]): void {
+    for (const p of used) if (p.status instanceof Error) throw p.status;
+  }
+
+  /**
+   * Records that a run of the pipelines `used` over `inputs` wrote `outputs`: a read of an
+   * output waits for the compile results of those pipelines (and of the unchecked ones that
+   * wrote the inputs) and throws a compile error among them.
+   */
+  markWritten(
+    outputs: readonly GPUBuffer[],
+    used: readonly CachedPipeline[],
+    inputs: readonly GPUBuffer[],
+  ): void {
+    const pending = new Set<CachedPipeline>();
+    for (const p of used) if (p.status !== "ok") pending.add(p);
+    for (const b of inputs) {
+      for (const p of this.unchecked.get(b) ?? []) if (p.status !== "ok") pending.add(p);
+    }
+    for (const b of outputs) {
+      if (pending.size > 0) this.unchecked.set(b, [...pending]);
+      else this.unchecked.delete(b);
+    }
   }
 
   /** A run profiler when `COSGRAD_PROFILE=1` and the device has timestamps, else null. */
@@ -224,6 +282,7 @@ export class WebGpuBackend implements Backend {
     const bytes = data.length * 4;
     const cls = sizeClass(Math.max(bytes, 4));
     const buffer = this.pool.acquire(cls);
+    this.unchecked.delete(buffer);
     if (bytes > 0) {
       this.gpu.device.queue.writeBuffer(
         buffer,
@@ -278,6 +337,12 @@ export class WebGpuBackend implements Backend {
   /** Copies `bytes` of `buffer` to the host after all submitted work; reports kernel errors. */
   async readBuffer(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
     this.checkUsable();
+    const writers = this.unchecked.get(buffer);
+    if (writers !== undefined) {
+      await Promise.all(writers.map((p) => p.checked));
+      this.checkPipelines(writers);
+      this.unchecked.delete(buffer);
+    }
     const device = this.gpu.device;
     const size = Math.ceil(bytes / 4) * 4;
     const withErrors = this.errors !== null;
