@@ -21,7 +21,7 @@ Deno.test("train_cosface.ts trains both losses end to end and writes its report"
     const r = await cmd.output();
     const text = new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr);
     assert.ok(r.success, text);
-    assert.match(text, /unseen-identity verification \(LFW protocol, 10 folds\)/);
+    assert.match(text, /verification on procedural faces of unseen identities \(no --eval given\)/);
     const report = JSON.parse(await Deno.readTextFile(`${out}/report.json`));
     assert.deepEqual(report.runs.map((x: { loss: string }) => x.loss), ["cosface", "softmax"]);
     for (const run of report.runs) {
