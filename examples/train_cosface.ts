@@ -728,7 +728,13 @@ export function stopOnSignals(
   };
 }
 
-function markdown(args: Args, adapter: string, dataset: ImageDataset, runs: RunResult[]): string {
+function markdown(
+  args: Args,
+  adapter: string,
+  dataset: ImageDataset,
+  test: string,
+  runs: RunResult[],
+): string {
   const pct = (x: number) => (x * 100).toFixed(2);
   const fars = runs[0].tar.map((t) => t.far);
   const lines = [
@@ -741,8 +747,12 @@ function markdown(args: Args, adapter: string, dataset: ImageDataset, runs: RunR
     `input ${args.size}x${args.size}`,
     `- ${args.steps} steps of batch ${args.batch}, SGD momentum 0.9, weight decay 5e-4, ` +
     `lr ${args.lr} cosine with ${args.warmup} warm-up steps; s = ${args.s}, m = ${args.m}`,
-    `- test: unseen identities, 10 folds of ${args.pairsPerFold} same + ${args.pairsPerFold} ` +
-    `different pairs, flip test-time augmentation`,
+    `- test: ${test}, flip test-time augmentation`,
+    ...runs.filter((r) => r.resumedAt.length > 0).map((r) =>
+      `- ${r.loss}: resumed from its checkpoint at step ${
+        r.resumedAt.join(", ")
+      } (the curve covers every step)`
+    ),
     ``,
     `| loss | verification accuracy | AUC | ${
       fars.map((f) => `TAR@FAR=${f}`).join(" | ")
@@ -754,7 +764,7 @@ function markdown(args: Args, adapter: string, dataset: ImageDataset, runs: RunR
       } | ${r.imagesPerSecond.toFixed(0)} | ${r.curve.at(-1)?.loss.toFixed(3) ?? "-"} |`
     ),
     ``,
-    `Unseen-identity verification accuracy during training:`,
+    `Verification accuracy during training:`,
     ``,
     `| step | ${runs.map((r) => r.loss).join(" | ")} |`,
     `| --- | ${runs.map(() => "---").join(" | ")} |`,
@@ -816,7 +826,10 @@ async function main(argv: string[]): Promise<void> {
       1,
     ),
   );
-  await writeText(`${args.out}/report.md`, markdown(args, adapter, dataset, runs));
+  await writeText(
+    `${args.out}/report.md`,
+    markdown(args, adapter, dataset, test.description, runs),
+  );
   await writeChart(`${args.out}/loss.svg`, {
     title: "training loss",
     xLabel: "step",
