@@ -1,5 +1,5 @@
 /**
- * cosgrad's implementations of the standard workloads of WORKLOADS.md (shared/): M1, M4, C1
+ * cosgrad's implementations of the standard workloads of bench/WORKLOADS.md: M1, M4, C1
  * (forward, forward+backward), L1, T1 and T2, on the `webgpu` and `cpu` backends, reporting
  * {@linkcode PeerResult} rows like the peers in bench/peers/ do, so that one table holds all.
  *

@@ -40,11 +40,13 @@ export class UsageError extends Error {
 /** One option of {@link parseCli}: the same shape as `node:util` `parseArgs` options. */
 export type CliOption =
   | { type: "string"; short?: string; default?: string; multiple?: false }
+  | { type: "string"; short?: string; default?: string[]; multiple: true }
   | { type: "boolean"; short?: string; default?: boolean; multiple?: false };
 
 /** The parsed values of {@link parseCli}: strings or booleans by option name. */
 export type CliValues<O extends Record<string, CliOption>> = {
   [K in keyof O]: O[K] extends { type: "boolean" } ? boolean
+    : O[K] extends { multiple: true } ? string[] | undefined
     : O[K] extends { default: string } ? string
     : string | undefined;
 };

@@ -12,7 +12,7 @@
  * @module
  */
 import * as cg from "../mod.ts";
-import { prepareImage, scanImageFolder } from "../src/data/mod.ts";
+import { ImageDecodeError, prepareImage, scanImageFolder } from "../src/data/mod.ts";
 import { cosineSimilarity } from "../src/eval/mod.ts";
 import { decodeSafetensors, saveSafetensors } from "../src/io/mod.ts";
 import { choiceOption, numberOption, parseCli, runMain, UsageError } from "./_cli.ts";
@@ -31,7 +31,7 @@ Options:
 async function loadModel(
   path: string,
 ): Promise<{ state: TrainState; config: RunConfig; meta: Record<string, string> }> {
-  const { metadata } = decodeSafetensors(await Deno.readFile(path));
+  const { metadata } = decodeSafetensors(await Deno.readFile(path), { path });
   if (metadata?.config === undefined) {
     throw new TypeError(`${path} has no "config" metadata: was it written by train_cosface.ts?`);
   }
@@ -79,15 +79,15 @@ async function main(argv: string[]): Promise<void> {
     const kept: number[] = [];
     const skipped: string[] = [];
     for (const [i, e] of index.entries.entries()) {
+      const bytes = await Deno.readFile(e.path);
       try {
-        images.set(
-          prepareImage(await Deno.readFile(e.path), e.path, config.size),
-          kept.length * plane,
-        );
+        images.set(prepareImage(bytes, e.path, config.size), kept.length * plane);
         kept.push(i);
       } catch (err) {
+        // Only an undecodable image is skipped; read errors and bugs end the command.
+        if (!(err instanceof ImageDecodeError)) throw err;
         skipped.push(e.path);
-        console.warn(`skipped ${e.path}: ${err instanceof Error ? err.message : err}`);
+        console.warn(`skipped ${e.path}: ${err.message}`);
       }
     }
     const { emb, dim } = await embedImages(

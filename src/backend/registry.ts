@@ -58,9 +58,14 @@ export async function backendNamed(name: string): Promise<Backend> {
 }
 
 /**
- * The current backend. Unless `setBackend` chose one, `COSGRAD_BACKEND` names it (a backend
- * that needs starting, such as webgpu, must be started with `await setBackend(...)` first),
- * and otherwise it is `cpu`.
+ * The current backend. Unless `setBackend` chose one, `COSGRAD_BACKEND` names it (importing
+ * `mod.ts` starts a backend that needs starting, such as webgpu), and otherwise it is `cpu`.
+ *
+ * @example
+ * ```ts
+ * import { getBackend } from "./registry.ts";
+ * typeof getBackend().name; // "string"
+ * ```
  */
 export function getBackend(): Backend {
   if (current !== null) return current;
@@ -69,7 +74,8 @@ export function getBackend(): Backend {
     const have = instances.get(want);
     if (have === undefined) {
       throw new TypeError(
-        `COSGRAD_BACKEND=${want} but that backend is not started: call await setBackend("${want}") first`,
+        `COSGRAD_BACKEND=${want} but that backend is not started: import cosgrad's mod.ts ` +
+          `(which starts it) or call await setBackend("${want}") first`,
       );
     }
     current = have;

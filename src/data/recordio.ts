@@ -361,6 +361,7 @@ export async function openRecordIO(
   const index = parseIdx(await Deno.readTextFile(idxFile), { file: idxFile });
   const file = await Deno.open(path, { read: true });
   try {
+    const recBytes = (await file.stat()).size;
     let queue: Promise<unknown> = Promise.resolve();
     let closed = false;
     // One file position is shared, so reads run one after another.
@@ -377,10 +378,16 @@ export async function openRecordIO(
       if (off === undefined) {
         throw new RangeError(`Record key ${key} is not in the index ${idxFile}`);
       }
+      if (off + 8 > recBytes) {
+        throw new RangeError(
+          `Index ${idxFile} gives record key ${key} the offset ${off}, past the end of ${path} ` +
+            `(${recBytes} bytes): the index does not belong to this file, or the file is truncated`,
+        );
+      }
       return off;
     };
     const loadRecord = async (key: number): Promise<IRRecord> =>
-      parseRecord(await readFramed(file, offsetOf(key), path), {
+      parseRecord(await readFramed(file, offsetOf(key), `${path} (record key ${key})`), {
         file: `${path} (key ${key}, offset ${offsetOf(key)})`,
       });
 

@@ -66,7 +66,28 @@ export async function initDefaultBackend(): Promise<Backend> {
   if (want === "webgpu") return await initWebGpu();
   try {
     return await initWebGpu();
-  } catch {
+  } catch (e) {
+    // Falling back is the point of this function, but never silently: say why.
+    console.warn(
+      `cosgrad: using the cpu backend; WebGPU did not start: ${
+        e instanceof Error ? e.message : String(e)
+      }`,
+    );
     return await setBackend(cpuBackend());
   }
 }
+
+/**
+ * `COSGRAD_BACKEND` alone chooses the backend of a plain script: `webgpu` starts it when this
+ * module loads (an error without an adapter, naming the cause), `cpu` selects the interpreter,
+ * anything else is refused naming the variable. Empty or unset leaves the choice to the code.
+ */
+async function backendFromEnvironment(): Promise<void> {
+  const want = envVar("COSGRAD_BACKEND");
+  if (want === undefined || want === "") return;
+  if (want === "webgpu") await initWebGpu();
+  else if (want === "cpu") await setBackend("cpu");
+  else throw new RangeError(`Invalid COSGRAD_BACKEND=${want}: expected cpu or webgpu`);
+}
+
+await backendFromEnvironment();
