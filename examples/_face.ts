@@ -217,13 +217,16 @@ export async function saveCheckpoint(
 
 /**
  * Loads a checkpoint (checksum verified) into a state of the same structure; names, shapes
- * and dtypes must match. Every error names the file.
+ * and dtypes must match. Every error names the file. `check` sees the metadata first (and
+ * throws to refuse the checkpoint).
  */
 export async function loadCheckpoint(
   path: string,
   like: TrainState,
+  check?: (metadata: Record<string, string>) => void,
 ): Promise<{ state: TrainState; metadata: Record<string, string> }> {
   const { tensors, metadata } = await loadChecked(path);
+  check?.(metadata);
   const leaves = namedLeaves(like);
   const values = leaves.map(([name, t]) => {
     const key = name.replace(/\.$/, "");

@@ -359,6 +359,12 @@ export async function openRecordIO(
   const path = pathOf(recPath);
   const idxFile = idxPath === undefined ? path.replace(/(\.rec)?$/, ".idx") : pathOf(idxPath);
   const index = parseIdx(await Deno.readTextFile(idxFile), { file: idxFile });
+  if (index.size === 0) {
+    // An empty (or truncated to nothing) index would open as an empty dataset, silently.
+    throw new RangeError(
+      `RecordIO index ${idxFile} lists no records: expected key<TAB>offset lines`,
+    );
+  }
   const file = await Deno.open(path, { read: true });
   try {
     const recBytes = (await file.stat()).size;
@@ -387,9 +393,17 @@ export async function openRecordIO(
       return off;
     };
     const loadRecord = async (key: number): Promise<IRRecord> =>
-      parseRecord(await readFramed(file, offsetOf(key), `${path} (record key ${key})`), {
-        file: `${path} (key ${key}, offset ${offsetOf(key)})`,
-      });
+      // A bad frame at an index offset means the index or the file is damaged: name both.
+      parseRecord(
+        await readFramed(
+          file,
+          offsetOf(key),
+          `${path} (record key ${key}, offset from ${idxFile})`,
+        ),
+        {
+          file: `${path} (key ${key}, offset ${offsetOf(key)})`,
+        },
+      );
 
     const header = index.has(0) ? await loadRecord(0) : undefined;
     let keys: Int32Array;

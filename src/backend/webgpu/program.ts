@@ -86,6 +86,19 @@ export class GpuProgram implements Program {
     // Tensors over the binding limit are bound as several ranges of their buffer (split.ts).
     const limit = backend.bindingLimit;
     const maxBuffer = backend.gpu.limits.maxBufferSize;
+    const checkBuffer = (n: Node) => {
+      const bytes = sizeOf(n.shape) * 4;
+      if (sizeClass(bytes) > maxBuffer) {
+        throw new RangeError(
+          `A ${n.dtype}[${n.shape.join(",")}] tensor (${bytes} bytes, a ${
+            sizeClass(bytes)
+          }-byte buffer) exceeds the adapter's maxBufferSize of ${maxBuffer} bytes (${backend.gpu.description}): split it, or use the cpu backend`,
+        );
+      }
+    };
+    // Inputs and outputs always live in buffers of their own: checked before scheduling, whose
+    // binding arithmetic would otherwise report an oversized tensor as a binding-count problem.
+    for (const n of [...vars, ...outputs]) checkBuffer(n);
     this.sched = schedule(outputs, {
       maxBindings: backend.gpu.limits.maxStorageBuffersPerShaderStage,
       bindingsOf: (n) => bindingParts(sizeOf(n.shape) * 4, limit).count,
@@ -105,17 +118,7 @@ export class GpuProgram implements Program {
           backend.adopt((n as Node<"const">).params.storage as Storage) as GpuStorage,
         );
       }
-      const bytes = sizeOf(n.shape) * 4;
-      if (
-        (n.op === "var" || n.op === "const" || this.sched.realized.has(n)) &&
-        sizeClass(bytes) > maxBuffer
-      ) {
-        throw new RangeError(
-          `A ${n.dtype}[${n.shape.join(",")}] tensor (${bytes} bytes, a ${
-            sizeClass(bytes)
-          }-byte buffer) exceeds the adapter's maxBufferSize of ${maxBuffer} bytes (${backend.gpu.description}): split it, or use the cpu backend`,
-        );
-      }
+      if (n.op === "var" || n.op === "const" || this.sched.realized.has(n)) checkBuffer(n);
     }
     const isMem = (n: Node) => LOWERING[n.op].kind === "input" || this.sched.realized.has(n);
     const graph = { isMem, alias: this.sched.alias };

@@ -356,22 +356,29 @@ export class WebGpuBackend implements Backend {
     encoder.copyBufferToBuffer(buffer, 0, staging, 0, size);
     if (withErrors) encoder.copyBufferToBuffer(this.errors!, 0, staging, errAt, 16);
     device.queue.submit([encoder.finish()]);
+    let data: ArrayBuffer;
+    let code = 0, index = 0;
     try {
       await staging.mapAsync(GPUMapMode.READ);
+      data = staging.getMappedRange(0, size).slice(0, bytes);
+      if (withErrors) {
+        const words = new Uint32Array(staging.getMappedRange(errAt, 16));
+        code = words[0];
+        index = words[1] | 0;
+      }
+      staging.unmap();
     } catch (e) {
-      staging.destroy();
       this.checkUsable();
-      throw e;
+      // The loss may not be reported yet (wgpu says only "Parent device is lost"): name it.
+      throw new Error(
+        `Cannot read a result back from the WebGPU device (${this.gpu.description}): ${
+          (e as Error).message
+        }`,
+        { cause: e },
+      );
+    } finally {
+      staging.destroy();
     }
-    const data = staging.getMappedRange(0, size).slice(0, bytes);
-    let code = 0, index = 0;
-    if (withErrors) {
-      const words = new Uint32Array(staging.getMappedRange(errAt, 16));
-      code = words[0];
-      index = words[1] | 0;
-    }
-    staging.unmap();
-    staging.destroy();
     this.checkUsable();
     if (code !== 0) {
       device.queue.writeBuffer(this.errors!, 0, new Uint32Array(4));
