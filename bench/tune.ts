@@ -15,6 +15,7 @@ import type { Variant } from "./peers/_result.ts";
 const USAGE = `Usage: deno task tune [options]
   --workloads LIST   workloads whose kernels to tune (default T1): T1,T2,C1-fwd,C1-fwdbwd,...
   --budget-s S       stop starting new kernel classes after S seconds (default 1800)
+  --class-s S        stop starting new candidates of a class after S seconds (default 60)
   --shipped FILE     also write the records as a shipped table (a TypeScript module, e.g.
                      kernels/tuned_llvmpipe.ts)
   --help
@@ -30,6 +31,7 @@ async function main(): Promise<void> {
     options: {
       workloads: { type: "string", default: "T1" },
       "budget-s": { type: "string", default: "1800" },
+      "class-s": { type: "string", default: "60" },
       shipped: { type: "string" },
       fresh: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
@@ -55,7 +57,13 @@ async function main(): Promise<void> {
         `${backend.tuning.misses.size} kernel classes without a record`,
     );
     const left = budgetMs - (performance.now() - start);
-    classes.push(...await backend.tunePending({ budgetMs: left, print: console.log }));
+    classes.push(
+      ...await backend.tunePending({
+        budgetMs: left,
+        classBudgetMs: Number(values["class-s"]) * 1000,
+        print: console.log,
+      }),
+    );
   }
   console.log(
     `tuned ${classes.length} kernel classes in ${

@@ -90,8 +90,8 @@ export class WebGpuBackend implements Backend {
   /**
    * Measures the convolution kernel classes that programs used without a tuning record, keeps
    * each one's best variant (in memory, and in the tuning cache file), and returns the
-   * classes tuned. Spends at most about `budgetMs` (a class started is finished with its
-   * default measured); programs compiled afterwards use the choices. `COSGRAD_DEBUG=tune`
+   * classes tuned. Stops starting candidates after `classBudgetMs` in a class (default 60 s)
+   * and classes after `budgetMs` (a candidate started is finished); programs compiled afterwards use the choices. `COSGRAD_DEBUG=tune`
    * prints each choice with its candidates' times.
    *
    * @example
@@ -103,9 +103,10 @@ export class WebGpuBackend implements Backend {
    * ```
    */
   async tunePending(
-    options: { budgetMs?: number; print?: (line: string) => void } = {},
+    options: { budgetMs?: number; classBudgetMs?: number; print?: (line: string) => void } = {},
   ): Promise<string[]> {
     const budget = options.budgetMs ?? Infinity;
+    const perClass = options.classBudgetMs ?? 60_000;
     const print = options.print ?? (debugEnabled("tune") ? console.log : null);
     const start = performance.now();
     const done: string[] = [];
@@ -116,7 +117,7 @@ export class WebGpuBackend implements Backend {
       const t0 = performance.now();
       const candidates = convCandidates(miss.direction, miss.spec);
       const record = await measureConv(this.gpu.device, miss.direction, miss.spec, candidates, {
-        budgetMs: left,
+        budgetMs: Math.min(left, perClass),
       });
       this.checkUsable();
       this.tuning.record(miss.cls, record);
