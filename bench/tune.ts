@@ -23,7 +23,9 @@ const USAGE = `Usage: deno task tune [options]
 The cache file is COSGRAD_TUNE_CACHE, else $XDG_CACHE_HOME/cosgrad/tune.json, else
 ~/.cache/cosgrad/tune.json. Classes already recorded (in the cache or a shipped table) are not measured again; --fresh
 ignores the shipped records (point COSGRAD_TUNE_CACHE at a new file to ignore the cache too).
-  --fresh            ignore shipped records`;
+  --fresh            ignore shipped records
+  --retune           measure again every class recorded in the cache file (no workloads run;
+                     e.g. with MESA_SHADER_CACHE_DISABLE=true for cold compile times)`;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -34,6 +36,7 @@ async function main(): Promise<void> {
       "class-s": { type: "string", default: "60" },
       shipped: { type: "string" },
       fresh: { type: "boolean", default: false },
+      retune: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
   });
@@ -47,7 +50,22 @@ async function main(): Promise<void> {
   const classes: string[] = [];
   const backend = await startWebGpuBackend();
   if (values.fresh) backend.tuning.forgetShipped();
-  for (const w of values.workloads.split(",").map((s) => s.trim()).filter((s) => s)) {
+  if (values.retune) {
+    backend.tuning.requeue();
+    console.log(`retuning ${backend.tuning.misses.size} kernel classes on ${backend.description}`);
+    classes.push(
+      ...await backend.tunePending({
+        budgetMs,
+        classBudgetMs: Number(values["class-s"]) * 1000,
+        print: console.log,
+      }),
+    );
+  }
+  for (
+    const w of values.retune
+      ? []
+      : values.workloads.split(",").map((s) => s.trim()).filter((s) => s)
+  ) {
     const t0 = performance.now();
     await prepareCosgradWebGpu(w as Variant);
     console.log(

@@ -44,6 +44,10 @@ export interface Measured {
 export interface TuneRecord {
   /** The candidates' measurements, in the order tried (the first is the reference). */
   candidates: Measured[];
+  /** The kernel's direction (kept so that the class can be measured again). */
+  direction?: ConvDirection;
+  /** The kernel's shape (no epilogue or split). */
+  spec?: Conv2dSpec;
 }
 
 /** The kernel's plan for `direction`. */
@@ -240,7 +244,8 @@ export async function measureConv(
       prepared.destroy();
     }
   }
-  return { candidates: measured };
+  const { epilogue: _e, split: _s, variant: _v, ...shape } = spec;
+  return { candidates: measured, direction, spec: shape };
 }
 
 function relativeError(got: Float32Array, want: Float32Array): number {

@@ -287,6 +287,15 @@ export class TuningTable {
     return this.path;
   }
 
+  /** Marks every record that names its shape as a miss, to measure it again (`deno task tune --retune`). */
+  requeue(): void {
+    for (const [cls, r] of this.records) {
+      if (r.direction !== undefined && r.spec !== undefined) {
+        this.misses.set(cls, { cls, direction: r.direction, spec: r.spec });
+      }
+    }
+  }
+
   /** Drops the records that came from a shipped table (to measure those classes anew); bumps the version. */
   forgetShipped(): void {
     for (const [cls, source] of [...this.sources]) {
