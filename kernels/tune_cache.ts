@@ -86,6 +86,27 @@ export function tuneHorizon(): number {
 }
 
 /**
+ * Seconds of compilation a run may spend promoting kernels from their first-run choice to the
+ * full one (`COSGRAD_TUNE_STEP_S`, default 20; `inf` or `off`: no tiers, the full choice at once).
+ *
+ * @example
+ * ```ts
+ * import { tuneStepSeconds } from "./tune_cache.ts";
+ * tuneStepSeconds() > 0; // true
+ * ```
+ */
+export function tuneStepSeconds(): number {
+  const v = (env("COSGRAD_TUNE_STEP_S") ?? "").trim();
+  if (v === "") return 20;
+  if (v === "off" || v === "inf") return Infinity;
+  const n = Number(v);
+  if (!(n >= 0)) {
+    throw new TypeError(`Invalid COSGRAD_TUNE_STEP_S "${v}": expected seconds, or off`);
+  }
+  return n;
+}
+
+/**
  * The tuning cache file: `COSGRAD_TUNE_CACHE`, else `$XDG_CACHE_HOME/cosgrad/tune.json`, else
  * `$HOME/.cache/cosgrad/tune.json`; null where no environment is readable (a browser).
  *
@@ -196,6 +217,8 @@ export class TuningTable {
   private readonly records = new Map<string, TuneRecord>();
   private readonly sources = new Map<string, "shipped" | "file" | "measured">();
   private readonly horizon: number;
+  private readonly stepCompileMs: number;
+  private readonly promoted = new Set<string>();
   private readonly warn: (s: string) => void;
 
   /** A table for the profile `key` of adapter `adapter`. */
@@ -206,12 +229,14 @@ export class TuningTable {
       mode?: TuneMode;
       path?: string | null;
       horizon?: number;
+      stepCompileS?: number;
       warn?: (s: string) => void;
     } = {},
   ) {
     this.mode = options.mode ?? tuneMode();
     this.path = options.path === undefined ? tuneCachePath() : options.path;
     this.horizon = options.horizon ?? tuneHorizon();
+    this.stepCompileMs = 1000 * (options.stepCompileS ?? tuneStepSeconds());
     this.warn = options.warn ?? ((s) => console.warn(s));
     if (this.mode === "off") return;
     for (const t of SHIPPED) {
@@ -244,7 +269,42 @@ export class TuningTable {
       if (!this.misses.has(cls)) this.misses.set(cls, { cls, direction, spec });
       return undefined;
     }
-    return pick(r, this.horizon).variant;
+    const full = pick(r, this.horizon);
+    if (this.stepCompileMs === Infinity || this.promoted.has(cls)) return full.variant;
+    // Tiers: until a program using the class has run, the candidate quickest to compile and
+    // run once (the least `run + compile`), so that a first step is not spent compiling.
+    return pick(r, 1).variant;
+  }
+
+  /**
+   * After a run of a program using `classes`: promotes classes still on their first-run
+   * choice to the full choice, the most saving per step first, up to `COSGRAD_TUNE_STEP_S`
+   * seconds of predicted compilation (at least one class) per run. Returns whether any was
+   * promoted (the version grows, so the next call compiles the promoted kernels).
+   */
+  afterRun(classes: Iterable<string>): boolean {
+    const waiting: { cls: string; saves: number; compileMs: number }[] = [];
+    for (const cls of classes) {
+      const r = this.records.get(cls);
+      if (r === undefined || this.promoted.has(cls) || this.mode === "off") continue;
+      const full = pick(r, this.horizon);
+      const quick = pick(r, 1);
+      if (full === quick) {
+        this.promoted.add(cls);
+        continue;
+      }
+      waiting.push({ cls, saves: quick.runMs - full.runMs, compileMs: full.compileMs });
+    }
+    waiting.sort((a, b) => b.saves - a.saves);
+    let spent = 0;
+    for (const w of waiting) {
+      if (spent > 0 && spent + w.compileMs > this.stepCompileMs) continue;
+      this.promoted.add(w.cls);
+      spent += w.compileMs;
+    }
+    if (waiting.length === 0) return false;
+    this.version++;
+    return true;
   }
 
   /** Where a class's record came from, or undefined. */
