@@ -127,15 +127,26 @@ export function tuneCachePath(): string | null {
 }
 
 interface DenoFs {
+  permissions: { querySync(d: { name: "read" | "write"; path: string }): { state: string } };
   readTextFileSync(path: string): string;
   writeTextFileSync(path: string, data: string): void;
   mkdirSync(path: string, options: { recursive: boolean }): void;
   renameSync(from: string, to: string): void;
 }
 
-function fs(): DenoFs | null {
+/** Deno's file API where `access` to `path` is granted (never a permission prompt), else null. */
+function fs(access: "read" | "write", path: string): DenoFs | null {
   const deno = Reflect.get(globalThis, "Deno") as Partial<DenoFs> | undefined;
-  return deno?.readTextFileSync === undefined ? null : deno as DenoFs;
+  if (deno?.readTextFileSync === undefined || deno.permissions?.querySync === undefined) {
+    return null;
+  }
+  try {
+    return deno.permissions.querySync({ name: access, path }).state === "granted"
+      ? deno as DenoFs
+      : null;
+  } catch {
+    return null;
+  }
 }
 
 function isRecord(r: unknown): r is TuneRecord {
@@ -151,7 +162,7 @@ function isRecord(r: unknown): r is TuneRecord {
 
 /** Reads the cache file: its profiles, or an empty table (with a warning naming the file when it is corrupt). */
 function readCache(path: string, warn: (s: string) => void): CacheFile["profiles"] {
-  const deno = fs();
+  const deno = fs("read", path);
   if (deno === null) return {};
   let text: string;
   try {
@@ -330,8 +341,9 @@ export class TuningTable {
    * no file to write (no path, no Deno, or tuning off).
    */
   save(): string | null {
-    const deno = fs();
-    if (deno === null || this.path === null || this.mode === "off") return null;
+    if (this.path === null || this.mode === "off") return null;
+    const deno = fs("write", this.path);
+    if (deno === null) return null;
     const profiles = readCache(this.path, this.warn);
     const mine: Record<string, TuneRecord> = { ...profiles[this.key] };
     for (const [cls, r] of this.records) {
