@@ -108,9 +108,25 @@ export class WebGpuBackend implements Backend {
     const budget = options.budgetMs ?? Infinity;
     const perClass = options.classBudgetMs ?? 60_000;
     const print = options.print ?? (debugEnabled("tune") ? console.log : null);
+    if (this.tuningNow) return [];
+    this.tuningNow = true;
+    try {
+      return await this.measurePending(budget, perClass, print);
+    } finally {
+      this.tuningNow = false;
+    }
+  }
+
+  private async measurePending(
+    budget: number,
+    perClass: number,
+    print: ((line: string) => void) | null,
+  ): Promise<string[]> {
     const start = performance.now();
     const done: string[] = [];
-    await this.synchronize();
+    this.checkUsable();
+    await this.gpu.device.queue.onSubmittedWorkDone();
+    let path: string | null = null;
     for (const miss of [...this.tuning.misses.values()]) {
       const left = budget - (performance.now() - start);
       if (left <= 0) break;
@@ -122,6 +138,7 @@ export class WebGpuBackend implements Backend {
       this.checkUsable();
       this.tuning.record(miss.cls, record);
       done.push(miss.cls);
+      path = this.tuning.save(); // after each class: an interrupted tuning keeps what it measured
       if (print !== null) {
         for (const line of this.tuning.describe(miss.cls)) print(`[cosgrad tune] ${line}`);
         print(
@@ -134,7 +151,6 @@ export class WebGpuBackend implements Backend {
       }
     }
     if (done.length > 0) {
-      const path = this.tuning.save();
       print?.(
         `[cosgrad tune] ${done.length} classes in ${
           ((performance.now() - start) / 1000).toFixed(1)
@@ -266,13 +282,8 @@ export class WebGpuBackend implements Backend {
     await this.gpu.device.queue.onSubmittedWorkDone();
     this.checkUsable();
     // COSGRAD_TUNE=on: kernels used without a record are measured while the queue is idle.
-    if (this.tuning.mode === "on" && this.tuning.misses.size > 0 && !this.tuningNow) {
-      this.tuningNow = true;
-      try {
-        await this.tunePending({ budgetMs: tuneBudgetMs() });
-      } finally {
-        this.tuningNow = false;
-      }
+    if (this.tuning.mode === "on" && this.tuning.misses.size > 0) {
+      await this.tunePending({ budgetMs: tuneBudgetMs() });
     }
   }
 
