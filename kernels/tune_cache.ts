@@ -13,7 +13,14 @@
  * @module
  */
 import type { ConvVariant } from "./conv2d.ts";
-import { type ConvDirection, type Measured, pick, type TuneRecord, variantName } from "./tune.ts";
+import {
+  type ConvDirection,
+  type Measured,
+  pick,
+  TOLERANCE,
+  type TuneRecord,
+  variantName,
+} from "./tune.ts";
 import { LLVMPIPE_RECORDS } from "./tuned_llvmpipe.ts";
 
 /** What the tuning cache does (`COSGRAD_TUNE`). */
@@ -152,7 +159,7 @@ function fs(access: "read" | "write", path: string): DenoFs | null {
 function isRecord(r: unknown): r is TuneRecord {
   if (typeof r !== "object" || r === null) return false;
   const c = (r as { candidates?: unknown }).candidates;
-  return Array.isArray(c) && c.length > 0 &&
+  return Array.isArray(c) && c.some((m: Measured) => m?.error <= TOLERANCE) &&
     c.every((m: Measured) =>
       typeof m === "object" && m !== null && typeof m.runMs === "number" &&
       typeof m.compileMs === "number" && typeof m.error === "number" &&
