@@ -197,7 +197,7 @@ function prepareCosface(wait: () => Promise<void>): Prepared {
   };
 }
 
-async function prepareTrain(
+export async function prepareTrain(
   id: "T1" | "T2",
   wait: () => Promise<void>,
   maxCallMs: number,

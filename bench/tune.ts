@@ -15,6 +15,7 @@ import type { Variant } from "./peers/_result.ts";
 const USAGE = `Usage: deno task tune [options]
   --workloads LIST   workloads whose kernels to tune (default T1): T1,T2,C1-fwd,C1-fwdbwd,...
   --budget-s S       stop starting new kernel classes after S seconds (default 1800)
+  --class-s S        stop starting new candidates of a class after S seconds (default 60)
   --shipped FILE     also write the records as a shipped table (a TypeScript module, e.g.
                      kernels/tuned_llvmpipe.ts)
   --help
@@ -22,7 +23,9 @@ const USAGE = `Usage: deno task tune [options]
 The cache file is COSGRAD_TUNE_CACHE, else $XDG_CACHE_HOME/cosgrad/tune.json, else
 ~/.cache/cosgrad/tune.json. Classes already recorded (in the cache or a shipped table) are not measured again; --fresh
 ignores the shipped records (point COSGRAD_TUNE_CACHE at a new file to ignore the cache too).
-  --fresh            ignore shipped records`;
+  --fresh            ignore shipped records
+  --retune           measure again every class recorded in the cache file (no workloads run;
+                     e.g. with MESA_SHADER_CACHE_DISABLE=true for cold compile times)`;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -30,8 +33,10 @@ async function main(): Promise<void> {
     options: {
       workloads: { type: "string", default: "T1" },
       "budget-s": { type: "string", default: "1800" },
+      "class-s": { type: "string", default: "60" },
       shipped: { type: "string" },
       fresh: { type: "boolean", default: false },
+      retune: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
   });
@@ -45,9 +50,34 @@ async function main(): Promise<void> {
   const classes: string[] = [];
   const backend = await startWebGpuBackend();
   if (values.fresh) backend.tuning.forgetShipped();
-  for (const w of values.workloads.split(",").map((s) => s.trim()).filter((s) => s)) {
+  if (values.retune) {
+    backend.tuning.requeue();
+    console.log(`retuning ${backend.tuning.misses.size} kernel classes on ${backend.description}`);
+    classes.push(
+      ...await backend.tunePending({
+        budgetMs,
+        classBudgetMs: Number(values["class-s"]) * 1000,
+        print: console.log,
+      }),
+    );
+  }
+  // The workloads are traced and compiled with submissions suppressed: their programs name
+  // the kernel classes they use (and create pipelines) without running anything, so that no
+  // kernel is compiled by the driver before it is measured.
+  const queue = backend.gpu.device.queue;
+  const submit = queue.submit;
+  for (
+    const w of values.retune
+      ? []
+      : values.workloads.split(",").map((s) => s.trim()).filter((s) => s)
+  ) {
     const t0 = performance.now();
-    await prepareCosgradWebGpu(w as Variant);
+    queue.submit = () => {};
+    try {
+      await prepareCosgradWebGpu(w as Variant);
+    } finally {
+      queue.submit = submit;
+    }
     console.log(
       `${w}: prepared in ${
         ((performance.now() - t0) / 1000).toFixed(1)
@@ -55,7 +85,13 @@ async function main(): Promise<void> {
         `${backend.tuning.misses.size} kernel classes without a record`,
     );
     const left = budgetMs - (performance.now() - start);
-    classes.push(...await backend.tunePending({ budgetMs: left, print: console.log }));
+    classes.push(
+      ...await backend.tunePending({
+        budgetMs: left,
+        classBudgetMs: Number(values["class-s"]) * 1000,
+        print: console.log,
+      }),
+    );
   }
   console.log(
     `tuned ${classes.length} kernel classes in ${

@@ -3,7 +3,7 @@
  * search space of variants ({@linkcode convCandidates}: rows with several thread tiles, the
  * implicit GEMM with several register blocks, explicit columns); {@linkcode measureConv} times
  * each on the device (pipeline creation and first dispatch, where llvmpipe compiles, counted
- * apart from the steady run time), checks it against the default variant's result, and
+ * apart from the steady run time), checks it against the first candidate's result, and
  * {@linkcode pick} keeps the one with the least `run + compile / horizon` milliseconds.
  *
  * Choices live in a {@linkcode TuningTable}: in memory, in a JSON file that persists across runs
@@ -36,14 +36,18 @@ export interface Measured {
   runMs: number;
   /** Milliseconds of pipeline creation and first dispatch beyond one run (the compilation). */
   compileMs: number;
-  /** Largest |difference| from the default's result over its largest |value|. */
+  /** Largest |difference| from the first candidate's result over its largest |value|. */
   error: number;
 }
 
 /** A kernel class's tuning record: every candidate measured, in the order tried. */
 export interface TuneRecord {
-  /** The candidates' measurements; the default variant first. */
+  /** The candidates' measurements, in the order tried (the first is the reference). */
   candidates: Measured[];
+  /** The kernel's direction (kept so that the class can be measured again). */
+  direction?: ConvDirection;
+  /** The kernel's shape (no epilogue or split). */
+  spec?: Conv2dSpec;
 }
 
 /** The kernel's plan for `direction`. */
@@ -102,7 +106,8 @@ function planOrNull(direction: ConvDirection, spec: Conv2dSpec): KernelPlan | nu
 /**
  * The search space of a convolution kernel class: the variants that apply to the shape, each
  * producing a different kernel (variants that generate the same code as an earlier one are
- * dropped), the heuristic default (`null`) first.
+ * dropped), cheapest to compile first, the heuristic default (`null`) last unless it equals
+ * one of them.
  *
  * @example
  * ```ts
@@ -112,7 +117,7 @@ function planOrNull(direction: ConvDirection, spec: Conv2dSpec): KernelPlan | nu
  *   padding: 1,
  * };
  * const vs = convCandidates("forward", spec);
- * vs[0] === null && vs.some((v) => v?.algo === "implicit"); // true
+ * vs[0]?.algo === "implicit" && vs.some((v) => v?.algo === "rows"); // true
  * ```
  */
 export function convCandidates(
@@ -120,30 +125,30 @@ export function convCandidates(
   spec: Conv2dSpec,
 ): (ConvVariant | null)[] {
   const base = { ...spec, epilogue: undefined, split: undefined };
-  const space: ConvVariant[] = [];
+  // Cheapest to compile first (llvmpipe compiles a 32x16 register block for a minute or
+  // more): the first is the reference the others are checked against, and a tuning budget
+  // spent leaves out the costly ones. The heuristic default comes last unless it equals one.
+  const space: ConvVariant[] = [{ algo: "implicit", cap: 8 }];
   if (direction === "backFilter") {
-    for (const [to, tc] of [[8, 4], [8, 2], [4, 2], [8, 1], [4, 1]]) {
+    for (const [to, tc] of [[4, 1], [4, 2], [8, 1], [8, 2], [8, 4]]) {
       space.push({ algo: "rowsFilter", to, tc });
     }
   } else {
-    for (const tm of [16, 8]) {
-      // The widest thread of at most 64, 32 and 16 pixels that tiles the batch.
-      for (const most of [64, 32, 16]) {
-        for (let tn = most; tn >= 4; tn -= 4) {
-          const v: ConvVariant = { algo: "rows", tm, tn };
-          if (planOrNull(direction, { ...base, variant: v }) !== null) {
-            space.push(v);
-            break;
-          }
+    for (const [tm, most] of [[8, 16], [8, 32], [16, 32], [8, 64], [16, 64]]) {
+      // The widest thread of at most `most` pixels that tiles the batch.
+      for (let tn = most; tn >= 4; tn -= 4) {
+        const v: ConvVariant = { algo: "rows", tm, tn };
+        if (planOrNull(direction, { ...base, variant: v }) !== null) {
+          space.push(v);
+          break;
         }
       }
     }
   }
-  for (const cap of [8, 16, 32]) space.push({ algo: "implicit", cap });
-  space.push({ algo: "explicit" });
+  space.push({ algo: "explicit" }, { algo: "implicit", cap: 16 }, { algo: "implicit", cap: 32 });
   const seen = new Set<string>();
   const out: (ConvVariant | null)[] = [];
-  for (const v of [null, ...space]) {
+  for (const v of [...space, null]) {
     const plan = planOrNull(direction, v === null ? base : { ...base, variant: v });
     if (plan === null) continue;
     const code = plan.steps.map((s) => s.code).join("\n");
@@ -176,7 +181,7 @@ function convBuffers(
  * Measures the candidates of a convolution kernel class on `device`: for each, the pipeline
  * creation and first dispatch (llvmpipe compiles there) and the steady time per run (the
  * minimum of `trials` batches of back-to-back runs, at least `minBatchMs` each), and its result
- * against the default's. Candidates after the time budget is spent are not measured.
+ * against the first candidate's. Candidates after the time budget is spent are not measured.
  *
  * @example
  * ```ts ignore
@@ -239,7 +244,8 @@ export async function measureConv(
       prepared.destroy();
     }
   }
-  return { candidates: measured };
+  const { epilogue: _e, split: _s, variant: _v, ...shape } = spec;
+  return { candidates: measured, direction, spec: shape };
 }
 
 function relativeError(got: Float32Array, want: Float32Array): number {
@@ -257,7 +263,7 @@ export const TOLERANCE = 1e-4;
 
 /**
  * The candidate with the least `runMs + compileMs / horizon` among those within
- * {@linkcode TOLERANCE} of the default: compile time counts, spread over `horizon` runs (a
+ * {@linkcode TOLERANCE} of the reference: compile time counts, spread over `horizon` runs (a
  * variant that saves 5 ms a run but takes a minute to compile loses over 500 runs).
  *
  * @example

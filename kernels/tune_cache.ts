@@ -13,7 +13,14 @@
  * @module
  */
 import type { ConvVariant } from "./conv2d.ts";
-import { type ConvDirection, type Measured, pick, type TuneRecord, variantName } from "./tune.ts";
+import {
+  type ConvDirection,
+  type Measured,
+  pick,
+  TOLERANCE,
+  type TuneRecord,
+  variantName,
+} from "./tune.ts";
 import { LLVMPIPE_RECORDS } from "./tuned_llvmpipe.ts";
 
 /** What the tuning cache does (`COSGRAD_TUNE`). */
@@ -86,6 +93,27 @@ export function tuneHorizon(): number {
 }
 
 /**
+ * Seconds of compilation a run may spend promoting kernels from their first-run choice to the
+ * full one (`COSGRAD_TUNE_STEP_S`, default 20; `inf` or `off`: no tiers, the full choice at once).
+ *
+ * @example
+ * ```ts
+ * import { tuneStepSeconds } from "./tune_cache.ts";
+ * tuneStepSeconds() > 0; // true
+ * ```
+ */
+export function tuneStepSeconds(): number {
+  const v = (env("COSGRAD_TUNE_STEP_S") ?? "").trim();
+  if (v === "") return 20;
+  if (v === "off" || v === "inf") return Infinity;
+  const n = Number(v);
+  if (!(n >= 0)) {
+    throw new TypeError(`Invalid COSGRAD_TUNE_STEP_S "${v}": expected seconds, or off`);
+  }
+  return n;
+}
+
+/**
  * The tuning cache file: `COSGRAD_TUNE_CACHE`, else `$XDG_CACHE_HOME/cosgrad/tune.json`, else
  * `$HOME/.cache/cosgrad/tune.json`; null where no environment is readable (a browser).
  *
@@ -106,21 +134,32 @@ export function tuneCachePath(): string | null {
 }
 
 interface DenoFs {
+  permissions: { querySync(d: { name: "read" | "write"; path: string }): { state: string } };
   readTextFileSync(path: string): string;
   writeTextFileSync(path: string, data: string): void;
   mkdirSync(path: string, options: { recursive: boolean }): void;
   renameSync(from: string, to: string): void;
 }
 
-function fs(): DenoFs | null {
+/** Deno's file API where `access` to `path` is granted (never a permission prompt), else null. */
+function fs(access: "read" | "write", path: string): DenoFs | null {
   const deno = Reflect.get(globalThis, "Deno") as Partial<DenoFs> | undefined;
-  return deno?.readTextFileSync === undefined ? null : deno as DenoFs;
+  if (deno?.readTextFileSync === undefined || deno.permissions?.querySync === undefined) {
+    return null;
+  }
+  try {
+    return deno.permissions.querySync({ name: access, path }).state === "granted"
+      ? deno as DenoFs
+      : null;
+  } catch {
+    return null;
+  }
 }
 
 function isRecord(r: unknown): r is TuneRecord {
   if (typeof r !== "object" || r === null) return false;
   const c = (r as { candidates?: unknown }).candidates;
-  return Array.isArray(c) && c.length > 0 &&
+  return Array.isArray(c) && c.some((m: Measured) => m?.error <= TOLERANCE) &&
     c.every((m: Measured) =>
       typeof m === "object" && m !== null && typeof m.runMs === "number" &&
       typeof m.compileMs === "number" && typeof m.error === "number" &&
@@ -130,7 +169,7 @@ function isRecord(r: unknown): r is TuneRecord {
 
 /** Reads the cache file: its profiles, or an empty table (with a warning naming the file when it is corrupt). */
 function readCache(path: string, warn: (s: string) => void): CacheFile["profiles"] {
-  const deno = fs();
+  const deno = fs("read", path);
   if (deno === null) return {};
   let text: string;
   try {
@@ -196,6 +235,8 @@ export class TuningTable {
   private readonly records = new Map<string, TuneRecord>();
   private readonly sources = new Map<string, "shipped" | "file" | "measured">();
   private readonly horizon: number;
+  private readonly stepCompileMs: number;
+  private readonly promoted = new Set<string>();
   private readonly warn: (s: string) => void;
 
   /** A table for the profile `key` of adapter `adapter`. */
@@ -206,12 +247,14 @@ export class TuningTable {
       mode?: TuneMode;
       path?: string | null;
       horizon?: number;
+      stepCompileS?: number;
       warn?: (s: string) => void;
     } = {},
   ) {
     this.mode = options.mode ?? tuneMode();
     this.path = options.path === undefined ? tuneCachePath() : options.path;
     this.horizon = options.horizon ?? tuneHorizon();
+    this.stepCompileMs = 1000 * (options.stepCompileS ?? tuneStepSeconds());
     this.warn = options.warn ?? ((s) => console.warn(s));
     if (this.mode === "off") return;
     for (const t of SHIPPED) {
@@ -244,7 +287,42 @@ export class TuningTable {
       if (!this.misses.has(cls)) this.misses.set(cls, { cls, direction, spec });
       return undefined;
     }
-    return pick(r, this.horizon).variant;
+    const full = pick(r, this.horizon);
+    if (this.stepCompileMs === Infinity || this.promoted.has(cls)) return full.variant;
+    // Tiers: until a program using the class has run, the candidate quickest to compile and
+    // run once (the least `run + compile`), so that a first step is not spent compiling.
+    return pick(r, 1).variant;
+  }
+
+  /**
+   * After a run of a program using `classes`: promotes classes still on their first-run
+   * choice to the full choice, the most saving per step first, up to `COSGRAD_TUNE_STEP_S`
+   * seconds of predicted compilation (at least one class) per run. Returns whether any was
+   * promoted (the version grows, so the next call compiles the promoted kernels).
+   */
+  afterRun(classes: Iterable<string>): boolean {
+    const waiting: { cls: string; saves: number; compileMs: number }[] = [];
+    for (const cls of classes) {
+      const r = this.records.get(cls);
+      if (r === undefined || this.promoted.has(cls) || this.mode === "off") continue;
+      const full = pick(r, this.horizon);
+      const quick = pick(r, 1);
+      if (full === quick) {
+        this.promoted.add(cls);
+        continue;
+      }
+      waiting.push({ cls, saves: quick.runMs - full.runMs, compileMs: full.compileMs });
+    }
+    waiting.sort((a, b) => b.saves - a.saves);
+    let spent = 0;
+    for (const w of waiting) {
+      if (spent > 0 && spent + w.compileMs > this.stepCompileMs) continue;
+      this.promoted.add(w.cls);
+      spent += w.compileMs;
+    }
+    if (waiting.length === 0) return false;
+    this.version++;
+    return true;
   }
 
   /** Where a class's record came from, or undefined. */
@@ -270,8 +348,9 @@ export class TuningTable {
    * no file to write (no path, no Deno, or tuning off).
    */
   save(): string | null {
-    const deno = fs();
-    if (deno === null || this.path === null || this.mode === "off") return null;
+    if (this.path === null || this.mode === "off") return null;
+    const deno = fs("write", this.path);
+    if (deno === null) return null;
     const profiles = readCache(this.path, this.warn);
     const mine: Record<string, TuneRecord> = { ...profiles[this.key] };
     for (const [cls, r] of this.records) {
@@ -285,6 +364,15 @@ export class TuningTable {
     deno.writeTextFileSync(tmp, JSON.stringify(data, null, 1) + "\n");
     deno.renameSync(tmp, this.path);
     return this.path;
+  }
+
+  /** Marks every record that names its shape as a miss, to measure it again (`deno task tune --retune`). */
+  requeue(): void {
+    for (const [cls, r] of this.records) {
+      if (r.direction !== undefined && r.spec !== undefined) {
+        this.misses.set(cls, { cls, direction: r.direction, spec: r.spec });
+      }
+    }
   }
 
   /** Drops the records that came from a shipped table (to measure those classes anew); bumps the version. */

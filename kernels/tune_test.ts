@@ -128,3 +128,49 @@ Deno.test("measureConv() times every candidate of a small convolution, all match
     });
   }
 });
+
+Deno.test("TuningTable tiers: the quickest first, the tuned choice after a run", () => {
+  const slowCompile = {
+    variant: { algo: "implicit", cap: 32 } as const,
+    runMs: 100,
+    compileMs: 60_000,
+    error: 0,
+  };
+  const quick = {
+    variant: { algo: "implicit", cap: 8 } as const,
+    runMs: 300,
+    compileMs: 1_000,
+    error: 0,
+  };
+  const t = new TuningTable("p", "a", {
+    mode: "cache",
+    path: null,
+    horizon: 500,
+    stepCompileS: 20,
+  });
+  t.record(CLS, { candidates: [quick, slowCompile] });
+  const other = "conv2d.other";
+  t.record(other, { candidates: [quick, { ...slowCompile, compileMs: 30_000 }] });
+  assert.deepEqual(t.choose(CLS, "forward", SPEC), quick.variant);
+  const v = t.version;
+  assert.equal(t.afterRun([CLS, other]), true);
+  assert.equal(t.version, v + 1);
+  // One class per run past the 20 s budget: the one saving the most first (a tie: in order).
+  const promoted = [CLS, other].filter((c) =>
+    t.choose(c, "forward", SPEC)?.algo === "implicit" &&
+    (t.choose(c, "forward", SPEC) as { cap: number }).cap === 32
+  );
+  assert.equal(promoted.length, 1);
+  assert.equal(t.afterRun([CLS, other]), true);
+  assert.deepEqual(t.choose(other, "forward", SPEC), slowCompile.variant);
+  assert.deepEqual(t.choose(CLS, "forward", SPEC), slowCompile.variant);
+  assert.equal(t.afterRun([CLS, other]), false);
+  const flat = new TuningTable("p", "a", {
+    mode: "cache",
+    path: null,
+    horizon: 500,
+    stepCompileS: Infinity,
+  });
+  flat.record(CLS, { candidates: [quick, slowCompile] });
+  assert.deepEqual(flat.choose(CLS, "forward", SPEC), slowCompile.variant);
+});

@@ -6,6 +6,7 @@ import * as cg from "../mod.ts";
 import { cpuBackend, withBackend, withBackendAsync } from "../src/backend/registry.ts";
 import { requestGpu, setAdapterHookForTesting } from "../src/backend/webgpu/device.ts";
 import { assertClose, gpu } from "../src/backend/webgpu/_testing.ts";
+import { TuningTable } from "../kernels/tune_cache.ts";
 
 type T = cg.Tensor;
 const opts = { ignore: gpu === null, sanitizeResources: false, sanitizeOps: false };
@@ -377,5 +378,49 @@ Deno.test({
       assert.equal(gpu!.stats.programs, programs + 1, "one new program");
       assert.ok(gpu!.stats.pipelines > pipelines, "the variant's kernel is a new pipeline");
     });
+  },
+});
+
+Deno.test({
+  name:
+    "tunePending() measures the classes a program used, saves them, and the next call uses them",
+  ...opts,
+  async fn() {
+    const dir = Deno.makeTempDirSync();
+    const before = gpu!.tuning;
+    const lines: string[] = [];
+    let cls = "";
+    try {
+      gpu!.tuning = new TuningTable(before.key, before.adapter, {
+        mode: "cache",
+        path: `${dir}/tune.json`,
+      });
+      const f = cg.compile((x: T, w: T) => cg.conv2d(x, w, { padding: 1 }));
+      const x = cg.normal(cg.randomKey(7), [1, 4, 4, 4]);
+      const w = cg.normal(cg.randomKey(8), [8, 4, 3, 3]);
+      const expected = await withBackendAsync(cpuBackend(), () => f(x, w).data());
+      await withBackendAsync(gpu!, async () => {
+        assertClose(await f(x, w).data(), expected, "untuned");
+        assert.equal(gpu!.tuning.misses.size, 1);
+        // A tiny budget: the first (cheapest) candidate of the class and no more.
+        const done = await gpu!.tunePending({ classBudgetMs: 0, print: (l) => lines.push(l) });
+        assert.equal(done.length, 1, lines.join("\n"));
+        cls = done[0];
+        assert.equal(gpu!.tuning.misses.size, 0);
+        const programs = gpu!.stats.programs;
+        assertClose(await f(x, w).data(), expected, "tuned");
+        assert.equal(gpu!.stats.programs, programs + 1, "recompiled with the record");
+      });
+      const again = new TuningTable(before.key, before.adapter, {
+        mode: "cache",
+        path: `${dir}/tune.json`,
+      });
+      // A restart reads the record: nothing to tune.
+      assert.ok(again.get(cls) !== undefined, `${cls} in the saved file`);
+      assert.ok(lines.some((l) => l.includes("saved to")), lines.join("\n"));
+    } finally {
+      gpu!.tuning = before;
+      Deno.removeSync(dir, { recursive: true });
+    }
   },
 });

@@ -76,6 +76,8 @@ export class GpuProgram implements Program {
   private readonly plans = new Map<string, Plan>();
   private readonly consts = new Map<Node, GpuStorage>();
   private readonly inputIndex = new Map<Node, number>();
+  /** The tuned kernel classes this program uses. */
+  private readonly tuned = new Set<string>();
   /** Compiles the graph from `vars` to `outputs`. */
   constructor(
     private readonly backend: WebGpuBackend,
@@ -126,8 +128,11 @@ export class GpuProgram implements Program {
       const options = {
         profile: backend.profile,
         maxBindingBytes: limit,
-        choose: (direction: ConvDirection, spec: Conv2dSpec) =>
-          backend.tuning.choose(convClass(direction, spec), direction, spec),
+        choose: (direction: ConvDirection, spec: Conv2dSpec) => {
+          const cls = convClass(direction, spec);
+          this.tuned.add(cls);
+          return backend.tuning.choose(cls, direction, spec);
+        },
       };
       for (const dispatch of generate(kernel, graph, options)) {
         this.dispatches.push({ kernel, dispatch });
@@ -447,6 +452,9 @@ export class GpuProgram implements Program {
     }
     profiler?.resolve(encoder);
     device.queue.submit([encoder.finish()]);
+    // Kernels run on their first-run choice are promoted to the tuned one (recompiled at the
+    // next call, a few per run).
+    if (this.tuned.size > 0) backend.tuning.afterRun(this.tuned);
     profiler?.report(plan.dispatches.filter((d) => !d.empty).map((d) => d.dispatch.name));
 
     // Outputs, then every buffer no output holds goes back to the pool.

@@ -102,8 +102,8 @@ export class WebGpuBackend implements Backend {
   /**
    * Measures the convolution kernel classes that programs used without a tuning record, keeps
    * each one's best variant (in memory, and in the tuning cache file), and returns the
-   * classes tuned. Spends at most about `budgetMs` (a class started is finished with its
-   * default measured); programs compiled afterwards use the choices. `COSGRAD_DEBUG=tune`
+   * classes tuned. Stops starting candidates after `classBudgetMs` in a class (default 60 s)
+   * and classes after `budgetMs` (a candidate started is finished); programs compiled afterwards use the choices. `COSGRAD_DEBUG=tune`
    * prints each choice with its candidates' times.
    *
    * @example
@@ -115,24 +115,42 @@ export class WebGpuBackend implements Backend {
    * ```
    */
   async tunePending(
-    options: { budgetMs?: number; print?: (line: string) => void } = {},
+    options: { budgetMs?: number; classBudgetMs?: number; print?: (line: string) => void } = {},
   ): Promise<string[]> {
     const budget = options.budgetMs ?? Infinity;
+    const perClass = options.classBudgetMs ?? 60_000;
     const print = options.print ?? (debugEnabled("tune") ? console.log : null);
+    if (this.tuningNow) return [];
+    this.tuningNow = true;
+    try {
+      return await this.measurePending(budget, perClass, print);
+    } finally {
+      this.tuningNow = false;
+    }
+  }
+
+  private async measurePending(
+    budget: number,
+    perClass: number,
+    print: ((line: string) => void) | null,
+  ): Promise<string[]> {
     const start = performance.now();
     const done: string[] = [];
-    await this.synchronize();
+    this.checkUsable();
+    await this.gpu.device.queue.onSubmittedWorkDone();
+    let path: string | null = null;
     for (const miss of [...this.tuning.misses.values()]) {
       const left = budget - (performance.now() - start);
       if (left <= 0) break;
       const t0 = performance.now();
       const candidates = convCandidates(miss.direction, miss.spec);
       const record = await measureConv(this.gpu.device, miss.direction, miss.spec, candidates, {
-        budgetMs: left,
+        budgetMs: Math.min(left, perClass),
       });
       this.checkUsable();
       this.tuning.record(miss.cls, record);
       done.push(miss.cls);
+      path = this.tuning.save(); // after each class: an interrupted tuning keeps what it measured
       if (print !== null) {
         for (const line of this.tuning.describe(miss.cls)) print(`[cosgrad tune] ${line}`);
         print(
@@ -145,7 +163,6 @@ export class WebGpuBackend implements Backend {
       }
     }
     if (done.length > 0) {
-      const path = this.tuning.save();
       print?.(
         `[cosgrad tune] ${done.length} classes in ${
           ((performance.now() - start) / 1000).toFixed(1)
@@ -324,13 +341,8 @@ export class WebGpuBackend implements Backend {
     await this.gpu.device.queue.onSubmittedWorkDone();
     this.checkUsable();
     // COSGRAD_TUNE=on: kernels used without a record are measured while the queue is idle.
-    if (this.tuning.mode === "on" && this.tuning.misses.size > 0 && !this.tuningNow) {
-      this.tuningNow = true;
-      try {
-        await this.tunePending({ budgetMs: tuneBudgetMs() });
-      } finally {
-        this.tuningNow = false;
-      }
+    if (this.tuning.mode === "on" && this.tuning.misses.size > 0) {
+      await this.tunePending({ budgetMs: tuneBudgetMs() });
     }
   }
 
