@@ -330,6 +330,7 @@ export class WasmProgram implements Program {
       return base + a.offset;
     };
     let count = 0;
+    const names: string[] = [];
     this.steps.forEach(({ step }, d) => {
       const srcs = plan.sources[d];
       const at = count * CMD_WORDS;
@@ -362,6 +363,7 @@ export class WasmProgram implements Program {
         p.forEach((v, i) => mem[extra + i] = v);
         extra += GEMM_PARAMS.length;
       }
+      names.push(step.name);
       count++;
     });
     // Outputs, then every block no output holds goes back to the heap after the run.
@@ -390,7 +392,7 @@ export class WasmProgram implements Program {
     freed.push({ at: block, bytes: words * 4 });
     // Inputs stay referenced until the run is over (their blocks are not collected meanwhile).
     backend.execute(
-      { module: this.module, block, count, gemmScratch: this.gemmScratch },
+      { module: this.module, block, count, gemmScratch: this.gemmScratch, names },
       { keep: ins, outputs: result, freed },
     );
     for (const i of donated ?? []) {
@@ -412,6 +414,8 @@ export interface Job {
   count: number;
   /** Scratch bytes each worker's GEMM calls need. */
   gemmScratch: number;
+  /** Each command's name (for profiles). */
+  names: readonly string[];
 }
 
 function describeKernel(k: KernelAst<Ref>): string {
