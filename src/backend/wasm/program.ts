@@ -10,6 +10,7 @@ import { sizeOf } from "../../ir/dtype.ts";
 import type { Node } from "../../ir/node.ts";
 import type { Binding, Kernel as KernelAst } from "../../kernel/ir.ts";
 import { MATH_IMPORTS, renderWasmFunction } from "../../kernel/wasm.ts";
+import { renderWgsl } from "../../kernel/wgsl.ts";
 import {
   GEMM_PARAMS,
   gemmFunction,
@@ -351,11 +352,17 @@ export class WasmProgram implements Program {
           addrOf(srcs[0], step.a),
           step.a.rs,
           step.a.cs,
+          step.a.img ?? 0,
+          step.a.imgStride ?? 0,
           addrOf(srcs[1], step.b),
           step.b.rs,
           step.b.cs,
+          step.b.img ?? 0,
+          step.b.imgStride ?? 0,
           addrOf(srcs[2], step.c),
           step.c.rs,
+          step.c.img ?? 0,
+          step.c.imgStride ?? 0,
           step.n,
           step.k,
           step.accumulate ? 1 : 0,
@@ -418,8 +425,9 @@ export interface Job {
   names: readonly string[];
 }
 
+/** The kernel IR of a step, printed as WGSL-like text (its bindings and body). */
 function describeKernel(k: KernelAst<Ref>): string {
-  return `${k.name}: ${k.bindings.map((b) => `${b.name}${b.write ? " (w)" : ""}`).join(", ")}`;
+  return renderWgsl(k);
 }
 
 function compileModule(

@@ -134,7 +134,7 @@ export class WasmBackend implements Backend {
     const shared = canShare();
     this.threads = shared ? want : 1;
     this.heap = new WasmHeap(shared);
-    this.gemmShape = { mr: 6, nr: 8, kc: 256, fma: relaxedSimd() };
+    this.gemmShape = { mr: 6, nr: 8, kc: 256, nc: 512, fma: relaxedSimd() };
     const prof = envVar("COSGRAD_PROFILE");
     this.profile = this.threads === 1 && prof !== undefined && prof !== "" && prof !== "0"
       ? new Map()

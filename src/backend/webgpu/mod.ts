@@ -13,6 +13,7 @@ import { envVar } from "../../_env.ts";
 import { cpuBackend, registerBackend, setBackend } from "../registry.ts";
 import type { Backend } from "../storage.ts";
 import { startWebGpuBackend } from "./start.ts";
+import "../wasm/mod.ts";
 
 export type { Backend } from "../storage.ts";
 
@@ -50,23 +51,30 @@ export async function initWebGpu(): Promise<Backend> {
 }
 
 /**
- * Chooses the default backend: `cpu` when `COSGRAD_BACKEND=cpu`; `webgpu` when it is asked
- * for (`COSGRAD_BACKEND=webgpu`, failing clearly without an adapter) or, when nothing is
- * asked, when an adapter exists; otherwise `cpu`. Resolves to the backend made current.
+ * Chooses the default backend: `cpu` when `COSGRAD_BACKEND=cpu`, `wasm` when
+ * `COSGRAD_BACKEND=wasm`; `webgpu` when it is asked for (`COSGRAD_BACKEND=webgpu`, failing
+ * clearly without an adapter) or, when nothing is asked, when an adapter exists; otherwise
+ * `wasm` (WebAssembly SIMD on all cores; the `cpu` interpreter is the float64 oracle, far
+ * slower). Resolves to the backend made current.
  *
  * @example
  * ```ts ignore
  * import { initDefaultBackend } from "./mod.ts";
- * (await initDefaultBackend()).name; // "webgpu" or "cpu"
+ * (await initDefaultBackend()).name; // "webgpu", "wasm" or "cpu"
  * ```
  */
 export async function initDefaultBackend(): Promise<Backend> {
   const want = envVar("COSGRAD_BACKEND");
   if (want === "cpu") return await setBackend("cpu");
+  if (want === "wasm") return await setBackend("wasm");
   if (want === "webgpu") return await initWebGpu();
   try {
     return await initWebGpu();
   } catch {
-    return await setBackend(cpuBackend());
+    try {
+      return await setBackend("wasm");
+    } catch {
+      return await setBackend(cpuBackend());
+    }
   }
 }
