@@ -309,7 +309,7 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     // Two threads: every command's range is split, so the worker pool's barriers are tested.
-    const wasm = new WasmBackend({ threads: 2 });
+    const wasm = await WasmBackend.create({ threads: 2 });
     try {
       await check("backend parity (wasm)", progArb, async (prog) => {
         const expected = await run(cpuBackend(), prog);

@@ -32,7 +32,7 @@ Deno.test({
   name: "wasm: matmul of odd shapes and every layout agrees with the oracle",
   ...opts,
   async fn() {
-    const wasm = new WasmBackend({ threads: 2 });
+    const wasm = await WasmBackend.create({ threads: 2 });
     try {
       for (const [m, k, n] of [[1, 1, 1], [7, 13, 5], [13, 300, 17], [65, 257, 31], [6, 8, 8]]) {
         const a = cg.normal(cg.randomKey(m), [m, k]);
@@ -64,7 +64,7 @@ Deno.test({
   name: "wasm: conv2d forward, input and weight gradients agree with the oracle",
   ...opts,
   async fn() {
-    const wasm = new WasmBackend({ threads: 2 });
+    const wasm = await WasmBackend.create({ threads: 2 });
     try {
       const cases: [number[], number[], Parameters<typeof cg.conv2d>[2]][] = [
         [[2, 3, 9, 7], [5, 3, 3, 3], { padding: 1 }],
@@ -91,7 +91,7 @@ Deno.test({
   name: "wasm: long reductions are exact and index errors are reported",
   ...opts,
   async fn() {
-    const wasm = new WasmBackend({ threads: 2 });
+    const wasm = await WasmBackend.create({ threads: 2 });
     try {
       await withBackendAsync(wasm, async () => {
         const big = cg.tensor(new Float32Array(130 * 32 * 32 * 16).fill(1), [130, 32, 32, 16]);
@@ -118,7 +118,7 @@ Deno.test({
   name: "wasm: compile with donation reuses memory and memory() reports the plan",
   ...opts,
   async fn() {
-    const wasm = new WasmBackend({ threads: 2 });
+    const wasm = await WasmBackend.create({ threads: 2 });
     try {
       await withBackendAsync(wasm, async () => {
         const M = 64 * 64 * 4;
@@ -167,7 +167,7 @@ Deno.test({
   name: "wasm: one thread runs programs on the calling thread with the same results",
   ...opts,
   async fn() {
-    const wasm = new WasmBackend({ threads: 1 });
+    const wasm = await WasmBackend.create({ threads: 1 });
     assert.equal(wasm.threads, 1);
     const a = cg.normal(cg.randomKey(1), [37, 41]);
     const b = cg.normal(cg.randomKey(2), [41, 19]);

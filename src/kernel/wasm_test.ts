@@ -92,7 +92,15 @@ Deno.test("the renderer computes arithmetic, selects, conversions and math calls
 
 Deno.test("the GEMM function agrees with float64 sums on odd shapes, layouts and row splits", () => {
   for (const fma of [false, ...(relaxedSimd() ? [true] : [])]) {
-    for (const shape of [{ mr: 6, nr: 8, kc: 16, fma }, { mr: 4, nr: 8, kc: 256, fma }]) {
+    for (
+      const shape of [{ mr: 6, nr: 8, kc: 16, nc: 16, fma }, {
+        mr: 4,
+        nr: 8,
+        kc: 256,
+        nc: 512,
+        fma,
+      }]
+    ) {
       const bytes = encodeModule({
         imports: [],
         memory: { initial: 64, maximum: 64, shared: false },
@@ -109,35 +117,66 @@ Deno.test("the GEMM function agrees with float64 sums on odd shapes, layouts and
           s: number,
         ) => void;
       const f = new Float32Array(memory.buffer), w = new Int32Array(memory.buffer);
-      for (
-        const [m, n, k, transA, accumulate] of [[1, 1, 1, 0, 0], [7, 13, 33, 1, 0], [
-          13,
-          9,
-          17,
-          0,
-          1,
-        ]]
-      ) {
-        const A = 256, B = A + m * k * 4, C = B + k * n * 4, P = C + m * n * 4, S = P + 64;
+      // [m, n, k, transA, accumulate, images]: with images, A's k, B's and C's columns run
+      // over `images` blocks laid out apart (a batch of NCHW images as one matrix).
+      const cases = [
+        [1, 1, 1, 0, 0, 0],
+        [7, 13, 33, 1, 0, 0],
+        [13, 9, 17, 0, 1, 0],
+        [6, 24, 42, 0, 0, 3],
+        [5, 30, 21, 1, 1, 3],
+      ];
+      for (const [m, n, k, transA, accumulate, images] of cases) {
+        // Operand layouts: element (r, i) of an operand at base + r*rs + blockOf(i).
+        const layout = (rows: number, inner: number, trans: boolean, blocks: number) => {
+          const img = blocks > 0 ? inner / blocks : 0;
+          const [rs, cs] = trans ? [1, rows] : [blocks > 0 ? img : inner, 1];
+          const imgStride = blocks > 0 ? rows * img * 4 + 32 : 0;
+          const at = (r: number, i: number) =>
+            r * rs * 4 +
+            (img > 0 ? Math.floor(i / img) * imgStride + (i % img) * cs * 4 : i * cs * 4);
+          const bytes = blocks > 0 ? blocks * imgStride : rows * inner * 4;
+          return { rs, cs, img, imgStride, at, bytes };
+        };
+        const la = layout(m, k, transA === 1 && images === 0, images);
+        const lb = layout(k, n, false, images);
+        const lc = layout(m, n, false, images);
+        const A = 256, B = A + la.bytes + 64, C = B + lb.bytes + 64, P = C + lc.bytes + 64;
+        const S = P + 128;
         assert.ok(S + gemmScratchBytes(shape, n) < memory.buffer.byteLength);
-        for (let i = 0; i < m * k; i++) f[A / 4 + i] = Math.sin(i + 1);
-        for (let i = 0; i < k * n; i++) f[B / 4 + i] = Math.cos(i * 0.7);
-        for (let i = 0; i < m * n; i++) f[C / 4 + i] = i % 3;
-        const before = f.slice(C / 4, C / 4 + m * n);
-        const [aRs, aCs] = transA ? [1, m] : [k, 1];
-        const p = [A, aRs, aCs, B, n, 1, C, n, n, k, accumulate];
+        for (let r = 0; r < m; r++) {
+          for (let q = 0; q < k; q++) f[(A + la.at(r, q)) / 4] = Math.sin(r * k + q + 1);
+        }
+        for (let q = 0; q < k; q++) {
+          for (let j = 0; j < n; j++) f[(B + lb.at(q, j)) / 4] = Math.cos((q * n + j) * 0.7);
+        }
+        const before = new Float64Array(m * n);
+        for (let r = 0; r < m; r++) {
+          for (let j = 0; j < n; j++) f[(C + lc.at(r, j)) / 4] = before[r * n + j] = (r + j) % 3;
+        }
+        const p = [
+          ...[A, la.rs, la.cs, la.img, la.imgStride],
+          ...[B, lb.rs, lb.cs, lb.img, lb.imgStride],
+          ...[C, lc.rs, lc.img, lc.imgStride],
+          ...[n, k, accumulate],
+        ];
         assert.equal(p.length, GEMM_PARAMS.length);
         p.forEach((v, i) => w[P / 4 + i] = v);
         // Rows in two parts, the second one's columns in two parts again.
         gemm(P, 0, Math.ceil(m / 2), 0, n, S);
         gemm(P, Math.ceil(m / 2), m, 0, 8, S);
         gemm(P, Math.ceil(m / 2), m, 8, n, S);
-        for (let i = 0; i < m; i++) {
+        for (let r = 0; r < m; r++) {
           for (let j = 0; j < n; j++) {
-            let s = accumulate ? before[i * n + j] : 0;
-            for (let q = 0; q < k; q++) s += f[A / 4 + i * aRs + q * aCs] * f[B / 4 + q * n + j];
-            const got = f[C / 4 + i * n + j];
-            assert.ok(Math.abs(got - s) <= 1e-5 * (1 + Math.abs(s)), `${m}x${n}x${k} ${got} ${s}`);
+            let s = accumulate ? before[r * n + j] : 0;
+            for (let q = 0; q < k; q++) {
+              s += f[(A + la.at(r, q)) / 4] * f[(B + lb.at(q, j)) / 4];
+            }
+            const got = f[(C + lc.at(r, j)) / 4];
+            assert.ok(
+              Math.abs(got - s) <= 1e-5 * (1 + Math.abs(s)),
+              `${m}x${n}x${k} images ${images}: C[${r},${j}] = ${got}, expected ${s}`,
+            );
           }
         }
       }

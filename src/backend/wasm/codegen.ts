@@ -56,10 +56,15 @@ export interface Arg {
   offset: number;
 }
 
-/** A strided matrix operand of a GEMM step (strides in elements). */
+/**
+ * A strided matrix operand of a GEMM step (strides in elements). Its inner index (A's k, B's
+ * and C's column) may run over images of `img` elements each, `imgStride` bytes apart.
+ */
 export interface MatrixArg extends Arg {
   rs: number;
   cs: number;
+  img?: number;
+  imgStride?: number;
 }
 
 /** One step of a program. */
@@ -416,15 +421,23 @@ function convGeometry(node: Node): ConvGeometry {
 }
 
 /**
- * The im2col kernel of one image and group, a function over rows `(ci*kh + ky)*kw + kx` of
- * `cols`: row `r` holds `x[ci, oy*sh - pt + ky*dh, ox*sw - pl + kx*dw]` (zero outside) for
- * every output pixel `oy*ow + ox`, `x` bound at the image and group's first element. Loops per
- * row, so no division per element.
+ * The im2col kernel of `nc` images and one group, a function over rows
+ * `(ci*kh + ky)*kw + kx` of `cols`: row `r`, column `i*oh*ow + oy*ow + ox` holds
+ * `x[i, ci, oy*sh - pt + ky*dh, ox*sw - pl + kx*dw]` (zero outside), `x` bound at the first
+ * image's group. Loops per row, image and output row, so no division per element.
  */
-function im2colKernel(g: ConvGeometry, x: Node, cols: Ref, table: FunctionTable): number {
+function im2colKernel(
+  g: ConvGeometry,
+  nc: number,
+  x: Node,
+  cols: Ref,
+  table: FunctionTable,
+): number {
   const cg = g.c / g.groups;
   const ohw = g.oh * g.ow;
-  const key = `im2col|${[cg, g.h, g.w, g.kh, g.kw, g.oh, g.ow].join(",")}|${JSON.stringify(g.p)}`;
+  const key = `im2col|${[nc, g.c, cg, g.h, g.w, g.kh, g.kw, g.oh, g.ow].join(",")}|${
+    JSON.stringify(g.p)
+  }`;
   const u = (n: string) => name(n, "u32");
   const inner: Stmt[] = [
     {
@@ -461,12 +474,20 @@ function im2colKernel(g: ConvGeometry, x: Node, cols: Ref, table: FunctionTable)
     {
       kind: "let",
       name: "xrow",
-      value: bin("*", bin("+", bin("*", u("ci"), u32(g.h)), u("iy")), u32(g.w)),
+      value: bin(
+        "+",
+        bin("*", u("img"), u32(g.c * g.h * g.w)),
+        bin("*", bin("+", bin("*", u("ci"), u32(g.h)), u("iy")), u32(g.w)),
+      ),
     },
     {
       kind: "let",
       name: "orow",
-      value: bin("+", bin("*", GID, u32(ohw)), bin("*", u("oy"), u32(g.ow))),
+      value: bin(
+        "+",
+        bin("*", GID, u32(nc * ohw)),
+        bin("+", bin("*", u("img"), u32(ohw)), bin("*", u("oy"), u32(g.ow))),
+      ),
     },
     { kind: "for", index: "ox", from: u32(0), to: u32(g.ow), step: u32(1), body: inner },
   ];
@@ -474,15 +495,27 @@ function im2colKernel(g: ConvGeometry, x: Node, cols: Ref, table: FunctionTable)
     { kind: "let", name: "ci", value: bin("/", GID, u32(g.kh * g.kw)) },
     { kind: "let", name: "ky", value: bin("%", bin("/", GID, u32(g.kw)), u32(g.kh)) },
     { kind: "let", name: "kx", value: bin("%", GID, u32(g.kw)) },
-    { kind: "for", index: "oy", from: u32(0), to: u32(g.oh), step: u32(1), body: rows },
+    {
+      kind: "for",
+      index: "img",
+      from: u32(0),
+      to: u32(nc),
+      step: u32(1),
+      body: [{ kind: "for", index: "oy", from: u32(0), to: u32(g.oh), step: u32(1), body: rows }],
+    },
   ];
   const bindings: Binding<Ref>[] = [
     { name: "in0", scalar: "f32", write: false, lanes: 1, refs: [{ kind: "node", node: x }] },
     { name: "out0", scalar: "f32", write: true, lanes: 1, refs: [cols] },
   ];
-  const kernel = rangeKernel(`im2col[${cg}x${g.kh}x${g.kw},${ohw}]`, "im2col", bindings, stmts);
-  // x is bound at an image and group's first element: loads stay within those channels.
-  return table.add(kernel, [cg * g.h * g.w, refElements(cols)], key);
+  const kernel = rangeKernel(
+    `im2col[${nc}x${cg}x${g.kh}x${g.kw},${ohw}]`,
+    "im2col",
+    bindings,
+    stmts,
+  );
+  // x is bound at the first image's group: loads stay within the chunk's images.
+  return table.add(kernel, [(nc - 1) * g.c * g.h * g.w + cg * g.h * g.w, refElements(cols)], key);
 }
 
 /**
@@ -525,16 +558,26 @@ function flipKernel(g: ConvGeometry, w: Node, out: Ref, table: FunctionTable): n
 }
 
 /**
- * The col2im kernel of one image and group: `dx[ci, y, x] = Σ cols[(ci*kh + ky)*kw + kx,
- * oy*ow + ox]` over the taps with `y + pt - ky*dh = oy*sh` (and the same for x) in range.
+ * The col2im kernel of `nc` images and one group: `dx[i, ci, y, x] = Σ cols[(ci*kh + ky)*kw +
+ * kx, i*oh*ow + oy*ow + ox]` over the taps with `y + pt - ky*dh = oy*sh` (and the same for x)
+ * in range; a function over `(i, ci, y, x)`, `dx` bound at the first image's group.
  */
-function col2imKernel(g: ConvGeometry, dx: Node, cols: Ref, table: FunctionTable): number {
+function col2imKernel(
+  g: ConvGeometry,
+  nc: number,
+  dx: Node,
+  cols: Ref,
+  table: FunctionTable,
+): number {
   const cg = g.c / g.groups;
   const ohw = g.oh * g.ow;
-  const key = `col2im|${[cg, g.h, g.w, g.kh, g.kw, g.oh, g.ow].join(",")}|${JSON.stringify(g.p)}`;
+  const key = `col2im|${[nc, g.c, cg, g.h, g.w, g.kh, g.kw, g.oh, g.ow].join(",")}|${
+    JSON.stringify(g.p)
+  }`;
   const u = (n: string) => name(n, "u32");
   const stmts: Stmt[] = [
-    { kind: "let", name: "ci", value: bin("/", GID, u32(g.h * g.w)) },
+    { kind: "let", name: "img", value: bin("/", GID, u32(cg * g.h * g.w)) },
+    { kind: "let", name: "ci", value: bin("%", bin("/", GID, u32(g.h * g.w)), u32(cg)) },
     { kind: "let", name: "yy", value: bin("%", bin("/", GID, u32(g.w)), u32(g.h)) },
     { kind: "let", name: "xx", value: bin("%", GID, u32(g.w)) },
     { kind: "var", name: "acc", type: "f32", init: lit(0, "f32") },
@@ -574,9 +617,13 @@ function col2imKernel(g: ConvGeometry, dx: Node, cols: Ref, table: FunctionTable
               bin(
                 "*",
                 bin("+", bin("*", u("ci"), u32(g.kh * g.kw)), u32(ky * g.kw + kx)),
-                u32(ohw),
+                u32(nc * ohw),
               ),
-              bin("+", bin("*", u(`oy${t}`), u32(g.ow)), u(`ox${t}`)),
+              bin(
+                "+",
+                bin("*", u("img"), u32(ohw)),
+                bin("+", bin("*", u(`oy${t}`), u32(g.ow)), u(`ox${t}`)),
+              ),
             ),
             "f32",
           ),
@@ -593,12 +640,18 @@ function col2imKernel(g: ConvGeometry, dx: Node, cols: Ref, table: FunctionTable
       );
     }
   }
-  stmts.push({ kind: "store", buf: "out0", index: GID, value: name("acc", "f32") });
+  // dx[i, ci, y, x] of the group: the image stride is all channels.
+  const at = bin(
+    "+",
+    bin("*", u("img"), u32(g.c * g.h * g.w)),
+    bin("%", GID, u32(cg * g.h * g.w)),
+  );
+  stmts.push({ kind: "store", buf: "out0", index: at, value: name("acc", "f32") });
   const bindings: Binding<Ref>[] = [
     { name: "in0", scalar: "f32", write: false, lanes: 1, refs: [cols] },
     { name: "out0", scalar: "f32", write: true, lanes: 1, refs: [{ kind: "node", node: dx }] },
   ];
-  const kernel = rangeKernel(`col2im[${cg},${g.h}x${g.w}]`, "col2im", bindings, stmts);
+  const kernel = rangeKernel(`col2im[${nc}x${cg},${g.h}x${g.w}]`, "col2im", bindings, stmts);
   return table.add(kernel, [refElements(cols), sizeOf(dx.shape)], key);
 }
 
@@ -624,6 +677,9 @@ function transposed(g: ConvGeometry): ConvGeometry {
   };
 }
 
+/** Most elements of an im2col buffer: images are processed in chunks that fit. */
+const COLS_ELEMENTS = 1 << 23;
+
 function convSteps(
   k: Kernel,
   out: Node,
@@ -634,26 +690,47 @@ function convSteps(
   const g = convGeometry(core);
   const mem = (n: Node) => alias.get(n) ?? n;
   const cg = g.c / g.groups, og = g.o / g.groups;
-  const ckk = cg * g.kh * g.kw, ohw = g.oh * g.ow;
-  // The transposed path's columns: og*kh*kw rows of h*w input pixels.
+  const ckk = cg * g.kh * g.kw, ohw = g.oh * g.ow, hw = g.h * g.w;
+  const trans = core.op === "conv2dBackInput" && transposable(g);
+  // The transposed path's columns: og*kh*kw rows of h*w input pixels per image.
   const ckk2 = og * g.kh * g.kw;
-  const colsBytes = Math.max(ckk * ohw, core.op === "conv2dBackInput" ? ckk2 * g.h * g.w : 0);
-  const cols: Ref = { kind: "scratch", name: "cols", bytes: Math.max(4, colsBytes * 4) };
+  const perImage = trans ? ckk2 * hw : ckk * ohw;
+  const chunk = Math.max(1, Math.min(g.n, Math.floor(COLS_ELEMENTS / Math.max(1, perImage))));
+  const cols: Ref = { kind: "scratch", name: "cols", bytes: Math.max(4, chunk * perImage * 4) };
   const flipped: Ref = { kind: "scratch", name: "flipped", bytes: Math.max(4, g.o * ckk * 4) };
-  const colsArg = (rs: number, cs: number): MatrixArg => ({ ref: cols, offset: 0, rs, cs });
   const steps: Step[] = [];
   const kname = kernelName(k);
-  for (let n = 0; n < g.n; n++) {
+  if (trans) {
+    const w = mem(core.inputs[1]);
+    steps.push({
+      kind: "kernel",
+      fn: flipKernel(g, w, flipped, table),
+      args: [nodeArg(w), { ref: flipped, offset: 0 }],
+      total: g.o * ckk,
+      name: `${kname} flip`,
+    });
+  }
+  for (let n0 = 0; n0 < g.n; n0 += chunk) {
+    const nc = Math.min(chunk, g.n - n0);
     for (let gi = 0; gi < g.groups; gi++) {
-      const xOff = (n * g.c + gi * cg) * g.h * g.w * 4;
-      const yOff = (n * g.o + gi * og) * ohw * 4;
+      const xOff = (n0 * g.c + gi * cg) * hw * 4;
+      const yOff = (n0 * g.o + gi * og) * ohw * 4;
       const wOff = gi * og * ckk * 4;
+      // C (or an operand) as a matrix over the chunk's images: row = channel, columns
+      // (image, pixel), images `channels * pixels` apart.
+      const images = (node: Node, offset: number, pixels: number, channels: number) => ({
+        ...nodeArg(node, offset),
+        rs: pixels,
+        cs: 1,
+        img: pixels,
+        imgStride: channels * pixels * 4,
+      });
+      const cols2d = (rs: number, cs: number): MatrixArg => ({ ref: cols, offset: 0, rs, cs });
       if (core.op === "conv2d") {
         const x = mem(core.inputs[0]), w = mem(core.inputs[1]);
-        const fn = im2colKernel(g, x, cols, table);
         steps.push({
           kind: "kernel",
-          fn,
+          fn: im2colKernel(g, nc, x, cols, table),
           args: [nodeArg(x, xOff), { ref: cols, offset: 0 }],
           total: ckk,
           name: `${kname} im2col`,
@@ -661,30 +738,20 @@ function convSteps(
         steps.push({
           kind: "gemm",
           a: { ...nodeArg(w, wOff), rs: ckk, cs: 1 },
-          b: colsArg(ohw, 1),
-          c: { ...nodeArg(out, yOff), rs: ohw, cs: 1 },
+          b: cols2d(nc * ohw, 1),
+          c: images(out, yOff, ohw, g.o),
           m: og,
-          n: ohw,
+          n: nc * ohw,
           k: ckk,
           accumulate: false,
           name: kname,
         });
-      } else if (core.op === "conv2dBackInput" && transposable(g)) {
+      } else if (trans) {
         // dx = conv(dy, flipped w), a forward convolution of og channels per group.
-        const dy = mem(core.inputs[0]), w = mem(core.inputs[1]);
-        if (n === 0 && gi === 0) {
-          steps.push({
-            kind: "kernel",
-            fn: flipKernel(g, w, flipped, table),
-            args: [nodeArg(w), { ref: flipped, offset: 0 }],
-            total: g.o * cg * g.kh * g.kw,
-            name: `${kname} flip`,
-          });
-        }
-        const t = transposed(g);
+        const dy = mem(core.inputs[0]);
         steps.push({
           kind: "kernel",
-          fn: im2colKernel(t, dy, cols, table),
+          fn: im2colKernel(transposed(g), nc, dy, cols, table),
           args: [nodeArg(dy, yOff), { ref: cols, offset: 0 }],
           total: ckk2,
           name: `${kname} im2col`,
@@ -692,56 +759,55 @@ function convSteps(
         steps.push({
           kind: "gemm",
           a: { ref: flipped, offset: wOff, rs: ckk2, cs: 1 },
-          b: colsArg(g.h * g.w, 1),
-          c: { ...nodeArg(out, xOff), rs: g.h * g.w, cs: 1 },
+          b: cols2d(nc * hw, 1),
+          c: images(out, xOff, hw, g.c),
           m: cg,
-          n: g.h * g.w,
+          n: nc * hw,
           k: ckk2,
           accumulate: false,
           name: kname,
         });
       } else if (core.op === "conv2dBackInput") {
         const dy = mem(core.inputs[0]), w = mem(core.inputs[1]);
-        // cols = W_g^T (ckk x og) @ dy (og x ohw), then col2im into dx.
+        // cols = W_g^T (ckk x og) @ dy (og x chunk pixels), then col2im into dx.
         steps.push({
           kind: "gemm",
           a: { ...nodeArg(w, wOff), rs: 1, cs: ckk },
-          b: { ...nodeArg(dy, yOff), rs: ohw, cs: 1 },
-          c: colsArg(ohw, 1),
+          b: images(dy, yOff, ohw, g.o),
+          c: cols2d(nc * ohw, 1),
           m: ckk,
-          n: ohw,
+          n: nc * ohw,
           k: og,
           accumulate: false,
           name: kname,
         });
-        const fn = col2imKernel(g, out, cols, table);
         steps.push({
           kind: "kernel",
-          fn,
+          fn: col2imKernel(g, nc, out, cols, table),
           args: [{ ref: cols, offset: 0 }, nodeArg(out, xOff)],
-          total: cg * g.h * g.w,
+          total: nc * cg * hw,
           name: `${kname} col2im`,
         });
       } else {
         const x = mem(core.inputs[0]), dy = mem(core.inputs[1]);
-        const fn = im2colKernel(g, x, cols, table);
         steps.push({
           kind: "kernel",
-          fn,
+          fn: im2colKernel(g, nc, x, cols, table),
           args: [nodeArg(x, xOff), { ref: cols, offset: 0 }],
           total: ckk,
           name: `${kname} im2col`,
         });
-        // dW_g (og x ckk) (+)= dy (og x ohw) @ cols^T (ohw x ckk).
+        // dW_g (og x ckk) (+)= dy (og x chunk pixels) @ cols^T (chunk pixels x ckk).
+        const a = images(dy, yOff, ohw, g.o);
         steps.push({
           kind: "gemm",
-          a: { ...nodeArg(dy, yOff), rs: ohw, cs: 1 },
-          b: colsArg(1, ohw),
+          a: { ...a, rs: ohw, cs: 1 },
+          b: cols2d(1, nc * ohw),
           c: { ...nodeArg(out, wOff), rs: ckk, cs: 1 },
           m: og,
           n: ckk,
-          k: ohw,
-          accumulate: n > 0,
+          k: nc * ohw,
+          accumulate: n0 > 0,
           name: kname,
         });
       }

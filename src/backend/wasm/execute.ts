@@ -43,9 +43,11 @@ export function runShare(
   job: { block: number; count: number; scratch: number; mr: number; nr: number },
   t: number,
   threads: number,
+  onCommand?: (c: number, ms: number) => void,
 ): unknown {
   let error: unknown = null;
   for (let c = 0; c < job.count; c++) {
+    const t0 = onCommand === undefined ? 0 : performance.now();
     const words = new Int32Array(memory.buffer);
     const at = job.block / 4 + c * CMD_WORDS;
     const code = words[at];
@@ -74,6 +76,7 @@ export function runShare(
       error = e;
     }
     barrier(words, threads);
+    onCommand?.(c, performance.now() - t0);
   }
   return error;
 }

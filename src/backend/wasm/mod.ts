@@ -13,7 +13,7 @@ import { registerBackend } from "../registry.ts";
 import type { Backend } from "../storage.ts";
 import { WasmBackend } from "./wasm_backend.ts";
 
-let started: WasmBackend | null = null;
+let started: Promise<WasmBackend> | null = null;
 
 /**
  * Starts the wasm backend once (later calls return the same one) without making it current.
@@ -25,8 +25,8 @@ let started: WasmBackend | null = null;
  * ```
  */
 export function startWasm(): Promise<Backend> {
-  started ??= new WasmBackend();
-  return Promise.resolve(started);
+  started ??= WasmBackend.create();
+  return started;
 }
 
 registerBackend("wasm", startWasm);

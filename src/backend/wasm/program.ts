@@ -10,6 +10,7 @@ import { sizeOf } from "../../ir/dtype.ts";
 import type { Node } from "../../ir/node.ts";
 import type { Binding, Kernel as KernelAst } from "../../kernel/ir.ts";
 import { MATH_IMPORTS, renderWasmFunction } from "../../kernel/wasm.ts";
+import { renderWgsl } from "../../kernel/wgsl.ts";
 import {
   GEMM_PARAMS,
   gemmFunction,
@@ -330,6 +331,7 @@ export class WasmProgram implements Program {
       return base + a.offset;
     };
     let count = 0;
+    const names: string[] = [];
     this.steps.forEach(({ step }, d) => {
       const srcs = plan.sources[d];
       const at = count * CMD_WORDS;
@@ -350,11 +352,17 @@ export class WasmProgram implements Program {
           addrOf(srcs[0], step.a),
           step.a.rs,
           step.a.cs,
+          step.a.img ?? 0,
+          step.a.imgStride ?? 0,
           addrOf(srcs[1], step.b),
           step.b.rs,
           step.b.cs,
+          step.b.img ?? 0,
+          step.b.imgStride ?? 0,
           addrOf(srcs[2], step.c),
           step.c.rs,
+          step.c.img ?? 0,
+          step.c.imgStride ?? 0,
           step.n,
           step.k,
           step.accumulate ? 1 : 0,
@@ -362,6 +370,7 @@ export class WasmProgram implements Program {
         p.forEach((v, i) => mem[extra + i] = v);
         extra += GEMM_PARAMS.length;
       }
+      names.push(step.name);
       count++;
     });
     // Outputs, then every block no output holds goes back to the heap after the run.
@@ -390,7 +399,7 @@ export class WasmProgram implements Program {
     freed.push({ at: block, bytes: words * 4 });
     // Inputs stay referenced until the run is over (their blocks are not collected meanwhile).
     backend.execute(
-      { module: this.module, block, count, gemmScratch: this.gemmScratch },
+      { module: this.module, block, count, gemmScratch: this.gemmScratch, names },
       { keep: ins, outputs: result, freed },
     );
     for (const i of donated ?? []) {
@@ -412,10 +421,13 @@ export interface Job {
   count: number;
   /** Scratch bytes each worker's GEMM calls need. */
   gemmScratch: number;
+  /** Each command's name (for profiles). */
+  names: readonly string[];
 }
 
+/** The kernel IR of a step, printed as WGSL-like text (its bindings and body). */
 function describeKernel(k: KernelAst<Ref>): string {
-  return `${k.name}: ${k.bindings.map((b) => `${b.name}${b.write ? " (w)" : ""}`).join(", ")}`;
+  return renderWgsl(k);
 }
 
 function compileModule(

@@ -32,10 +32,61 @@ export interface RunResources {
   freed: { at: number; bytes: number }[];
 }
 
+/** A worker of the pool, whichever API started it. */
+export interface PoolWorker {
+  postMessage(msg: unknown): void;
+  onMessage(fn: (data: { id: number; error: string | null }) => void): void;
+  /** Lets the process exit while the worker idles (no-op in browsers). */
+  unref(): void;
+  /** Keeps the process alive while the worker has work. */
+  ref(): void;
+  terminate(): void;
+}
+
 /** Options of {@link WasmBackend}. */
 export interface WasmBackendOptions {
   /** Worker threads (default `COSGRAD_THREADS`, else `navigator.hardwareConcurrency`). */
   threads?: number;
+  /** Starts a worker running `url` (none: one thread). See {@link WasmBackend.create}. */
+  spawn?: (url: URL) => PoolWorker;
+}
+
+/** The worker API of this engine: `node:worker_threads` under Deno, else Web Workers. */
+async function workerSpawner(): Promise<((url: URL) => PoolWorker) | undefined> {
+  if ("Deno" in globalThis) {
+    const nodeThreads = "node:worker_threads";
+    type NodeWorker = {
+      postMessage(m: unknown): void;
+      on(e: "message", f: (d: { id: number; error: string | null }) => void): void;
+      unref(): void;
+      ref(): void;
+      terminate(): void;
+    };
+    const { Worker: NodeWorkerClass } = await import(nodeThreads) as {
+      Worker: new (url: URL) => NodeWorker;
+    };
+    return (url) => {
+      const w = new NodeWorkerClass(url);
+      return {
+        postMessage: (m) => w.postMessage(m),
+        onMessage: (f) => w.on("message", f),
+        unref: () => w.unref(),
+        ref: () => w.ref(),
+        terminate: () => void w.terminate(),
+      };
+    };
+  }
+  if (typeof Worker === "undefined") return undefined;
+  return (url) => {
+    const w = new Worker(url.href, { type: "module" });
+    return {
+      postMessage: (m) => w.postMessage(m),
+      onMessage: (f) => w.onmessage = (ev) => f(ev.data),
+      unref: () => {},
+      ref: () => {},
+      terminate: () => w.terminate(),
+    };
+  };
 }
 
 /** The number of threads asked for: `COSGRAD_THREADS`, else the cores the engine reports. */
@@ -61,8 +112,8 @@ export class WasmBackend implements Backend {
   /** The GEMM micro-kernel's blocking (relaxed-SIMD FMA when the engine validates it). */
   readonly gemmShape: GemmShape;
   /** Worker threads (1: the calling thread runs programs). */
-  readonly threads: number;
-  private readonly workers: Worker[] = [];
+  readonly threads: number = 1;
+  private readonly workers: PoolWorker[] = [];
   private readonly id = ++backendCount;
   private readonly instances = new WeakMap<WebAssembly.Module, ProgramExports>();
   private readonly programIds = new WeakMap<WebAssembly.Module, number>();
@@ -70,30 +121,60 @@ export class WasmBackend implements Backend {
   private pending: Promise<void> = Promise.resolve();
   private jobs = 0;
   private readonly waiting = new Map<number, { left: number; done: (e: string | null) => void }>();
+  /**
+   * Milliseconds per command name, summed over runs, when `COSGRAD_PROFILE=1` and programs
+   * run on the calling thread (`COSGRAD_THREADS=1`); null otherwise.
+   */
+  readonly profile: Map<string, number> | null;
   /** Statistics, for tests and profiling. */
   readonly stats = { programs: 0, runs: 0 };
   /** Starts the backend (workers start when `threads > 1` and memory can be shared). */
   constructor(options: WasmBackendOptions = {}) {
     const want = options.threads ?? defaultThreads();
     const shared = canShare();
-    this.threads = shared && typeof Worker !== "undefined" ? want : 1;
+    this.threads = shared ? want : 1;
     this.heap = new WasmHeap(shared);
-    this.gemmShape = { mr: 6, nr: 8, kc: 256, fma: relaxedSimd() };
+    this.gemmShape = { mr: 6, nr: 8, kc: 256, nc: 512, fma: relaxedSimd() };
+    const prof = envVar("COSGRAD_PROFILE");
+    this.profile = this.threads === 1 && prof !== undefined && prof !== "" && prof !== "0"
+      ? new Map()
+      : null;
+    const spawn = options.spawn;
+    if (this.threads > 1 && spawn === undefined) this.threads = 1;
     for (let i = 0; i < this.threads && this.threads > 1; i++) {
-      const w = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
-      w.onmessage = (ev: MessageEvent<{ id: number; error: string | null }>) => {
-        const entry = this.waiting.get(ev.data.id);
+      const w = spawn!(new URL("./worker.ts", import.meta.url));
+      w.onMessage((data) => {
+        const entry = this.waiting.get(data.id);
         if (entry === undefined) return;
         entry.left--;
-        if (ev.data.error !== null) entry.done(ev.data.error);
+        if (data.error !== null) entry.done(data.error);
         if (entry.left === 0) {
-          this.waiting.delete(ev.data.id);
+          this.waiting.delete(data.id);
           entry.done(null);
+          if (this.waiting.size === 0) this.workers.forEach((x) => x.unref());
         }
-      };
+      });
       w.postMessage({ type: "init", memory: this.heap.memory, index: i, threads: this.threads });
+      w.unref();
       this.workers.push(w);
     }
+  }
+
+  /**
+   * Starts a backend with a worker pool where the engine can share memory: Deno's
+   * `node:worker_threads` (unref'd while idle, so the pool never keeps a process alive), or Web
+   * Workers in a browser; one thread otherwise.
+   *
+   * @example
+   * ```ts ignore
+   * import { WasmBackend } from "./wasm_backend.ts";
+   * const b = await WasmBackend.create({ threads: 2 });
+   * b.threads; // 2 where SharedArrayBuffer exists
+   * b.close();
+   * ```
+   */
+  static async create(options: Omit<WasmBackendOptions, "spawn"> = {}): Promise<WasmBackend> {
+    return new WasmBackend({ ...options, spawn: await workerSpawner() });
   }
 
   /** A short description: threads and SIMD features. */
@@ -167,6 +248,10 @@ export class WasmBackend implements Backend {
         },
         0,
         1,
+        this.profile === null ? undefined : (c, ms) => {
+          const name = job.names[c];
+          this.profile!.set(name, (this.profile!.get(name) ?? 0) + ms);
+        },
       );
       finish(error);
       return;
@@ -192,6 +277,7 @@ export class WasmBackend implements Backend {
     });
     this.pending = this.pending.then(() => done);
     for (const w of this.workers) {
+      w.ref();
       w.postMessage({
         type: "job",
         id,
