@@ -35,7 +35,7 @@ Deno.test("COSGRAD_BACKEND=cpu runs on cpu; an unknown value is refused naming i
   assert.equal(cpu.stdout.trim(), "cpu 12");
   const bad = await runWith("tpu");
   assert.notEqual(bad.code, 0);
-  assert.match(bad.stderr, /Invalid COSGRAD_BACKEND=tpu: expected cpu or webgpu/);
+  assert.match(bad.stderr, /Invalid COSGRAD_BACKEND=tpu: expected cpu, wasm or webgpu/);
 });
 
 Deno.test("initDefaultBackend() says why WebGPU did not start when it falls back to cpu", async () => {
