@@ -9,7 +9,7 @@
  *
  * ```sh
  * export XDG_RUNTIME_DIR=/tmp/xdg; mkdir -p $XDG_RUNTIME_DIR
- * deno run -A bench/onnx_bench.ts [--batch 64] [--reps 5] [--frameworks cosgrad-webgpu,ort-cpu]
+ * deno run --lock=deno.dev.lock -A bench/onnx_bench.ts [--batch 64] [--reps 5] [--frameworks cosgrad-webgpu,ort-cpu]
  * ```
  *
  * @module
@@ -30,7 +30,8 @@ const FRAMEWORKS = [
 
 /** onnxruntime-web's WebGPU provider on Deno's navigator.gpu (the same adapter as cosgrad's). */
 async function ortWebSession(bytes: Uint8Array) {
-  const ortweb = await import("onnxruntime-web/webgpu");
+  // deno-lint-ignore no-import-prefix
+  const ortweb = await import("npm:onnxruntime-web@1.30.0/webgpu");
   ortweb.env.wasm.numThreads = 1;
   const session = await ortweb.InferenceSession.create(bytes, { executionProviders: ["webgpu"] });
   return async (x: Float32Array, shape: number[]) => {

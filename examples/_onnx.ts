@@ -15,7 +15,7 @@ import {
   writeFileAtomic,
 } from "../src/io/mod.ts";
 import { type LossName, lossOf, progressLine, type RunConfig, verify } from "./_face.ts";
-import type { Args, RunResult } from "./train_cosface.ts";
+import type { Args, EvalSet, RunResult } from "./train_cosface.ts";
 
 type Tensors = Record<string, cg.Tensor>;
 
@@ -107,7 +107,7 @@ export async function fineTuneOnnx(
   args: Args,
   loss: LossName,
   dataset: ImageDataset,
-  test: { pairs: { a: number; b: number; same: boolean; fold: number }[]; images: Float32Array },
+  test: EvalSet,
 ): Promise<RunResult> {
   const path = args.init!;
   const e = await loadOnnxEmbedder(path);
@@ -225,6 +225,8 @@ export async function fineTuneOnnx(
     config,
     curve,
     evals: [{ step: config.steps, accuracy: v.kfold.accuracy, auc: v.auc }],
+    resumedAt: [],
+    checkpoint: "",
     imagesPerSecond: ips,
     seconds,
     accuracy: v.kfold.accuracy,

@@ -6,7 +6,8 @@
  *
  * ```sh
  * deno run -A examples/train_cosface.ts --baseline none --export out/train/cosface.onnx
- * deno run -A examples/onnx_check.ts out/train/cosface.onnx --checkpoint out/train/cosface.safetensors
+ * deno run --lock=deno.dev.lock -A examples/onnx_check.ts out/train/cosface.onnx \
+ *   --checkpoint out/train/cosface.safetensors
  * ```
  *
  * @module
@@ -19,7 +20,7 @@ import { maxAbsDiff, ortRun, ortSession, ortVersion } from "../src/io/_onnx_ort.
 import { loadOnnxEmbedder } from "./_onnx.ts";
 import { loadModel } from "./face_cli.ts";
 
-const USAGE = `Usage: deno run -A examples/onnx_check.ts MODEL.onnx [options]
+const USAGE = `Usage: deno run --lock=deno.dev.lock -A examples/onnx_check.ts MODEL.onnx [options]
   --checkpoint FILE   compare with this train_cosface.ts checkpoint (default: cosgrad's import
                       of MODEL.onnx)
   --images N          images to embed (default 64)

@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 
 const here = (f: string) => new URL(`./${f}`, import.meta.url).pathname;
+// ONNX Runtime is a test tool: pinned in deno.dev.lock, never in the root lock.
+const DEV_LOCK = new URL("../deno.dev.lock", import.meta.url).pathname;
 
 async function run(script: string, args: string[]): Promise<string> {
   const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", here(script), ...args],
+    args: ["run", `--lock=${DEV_LOCK}`, "-A", here(script), ...args],
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -50,4 +52,12 @@ Deno.test("--export writes an ONNX model that ONNX Runtime runs, face_cli uses a
   } finally {
     await Deno.remove(out, { recursive: true });
   }
+});
+
+Deno.test("train_cosface.ts names a bad --init or --export", async () => {
+  const { parse } = await import("./train_cosface.ts");
+  assert.throws(() => parse(["--export", "model.bin"]), /--export expects an \.onnx file/);
+  assert.throws(() => parse(["--init", "model"]), /--init expects an \.onnx file, got "model"/);
+  assert.throws(() => parse(["--init", "m.onnx", "--resume"]), /cannot be combined with --resume/);
+  assert.equal(parse(["--init", "m.onnx", "--export", "n.onnx"])?.export, "n.onnx");
 });

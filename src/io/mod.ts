@@ -24,6 +24,16 @@ export type {
   TensorRecord,
   TensorRecords,
 } from "./safetensors.ts";
+export {
+  CheckpointError,
+  CHECKSUM_KEY,
+  decodeCheckpoint,
+  encodeCheckpoint,
+  loadCheckpoint,
+  removeStaleTemporaries,
+  saveCheckpoint,
+} from "./checkpoint.ts";
+export type { Checkpoint } from "./checkpoint.ts";
 export { fromOnnx, splitStatistics } from "./onnx_import.ts";
 export type { OnnxModel, OnnxValue } from "./onnx_import.ts";
 export { toOnnx } from "./onnx_export.ts";
@@ -32,4 +42,11 @@ export type { ToOnnxOptions } from "./onnx_export.ts";
 export type { NestedArray, Tensor } from "../tensor.ts";
 export type { DType, TypedArray } from "../ir/dtype.ts";
 export type { Node } from "../ir/node.ts";
-export type { ConvParams, Pad4, Prim, PrimParams, StorageLike } from "../ir/primitives.ts";
+export type {
+  ConvParams,
+  CustomRule,
+  Pad4,
+  Prim,
+  PrimParams,
+  StorageLike,
+} from "../ir/primitives.ts";
