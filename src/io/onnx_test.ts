@@ -411,3 +411,47 @@ Deno.test("fromOnnx() apply names the node whose shapes do not fit", async () =>
     /node 0 "proj" \(MatMul\): matmul: cannot multiply \[2,4\] by \[3,2\]/,
   );
 });
+
+Deno.test("toOnnx() opsets 18 to 21 and a static batch run in ONNX Runtime", async (t) => {
+  // Opset 18 moved ReduceMax's and ReduceMean's axes from attributes to inputs.
+  const f = (_: Params, x: T) =>
+    cg.add(
+      cg.softmax(cg.flatten(nn.avgPool2d(x, { kernel: 2 }))),
+      cg.max(cg.flatten(x), 1, { keepdims: true }),
+    );
+  const input = [2, 3, 4, 4];
+  const x3 = values(3 * 3 * 4 * 4, 4);
+  const want = await withBackendAsync(
+    cpuBackend(),
+    () => f({}, cg.tensor(x3, [3, 3, 4, 4])).data(),
+  );
+  for (const opset of [18, 19, 21]) {
+    await t.step(`opset ${opset}`, async () => {
+      const bytes = await withBackendAsync(
+        cpuBackend(),
+        () => toOnnx(f, {}, [rand(input, 1)], { opset, inputNames: ["x"] }),
+      );
+      const m = await decodeModel(bytes);
+      assert.equal(m.opsetImport?.[0].version, opset);
+      const [ref] = await ortRun(await ortSession(bytes), { x: { data: x3, shape: [3, 3, 4, 4] } });
+      assert.ok(maxAbsDiff(ref.data, want) <= 1e-5);
+    });
+  }
+  await t.step("dynamicBatch: false", async () => {
+    const bytes = await withBackendAsync(
+      cpuBackend(),
+      () => toOnnx(f, {}, [rand(input, 1)], { dynamicBatch: false, inputNames: ["x"] }),
+    );
+    const m = await decodeModel(bytes);
+    assert.deepEqual(m.graph?.input?.[0].type?.tensorType?.shape?.dim?.[0], { dimValue: 2 });
+    const x2 = x3.subarray(0, 2 * 3 * 4 * 4);
+    const [ref] = await ortRun(await ortSession(bytes), { x: { data: x2, shape: input } });
+    assert.ok(maxAbsDiff(ref.data, want.subarray(0, ref.data.length)) <= 1e-5);
+  });
+  await t.step("an opset out of range", async () => {
+    await assert.rejects(
+      () => toOnnx(f, {}, [rand(input, 1)], { opset: 13 }),
+      /opset must be an integer from 17 to 21, got 13/,
+    );
+  });
+});
