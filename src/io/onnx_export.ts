@@ -3,7 +3,7 @@
  * ONNX model (opset 17 by default): parameters become initializers named by their pytree path,
  * the batch axis is dynamic, and primitive patterns fold back into ONNX's fused operators where
  * ONNX has one (Conv with bias, Gemm, BatchNormalization, PRelu, Relu, LeakyRelu, ReduceMean,
- * GlobalAveragePool).
+ * GlobalAveragePool, and MaxPool / AveragePool where the stride is the window).
  *
  * @module
  */
@@ -298,6 +298,11 @@ class Emitter {
       case "reduceMax": {
         const axes = (n.params as PrimParams["reduceMax"]).axes;
         if (axes.length === 0) return this.add("Identity", [x(0)], [], n);
+        const win = poolWindow(n.inputs[0], axes);
+        if (win !== undefined) {
+          const pooled = this.add("MaxPool", [this.emit(win.x)], win.attrs);
+          return this.add("Reshape", [pooled, this.reshapeTarget(n)], [], n);
+        }
         return this.opset >= 18
           ? this.add("ReduceMax", [x(0), this.constInts(axes)], [int("keepdims", 1)], n)
           : this.add("ReduceMax", [x(0)], [ints("axes", axes), int("keepdims", 1)], n);
@@ -525,6 +530,11 @@ class Emitter {
     if (axes.some((i) => this.axesOf(x).has(i))) return undefined;
     const spatial = x.shape.length >= 3 && axes.length === x.shape.length - 2 &&
       axes.every((ax, i) => ax === i + 2);
+    const win = poolWindow(x, axes);
+    if (win !== undefined) {
+      const pooled = this.add("AveragePool", [this.emit(win.x)], win.attrs, keep ? undefined : n);
+      return keep ? this.add("Reshape", [pooled, this.reshapeTarget(n)], [], n) : pooled;
+    }
     if (spatial) {
       if (keep) return this.add("GlobalAveragePool", [this.emit(x)], [], n);
       const pooled = this.add("GlobalAveragePool", [this.emit(x)]);
@@ -586,6 +596,24 @@ function uniformPart(values: ArrayLike<number>, node: Node, collapse: number[]):
 function stripBroadcast(n: Node): Node {
   while (n.op === "broadcast") n = n.inputs[0];
   return n;
+}
+
+/**
+ * `reshape(x, [n, c, h / kh, kh, w / kw, kw])` reduced over axes 3 and 5: non-overlapping 2-D
+ * pooling windows of `x` (how `maxPool2d` and `avgPool2d` pool when the stride is the window).
+ */
+function poolWindow(
+  r: Node,
+  axes: readonly number[],
+): { x: Node; attrs: OnnxAttribute[] } | undefined {
+  if (r.op !== "reshape" || axes.length !== 2 || axes[0] !== 3 || axes[1] !== 5) return undefined;
+  const x = r.inputs[0];
+  if (x.shape.length !== 4 || r.shape.length !== 6) return undefined;
+  const [n, c, ho, kh, wo, kw] = r.shape;
+  const ok = n === x.shape[0] && c === x.shape[1] && ho * kh === x.shape[2] &&
+    wo * kw === x.shape[3];
+  if (!ok) return undefined;
+  return { x, attrs: [ints("kernel_shape", [kh, kw]), ints("strides", [kh, kw])] };
 }
 
 /** Whether reshape `r` of sum `s` only drops the summed (size-1) axes. */
@@ -653,7 +681,9 @@ function irVersion(opset: number): number {
  * and writes it as an ONNX model: initializers named by the pytree path of each parameter
  * (`stem.conv.weight`), named inputs and outputs, and a dynamic batch axis. Patterns of
  * primitives fold into Conv (with bias), Gemm, BatchNormalization, PRelu, Relu, LeakyRelu,
- * ReduceMean and GlobalAveragePool; a primitive with no ONNX form is an error naming it.
+ * ReduceMean, GlobalAveragePool, and MaxPool / AveragePool where the stride is the window (padded
+ * or overlapping pooling stays as Pad, Slice and ReduceMax); a primitive with no ONNX form is an
+ * error naming it.
  *
  * @example
  * ```ts
