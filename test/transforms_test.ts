@@ -370,6 +370,9 @@ Deno.test("compile composes with grad, vmap and jvp in any order, tracing once",
   const [, dy] = cg.jvp(cf, [x], [cg.ones([4], f64)]);
   const [, dy0] = cg.jvp(f, [x], [cg.ones([4], f64)]);
   await assertNear(dy, dy0, "jvp(compile(f))");
+  const outer = cg.compile((v: T) => cg.mul(cf(v), 2));
+  await assertNear(outer(x), cg.mul(f(x), 2), "compile(compile(f))");
+  assert.equal(cf.traces, 1);
 });
 
 // ---------------------------------------------------------------------------------------------
