@@ -193,6 +193,16 @@ Deno.test("vmap: outAxes, nested vmap and a pytree argument", async () => {
   const f = (p: { a: T; b: T }) => cg.mul(p.a, p.b);
   const y = cg.vmap(f, { outAxes: 1 })({ a: x, b: x });
   await assertNear(y, cg.transpose(cg.mul(x, x)), "outAxes 1");
+  const shared = rand(9, [3]);
+  await assertNear(
+    cg.vmap(f, { inAxes: [{ a: 1, b: null }] })({ a: cg.transpose(x), b: shared }),
+    cg.mul(x, cg.reshape(shared, [1, 3])),
+    "inAxes as a tree prefix",
+  );
+  assert.throws(
+    () => cg.vmap(f, { inAxes: [{ a: 0 }] })({ a: x, b: x }),
+    /inAxes\[0\] has keys \[a\], the argument \[a,b\]/,
+  );
   const outer = cg.vmap(cg.vmap((v: T) => cg.exp(v)));
   await assertNear(outer(x), cg.exp(x), "vmap of vmap");
   assert.throws(
