@@ -141,5 +141,6 @@ export * as nn from "./src/nn/mod.ts";
 export * as losses from "./src/losses/mod.ts";
 export * as optim from "./src/optim/mod.ts";
 export { initDefaultBackend, initWebGpu, startWebGpu } from "./src/backend/webgpu/mod.ts";
+export { startWasm } from "./src/backend/wasm/mod.ts";
 export { trainLoop } from "./src/train/loop.ts";
 export type { StepResult, TrainLoopOptions, TrainLoopResult } from "./src/train/loop.ts";

@@ -1,7 +1,7 @@
 // Table-driven property tests over every primitive: gradients against central finite
 // differences in float64 (checkGrad, reverse and forward mode), and the dot-product test
 // <u, J v> = <J^T u, v> between jvp and vjp.
-import fc from "fast-check";
+import fc from "./_fast_check.ts";
 import assert from "node:assert/strict";
 import * as cg from "../mod.ts";
 import { PRIMS } from "../src/ir/primitives.ts";

@@ -4,7 +4,7 @@
 // and the count of programs a transform runs. Property cases use the suite's fixed seed
 // (test/_property.ts) and print how many ran; a failure names the case (primitive) and seed.
 import assert from "node:assert/strict";
-import fc from "fast-check";
+import fc from "./_fast_check.ts";
 import * as cg from "../mod.ts";
 import type { Node } from "../src/ir/node.ts";
 import { topoSort } from "../src/ir/node.ts";

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { mulberry32 } from "../eval/_random.ts";
 import { bin, call, type Expr, type Kernel, lit, name, neg, select, type Stmt, u32 } from "./ir.ts";
 
 /** Elements of the input buffer `in0` (i32). */
@@ -14,16 +15,7 @@ export const INPUTS = 16;
 export const OUTPUTS = 6;
 
 /** A small deterministic generator (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng: (seed: number) => () => number = mulberry32;
 
 type IntType = "i32" | "u32" | "bool";
 

@@ -10,7 +10,7 @@
  * - EW: an elementwise chain over 4M elements (fused into one kernel), throughput, and the
  *   same chain with every op realized (one kernel per op) for comparison.
  *
- * Inputs follow shared/WORKLOADS.md (seeds, scales). Numbers are printed with the adapter.
+ * Inputs follow bench/WORKLOADS.md (seeds, scales). Numbers are printed with the adapter.
  *
  * @module
  */
