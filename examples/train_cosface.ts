@@ -369,19 +369,21 @@ async function userPairs(args: Args, file: string): Promise<EvalSet> {
   if (file.endsWith(".bin")) {
     const bin = await readVerifyBin(file);
     const n = bin.issame.length;
-    if (n < 10) throw new RangeError(`${file} has ${n} pairs: expected at least 10 (10 folds)`);
+    if (n < 2) throw new RangeError(`${file} has ${n} pairs: expected at least 2 (two folds)`);
+    const folds = Math.min(10, n);
     const images = new Float32Array(bin.images.length * plane);
     bin.images.forEach((bytes, i) =>
       images.set(prepareImage(bytes, `${file} image ${i}`, args.size), i * plane)
     );
-    // insightface's protocol: 10 contiguous folds, pair k is images 2k and 2k + 1.
+    // insightface's protocol: 10 contiguous folds (fewer for a file of under 10 pairs), pair k
+    // is images 2k and 2k + 1.
     const pairs = bin.issame.map((same, k) => ({
       a: 2 * k,
       b: 2 * k + 1,
       same,
-      fold: Math.floor((k * 10) / n),
+      fold: Math.floor((k * folds) / n),
     }));
-    return { description: `${file} (insightface .bin, 10 folds)`, pairs, images };
+    return { description: `${file} (insightface .bin, ${folds} folds)`, pairs, images };
   }
   const parsed = parsePairs(await Deno.readTextFile(file), { file });
   const root = args.evalRoot ?? dirname(file);

@@ -179,3 +179,31 @@ Deno.test("margin_sweep.ts gives every run its own checkpoint and resumes each",
     await Deno.remove(out, { recursive: true });
   }
 });
+
+Deno.test("--eval evaluates on the user's pairs (.bin and pairs.txt), and says so", async () => {
+  const out = await Deno.makeTempDir();
+  const fixtures = new URL("../test/fixtures/", import.meta.url).pathname;
+  try {
+    const base = [...TINY, "--steps", "1", "--baseline", "none", "--eval-every", "0"];
+    for (
+      const [file, described, pairs] of [
+        ["insightface/verify.bin", /verify\.bin \(insightface \.bin, 6 folds\)/, 6],
+        ["lfw/pairs.txt", /pairs\.txt \(pairs\.txt, images under .*lfw, 2 folds\)/, 8],
+      ] as const
+    ) {
+      const r = await run("./train_cosface.ts", out, [...base, "--eval", `${fixtures}${file}`]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`^evaluation: .*${described.source}, ${pairs} pairs`, "m"));
+      assert.doesNotMatch(r.stdout, /evaluation: procedural|verification on procedural/);
+    }
+    // Training on the user's data without --eval: the log says evaluation is procedural.
+    const r = await run("./train_cosface.ts", out, [
+      ...base,
+      ...["--data", `${fixtures}insightface/train.rec`, "--pairs-per-fold", "5"],
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /note: training on your data but evaluating on procedural faces/);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
