@@ -628,6 +628,14 @@ export async function train(
       rows.forEach((r, k) =>
         curve.push({ step: startStep + first + k + 1, loss: r[0], acc: r[1] })
       );
+      // A non-finite loss stops the run at once, and the last checkpoint stays the last good one.
+      const bad = curve.find((c) => !Number.isFinite(c.loss));
+      if (bad) {
+        throw new RangeError(
+          `${loss}: the loss became ${bad.loss} at step ${bad.step}` +
+            (lastSave.step > 0 ? ` (${ckpt} holds step ${lastSave.step})` : ""),
+        );
+      }
       const now = performance.now();
       const before = lastStep;
       const done = startStep + first + rows.length;
@@ -671,8 +679,6 @@ export async function train(
   });
   if (tty) Deno.stderr.writeSync(new TextEncoder().encode("\n"));
   const reached = startStep + result.metrics.length;
-  const bad = curve.find((c) => !Number.isFinite(c.loss));
-  if (bad) throw new RangeError(`${loss}: the loss became ${bad.loss} at step ${bad.step}`);
   await save(result.state, reached);
   if (result.stopped) throw new Interrupted(reached, ckpt);
   const seconds = (result.ms - evalMs - saveMs) / 1000;
