@@ -37,7 +37,12 @@ import { WORKLOADS } from "./_inputs.ts";
 import type { TimingMode } from "./_timing.ts";
 
 /** cosgrad's framework-backend pairs. */
-export const COSGRAD = ["cosgrad-webgpu", "cosgrad-cpu"] as const;
+export const COSGRAD = ["cosgrad-webgpu", "cosgrad-wasm", "cosgrad-cpu"] as const;
+
+/** The cosgrad backend of a framework-backend pair. */
+function cosgradBackend(fw: string): "webgpu" | "wasm" | "cpu" {
+  return fw === "cosgrad-webgpu" ? "webgpu" : fw === "cosgrad-wasm" ? "wasm" : "cpu";
+}
 
 /** Every framework-backend pair the comparison knows. */
 export const FRAMEWORKS = [...COSGRAD, ...PEERS] as const;
@@ -56,9 +61,9 @@ async function runCosgradSub(
   workload: Variant,
   opts: { reps: number; maxCallMs: number; timeoutS: number; modes?: TimingMode[] },
 ): Promise<PeerResult[]> {
-  const backend = fw === "cosgrad-webgpu" ? "webgpu" : "cpu";
+  const backend = cosgradBackend(fw);
   const base: PeerResult = { framework: "cosgrad", version: "0.1.0", backend, workload };
-  if (GPU_ONLY.has(workload) && backend === "cpu") {
+  if (GPU_ONLY.has(workload) && backend !== "webgpu") {
     return [{ ...base, error: "skipped: GPU-only workload" }];
   }
   const out = await spawn(Deno.execPath(), [
@@ -198,7 +203,7 @@ async function worker(
 ) {
   const { reps, maxCallMs } = opts;
   const { runCosgrad } = await import("./cosgrad.ts");
-  const backend = fw === "cosgrad-webgpu" ? "webgpu" : "cpu";
+  const backend = cosgradBackend(fw);
   const modes = timingModes(backend, opts.modes);
   for (const w of workloads) {
     let rs: PeerResult[];

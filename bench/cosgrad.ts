@@ -1,6 +1,6 @@
 /**
  * cosgrad's implementations of the standard workloads of bench/WORKLOADS.md: M1, M4, C1
- * (forward, forward+backward), L1, T1 and T2, on the `webgpu` and `cpu` backends, reporting
+ * (forward, forward+backward), L1, T1 and T2, on the `webgpu`, `wasm` and `cpu` backends, reporting
  * {@linkcode PeerResult} rows like the peers in bench/peers/ do, so that one table holds all.
  *
  * @module
@@ -38,7 +38,7 @@ import {
 type T = cg.Tensor;
 
 /** cosgrad's backends the comparison runs. */
-export type CosgradBackend = "webgpu" | "cpu";
+export type CosgradBackend = "webgpu" | "wasm" | "cpu";
 
 /** Options of {@linkcode runCosgrad}. */
 export type CosgradRunOptions = {
@@ -197,7 +197,7 @@ function prepareCosface(wait: () => Promise<void>): Prepared {
   };
 }
 
-async function prepareTrain(
+export async function prepareTrain(
   id: "T1" | "T2",
   wait: () => Promise<void>,
   maxCallMs: number,
@@ -286,6 +286,30 @@ function memoryFacts(m: cg.MemoryReport, params: unknown): Record<string, number
 }
 
 /**
+ * Prepares one workload variant on the WebGPU backend (compiling it and running its first
+ * calls, as the timed runs do) and returns the backend: the tuner's way to learn which kernel
+ * classes a workload uses.
+ *
+ * @example
+ * ```ts ignore
+ * import { prepareCosgradWebGpu } from "./cosgrad.ts";
+ * const backend = await prepareCosgradWebGpu("T1");
+ * ```
+ */
+export async function prepareCosgradWebGpu(workload: Variant): Promise<cg.Backend> {
+  const backend = await cg.initWebGpu();
+  const wait = () => backend.synchronize();
+  await prepareVariant(workload, {
+    matmul: (n) => prepareMatmul(n, wait),
+    conv: (backward) => prepareConv(backward, wait),
+    cosface: () => prepareCosface(wait),
+    train: (id) => prepareTrain(id, wait, 60_000),
+  });
+  await wait();
+  return backend;
+}
+
+/**
  * Runs one workload variant with cosgrad on one backend: one result per timing mode, or one
  * result with `error`. On WebGPU the wait is the backend's `synchronize` (the queue finished).
  *
@@ -308,6 +332,9 @@ export async function runCosgrad(
     let backend: cg.Backend;
     if (opts.backend === "webgpu") {
       backend = await cg.initWebGpu();
+      base.adapter = (backend as unknown as { description: string }).description;
+    } else if (opts.backend === "wasm") {
+      backend = await cg.setBackend("wasm");
       base.adapter = (backend as unknown as { description: string }).description;
     } else {
       backend = await cg.setBackend("cpu");

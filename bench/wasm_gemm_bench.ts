@@ -58,7 +58,7 @@ async function cosgrad(threads: number, fma: boolean): Promise<number> {
 
 async function tfjsWasm(): Promise<{ ms: number; notes: string }> {
   const { tfjsInit } = await import("./peers/tfjs.ts");
-  const tf = await import("@tensorflow/tfjs");
+  const tf = await import("npm:@tensorflow/tfjs@4.22.0");
   const info = await tfjsInit("wasm");
   const a = tf.randomUniform([n, n]), b = tf.randomUniform([n, n]);
   const run = async () => {

@@ -35,5 +35,26 @@ Deno.test("COSGRAD_BACKEND=cpu runs on cpu; an unknown value is refused naming i
   assert.equal(cpu.stdout.trim(), "cpu 12");
   const bad = await runWith("tpu");
   assert.notEqual(bad.code, 0);
-  assert.match(bad.stderr, /Invalid COSGRAD_BACKEND=tpu: expected cpu or webgpu/);
+  assert.match(bad.stderr, /Invalid COSGRAD_BACKEND=tpu: expected cpu, wasm or webgpu/);
+});
+
+Deno.test("initDefaultBackend() says why WebGPU did not start when it falls back to cpu", async () => {
+  const device = new URL("../src/backend/webgpu/device.ts", import.meta.url).href;
+  const code = `import * as cg from "${mod}";
+import { setAdapterHookForTesting } from "${device}";
+setAdapterHookForTesting(() => Promise.resolve(null));
+console.log((await cg.initDefaultBackend()).name);`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", code],
+    env: { COSGRAD_BACKEND: "", NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const d = new TextDecoder();
+  assert.equal(out.code, 0, d.decode(out.stderr));
+  assert.equal(d.decode(out.stdout).trim(), "cpu");
+  assert.match(
+    d.decode(out.stderr),
+    /cosgrad: using the cpu backend; WebGPU did not start: No WebGPU adapter: .*found none/,
+  );
 });

@@ -1,4 +1,5 @@
-// Dependencies by use: the library and the examples download only what they import. The root
+// Dependencies by use: the library and the examples download only what they import (protobufjs
+// is the ONNX codec of src/io). The root
 // deno.lock (used by `deno run` of mod.ts and the examples) holds their npm packages only; the
 // benchmark peers and test tools (TensorFlow.js, jax-js, esbuild, playwright, fast-check) are
 // imported by npm: specifiers where they are used and pinned in deno.dev.lock, which the
@@ -6,7 +7,7 @@
 import assert from "node:assert/strict";
 
 const ROOT = new URL("../", import.meta.url);
-const LIBRARY_PACKAGES = ["fast-png", "jpeg-js"];
+const LIBRARY_PACKAGES = ["fast-png", "jpeg-js", "protobufjs"];
 
 async function json(name: string) {
   return JSON.parse(await Deno.readTextFile(new URL(name, ROOT)));

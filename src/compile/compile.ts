@@ -25,7 +25,10 @@ export interface CompileOptions {
 }
 
 interface Compiled {
-  program: Program;
+  /** Built at the first call on real tensors (a trace inlined into another has none). */
+  program: Program | null;
+  /** The captured constants, as graph nodes (inlining substitutes them back). */
+  constNodes: readonly Node[];
   outDef: TreeDef;
   outShapes: number[][];
   captured: Storage[];
@@ -130,7 +133,7 @@ export function compile<A extends unknown[], R>(
   options: CompileOptions = {},
 ): CompiledFunction<A, R> {
   const cache = new Map<string, Compiled>();
-  let last: Compiled | null = null;
+  let last: (Compiled & { program: Program }) | null = null;
   const donateArgs = new Set(options.donate ?? []);
 
   const build = (args: A, leaves: Tensor[], backend: Backend): Compiled => {
@@ -157,9 +160,9 @@ export function compile<A extends unknown[], R>(
       return v;
     });
     const graph = substitute(outNodes, map);
-    const program = programFor(backend, [...vars, ...extra], graph);
     return {
-      program,
+      program: null,
+      constNodes: consts,
       vars: [...vars, ...extra],
       compileKey: backend.compileKey(),
       outDef: out.def,
@@ -179,17 +182,25 @@ export function compile<A extends unknown[], R>(
     if (c === undefined || c.backend !== backend) {
       c = build(args, fl.leaves, backend);
       cache.set(key, c);
-    } else if (c.compileKey !== backend.compileKey()) {
-      // Same trace, but the profile or a limit changed: compile the graph again.
+    }
+    if (fl.leaves.some((l) => l.node.traced)) {
+      // Called inside a transform (grad, vmap, jvp, another compile): the traced graph is
+      // inlined into the caller's, so the transform sees through it.
+      const map = new Map<Node, Node>();
+      fl.leaves.forEach((l, i) => map.set(c!.vars[i], l.node));
+      c.constNodes.forEach((n, j) => map.set(c!.vars[fl.leaves.length + j], n));
+      const nodes = substitute(c.graph, map);
+      return unflatten<R>(c.outDef, nodes.map((n) => new Tensor(n)));
+    }
+    if (c.program === null || c.compileKey !== backend.compileKey()) {
+      // First run, or the same trace after the profile or a limit changed: compile it.
       c.program = programFor(backend, c.vars, c.graph);
       c.compileKey = backend.compileKey();
     }
-    last = c;
-    const inputs = fl.leaves.map((l) => {
-      const s = storageOfLeaf(l);
-      return backend.adopt(s);
-    });
-    const outs = c.program.run([...inputs, ...c.captured], c.donated);
+    const program = c.program;
+    last = { ...c, program };
+    const inputs = fl.leaves.map((l) => backend.adopt(storageOf(l)));
+    const outs = program.run([...inputs, ...c.captured], c.donated);
     return unflatten<R>(c.outDef, outs.map((s, i) => fromStorage(s, c!.outShapes[i])));
   };
   Object.defineProperty(fn, "traces", { get: () => cache.size });
@@ -221,13 +232,4 @@ export function compile<A extends unknown[], R>(
     return program.memory(last.donated);
   };
   return fn as CompiledFunction<A, R>;
-}
-
-function storageOfLeaf(t: Tensor): Storage {
-  if (t.node.traced) {
-    throw new TypeError(
-      "A compiled function was called with a traced tensor: call it outside of grad or compile",
-    );
-  }
-  return storageOf(t);
 }

@@ -34,3 +34,5 @@ export {
   saveCheckpoint,
 } from "./checkpoint.ts";
 export type { Checkpoint } from "./checkpoint.ts";
+export { fromOnnx, splitStatistics } from "./onnx_import.ts";
+export type { OnnxModel, OnnxValue } from "./onnx_import.ts";

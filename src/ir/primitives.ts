@@ -46,7 +46,10 @@ export interface CustomRule {
   readonly id: number;
   /** For messages and the printer. */
   readonly name: string;
-  /** `vjp`: inputs are `[out, ...args, ...residuals]`; `barrier`: the input is `[x]`. */
+  /**
+   * `vjp`: inputs are `[out, ...args, ...residuals]`; `barrier`: `[x, ...after]`, the value
+   * x, available only once the `after` values are (an ordering, not data).
+   */
   readonly kind: "vjp" | "barrier";
   /** Number of outputs (one node each) and of arguments. */
   readonly outputs: number;

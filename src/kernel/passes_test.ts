@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import fc from "fast-check";
+import fc from "../../test/_fast_check.ts";
 import { bin, type Kernel, lit, load, name, type Stmt, u32 } from "./ir.ts";
 import { cse, dce, elideBounds, hoist, optimize, vectorizeLanes } from "./passes.ts";
 import { interpret } from "./_interpret_test_util.ts";

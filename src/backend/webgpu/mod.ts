@@ -13,6 +13,7 @@ import { envVar } from "../../_env.ts";
 import { cpuBackend, registerBackend, setBackend } from "../registry.ts";
 import type { Backend } from "../storage.ts";
 import { startWebGpuBackend } from "./start.ts";
+import "../wasm/mod.ts";
 
 export type { Backend } from "../storage.ts";
 
@@ -50,30 +51,40 @@ export async function initWebGpu(): Promise<Backend> {
 }
 
 /**
- * Chooses the default backend: `cpu` when `COSGRAD_BACKEND=cpu`; `webgpu` when it is asked
- * for (`COSGRAD_BACKEND=webgpu`, failing clearly without an adapter) or, when nothing is
- * asked, when an adapter exists; otherwise `cpu`. Resolves to the backend made current.
+ * Chooses the default backend: `cpu` when `COSGRAD_BACKEND=cpu`, `wasm` when
+ * `COSGRAD_BACKEND=wasm`; `webgpu` when it is asked for (`COSGRAD_BACKEND=webgpu`, failing
+ * clearly without an adapter) or, when nothing is asked, when an adapter exists; otherwise
+ * `wasm` (WebAssembly SIMD on all cores; the `cpu` interpreter is the float64 oracle, far
+ * slower). Resolves to the backend made current.
  *
  * @example
  * ```ts ignore
  * import { initDefaultBackend } from "./mod.ts";
- * (await initDefaultBackend()).name; // "webgpu" or "cpu"
+ * (await initDefaultBackend()).name; // "webgpu", "wasm" or "cpu"
  * ```
  */
 export async function initDefaultBackend(): Promise<Backend> {
   const want = envVar("COSGRAD_BACKEND");
   if (want === "cpu") return await setBackend("cpu");
+  if (want === "wasm") return await setBackend("wasm");
   if (want === "webgpu") return await initWebGpu();
   try {
     return await initWebGpu();
   } catch (e) {
     // Falling back is the point of this function, but never silently: say why.
-    console.warn(
-      `cosgrad: using the cpu backend; WebGPU did not start: ${
-        e instanceof Error ? e.message : String(e)
-      }`,
-    );
-    return await setBackend(cpuBackend());
+    const why = e instanceof Error ? e.message : String(e);
+    try {
+      const wasm = await setBackend("wasm");
+      console.warn(`cosgrad: using the wasm backend; WebGPU did not start: ${why}`);
+      return wasm;
+    } catch (w) {
+      console.warn(
+        `cosgrad: using the cpu backend; WebGPU did not start (${why}), nor wasm (${
+          w instanceof Error ? w.message : String(w)
+        })`,
+      );
+      return await setBackend(cpuBackend());
+    }
   }
 }
 
@@ -86,8 +97,8 @@ async function backendFromEnvironment(): Promise<void> {
   const want = envVar("COSGRAD_BACKEND");
   if (want === undefined || want === "") return;
   if (want === "webgpu") await initWebGpu();
-  else if (want === "cpu") await setBackend("cpu");
-  else throw new RangeError(`Invalid COSGRAD_BACKEND=${want}: expected cpu or webgpu`);
+  else if (want === "cpu" || want === "wasm") await setBackend(want);
+  else throw new RangeError(`Invalid COSGRAD_BACKEND=${want}: expected cpu, wasm or webgpu`);
 }
 
 await backendFromEnvironment();

@@ -19,7 +19,9 @@ import { type BindingRef, type Dispatch, generate, writes } from "./codegen.ts";
 import { LOWERING } from "../../kernel/lowering.ts";
 import { bindingParts } from "./split.ts";
 import { type Kernel, type Schedule, schedule } from "./schedule.ts";
-import type { WebGpuBackend } from "./webgpu_backend.ts";
+import type { CachedPipeline, WebGpuBackend } from "./webgpu_backend.ts";
+import type { Conv2dSpec } from "../../../kernels/conv2d.ts";
+import { convClass, type ConvDirection } from "../../../kernels/tune.ts";
 
 /** Where a dispatch binding's memory comes from, once planned. */
 type Source =
@@ -69,9 +71,13 @@ interface Plan {
 export class GpuProgram implements Program {
   private readonly sched: Schedule;
   private readonly dispatches: { kernel: Kernel; dispatch: Dispatch }[] = [];
+  /** The pipelines of the dispatches: their compile errors surface on this program's runs. */
+  private readonly pipelines: CachedPipeline[] = [];
   private readonly plans = new Map<string, Plan>();
   private readonly consts = new Map<Node, GpuStorage>();
   private readonly inputIndex = new Map<Node, number>();
+  /** The tuned kernel classes this program uses. */
+  private readonly tuned = new Set<string>();
   /** Compiles the graph from `vars` to `outputs`. */
   constructor(
     private readonly backend: WebGpuBackend,
@@ -119,11 +125,21 @@ export class GpuProgram implements Program {
     const isMem = (n: Node) => LOWERING[n.op].kind === "input" || this.sched.realized.has(n);
     const graph = { isMem, alias: this.sched.alias };
     for (const kernel of this.sched.kernels) {
-      const options = { profile: backend.profile, maxBindingBytes: limit };
+      const options = {
+        profile: backend.profile,
+        maxBindingBytes: limit,
+        choose: (direction: ConvDirection, spec: Conv2dSpec) => {
+          const cls = convClass(direction, spec);
+          this.tuned.add(cls);
+          return backend.tuning.choose(cls, direction, spec);
+        },
+      };
       for (const dispatch of generate(kernel, graph, options)) {
         this.dispatches.push({ kernel, dispatch });
         if (!dispatch.clear) {
-          backend.pipeline(dispatch.code, dispatch.name, dispatch.bindings.map(writes));
+          this.pipelines.push(
+            backend.pipeline(dispatch.code, dispatch.name, dispatch.bindings.map(writes)),
+          );
         }
       }
     }
@@ -368,6 +384,7 @@ export class GpuProgram implements Program {
   run(inputs: readonly Storage[], donated?: ReadonlySet<number>): Storage[] {
     const backend = this.backend;
     backend.checkUsable();
+    backend.checkPipelines(this.pipelines);
     if (inputs.length !== this.vars.length) {
       throw new TypeError(`Expected ${this.vars.length} inputs, got ${inputs.length}`);
     }
@@ -435,6 +452,9 @@ export class GpuProgram implements Program {
     }
     profiler?.resolve(encoder);
     device.queue.submit([encoder.finish()]);
+    // Kernels run on their first-run choice are promoted to the tuned one (recompiled at the
+    // next call, a few per run).
+    if (this.tuned.size > 0) backend.tuning.afterRun(this.tuned);
     profiler?.report(plan.dispatches.filter((d) => !d.empty).map((d) => d.dispatch.name));
 
     // Outputs, then every buffer no output holds goes back to the pool.
@@ -457,6 +477,11 @@ export class GpuProgram implements Program {
       }
       return new GpuStorage(o.dtype, sizeOf(o.shape), handle, backend);
     });
+    backend.markWritten(
+      [...handles.keys()].map((slot) => buffers[slot]),
+      this.pipelines,
+      gpuInputs.map((s) => s.buffer),
+    );
     // Released last slot first, so the next run's acquires (last in, first out) hand every
     // slot the same buffer again and the bind groups come from the cache.
     for (let i = plan.slots.length - 1; i >= 0; i--) {

@@ -1,0 +1,185 @@
+// The wasm binary writer, the kernel-IR renderer and the GEMM micro-kernel, checked by the
+// engine (WebAssembly.validate, instantiation) and against plain JavaScript arithmetic.
+import assert from "node:assert/strict";
+import { bin, call, type Expr, type Kernel, lit, load, name, select, u32 } from "./ir.ts";
+import { MATH_IMPORTS, mathImports, renderWasmFunction } from "./wasm.ts";
+import { GEMM_PARAMS, gemmFunction, gemmScratchBytes, relaxedSimd } from "./wasm_gemm.ts";
+import { encodeModule, FunctionBuilder, sleb, uleb } from "./wasm_writer.ts";
+
+Deno.test("LEB128 encodes the spec's examples and 32-bit extremes", () => {
+  assert.deepEqual(uleb(0), [0]);
+  assert.deepEqual(uleb(624485), [0xe5, 0x8e, 0x26]);
+  assert.deepEqual(sleb(-123456), [0xc0, 0xbb, 0x78]);
+  assert.deepEqual(sleb(-1), [0x7f]);
+  assert.deepEqual(sleb(64), [0xc0, 0x00]);
+  assert.deepEqual(sleb(0xffffffff), [0x7f]);
+  assert.deepEqual(sleb(-2147483648), [0x80, 0x80, 0x80, 0x80, 0x78]);
+  assert.throws(() => uleb(-1), /Expected an unsigned integer, got -1/);
+});
+
+/** Runs a one-binding kernel `out0[gid] = value(gid, in0)` over `n` elements. */
+function runKernel(value: (i: Expr) => Expr, input: Float32Array, n: number): Float32Array {
+  const gid = name("gid", "u32");
+  const kernel: Kernel = {
+    name: "t",
+    comment: "",
+    shared: [],
+    threads: 1,
+    workgroups: [1, 1, 1],
+    bindings: [
+      { name: "in0", scalar: "f32", write: false, lanes: 1, refs: [] },
+      { name: "out0", scalar: "f32", write: true, lanes: 1, refs: [] },
+    ],
+    body: [{
+      kind: "for",
+      index: "gid",
+      from: name("start", "u32"),
+      to: name("end", "u32"),
+      step: u32(1),
+      body: [{ kind: "store", buf: "out0", index: gid, value: value(gid) }],
+    }],
+  };
+  const f = new FunctionBuilder(["i32", "i32", "i32"]);
+  renderWasmFunction(kernel, f, { elements: (b) => b.name === "in0" ? input.length : n });
+  const bytes = encodeModule({
+    imports: MATH_IMPORTS,
+    memory: { initial: 1, maximum: 1, shared: false },
+    functions: [{ name: "k", body: f }],
+  });
+  assert.ok(WebAssembly.validate(bytes));
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 1 });
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
+    env: { memory },
+    ...mathImports(),
+  });
+  const i32 = new Int32Array(memory.buffer);
+  i32[0] = 64;
+  i32[1] = 64 + 4 * input.length;
+  new Float32Array(memory.buffer, 64, input.length).set(input);
+  (inst.exports.k as (a: number, s: number, e: number) => void)(0, 0, n);
+  return new Float32Array(memory.buffer, 64 + 4 * input.length, n).slice();
+}
+
+Deno.test("the renderer computes arithmetic, selects, conversions and math calls", () => {
+  const x = Float32Array.from([-2.5, -1, 0, 0.5, 3, 7.25]);
+  const at = (i: Expr) => load("in0", i, "f32");
+  const f32 = (v: number) => lit(v, "f32");
+  const cases: [string, (i: Expr) => Expr, (v: number, i: number) => number][] = [
+    ["a*2+1", (i) => bin("+", bin("*", at(i), f32(2)), f32(1)), (v) => v * 2 + 1],
+    ["select", (i) => select(bin("<", at(i), f32(0)), f32(-1), at(i)), (v) => v < 0 ? -1 : v],
+    ["exp", (i) => call("exp", [at(i)]), (v) => Math.fround(Math.exp(v))],
+    ["floor", (i) => call("floor", [at(i)]), (v) => Math.floor(v)],
+    ["f32 %", (i) => bin("%", at(i), f32(2)), (v) => v % 2],
+    ["i32 trunc", (i) => call("f32", [call("i32", [at(i)])]), (v) => Math.trunc(v)],
+    [
+      "u32 index math",
+      (i) => call("f32", [bin("%", bin("+", i, u32(7)), u32(4))]),
+      (_, i) => (i + 7) % 4,
+    ],
+    [
+      "i32 / 0 gives the dividend",
+      (i) => call("f32", [bin("/", call("i32", [at(i)]), lit(0, "i32"))]),
+      (v) => Math.trunc(v),
+    ],
+    // Reads past the binding are clamped to its last element (robust access).
+    ["clamped load", (i) => at(bin("+", i, u32(1000))), () => 7.25],
+  ];
+  for (const [what, expr, want] of cases) {
+    const got = runKernel(expr, x, x.length);
+    x.forEach((v, i) => assert.equal(got[i], Math.fround(want(v, i)), `${what} at ${v}`));
+  }
+});
+
+Deno.test("the GEMM function agrees with float64 sums on odd shapes, layouts and row splits", () => {
+  for (const fma of [false, ...(relaxedSimd() ? [true] : [])]) {
+    for (
+      const shape of [{ mr: 6, nr: 8, kc: 16, nc: 16, fma }, {
+        mr: 4,
+        nr: 8,
+        kc: 256,
+        nc: 512,
+        fma,
+      }]
+    ) {
+      const bytes = encodeModule({
+        imports: [],
+        memory: { initial: 64, maximum: 64, shared: false },
+        functions: [{ name: "gemm", body: gemmFunction(shape) }],
+      });
+      const memory = new WebAssembly.Memory({ initial: 64, maximum: 64 });
+      const gemm = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } })
+        .exports.gemm as (
+          p: number,
+          m0: number,
+          m1: number,
+          n0: number,
+          n1: number,
+          s: number,
+        ) => void;
+      const f = new Float32Array(memory.buffer), w = new Int32Array(memory.buffer);
+      // [m, n, k, transA, accumulate, images]: with images, A's k, B's and C's columns run
+      // over `images` blocks laid out apart (a batch of NCHW images as one matrix).
+      const cases = [
+        [1, 1, 1, 0, 0, 0],
+        [7, 13, 33, 1, 0, 0],
+        [13, 9, 17, 0, 1, 0],
+        [6, 24, 42, 0, 0, 3],
+        [5, 30, 21, 1, 1, 3],
+      ];
+      for (const [m, n, k, transA, accumulate, images] of cases) {
+        // Operand layouts: element (r, i) of an operand at base + r*rs + blockOf(i).
+        const layout = (rows: number, inner: number, trans: boolean, blocks: number) => {
+          const img = blocks > 0 ? inner / blocks : 0;
+          const [rs, cs] = trans ? [1, rows] : [blocks > 0 ? img : inner, 1];
+          const imgStride = blocks > 0 ? rows * img * 4 + 32 : 0;
+          const at = (r: number, i: number) =>
+            r * rs * 4 +
+            (img > 0 ? Math.floor(i / img) * imgStride + (i % img) * cs * 4 : i * cs * 4);
+          const bytes = blocks > 0 ? blocks * imgStride : rows * inner * 4;
+          return { rs, cs, img, imgStride, at, bytes };
+        };
+        const la = layout(m, k, transA === 1 && images === 0, images);
+        const lb = layout(k, n, false, images);
+        const lc = layout(m, n, false, images);
+        const A = 256, B = A + la.bytes + 64, C = B + lb.bytes + 64, P = C + lc.bytes + 64;
+        const S = P + 128;
+        assert.ok(S + gemmScratchBytes(shape, n) < memory.buffer.byteLength);
+        for (let r = 0; r < m; r++) {
+          for (let q = 0; q < k; q++) f[(A + la.at(r, q)) / 4] = Math.sin(r * k + q + 1);
+        }
+        for (let q = 0; q < k; q++) {
+          for (let j = 0; j < n; j++) f[(B + lb.at(q, j)) / 4] = Math.cos((q * n + j) * 0.7);
+        }
+        const before = new Float64Array(m * n);
+        for (let r = 0; r < m; r++) {
+          for (let j = 0; j < n; j++) f[(C + lc.at(r, j)) / 4] = before[r * n + j] = (r + j) % 3;
+        }
+        const p = [
+          ...[A, la.rs, la.cs, la.img, la.imgStride],
+          ...[B, lb.rs, lb.cs, lb.img, lb.imgStride],
+          ...[C, lc.rs, lc.img, lc.imgStride],
+          ...[n, k, accumulate],
+        ];
+        assert.equal(p.length, GEMM_PARAMS.length);
+        p.forEach((v, i) => w[P / 4 + i] = v);
+        // Rows in two parts, the second one's columns in two parts again.
+        gemm(P, 0, Math.ceil(m / 2), 0, n, S);
+        gemm(P, Math.ceil(m / 2), m, 0, 8, S);
+        gemm(P, Math.ceil(m / 2), m, 8, n, S);
+        for (let r = 0; r < m; r++) {
+          for (let j = 0; j < n; j++) {
+            let s = accumulate ? before[r * n + j] : 0;
+            for (let q = 0; q < k; q++) {
+              s += f[(A + la.at(r, q)) / 4] * f[(B + lb.at(q, j)) / 4];
+            }
+            const got = f[(C + lc.at(r, j)) / 4];
+            assert.ok(
+              Math.abs(got - s) <= 1e-5 * (1 + Math.abs(s)),
+              `${m}x${n}x${k} images ${images}: C[${r},${j}] = ${got}, expected ${s}`,
+            );
+          }
+        }
+      }
+    }
+  }
+});
