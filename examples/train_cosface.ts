@@ -272,8 +272,9 @@ export async function useBackend(name: string): Promise<cg.Backend> {
   return cg.getBackend();
 }
 
-/** Writes `text` to `path` atomically. */
+/** Writes `text` to `path` atomically (removing temporaries a killed writer left). */
 export async function writeText(path: string, text: string): Promise<void> {
+  await removeStaleTemporaries(path);
   await writeFileAtomic(path, new TextEncoder().encode(text));
 }
 
