@@ -94,7 +94,8 @@ Training
   --checkpoint-every X   checkpoint every X steps ("200") or seconds of training ("60s",
                          the default), and on Ctrl-C / SIGTERM; written atomically
   --resume               continue from DIR/<loss>.safetensors when it exists; options that
-                         change the model, the loss or the data are refused, --steps may grow
+                         change the model, loss, data, optimizer settings or seed are refused,
+                         --steps may grow
   --read-every N         read metrics back every N steps, at least 1 (default 10)
   --eval-every N         evaluate on the unseen identities every N steps (default 100; 0: only
                          at the end)
@@ -480,7 +481,10 @@ function show(v: unknown): string {
   return Array.isArray(v) ? v.join(",") : String(v);
 }
 
-/** Refuses to resume a checkpoint with options that change the model, the loss or the data. */
+/**
+ * Refuses to resume a checkpoint with options that define another run: the model, the loss,
+ * the data, the optimizer's settings or the seed (--steps may grow).
+ */
 function checkResume(
   path: string,
   metadata: Record<string, string>,
@@ -498,7 +502,7 @@ function checkResume(
     if (show(saved[key]) !== show(config[key])) {
       throw new UsageError(
         `--resume: ${path} was trained with ${flag} ${show(saved[key])}, this run asks for ` +
-          `${show(config[key])}; options that change the model, the loss or the data cannot ` +
+          `${show(config[key])}; the model, loss, data, optimizer settings and seed cannot ` +
           `change on resume (use another --out to start a new run)`,
       );
     }
