@@ -94,7 +94,8 @@ Training
   --checkpoint-every X   checkpoint every X steps ("200") or seconds of training ("60s",
                          the default), and on Ctrl-C / SIGTERM; written atomically
   --resume               continue from DIR/<loss>.safetensors when it exists; options that
-                         change the model, the loss or the data are refused, --steps may grow
+                         change the model, loss, data, optimizer settings or seed are refused,
+                         --steps may grow
   --read-every N         read metrics back every N steps, at least 1 (default 10)
   --eval-every N         evaluate on the unseen identities every N steps (default 100; 0: only
                          at the end)
@@ -272,8 +273,9 @@ export async function useBackend(name: string): Promise<cg.Backend> {
   return cg.getBackend();
 }
 
-/** Writes `text` to `path` atomically. */
+/** Writes `text` to `path` atomically (removing temporaries a killed writer left). */
 export async function writeText(path: string, text: string): Promise<void> {
+  await removeStaleTemporaries(path);
   await writeFileAtomic(path, new TextEncoder().encode(text));
 }
 
@@ -369,19 +371,21 @@ async function userPairs(args: Args, file: string): Promise<EvalSet> {
   if (file.endsWith(".bin")) {
     const bin = await readVerifyBin(file);
     const n = bin.issame.length;
-    if (n < 10) throw new RangeError(`${file} has ${n} pairs: expected at least 10 (10 folds)`);
+    if (n < 2) throw new RangeError(`${file} has ${n} pairs: expected at least 2 (two folds)`);
+    const folds = Math.min(10, n);
     const images = new Float32Array(bin.images.length * plane);
     bin.images.forEach((bytes, i) =>
       images.set(prepareImage(bytes, `${file} image ${i}`, args.size), i * plane)
     );
-    // insightface's protocol: 10 contiguous folds, pair k is images 2k and 2k + 1.
+    // insightface's protocol: 10 contiguous folds (fewer for a file of under 10 pairs), pair k
+    // is images 2k and 2k + 1.
     const pairs = bin.issame.map((same, k) => ({
       a: 2 * k,
       b: 2 * k + 1,
       same,
-      fold: Math.floor((k * 10) / n),
+      fold: Math.floor((k * folds) / n),
     }));
-    return { description: `${file} (insightface .bin, 10 folds)`, pairs, images };
+    return { description: `${file} (insightface .bin, ${folds} folds)`, pairs, images };
   }
   const parsed = parsePairs(await Deno.readTextFile(file), { file });
   const root = args.evalRoot ?? dirname(file);
@@ -477,7 +481,10 @@ function show(v: unknown): string {
   return Array.isArray(v) ? v.join(",") : String(v);
 }
 
-/** Refuses to resume a checkpoint with options that change the model, the loss or the data. */
+/**
+ * Refuses to resume a checkpoint with options that define another run: the model, the loss,
+ * the data, the optimizer's settings or the seed (--steps may grow).
+ */
 function checkResume(
   path: string,
   metadata: Record<string, string>,
@@ -495,7 +502,7 @@ function checkResume(
     if (show(saved[key]) !== show(config[key])) {
       throw new UsageError(
         `--resume: ${path} was trained with ${flag} ${show(saved[key])}, this run asks for ` +
-          `${show(config[key])}; options that change the model, the loss or the data cannot ` +
+          `${show(config[key])}; the model, loss, data, optimizer settings and seed cannot ` +
           `change on resume (use another --out to start a new run)`,
       );
     }
@@ -626,6 +633,14 @@ export async function train(
       rows.forEach((r, k) =>
         curve.push({ step: startStep + first + k + 1, loss: r[0], acc: r[1] })
       );
+      // A non-finite loss stops the run at once, and the last checkpoint stays the last good one.
+      const bad = curve.find((c) => !Number.isFinite(c.loss));
+      if (bad) {
+        throw new RangeError(
+          `${loss}: the loss became ${bad.loss} at step ${bad.step}` +
+            (lastSave.step > 0 ? ` (${ckpt} holds step ${lastSave.step})` : ""),
+        );
+      }
       const now = performance.now();
       const before = lastStep;
       const done = startStep + first + rows.length;
@@ -669,8 +684,6 @@ export async function train(
   });
   if (tty) Deno.stderr.writeSync(new TextEncoder().encode("\n"));
   const reached = startStep + result.metrics.length;
-  const bad = curve.find((c) => !Number.isFinite(c.loss));
-  if (bad) throw new RangeError(`${loss}: the loss became ${bad.loss} at step ${bad.step}`);
   await save(result.state, reached);
   if (result.stopped) throw new Interrupted(reached, ckpt);
   const seconds = (result.ms - evalMs - saveMs) / 1000;
