@@ -63,7 +63,8 @@ Training
                          scaled linearly to batch 32), cosine schedule, warm-up
   --warmup N             warm-up steps (default 20)
   --seed N               seed (default 1)
-  --backend NAME         webgpu | cpu (default: webgpu when an adapter exists)
+  --backend NAME         webgpu | wasm | cpu (default: webgpu when an adapter exists, else wasm;
+                         COSGRAD_BACKEND sets it too)
   --out DIR              output folder (default out/train)
   --resume               continue from DIR/<loss>.safetensors when it exists
   --read-every N         read metrics back every N steps (default 10)
@@ -171,6 +172,7 @@ export function parse(argv: string[]): Args | null {
 export async function useBackend(name: string): Promise<cg.Backend> {
   if (name === "cpu") return await cg.setBackend("cpu");
   if (name === "webgpu") return await cg.initWebGpu();
+  if (name === "wasm") return await cg.setBackend("wasm");
   await cg.initDefaultBackend();
   return cg.getBackend();
 }

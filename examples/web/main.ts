@@ -124,13 +124,27 @@ const status: ToyStatus = {
 };
 globalThis.window.__toy = status;
 
-/** Makes the CPU interpreter the backend and says why on the page. */
+/**
+ * Without WebGPU: the wasm backend (WebAssembly SIMD), or the CPU interpreter when the URL asks
+ * for `backend=cpu` or wasm does not start; says why on the page.
+ */
 async function fallbackToCpu(why: string): Promise<void> {
-  await cg.setBackend("cpu");
-  status.backend = "cpu";
+  let backend = "cpu";
+  if (query.get("backend") !== "cpu") {
+    try {
+      await cg.setBackend("wasm");
+      backend = "wasm";
+    } catch (e) {
+      why += `; the wasm backend did not start: ${(e as Error).message}`;
+    }
+  }
+  if (backend === "cpu") await cg.setBackend("cpu");
+  status.backend = backend;
   status.note = why;
   const note = el<HTMLParagraphElement>("backend");
-  note.textContent = `Training on the CPU interpreter: ${why}`;
+  note.textContent = backend === "wasm"
+    ? `Training on WebAssembly SIMD (no GPU): ${why}`
+    : `Training on the CPU interpreter: ${why}`;
   note.classList.add("fallback");
 }
 

@@ -51,7 +51,7 @@ export interface WasmBackendOptions {
   spawn?: (url: URL) => PoolWorker;
 }
 
-/** The worker API of this engine: `node:worker_threads` under Deno, else Web Workers. */
+/** The worker API of this engine: `node:worker_threads` under Deno (none elsewhere yet). */
 async function workerSpawner(): Promise<((url: URL) => PoolWorker) | undefined> {
   if ("Deno" in globalThis) {
     const nodeThreads = "node:worker_threads";
@@ -76,17 +76,8 @@ async function workerSpawner(): Promise<((url: URL) => PoolWorker) | undefined> 
       };
     };
   }
-  if (typeof Worker === "undefined") return undefined;
-  return (url) => {
-    const w = new Worker(url.href, { type: "module" });
-    return {
-      postMessage: (m) => w.postMessage(m),
-      onMessage: (f) => w.onmessage = (ev) => f(ev.data),
-      unref: () => {},
-      ref: () => {},
-      terminate: () => w.terminate(),
-    };
-  };
+  // In a browser the bundle has no worker file of its own yet: one thread.
+  return undefined;
 }
 
 /** The number of threads asked for: `COSGRAD_THREADS`, else the cores the engine reports. */
@@ -162,8 +153,8 @@ export class WasmBackend implements Backend {
 
   /**
    * Starts a backend with a worker pool where the engine can share memory: Deno's
-   * `node:worker_threads` (unref'd while idle, so the pool never keeps a process alive), or Web
-   * Workers in a browser; one thread otherwise.
+   * `node:worker_threads` (unref'd while idle, so the pool never keeps a process alive); one
+   * thread otherwise (in a browser too: the bundle has no worker entry yet).
    *
    * @example
    * ```ts ignore
