@@ -92,20 +92,48 @@ export type { Conv2dOptions } from "./src/ops/linalg.ts";
 export { iota, oneHot, scatterAdd, take, takeAlongAxis } from "./src/ops/indexing.ts";
 export { l2Normalize, logSoftmax, norm, softmax } from "./src/ops/functional.ts";
 export type { L2NormalizeOptions } from "./src/ops/functional.ts";
-export { bernoulli, normal, permutation, randomKey, split, uniform } from "./src/ops/random.ts";
+export {
+  bernoulli,
+  MAX_TRACED_PERMUTATION,
+  normal,
+  permutation,
+  prngKey,
+  randomBits,
+  randomKey,
+  split,
+  splitKey,
+  uniform,
+} from "./src/ops/random.ts";
 export type { RandomKey, SampleOptions } from "./src/ops/random.ts";
-export { grad, jvp, valueAndGrad, vjp } from "./src/autodiff/transforms.ts";
-export type { GradOptions } from "./src/autodiff/transforms.ts";
+export { grad, jvp, linearize, valueAndGrad, vjp } from "./src/autodiff/transforms.ts";
+export type { ArgGrads, ArgnumsOf, AuxOf, GradOptions } from "./src/autodiff/transforms.ts";
+export { vmap } from "./src/autodiff/vmap.ts";
+export type { VmapOptions } from "./src/autodiff/vmap.ts";
+export { checkpoint, customJvp, customVjp } from "./src/autodiff/custom.ts";
+export { hessian, jacfwd, jacrev } from "./src/autodiff/jacobian.ts";
+export type { JacobianOptions } from "./src/autodiff/jacobian.ts";
 export { checkGrad } from "./src/autodiff/check_grad.ts";
 export type { CheckGradOptions, CheckGradReport } from "./src/autodiff/check_grad.ts";
-export { flatten as treeFlatten, treeMap, unflatten as treeUnflatten } from "./src/tree/pytree.ts";
-export type { TreeDef } from "./src/tree/pytree.ts";
+export {
+  flatten as treeFlatten,
+  registerPytreeNode,
+  treeMap,
+  unflatten as treeUnflatten,
+} from "./src/tree/pytree.ts";
+export type { PytreeNode, TreeDef } from "./src/tree/pytree.ts";
+export type { CustomRule } from "./src/ir/primitives.ts";
 export { getBackend, setBackend } from "./src/backend/registry.ts";
 export type { BackendName } from "./src/backend/registry.ts";
 export { printGraph } from "./src/ir/printer.ts";
 export { compile } from "./src/compile/compile.ts";
 export type { CompiledFunction, CompileOptions } from "./src/compile/compile.ts";
-export type { Backend, MemoryReport, Program, Storage } from "./src/backend/storage.ts";
+export type {
+  Backend,
+  KernelSummary,
+  MemoryReport,
+  Program,
+  Storage,
+} from "./src/backend/storage.ts";
 export type { Node } from "./src/ir/node.ts";
 export type { ConvParams, Pad4, Prim, PrimParams, StorageLike } from "./src/ir/primitives.ts";
 export * as evaluation from "./src/eval/mod.ts";

@@ -1,4 +1,4 @@
-"""Seeded inputs of WORKLOADS.md (shared/), the Python twin of bench/_inputs.ts.
+"""Seeded inputs of bench/WORKLOADS.md, the Python twin of bench/_inputs.ts.
 
 fmix32 is murmur3's finaliser; key = fmix32(seed * 0x9E3779B9 mod 2^32); element i uses
 h = fmix32(key + i); a value is float32((2 * (h >> 8) / 2^24 - 1) * scale), a label h mod C.

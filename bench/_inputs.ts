@@ -1,5 +1,5 @@
 /**
- * The seeded inputs and workload shapes of WORKLOADS.md (shared/), so that every framework
+ * The seeded inputs and workload shapes of bench/WORKLOADS.md, so that every framework
  * benchmarked side by side sees exactly the same numbers. bench/_inputs.py is the Python twin.
  *
  * @module

@@ -1,5 +1,5 @@
 /**
- * Timing per WORKLOADS.md (shared/): the first call (compilation: shader and pipeline creation,
+ * Timing per bench/WORKLOADS.md: the first call (compilation: shader and pipeline creation,
  * tracing) is always excluded and reported on its own as `firstMs`; then steady warm-up calls
  * (default 1), also excluded; then at least 5 timed repetitions, median per call.
  * `latency`: one call, then wait for the device, per repetition.

@@ -1,6 +1,6 @@
 /**
  * `deno task compare`: cosgrad against TensorFlow.js, jax-js and PyTorch on the standard
- * workloads of WORKLOADS.md (shared/). Every framework/backend/workload runs in its own
+ * workloads of bench/WORKLOADS.md. Every framework/backend/workload runs in its own
  * subprocess with a time limit (cosgrad here, the peers through bench/peers/run_peers.ts), so a
  * hang or crash becomes a table entry. L1 runs first for every framework: its CosFace loss must
  * be 35.8995 on the seeded inputs before the framework's other times count. Prints a table of
@@ -14,7 +14,15 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import {
+  choiceOption,
+  intOption,
+  listOption,
+  numberOption,
+  parseCli,
+  runMain,
+  UsageError,
+} from "../examples/_cli.ts";
 import {
   formatTable,
   MODES,
@@ -43,6 +51,8 @@ export const FRAMEWORKS = [...COSGRAD, ...PEERS] as const;
 export type Framework = typeof FRAMEWORKS[number];
 
 const PREFIX = "COSGRAD_RESULT ";
+/** The lockfile of the benchmark and test tools (the root deno.lock holds the library's only). */
+const DEV_LOCK = decodeURIComponent(new URL("../deno.dev.lock", import.meta.url).pathname);
 const DEFAULT_WORKLOADS: Variant[] = ["M1", "C1-fwd", "C1-fwdbwd", "L1", "T1"];
 const GPU_ONLY = new Set<Variant>(["M4", "T2"]);
 
@@ -58,6 +68,7 @@ async function runCosgradSub(
   }
   const out = await spawn(Deno.execPath(), [
     "run",
+    `--lock=${DEV_LOCK}`,
     "-A",
     new URL(import.meta.url).pathname,
     "--worker",
@@ -208,14 +219,9 @@ async function worker(
   }
 }
 
-function list<T extends string>(s: string | undefined, known: readonly T[], what: string): T[] {
-  if (!s) return [];
-  return s.split(",").map((x) => {
-    if (!known.includes(x as T)) {
-      throw new RangeError(`Unknown ${what} ${x}, expected one of ${known.join(", ")}`);
-    }
-    return x as T;
-  });
+function list<T extends string>(s: string | undefined, known: readonly T[], flag: string): T[] {
+  if (s === undefined) return [];
+  return listOption(flag, s, (x) => choiceOption(flag, x, known));
 }
 
 const USAGE = `Usage: deno task compare [options]
@@ -232,41 +238,55 @@ const USAGE = `Usage: deno task compare [options]
   --json FILE         also write all results as JSON to FILE
   --help`;
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      workloads: { type: "string" },
-      frameworks: { type: "string" },
-      skip: { type: "string", multiple: true },
-      reps: { type: "string" },
-      "max-call-ms": { type: "string" },
-      modes: { type: "string" },
-      "timeout-s": { type: "string" },
-      json: { type: "string" },
-      worker: { type: "string" },
-      help: { type: "boolean" },
-    },
+async function main(argv: string[]): Promise<void> {
+  const { values } = parseCli(argv, {
+    workloads: { type: "string" },
+    frameworks: { type: "string" },
+    skip: { type: "string", multiple: true },
+    reps: { type: "string", default: "5" },
+    "max-call-ms": { type: "string", default: "60000" },
+    modes: { type: "string" },
+    "timeout-s": { type: "string", default: "900" },
+    json: { type: "string" },
+    worker: { type: "string" },
+    help: { type: "boolean", default: false },
   });
   if (values.help) {
     console.log(USAGE);
     return;
   }
-  const wanted = list(values.workloads, VARIANTS, "workload");
+  const wanted = list(values.workloads, VARIANTS, "workloads");
   const workloads = wanted.length ? wanted : DEFAULT_WORKLOADS;
-  const reps = Number(values.reps ?? 5), maxCallMs = Number(values["max-call-ms"] ?? 60_000);
-  const timeoutS = Number(values["timeout-s"] ?? 900);
-  const modesAsked = list(values.modes, MODES, "timing mode");
+  const reps = intOption("reps", values.reps, { min: 5 });
+  const maxCallMs = numberOption("max-call-ms", values["max-call-ms"], { above: 0 });
+  const timeoutS = numberOption("timeout-s", values["timeout-s"], { above: 0 });
+  const modesAsked = list(values.modes, MODES, "modes");
   const modes = modesAsked.length ? modesAsked : undefined;
+  if (values.json === "") throw new UsageError(`--json expects a file path, got ""`);
   if (values.worker) {
-    await worker(values.worker, workloads, { reps, maxCallMs, modes });
+    await worker(choiceOption("worker", values.worker, COSGRAD), workloads, {
+      reps,
+      maxCallMs,
+      modes,
+    });
     Deno.exit(0);
   }
-  const fws = list(values.frameworks, FRAMEWORKS, "framework");
+  const fws = list(values.frameworks, FRAMEWORKS, "frameworks");
   const frameworks = fws.length ? fws : FRAMEWORKS.filter((f) => f !== "torch-cuda");
   const skips = new Map<string, string>();
   for (const s of values.skip ?? []) {
     const [key, ...why] = s.split("=");
+    const [fw, w, ...more] = key.split(":");
+    if (
+      more.length > 0 || !(FRAMEWORKS as readonly string[]).includes(fw) ||
+      !(VARIANTS as readonly string[]).includes(w)
+    ) {
+      throw new UsageError(
+        `--skip expects FRAMEWORK:WORKLOAD[=reason] with FRAMEWORK one of ${
+          FRAMEWORKS.join(", ")
+        } and WORKLOAD one of ${VARIANTS.join(", ")}, got "${s}"`,
+      );
+    }
     skips.set(key, why.join("=") || "skipped by --skip");
   }
   // L1 first (the agreement check), then the other workloads in the order asked.
@@ -351,4 +371,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) await runMain(main, Deno.args);

@@ -93,3 +93,36 @@ Deno.test("ratioLines() prefers throughput, counts a steady too-slow call, never
   ]);
   assert.match(first[0], /jax-js-webgpu\s+n\/a/);
 });
+
+Deno.test("compare.ts refuses bad options with error: naming the flag, exit 2", async (t) => {
+  const cases: [string[], RegExp][] = [
+    [["--reps", "2"], /--reps expects an integer of at least 5, got "2"/],
+    [["--reps", "x"], /--reps expects an integer of at least 5, got "x"/],
+    [["--max-call-ms", "0"], /--max-call-ms expects a number greater than 0, got "0"/],
+    [["--timeout-s", "abc"], /--timeout-s expects a number greater than 0, got "abc"/],
+    [["--workloads", "M1,Z9"], /--workloads expects one of .*M1.*, got "Z9"/],
+    [["--frameworks", "tfjs"], /--frameworks expects one of .*, got "tfjs"/],
+    [["--modes", "fast"], /--modes expects one of latency, throughput, got "fast"/],
+    [["--skip", "cosgrad-cpu=slow"], /--skip expects FRAMEWORK:WORKLOAD/],
+  ];
+  for (const [args, message] of cases) {
+    await t.step(args.join(" "), async () => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          `--lock=${new URL("../deno.dev.lock", import.meta.url).pathname}`,
+          "-A",
+          new URL("./compare.ts", import.meta.url).pathname,
+          ...args,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+        env: { NO_COLOR: "1" },
+      }).output();
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 2, stderr);
+      assert.match(stderr, /^error: /);
+      assert.match(stderr, message);
+    });
+  }
+});

@@ -1,5 +1,5 @@
 /**
- * cosgrad's implementations of the standard workloads of WORKLOADS.md (shared/): M1, M4, C1
+ * cosgrad's implementations of the standard workloads of bench/WORKLOADS.md: M1, M4, C1
  * (forward, forward+backward), L1, T1 and T2, on the `webgpu`, `wasm` and `cpu` backends, reporting
  * {@linkcode PeerResult} rows like the peers in bench/peers/ do, so that one table holds all.
  *
@@ -197,7 +197,7 @@ function prepareCosface(wait: () => Promise<void>): Prepared {
   };
 }
 
-async function prepareTrain(
+export async function prepareTrain(
   id: "T1" | "T2",
   wait: () => Promise<void>,
   maxCallMs: number,
@@ -283,6 +283,30 @@ function memoryFacts(m: cg.MemoryReport, params: unknown): Record<string, number
     momentumMiB: paramBytes / MIB,
     largestBufferMiB: m.largestSlotBytes / MIB,
   };
+}
+
+/**
+ * Prepares one workload variant on the WebGPU backend (compiling it and running its first
+ * calls, as the timed runs do) and returns the backend: the tuner's way to learn which kernel
+ * classes a workload uses.
+ *
+ * @example
+ * ```ts ignore
+ * import { prepareCosgradWebGpu } from "./cosgrad.ts";
+ * const backend = await prepareCosgradWebGpu("T1");
+ * ```
+ */
+export async function prepareCosgradWebGpu(workload: Variant): Promise<cg.Backend> {
+  const backend = await cg.initWebGpu();
+  const wait = () => backend.synchronize();
+  await prepareVariant(workload, {
+    matmul: (n) => prepareMatmul(n, wait),
+    conv: (backward) => prepareConv(backward, wait),
+    cosface: () => prepareCosface(wait),
+    train: (id) => prepareTrain(id, wait, 60_000),
+  });
+  await wait();
+  return backend;
 }
 
 /**

@@ -69,3 +69,13 @@ Deno.test("bench/_inputs.py agrees with bench/_inputs.ts", async (t) => {
   assert.deepEqual(py.labels, Array.from(seededLabels(23, 5, 10000)));
   if (py.values_np) assert.deepEqual(py.values_np["1"], Array.from(seededValues(1, 5, 1)));
 });
+
+Deno.test("the project carries its workload definitions: bench/WORKLOADS.md, no ../shared links", async () => {
+  const root = new URL("../", import.meta.url);
+  const workloads = await Deno.readTextFile(new URL("bench/WORKLOADS.md", root));
+  assert.match(workloads, /35\.8995/);
+  for (const file of ["README.md", "BENCHMARKS.md", "ARCHITECTURE.md"]) {
+    const text = await Deno.readTextFile(new URL(file, root));
+    assert.doesNotMatch(text, /\.\.\/shared\/|shared\/WORKLOADS\.md/, file);
+  }
+});

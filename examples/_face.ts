@@ -13,7 +13,11 @@ import {
   rocCurve,
   tarAtFar,
 } from "../src/eval/mod.ts";
-import { decodeSafetensors, saveSafetensors, type TensorRecords } from "../src/io/mod.ts";
+import {
+  loadCheckpoint as loadChecked,
+  saveCheckpoint as saveChecked,
+  type TensorRecords,
+} from "../src/io/mod.ts";
 
 /** The losses the examples train with. */
 export const LOSSES = ["cosface", "softmax", "nsl", "arcface", "sphereface"] as const;
@@ -189,7 +193,10 @@ export function namedLeaves(tree: unknown, prefix = ""): [string, cg.Tensor][] {
   return [];
 }
 
-/** Saves a training state as safetensors (atomically), with run metadata. */
+/**
+ * Saves a training state as a checkpoint (safetensors with a SHA-256 checksum, written
+ * atomically and durably), with run metadata.
+ */
 export async function saveCheckpoint(
   path: string,
   state: TrainState,
@@ -205,31 +212,38 @@ export async function saveCheckpoint(
       data: data as Float32Array,
     };
   }
-  await saveSafetensors(path, records, metadata);
+  await saveChecked(path, records, metadata);
 }
 
-/** Loads a checkpoint into a state of the same structure; names and shapes must match. */
+/**
+ * Loads a checkpoint (checksum verified) into a state of the same structure; names, shapes
+ * and dtypes must match. Every error names the file. `check` sees the metadata first (and
+ * throws to refuse the checkpoint).
+ */
 export async function loadCheckpoint(
   path: string,
   like: TrainState,
+  check?: (metadata: Record<string, string>) => void,
 ): Promise<{ state: TrainState; metadata: Record<string, string> }> {
-  const { tensors, metadata } = decodeSafetensors(await Deno.readFile(path));
+  const { tensors, metadata } = await loadChecked(path);
+  check?.(metadata);
   const leaves = namedLeaves(like);
   const values = leaves.map(([name, t]) => {
     const key = name.replace(/\.$/, "");
     const rec = tensors[key];
-    if (rec === undefined || rec.shape.join(",") !== t.shape.join(",")) {
+    const dtype = t.dtype === "int32" ? "int32" : "float32";
+    if (rec === undefined || rec.shape.join(",") !== t.shape.join(",") || rec.dtype !== dtype) {
       throw new RangeError(
         `Checkpoint ${path} does not fit this model: ${key} is ${
-          rec ? `[${rec.shape}]` : "missing"
-        }, expected [${t.shape}]`,
+          rec ? `${rec.dtype} [${rec.shape}]` : "missing"
+        }, expected ${dtype} [${t.shape}]`,
       );
     }
     return cg.tensor(rec.data, rec.shape, { dtype: t.dtype });
   });
   const { def } = cg.treeFlatten(like);
   // namedLeaves sorts keys like treeFlatten does, so the orders agree.
-  return { state: cg.treeUnflatten<TrainState>(def, values), metadata: metadata ?? {} };
+  return { state: cg.treeUnflatten<TrainState>(def, values), metadata };
 }
 
 /** Renders every image a list of pairs needs, once, and maps pairs to indices. */

@@ -11,11 +11,11 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import * as cg from "../mod.ts";
-import { prepareImage, scanImageFolder } from "../src/data/mod.ts";
+import { ImageDecodeError, prepareImage, scanImageFolder } from "../src/data/mod.ts";
 import { cosineSimilarity } from "../src/eval/mod.ts";
 import { decodeSafetensors, saveSafetensors } from "../src/io/mod.ts";
+import { choiceOption, numberOption, parseCli, runMain, UsageError } from "./_cli.ts";
 import { embedImages, initRun, loadCheckpoint, type RunConfig, type TrainState } from "./_face.ts";
 
 const USAGE = `Usage:
@@ -24,14 +24,14 @@ const USAGE = `Usage:
 Options:
   --checkpoint FILE   a checkpoint written by examples/train_cosface.ts
   --out FILE          where embed writes (default out/embeddings.safetensors)
-  --threshold T       cosine threshold of verify (default 0.3)
-  --backend NAME      webgpu | cpu (default: webgpu when an adapter exists)
+  --threshold T       cosine threshold of verify, from -1 to 1 (default 0.3)
+  --backend NAME      auto | webgpu | cpu (default auto: webgpu when an adapter exists)
   -h, --help          this text`;
 
 async function loadModel(
   path: string,
 ): Promise<{ state: TrainState; config: RunConfig; meta: Record<string, string> }> {
-  const { metadata } = decodeSafetensors(await Deno.readFile(path));
+  const { metadata } = decodeSafetensors(await Deno.readFile(path), { path });
   if (metadata?.config === undefined) {
     throw new TypeError(`${path} has no "config" metadata: was it written by train_cosface.ts?`);
   }
@@ -43,44 +43,51 @@ async function loadModel(
 }
 
 async function main(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      checkpoint: { type: "string" },
-      out: { type: "string", default: "out/embeddings.safetensors" },
-      threshold: { type: "string" },
-      backend: { type: "string", default: "auto" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
+  const { values, positionals } = parseCli(argv, {
+    checkpoint: { type: "string" },
+    out: { type: "string", default: "out/embeddings.safetensors" },
+    threshold: { type: "string", default: "0.3" },
+    backend: { type: "string", default: "auto" },
+    help: { type: "boolean", short: "h", default: false },
+  }, { positionals: true });
   const [command, ...rest] = positionals;
   if (values.help || command === undefined) {
     console.log(USAGE);
     return;
   }
-  if (values.checkpoint === undefined) throw new TypeError("--checkpoint FILE is required");
-  if (values.backend === "cpu") await cg.setBackend("cpu");
-  else if (values.backend === "webgpu") await cg.initWebGpu();
+  if (command !== "embed" && command !== "verify") {
+    throw new UsageError(`Unknown command "${command}": expected embed or verify`);
+  }
+  if (command === "embed" && rest.length !== 1) {
+    throw new UsageError(`embed expects one folder, got ${rest.length} arguments`);
+  }
+  if (command === "verify" && rest.length !== 2) {
+    throw new UsageError(`verify expects two image paths, got ${rest.length}`);
+  }
+  const threshold = numberOption("threshold", values.threshold, { min: -1, max: 1 });
+  const backend = choiceOption("backend", values.backend, ["auto", "cpu", "webgpu"] as const);
+  if (values.out === "") throw new UsageError(`--out expects a file path, got ""`);
+  if (values.checkpoint === undefined) throw new UsageError("--checkpoint FILE is required");
+  if (backend === "cpu") await cg.setBackend("cpu");
+  else if (backend === "webgpu") await cg.initWebGpu();
   else await cg.initDefaultBackend();
   const { state, config } = await loadModel(values.checkpoint);
   const plane = 3 * config.size * config.size;
   if (command === "embed") {
-    if (rest.length !== 1) throw new TypeError("embed expects one folder");
     const index = await scanImageFolder(rest[0]);
     const images = new Float32Array(index.entries.length * plane);
     const kept: number[] = [];
     const skipped: string[] = [];
     for (const [i, e] of index.entries.entries()) {
+      const bytes = await Deno.readFile(e.path);
       try {
-        images.set(
-          prepareImage(await Deno.readFile(e.path), e.path, config.size),
-          kept.length * plane,
-        );
+        images.set(prepareImage(bytes, e.path, config.size), kept.length * plane);
         kept.push(i);
       } catch (err) {
+        // Only an undecodable image is skipped; read errors and bugs end the command.
+        if (!(err instanceof ImageDecodeError)) throw err;
         skipped.push(e.path);
-        console.warn(`skipped ${e.path}: ${err instanceof Error ? err.message : err}`);
+        console.warn(`skipped ${e.path}: ${err.message}`);
       }
     }
     const { emb, dim } = await embedImages(
@@ -104,30 +111,19 @@ async function main(argv: string[]): Promise<void> {
       `wrote ${kept.length} embeddings of size ${dim} to ${values.out}` +
         (skipped.length ? ` (${skipped.length} unreadable images skipped)` : ""),
     );
-  } else if (command === "verify") {
-    if (rest.length !== 2) throw new TypeError("verify expects two image paths");
+  } else {
     const images = new Float32Array(2 * plane);
     for (let i = 0; i < 2; i++) {
       images.set(prepareImage(await Deno.readFile(rest[i]), rest[i], config.size), i * plane);
     }
     const { emb, dim } = await embedImages(state.params, state.bn, images, config.size);
     const score = cosineSimilarity(emb.subarray(0, dim), emb.subarray(dim));
-    const threshold = Number(values.threshold ?? 0.3);
     console.log(
       `cosine similarity ${score.toFixed(4)}: ${
         score > threshold ? "same identity" : "different identities"
       } (threshold ${threshold})`,
     );
-  } else {
-    throw new TypeError(`Unknown command "${command}": expected embed or verify`);
   }
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (e) {
-    console.error(`error: ${e instanceof Error ? e.message : e}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runMain(main, Deno.args);

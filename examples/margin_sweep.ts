@@ -14,58 +14,109 @@
  * @module
  */
 import type { LossName } from "./_face.ts";
+import { choiceOption, listOption, numberOption, parseCli, runMain, UsageError } from "./_cli.ts";
 import {
+  argsFrom,
+  checkMargin,
   openDataset,
-  parse,
   type RunResult,
   testSet,
   train,
+  TRAIN_OPTIONS,
   useBackend,
+  withSignals,
   writeChart,
   writeText,
 } from "./train_cosface.ts";
 
-function take(argv: string[], name: string, fallback: string): [string, string[]] {
-  const i = argv.indexOf(`--${name}`);
-  if (i < 0) return [fallback, argv];
-  return [argv[i + 1], [...argv.slice(0, i), ...argv.slice(i + 2)]];
+const USAGE =
+  `Usage: deno run --allow-read=. --allow-write=out --allow-env examples/margin_sweep.ts [options]
+
+Trains CosFace at each margin of --margins and each loss of --family the same way, and
+compares them on unseen identities. Each run has its own checkpoint in the output folder
+(cosface_m0.35.safetensors, arcface_m0.5.safetensors, ...), so --resume continues each one.
+
+  --margins LIST         CosFace margins (default 0,0.1,0.2,0.3,0.35,0.45), each within the
+                         paper's bound (Eq. 7) unless --force
+  --family LIST          other losses to compare, from softmax, nsl, arcface, sphereface, or
+                         "" for none (default softmax,nsl,arcface,sphereface)
+  --out DIR              output folder (default out/sweep)
+  --eval-every N         evaluate every N steps (default 0: only at the end)
+
+Every other option of train_cosface.ts applies (--data, --eval, --size, --steps, --batch,
+--s, --checkpoint-every, --resume, ...); see train_cosface.ts --help.`;
+
+const FAMILY = ["softmax", "nsl", "arcface", "sphereface"] as const;
+
+/** The margin of each family member in the sweep (ArcFace 0.5, SphereFace 4, as published). */
+function familyMargin(loss: LossName, m: number): number {
+  return loss === "arcface" ? 0.5 : loss === "sphereface" ? 4 : m;
+}
+
+function tagOf(loss: LossName, m: number): string {
+  return loss === "softmax" || loss === "nsl" ? loss : `${loss}_m${m}`;
 }
 
 async function main(argv: string[]): Promise<void> {
-  let rest = argv;
-  let margins: string, family: string;
-  [margins, rest] = take(rest, "margins", "0,0.1,0.2,0.3,0.35,0.45");
-  [family, rest] = take(rest, "family", "softmax,nsl,arcface,sphereface");
-  // Each run is evaluated once, at its end, unless --eval-every is given.
-  const args = parse(["--eval-every", "0", ...rest, "--baseline", "none"]);
-  if (args === null) {
-    console.log(
-      "Usage: margin_sweep.ts [--margins 0,0.1,...] [--family softmax,nsl,...] " +
-        "[train_cosface.ts options]",
-    );
+  const { values } = parseCli(argv, {
+    ...TRAIN_OPTIONS,
+    margins: { type: "string", default: "0,0.1,0.2,0.3,0.35,0.45" },
+    family: { type: "string", default: FAMILY.join(",") },
+    out: { type: "string", default: "out/sweep" },
+    "eval-every": { type: "string", default: "0" },
+  });
+  if (values.help) {
+    console.log(USAGE);
     return;
   }
-  if (args.out === "out/train") args.out = "out/sweep";
+  if (values.baseline !== TRAIN_OPTIONS.baseline.default) {
+    throw new UsageError(`--baseline does not apply to margin_sweep.ts: use --family`);
+  }
+  const { margins: rawMargins, family: rawFamily, ...rest } = values;
+  const args = argsFrom({ ...rest, baseline: "none" });
+  const margins = listOption("margins", rawMargins, (v) => numberOption("margins", v));
+  const family = rawFamily.trim() === ""
+    ? []
+    : listOption("family", rawFamily, (v) => choiceOption("family", v, FAMILY));
+  const plan: { loss: LossName; m: number; label: string; sweep: boolean }[] = [
+    ...margins.map((m) => ({ loss: "cosface" as const, m, label: `cosface m=${m}`, sweep: true })),
+    ...family.map((loss) => {
+      const m = familyMargin(loss, args.m);
+      return {
+        loss,
+        m,
+        label: loss === "softmax" || loss === "nsl" ? loss : `${loss} m=${m}`,
+        sweep: false,
+      };
+    }),
+  ];
+  if (new Set(plan.map((p) => tagOf(p.loss, p.m))).size !== plan.length) {
+    throw new UsageError(`--margins ${rawMargins} repeats a margin: expected distinct values`);
+  }
+  const check = (classes: number) => {
+    for (const p of plan) {
+      const flag = p.sweep ? "--margins" : `the ${p.loss} margin of the sweep`;
+      checkMargin(p.loss, p.m, classes, args.embedding, args.force, flag);
+    }
+  };
+  if (args.data === "synthetic") check(args.identities);
   await useBackend(args.backend);
   await Deno.mkdir(args.out, { recursive: true });
   const dataset = await openDataset(args);
+  check(dataset.classes);
   const test = await testSet(args);
   const rows: { label: string; m: number | null; run: RunResult }[] = [];
-  for (const m of margins.split(",").map(Number)) {
-    const run = await train({ ...args, m }, "cosface", dataset, test);
-    rows.push({ label: `cosface m=${m}`, m, run });
-  }
-  for (const loss of family.split(",").filter((x) => x !== "") as LossName[]) {
-    const m = loss === "arcface" ? 0.5 : loss === "sphereface" ? 4 : args.m;
-    const run = await train({ ...args, m }, loss, dataset, test);
-    rows.push({
-      label: loss === "softmax" || loss === "nsl" ? loss : `${loss} m=${m}`,
-      m: null,
-      run,
-    });
-  }
+  await withSignals(async (signal) => {
+    for (const p of plan) {
+      const run = await train({ ...args, m: p.m }, p.loss, dataset, test, {
+        tag: tagOf(p.loss, p.m),
+        signal,
+      });
+      rows.push({ label: p.label, m: p.sweep ? p.m : null, run });
+    }
+  });
   const lines = [
-    `| run | verification accuracy (unseen identities) | AUC |`,
+    `| run | verification accuracy (${test.description}) | AUC |`,
     `| --- | --- | --- |`,
     ...rows.map((r) =>
       `| ${r.label} | ${(r.run.accuracy * 100).toFixed(2)}% ± ${
@@ -93,11 +144,4 @@ async function main(argv: string[]): Promise<void> {
   console.log(`wrote ${args.out}/sweep.md, sweep.json, sweep.svg`);
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (e) {
-    console.error(`error: ${e instanceof Error ? e.message : e}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runMain(main, Deno.args);

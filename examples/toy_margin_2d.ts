@@ -13,8 +13,8 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import * as cg from "../mod.ts";
+import { choiceOption, intOption, numberOption, parseCli, runMain, UsageError } from "./_cli.ts";
 import { scatterSvg } from "../src/eval/report.ts";
 import {
   angularGaps,
@@ -260,20 +260,10 @@ export function gapTable(
   return [line(head), ...rows.map(line)].join("\n");
 }
 
-async function chooseBackend(name: string | undefined): Promise<string> {
+async function chooseBackend(name: "cpu" | "webgpu" | undefined): Promise<string> {
   if (name === undefined) return (await cg.initDefaultBackend()).name;
   if (name === "cpu") return (await cg.setBackend("cpu")).name;
-  if (name === "webgpu") return (await cg.initWebGpu()).name;
-  throw new RangeError(`Invalid backend "${name}": expected cpu or webgpu`);
-}
-
-function numberArg(value: string | undefined, what: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n)) {
-    throw new RangeError(`Invalid ${what} "${value}": expected a number`);
-  }
-  return n;
+  return (await cg.initWebGpu()).name;
 }
 
 /**
@@ -286,33 +276,31 @@ function numberArg(value: string | undefined, what: string): number | undefined 
  * ```
  */
 export async function main(args: string[]): Promise<ToySettingResult[]> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      steps: { type: "string" },
-      backend: { type: "string" },
-      out: { type: "string", default: "out/toy" },
-      "per-class": { type: "string" },
-      scale: { type: "string" },
-      lr: { type: "string" },
-      seed: { type: "string" },
-      quiet: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
+  const { values } = parseCli(args, {
+    steps: { type: "string" },
+    backend: { type: "string" },
+    out: { type: "string", default: "out/toy" },
+    "per-class": { type: "string" },
+    scale: { type: "string" },
+    lr: { type: "string" },
+    seed: { type: "string" },
+    quiet: { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
   });
   if (values.help) {
     console.log(USAGE);
     return [];
   }
   const log = values.quiet ? () => {} : console.log;
-  const backend = await chooseBackend(values.backend);
   const options: ToyMarginOptions = {
-    steps: numberArg(values.steps, "--steps"),
-    perClass: numberArg(values["per-class"], "--per-class"),
-    scale: numberArg(values.scale, "--scale"),
-    lr: numberArg(values.lr, "--lr"),
-    seed: numberArg(values.seed, "--seed"),
+    steps: intOption("steps", values.steps, { min: 1 }),
+    perClass: intOption("per-class", values["per-class"], { min: 1 }),
+    scale: numberOption("scale", values.scale, { above: 0 }),
+    lr: numberOption("lr", values.lr, { above: 0 }),
+    seed: intOption("seed", values.seed, { min: 0, max: 2 ** 32 - 1 }),
   };
+  if (values.out === "") throw new UsageError(`--out expects a folder path, got ""`);
+  const backend = await chooseBackend(choiceOption("backend", values.backend, ["cpu", "webgpu"]));
   const description = backend === "webgpu"
     ? ` (${(cg.getBackend() as unknown as { description?: string }).description ?? "?"})`
     : "";
@@ -331,4 +319,4 @@ export async function main(args: string[]): Promise<ToySettingResult[]> {
   return results;
 }
 
-if (import.meta.main) await main(Deno.args);
+if (import.meta.main) await runMain(main, Deno.args);

@@ -77,10 +77,42 @@ Deno.test("main() writes two SVGs per setting", async () => {
   }
 });
 
-Deno.test("main() rejects an unknown backend and a bad step count", async () => {
-  await assert.rejects(() => main(["--backend", "tpu", "--quiet"]), /Invalid backend "tpu"/);
-  await assert.rejects(
-    () => main(["--backend", "cpu", "--steps", "0", "--quiet"]),
-    /Invalid step count 0/,
-  );
+Deno.test("main() rejects bad options with usage errors naming the flag and the range", async () => {
+  const cases: [string[], RegExp][] = [
+    [["--backend", "tpu"], /--backend expects one of cpu, webgpu, got "tpu"/],
+    [["--steps", "0"], /--steps expects an integer of at least 1, got "0"/],
+    [["--steps", "abc"], /--steps expects an integer of at least 1, got "abc"/],
+    [["--per-class", "2.5"], /--per-class expects an integer of at least 1, got "2.5"/],
+    [["--scale=-1"], /--scale expects a number greater than 0, got "-1"/],
+    [["--lr", "0"], /--lr expects a number greater than 0, got "0"/],
+    [["--seed=-3"], /--seed expects an integer from 0 to 4294967295, got "-3"/],
+    [["--bogus"], /Unknown option '--bogus'/],
+  ];
+  for (const [args, message] of cases) {
+    await assert.rejects(() => main([...args, "--quiet"]), (e: Error) => {
+      assert.equal(e.name, "UsageError");
+      assert.match(e.message, message);
+      return true;
+    });
+  }
+});
+
+Deno.test("toy_margin_2d.ts exits 2 with error: and no stack trace on a bad option", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-env",
+      new URL("./toy_margin_2d.ts", import.meta.url).pathname,
+      "--steps",
+      "x",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 2, stderr);
+  assert.match(stderr, /^error: --steps expects an integer of at least 1, got "x"/);
+  assert.doesNotMatch(stderr, /\n\s+at /);
 });

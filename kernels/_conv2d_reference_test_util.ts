@@ -55,8 +55,9 @@ function forEachTerm(g: Conv2dGeometry, f: (xi: number, wi: number, yi: number) 
  * ```ts
  * import { conv2dGeometry } from "./conv2d.ts";
  * import { referenceForward } from "./_conv2d_reference_test_util.ts";
+ * import assert from "node:assert/strict";
  * const g = conv2dGeometry({ batch: 1, inChannels: 1, height: 1, width: 1, outChannels: 1, kernelH: 1, kernelW: 1 });
- * console.assert(referenceForward(g, new Float32Array([2]), new Float32Array([3])).value[0] === 6);
+ * assert(referenceForward(g, new Float32Array([2]), new Float32Array([3])).value[0] === 6);
  * ```
  */
 export function referenceForward(g: Conv2dGeometry, x: Float32Array, w: Float32Array): Reference {
@@ -78,8 +79,9 @@ export function referenceForward(g: Conv2dGeometry, x: Float32Array, w: Float32A
  * ```ts
  * import { conv2dGeometry } from "./conv2d.ts";
  * import { referenceBackwardInput } from "./_conv2d_reference_test_util.ts";
+ * import assert from "node:assert/strict";
  * const g = conv2dGeometry({ batch: 1, inChannels: 1, height: 1, width: 1, outChannels: 1, kernelH: 1, kernelW: 1 });
- * console.assert(referenceBackwardInput(g, new Float32Array([2]), new Float32Array([3])).value[0] === 6);
+ * assert(referenceBackwardInput(g, new Float32Array([2]), new Float32Array([3])).value[0] === 6);
  * ```
  */
 export function referenceBackwardInput(
@@ -105,8 +107,9 @@ export function referenceBackwardInput(
  * ```ts
  * import { conv2dGeometry } from "./conv2d.ts";
  * import { referenceBackwardFilter } from "./_conv2d_reference_test_util.ts";
+ * import assert from "node:assert/strict";
  * const g = conv2dGeometry({ batch: 1, inChannels: 1, height: 1, width: 1, outChannels: 1, kernelH: 1, kernelW: 1 });
- * console.assert(referenceBackwardFilter(g, new Float32Array([2]), new Float32Array([3])).value[0] === 6);
+ * assert(referenceBackwardFilter(g, new Float32Array([2]), new Float32Array([3])).value[0] === 6);
  * ```
  */
 export function referenceBackwardFilter(

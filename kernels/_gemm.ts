@@ -130,7 +130,8 @@ export interface GemmSpec {
  * @example
  * ```ts
  * import { gemmThreads } from "./_gemm.ts";
- * console.assert(gemmThreads({ bm: 128, bn: 128, bk: 8, tm: 8, tn: 8 }) === 256);
+ * import assert from "node:assert/strict";
+ * assert(gemmThreads({ bm: 128, bn: 128, bk: 8, tm: 8, tn: 8 }) === 256);
  * ```
  */
 export function gemmThreads(tile: GemmTile): number {
@@ -178,7 +179,8 @@ export function checkTile(tile: GemmTile): void {
  * @example
  * ```ts
  * import { splitChunks } from "./_gemm.ts";
- * console.assert(splitChunks(100, 8, 4).join() === "4,32");
+ * import assert from "node:assert/strict";
+ * assert(splitChunks(100, 8, 4).join() === "4,32");
  * ```
  */
 export function splitChunks(k: number, bk: number, splits: number): [number, number] {
@@ -525,6 +527,7 @@ function registersBody(spec: GemmSpec, split: boolean): { decls: string; body: s
  * @example
  * ```ts
  * import { gemmPlan } from "./_gemm.ts";
+ * import assert from "node:assert/strict";
  * const plan = gemmPlan({
  *   batch: 1, m: 8, n: 8, k: 8, label: "8x8x8", splits: 1, outSize: 64,
  *   tile: { bm: 16, bn: 16, bk: 8, tm: 4, tn: 4 },
@@ -532,7 +535,7 @@ function registersBody(spec: GemmSpec, split: boolean): { decls: string; body: s
  *   b: { binding: "b", vec: "tile", index: (t, k) => `${k} * 8u + ${t}` },
  *   outIndex: (r, c) => `${r} * 8u + ${c}`,
  * });
- * console.assert(plan.steps.length === 1);
+ * assert(plan.steps.length === 1);
  * ```
  */
 export function gemmPlan(spec: GemmSpec): KernelPlan {
@@ -657,7 +660,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
  * @example
  * ```ts
  * import { splitReduceKernel } from "./_gemm.ts";
- * console.assert(splitReduceKernel(64, 4, undefined, "x").bindings.join() === "partial,out");
+ * import assert from "node:assert/strict";
+ * assert(splitReduceKernel(64, 4, undefined, "x").bindings.join() === "partial,out");
  * ```
  */
 export function splitReduceKernel(
@@ -746,12 +750,19 @@ function pow2Floor(x: number): number {
  * @example
  * ```ts
  * import { chooseGemmConfig } from "./_gemm.ts";
- * console.assert(chooseGemmConfig({ batch: 1, m: 16, n: 16, k: 65536 }).splitK > 1);
+ * import assert from "node:assert/strict";
+ * assert(chooseGemmConfig({ batch: 1, m: 16, n: 16, k: 65536 }).splitK > 1);
  * ```
  */
 export function chooseGemmConfig(
   shape: { batch: number; m: number; n: number; k: number },
-  options: { profile?: KernelProfile; tmMultipleOf4?: boolean; tallRows?: boolean } = {},
+  options: {
+    profile?: KernelProfile;
+    tmMultipleOf4?: boolean;
+    tallRows?: boolean;
+    /** Register block cap (4, 8, 16, or 32 with `tallRows`), replacing the size rule (tuning). */
+    cap?: number;
+  } = {},
 ): GemmConfig {
   const profile = options.profile ?? "llvmpipe";
   if (profile !== "llvmpipe" && profile !== "discrete") {
@@ -763,12 +774,16 @@ export function chooseGemmConfig(
     // Bigger register blocks run faster but compile slower (llvmpipe: 16x16 ~3 s, 8x8
     // ~0.5 s, 4x4 ~0.15 s per pipeline), so small products get small blocks.
     const macs = batch * m * n * k;
-    const cap = macs >= 2 ** 26 ? 16 : macs >= 2 ** 21 ? 8 : 4;
+    const cap = options.cap ?? (macs >= 2 ** 26 ? 16 : macs >= 2 ** 21 ? 8 : 4);
+    if (![4, 8, 16, 32].includes(cap)) {
+      throw new RangeError(`Invalid register block cap ${cap}: expected 4, 8, 16 or 32`);
+    }
     const tn = Math.min(cap, n >= 16 ? 16 : n > 4 ? 8 : 4);
     let tm = Math.min(cap, m >= 16 ? 16 : pow2Floor(m));
     // 32 rows per thread from 2^28 multiply-adds (compiles in ~1 s): measured 1.4-1.5x faster
     // than 16 on the C1 convolution (scalar gathers of B), 1.4x slower on a 1024³ matmul.
-    if (options.tallRows && macs >= 2 ** 28 && m >= 32) tm = 32;
+    const tall = options.cap === undefined ? macs >= 2 ** 28 : cap === 32;
+    if (options.tallRows && tall && m >= 32) tm = 32;
     if (options.tmMultipleOf4) tm = Math.max(4, tm);
     // 8 threads, 4 x 2 when the shape allows (a squarer footprint reuses cache lines better).
     const colBlocks = pow2Floor(Math.ceil(n / tn));

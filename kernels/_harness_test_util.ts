@@ -169,10 +169,11 @@ export async function preparePlan(
  * @example
  * ```ts
  * import { getTestDevice, readBuffer } from "./_harness_test_util.ts";
+ * import assert from "node:assert/strict";
  * const device = await getTestDevice();
  * if (device) {
  *   const buffer = device.createBuffer({ size: 16, usage: GPUBufferUsage.COPY_SRC });
- *   console.assert((await readBuffer(device, buffer, 4)).length === 4);
+ *   assert((await readBuffer(device, buffer, 4)).length === 4);
  * }
  * ```
  */
@@ -298,8 +299,9 @@ export async function timePlan(
  * @example
  * ```ts
  * import { hashFill } from "./_harness_test_util.ts";
+ * import assert from "node:assert/strict";
  * const x = hashFill(4, 1);
- * console.assert(x.length === 4 && Math.abs(x[0]) <= 1);
+ * assert(x.length === 4 && Math.abs(x[0]) <= 1);
  * ```
  */
 export function hashFill(length: number, seed: number, scale = 1): Float32Array {
@@ -327,7 +329,8 @@ export function hashFill(length: number, seed: number, scale = 1): Float32Array 
  * @example
  * ```ts
  * import { maxScaledError } from "./_harness_test_util.ts";
- * console.assert(maxScaledError([1, 2], [1, 2.001], { atol: 0, rtol: 1e-3 }) <= 1);
+ * import assert from "node:assert/strict";
+ * assert(maxScaledError([1, 2], [1, 2.001], { atol: 0, rtol: 1e-3 }) <= 1);
  * ```
  */
 export function maxScaledError(

@@ -23,7 +23,8 @@ export interface FoldedGrid {
  * @example
  * ```ts
  * import { foldWorkgroups } from "./_wgsl.ts";
- * console.assert(foldWorkgroups(70000).workgroups[1] === 2);
+ * import assert from "node:assert/strict";
+ * assert(foldWorkgroups(70000).workgroups[1] === 2);
  * ```
  */
 export function foldWorkgroups(total: number): FoldedGrid {
@@ -62,13 +63,14 @@ export interface BindingDecl {
  * @example
  * ```ts
  * import { declareBindings } from "./_wgsl.ts";
+ * import assert from "node:assert/strict";
  * const code = declareBindings([{ name: "out", type: "f32", access: "read_write" }]);
- * console.assert(code.includes("@binding(0) var<storage, read_write> out: array<f32>;"));
+ * assert(code.includes("@binding(0) var<storage, read_write> out: array<f32>;"));
  * const split = declareBindings([
  *   { name: "a", type: "f32", access: "read", split: { parts: 2, elements: 64 } },
  * ]);
- * console.assert(split.includes("@binding(1) var<storage, read> a_1: array<f32>;"));
- * console.assert(split.includes("fn a_at(i: u32) -> f32"));
+ * assert(split.includes("@binding(1) var<storage, read> a_1: array<f32>;"));
+ * assert(split.includes("fn a_at(i: u32) -> f32"));
  * ```
  */
 export function declareBindings(decls: BindingDecl[]): string {
@@ -102,13 +104,14 @@ export function declareBindings(decls: BindingDecl[]): string {
  * @example
  * ```ts
  * import { splitAccessor } from "./_wgsl.ts";
+ * import assert from "node:assert/strict";
  * const code = splitAccessor({
  *   name: "out",
  *   type: "f32",
  *   access: "read_write",
  *   split: { parts: 3, elements: 64 },
  * });
- * console.assert(code.includes("if (p == 1u) { out_1[j] = v; return; }"));
+ * assert(code.includes("if (p == 1u) { out_1[j] = v; return; }"));
  * ```
  */
 export function splitAccessor(decl: BindingDecl & { split: BindingSplit }): string {
@@ -143,8 +146,9 @@ export function splitAccessor(decl: BindingDecl & { split: BindingSplit }): stri
  * @example
  * ```ts
  * import { loadAt } from "./_wgsl.ts";
- * console.assert(loadAt({ name: "a" }, "i") === "a[i]");
- * console.assert(loadAt({ name: "a", split: { parts: 2, elements: 4 } }, "i") === "a_at(i)");
+ * import assert from "node:assert/strict";
+ * assert(loadAt({ name: "a" }, "i") === "a[i]");
+ * assert(loadAt({ name: "a", split: { parts: 2, elements: 4 } }, "i") === "a_at(i)");
  * ```
  */
 export function loadAt(binding: SplitRef, index: string): string {
@@ -166,7 +170,8 @@ export interface SplitRef {
  * @example
  * ```ts
  * import { storeAt } from "./_wgsl.ts";
- * console.assert(storeAt({ name: "out" }, { index: "i", value: "1.0" }) === "out[i] = 1.0;");
+ * import assert from "node:assert/strict";
+ * assert(storeAt({ name: "out" }, { index: "i", value: "1.0" }) === "out[i] = 1.0;");
  * ```
  */
 export function storeAt(binding: SplitRef, store: { index: string; value: string }): string {
@@ -181,7 +186,8 @@ export function storeAt(binding: SplitRef, store: { index: string; value: string
  * @example
  * ```ts
  * import { epilogueBindings } from "./_wgsl.ts";
- * console.assert(epilogueBindings({ code: "", extraInputs: 2 }).length === 2);
+ * import assert from "node:assert/strict";
+ * assert(epilogueBindings({ code: "", extraInputs: 2 }).length === 2);
  * ```
  */
 export function epilogueBindings(epilogue: Epilogue | undefined): BindingDecl[] {
@@ -198,7 +204,8 @@ export function epilogueBindings(epilogue: Epilogue | undefined): BindingDecl[] 
  * @example
  * ```ts
  * import { epilogueFunction } from "./_wgsl.ts";
- * console.assert(epilogueFunction({ code: "acc = 2.0 * acc;", extraInputs: 0 }).includes("2.0 * acc"));
+ * import assert from "node:assert/strict";
+ * assert(epilogueFunction({ code: "acc = 2.0 * acc;", extraInputs: 0 }).includes("2.0 * acc"));
  * ```
  */
 export function epilogueFunction(epilogue: Epilogue | undefined): string {
@@ -240,7 +247,8 @@ export function checkInts(
  * @example
  * ```ts
  * import { align16 } from "./_wgsl.ts";
- * console.assert(align16(20) === 32);
+ * import assert from "node:assert/strict";
+ * assert(align16(20) === 32);
  * ```
  */
 export function align16(bytes: number): number {
@@ -253,7 +261,8 @@ export function align16(bytes: number): number {
  * @example
  * ```ts
  * import { f32Literal } from "./_wgsl.ts";
- * console.assert(f32Literal(2) === "2.0");
+ * import assert from "node:assert/strict";
+ * assert(f32Literal(2) === "2.0");
  * ```
  */
 export function f32Literal(x: number): string {

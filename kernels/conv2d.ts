@@ -91,6 +91,11 @@ export interface Conv2dSpec {
    * padding-1 convolution by rows of pixels (`conv2d_rows.ts`).
    */
   columns?: "auto" | "implicit" | "explicit" | "rows";
+  /**
+   * A measured choice of algorithm and tile (see `tune.ts`), replacing `columns` "auto" and the
+   * size rules; a variant that does not apply to the shape throws a RangeError.
+   */
+  variant?: ConvVariant;
   /** Bytes of the explicit column scratch per chunk of images (default 120 MiB). */
   columnsBytes?: number;
   /**
@@ -99,6 +104,18 @@ export interface Conv2dSpec {
    */
   split?: Readonly<Record<string, BindingSplit>>;
 }
+
+/**
+ * One algorithm and tile of a convolution kernel, as the tuner chooses among them: by rows
+ * (`conv2d_rows.ts`; `tm` channels x `tn` pixels per thread for the forward and input-gradient
+ * kernels, `to` x `tc` channels for the weight gradient), the implicit GEMM with register
+ * blocks of at most `cap` rows and columns (32: tall 32-row blocks), or explicit columns.
+ */
+export type ConvVariant =
+  | { algo: "rows"; tm: number; tn: number }
+  | { algo: "rowsFilter"; to: number; tc: number }
+  | { algo: "implicit"; cap: number }
+  | { algo: "explicit" };
 
 /** A spec with every default filled in and the output size computed. */
 export interface Conv2dGeometry {
@@ -148,11 +165,12 @@ function pair(value: number | [number, number] | undefined, name: string): [numb
  * @example
  * ```ts
  * import { conv2dGeometry } from "./conv2d.ts";
+ * import assert from "node:assert/strict";
  * const g = conv2dGeometry({
  *   batch: 1, inChannels: 3, height: 32, width: 32, outChannels: 8, kernelH: 3, kernelW: 3,
  *   stride: 2, padding: 1,
  * });
- * console.assert(g.oh === 16 && g.ow === 16);
+ * assert(g.oh === 16 && g.ow === 16);
  * ```
  */
 export function conv2dGeometry(spec: Conv2dSpec): Conv2dGeometry {
@@ -205,7 +223,8 @@ function config(
   shape: { batch: number; m: number; n: number; k: number },
   minSplit = 1,
 ): { tile: GemmTile; splits: number } {
-  const auto = chooseGemmConfig(shape, { profile: spec.profile, tallRows: true });
+  const cap = spec.variant?.algo === "implicit" ? spec.variant.cap : undefined;
+  const auto = chooseGemmConfig(shape, { profile: spec.profile, tallRows: true, cap });
   const tile = spec.tile ?? auto.tile;
   checkTile(tile);
   const splits = spec.splitK ?? (spec.tile ? 1 : Math.max(auto.splitK, minSplit));
@@ -231,11 +250,18 @@ function describe(g: Conv2dGeometry, what: string): string {
  * @example
  * ```ts
  * import { conv2dForwardKernel } from "./conv2d.ts";
+ * import assert from "node:assert/strict";
  * const plan = conv2dForwardKernel({
+ *   batch: 2, inChannels: 4, height: 8, width: 8, outChannels: 8, kernelH: 3, kernelW: 3,
+ *   padding: 1, columns: "implicit",
+ * });
+ * assert.deepEqual(plan.steps.map((s) => s.bindings.join()), ["x,w,out"]);
+ * // By default (a 3x3 stride-1 padding-1 kernel), by rows: weights repacked, then convolved.
+ * const rows = conv2dForwardKernel({
  *   batch: 2, inChannels: 4, height: 8, width: 8, outChannels: 8, kernelH: 3, kernelW: 3,
  *   padding: 1,
  * });
- * console.assert(plan.steps[0].bindings.join() === "x,w,out");
+ * assert.deepEqual(rows.steps.map((s) => s.bindings.join()), ["w,wq", "x,wq,out"]);
  * ```
  */
 export function conv2dForwardKernel(spec: Conv2dSpec): KernelPlan {
@@ -317,11 +343,18 @@ export function conv2dForwardKernel(spec: Conv2dSpec): KernelPlan {
  * @example
  * ```ts
  * import { conv2dBackwardInputKernel } from "./conv2d.ts";
+ * import assert from "node:assert/strict";
  * const plan = conv2dBackwardInputKernel({
+ *   batch: 2, inChannels: 4, height: 8, width: 8, outChannels: 8, kernelH: 3, kernelW: 3,
+ *   stride: 2, padding: 1, columns: "implicit",
+ * });
+ * assert.deepEqual(plan.steps.map((s) => s.bindings.join()), ["dy,w,out"]);
+ * // By default with stride 2: explicit columns (a GEMM into `cols`, then col2im).
+ * const cols = conv2dBackwardInputKernel({
  *   batch: 2, inChannels: 4, height: 8, width: 8, outChannels: 8, kernelH: 3, kernelW: 3,
  *   stride: 2, padding: 1,
  * });
- * console.assert(plan.steps[0].bindings.join() === "dy,w,out");
+ * assert.deepEqual(cols.steps.map((s) => s.bindings.join()), ["dy,w,cols", "cols,out"]);
  * ```
  */
 export function conv2dBackwardInputKernel(spec: Conv2dSpec): KernelPlan {
@@ -415,11 +448,12 @@ export function conv2dBackwardInputKernel(spec: Conv2dSpec): KernelPlan {
  * @example
  * ```ts
  * import { conv2dBackwardFilterKernel } from "./conv2d.ts";
+ * import assert from "node:assert/strict";
  * const plan = conv2dBackwardFilterKernel({
  *   batch: 16, inChannels: 64, height: 56, width: 56, outChannels: 64, kernelH: 3, kernelW: 3,
  *   padding: 1,
  * });
- * console.assert(plan.steps.length === 2 && plan.scratch[0].name === "partial");
+ * assert(plan.steps.length === 2 && plan.scratch[0].name === "partial");
  * ```
  */
 export function conv2dBackwardFilterKernel(spec: Conv2dSpec): KernelPlan {
@@ -525,6 +559,12 @@ function explicitChunks(
   }
   const budget = spec.columnsBytes ?? COLS_BYTES;
   checkInts("conv2d", { columnsBytes: budget });
+  if (spec.variant !== undefined) {
+    if (spec.variant.algo !== "explicit") return null;
+    const chunks = explicitChunks({ ...spec, ...ANY, columns: "explicit" }, g, true);
+    if (chunks === null) throw variantError(spec.variant, g);
+    return chunks;
+  }
   if (
     (spec.profile ?? "llvmpipe") !== "llvmpipe" || spec.tile !== undefined ||
     spec.splitK !== undefined || g.groups !== 1 || mode === "implicit" || mode === "rows" ||
@@ -557,7 +597,12 @@ function rowsPlan(
   g: Conv2dGeometry,
   mode: "forward" | "backInput",
 ): KernelPlan | null {
-  if (!rowsApply(spec, g)) return null;
+  const v = spec.variant;
+  if (v !== undefined && v.algo !== "rows") return null;
+  if (!rowsApply(v === undefined ? spec : { ...spec, ...ANY }, g)) {
+    if (v !== undefined) throw variantError(v, g);
+    return null;
+  }
   const rows: Conv2dRowsSpec = {
     batch: g.n,
     inChannels: mode === "forward" ? g.c : g.o,
@@ -567,6 +612,7 @@ function rowsPlan(
     mode,
     epilogue: spec.epilogue,
   };
+  if (v !== undefined) return conv2dRowsKernel({ ...rows, tile: { tm: v.tm, tn: v.tn } });
   return rowsTile(rows) === null ? null : conv2dRowsKernel(rows);
 }
 
@@ -591,7 +637,13 @@ function rowsApply(spec: Conv2dSpec, g: Conv2dGeometry): boolean {
  * the implicit GEMM at widths 32, 1.35x at 16, even below.
  */
 function rowsFilterPlan(spec: Conv2dSpec, g: Conv2dGeometry): KernelPlan | null {
-  if (!rowsApply(spec, g) || ((spec.columns ?? "auto") === "auto" && g.w < 16)) return null;
+  const v = spec.variant;
+  if (v !== undefined) {
+    if (v.algo !== "rowsFilter") return null;
+    if (!rowsApply({ ...spec, ...ANY }, g)) throw variantError(v, g);
+  } else if (!rowsApply(spec, g) || ((spec.columns ?? "auto") === "auto" && g.w < 16)) {
+    return null;
+  }
   const rows = {
     batch: g.n,
     inChannels: g.c,
@@ -600,7 +652,19 @@ function rowsFilterPlan(spec: Conv2dSpec, g: Conv2dGeometry): KernelPlan | null 
     width: g.w,
     epilogue: spec.epilogue,
   };
+  if (v !== undefined) return conv2dRowsFilterKernel({ ...rows, tile: { to: v.to, tc: v.tc } });
   return filterTile(rows) === null ? null : conv2dRowsFilterKernel(rows);
+}
+
+/** A variant applies on any adapter: the kernel-profile and `columns` conditions are lifted. */
+const ANY = { variant: undefined, profile: "llvmpipe", columns: "auto" } as const;
+
+function variantError(v: ConvVariant, g: Conv2dGeometry): RangeError {
+  return new RangeError(
+    `Conv2d variant ${JSON.stringify(v)} does not apply to ${describe(g, "")}: rows need a ` +
+      `3x3 stride-1 padding-1 kernel without groups, split bindings, tile or split-K; explicit ` +
+      `columns need OH*OW a multiple of 4 and no groups or split bindings`,
+  );
 }
 
 /** Unique scratch buffers by name, each with the largest size asked for. */

@@ -99,10 +99,11 @@ function fits(tn: number, n: number, h: number, w: number): boolean {
  * @example
  * ```ts
  * import { conv2dRowsKernel } from "./conv2d_rows.ts";
+ * import assert from "node:assert/strict";
  * const plan = conv2dRowsKernel({
  *   batch: 2, inChannels: 8, outChannels: 16, height: 8, width: 8, mode: "forward",
  * });
- * console.assert(plan.steps[1].bindings.join() === "x,wq,out");
+ * assert(plan.steps[1].bindings.join() === "x,wq,out");
  * ```
  */
 export function conv2dRowsKernel(spec: Conv2dRowsSpec): KernelPlan {
@@ -352,10 +353,11 @@ const FILTER_THREADS = 2048;
  * @example
  * ```ts
  * import { conv2dRowsFilterKernel } from "./conv2d_rows.ts";
+ * import assert from "node:assert/strict";
  * const plan = conv2dRowsFilterKernel({
  *   batch: 2, inChannels: 8, outChannels: 16, height: 8, width: 8,
  * });
- * console.assert(plan.steps[0].bindings.join() === "x,dy,partial");
+ * assert(plan.steps[0].bindings.join() === "x,dy,partial");
  * ```
  */
 export function conv2dRowsFilterKernel(spec: Conv2dRowsFilterSpec): KernelPlan {

@@ -63,8 +63,9 @@ export interface MatmulSpec {
  * @example
  * ```ts
  * import { matmulKernel } from "./matmul.ts";
+ * import assert from "node:assert/strict";
  * const plan = matmulKernel({ batch: 1, m: 256, n: 256, k: 256, transB: true });
- * console.assert(plan.steps[0].bindings.join() === "a,b,out");
+ * assert(plan.steps[0].bindings.join() === "a,b,out");
  * ```
  */
 export function matmulKernel(spec: MatmulSpec): KernelPlan {

@@ -16,8 +16,8 @@
  *
  * @module
  */
-import { chromium } from "playwright-core";
-import { parseArgs } from "node:util";
+import { chromium } from "npm:playwright-core@1.65.1";
+import { intOption, parseCli, runMain, UsageError } from "../examples/_cli.ts";
 
 /** The flags the browser test launches Chromium with (the issue's list). */
 export const CHROMIUM_FLAGS: readonly string[] = [
@@ -159,38 +159,45 @@ const USAGE = `Usage: deno run -A scripts/browser_check.ts --url URL --run NAME:
 Loads the margin explorer at URL once per --run (QUERY: the page's URL parameters; autostart=1
 is added), waits until training is done, prints a JSON report on stdout.`;
 
-if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      url: { type: "string" },
-      run: { type: "string", multiple: true },
-      "screenshot-dir": { type: "string" },
-      chromium: { type: "string" },
-      flag: { type: "string", multiple: true },
-      "timeout-ms": { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+async function main(argv: string[]): Promise<void> {
+  const { values } = parseCli(argv, {
+    url: { type: "string" },
+    run: { type: "string", multiple: true },
+    "screenshot-dir": { type: "string" },
+    chromium: { type: "string" },
+    flag: { type: "string", multiple: true },
+    "timeout-ms": { type: "string" },
+    help: { type: "boolean", short: "h", default: false },
   });
-  if (values.help || values.url === undefined || (values.run ?? []).length === 0) {
+  if (values.help) {
     console.log(USAGE);
-    if (!values.help) Deno.exit(2);
-  } else {
-    const runs = (values.run ?? []).map((spec) => {
-      const at = spec.indexOf(":");
-      if (at <= 0) throw new TypeError(`--run ${spec}: expected NAME:QUERY`);
-      const query = new URLSearchParams(spec.slice(at + 1));
-      query.set("autostart", "1");
-      return { name: spec.slice(0, at), query: query.toString() };
-    });
-    const report = await checkInChromium({
-      url: values.url,
-      runs,
-      executablePath: values.chromium,
-      extraArgs: values.flag,
-      screenshotDir: values["screenshot-dir"],
-      timeoutMs: values["timeout-ms"] === undefined ? undefined : Number(values["timeout-ms"]),
-    });
-    console.log(JSON.stringify(report));
+    return;
   }
+  if (values.url === undefined) throw new UsageError("--url URL is required");
+  try {
+    new URL(values.url);
+  } catch {
+    throw new UsageError(`--url expects an absolute URL, got "${values.url}"`);
+  }
+  if ((values.run ?? []).length === 0) {
+    throw new UsageError("at least one --run NAME:QUERY is required");
+  }
+  const runs = (values.run ?? []).map((spec) => {
+    const at = spec.indexOf(":");
+    if (at <= 0) throw new UsageError(`--run expects NAME:QUERY, got "${spec}"`);
+    const query = new URLSearchParams(spec.slice(at + 1));
+    query.set("autostart", "1");
+    return { name: spec.slice(0, at), query: query.toString() };
+  });
+  const report = await checkInChromium({
+    url: values.url,
+    runs,
+    executablePath: values.chromium,
+    extraArgs: values.flag,
+    screenshotDir: values["screenshot-dir"],
+    timeoutMs: intOption("timeout-ms", values["timeout-ms"], { min: 1 }),
+  });
+  console.log(JSON.stringify(report));
 }
+
+if (import.meta.main) await runMain(main, Deno.args);

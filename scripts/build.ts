@@ -11,8 +11,8 @@
  *
  * @module
  */
-import * as esbuild from "esbuild";
-import { parseArgs } from "node:util";
+import * as esbuild from "npm:esbuild@0.28.2";
+import { parseCli, runMain, UsageError } from "../examples/_cli.ts";
 
 /** Options of {@link build}. */
 export interface BuildOptions {
@@ -165,14 +165,26 @@ const USAGE = `Usage: deno task build [--out-dir DIR]
 Bundles src/web.ts into DIR/cosgrad.js (minified ES module + source map) and the margin
 explorer page examples/web/ into DIR/web/. DIR defaults to dist/.`;
 
-if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: { "out-dir": { type: "string" }, help: { type: "boolean", short: "h" } },
+async function main(argv: string[]): Promise<void> {
+  const { values } = parseCli(argv, {
+    "out-dir": { type: "string" },
+    help: { type: "boolean", short: "h", default: false },
   });
   if (values.help) {
     console.log(USAGE);
-  } else {
-    await build({ outDir: values["out-dir"] });
+    return;
   }
+  const outDir = values["out-dir"];
+  if (outDir === "") throw new UsageError(`--out-dir expects a folder path, got ""`);
+  if (outDir !== undefined) {
+    const write = await Deno.permissions.query({ name: "write", path: outDir });
+    if (write.state !== "granted") {
+      throw new UsageError(
+        `--out-dir ${outDir} is not writable with this process's permissions: run with --allow-write`,
+      );
+    }
+  }
+  await build({ outDir });
 }
+
+if (import.meta.main) await runMain(main, Deno.args);

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { intOption, parseCli, runMain, UsageError } from "../examples/_cli.ts";
 
 /** Content types of the files the page uses. */
 const MIME: Record<string, string> = {
@@ -132,22 +132,30 @@ const USAGE = `Usage: deno task serve [--port 8000] [--root dist]
 
 Serves the page built by \`deno task build\` at http://127.0.0.1:PORT/.`;
 
-if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      port: { type: "string", default: "8000" },
-      root: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+async function main(argv: string[]): Promise<void> {
+  const { values } = parseCli(argv, {
+    port: { type: "string", default: "8000" },
+    root: { type: "string" },
+    help: { type: "boolean", short: "h", default: false },
   });
   if (values.help) {
     console.log(USAGE);
-  } else {
-    const port = Number(values.port);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) {
-      throw new RangeError(`--port ${values.port}: expected an integer in [0, 65535]`);
-    }
-    serveSite({ port, root: values.root });
+    return;
   }
+  const port = intOption("port", values.port, { min: 0, max: 65535 });
+  if (values.root !== undefined) {
+    const info = await Deno.stat(values.root).catch(() => null);
+    if (info === null || !info.isDirectory) {
+      throw new UsageError(`--root expects an existing folder, got "${values.root}"`);
+    }
+  }
+  const net = await Deno.permissions.query({ name: "net", host: `127.0.0.1:${port}` });
+  if (net.state !== "granted") {
+    throw new UsageError(
+      `--port ${port} is not allowed by this process's permissions: run with --allow-net=127.0.0.1`,
+    );
+  }
+  serveSite({ port, root: values.root });
 }
+
+if (import.meta.main) await runMain(main, Deno.args);

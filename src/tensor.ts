@@ -90,6 +90,30 @@ export function fromStorage(storage: Storage, shape: readonly number[]): Tensor 
   return new Tensor(makeNode("const", [], { storage, uid: freshUid(), shape: [...shape] }));
 }
 
+let deferDepth = 0;
+
+/**
+ * Runs `fn` with eager evaluation off: operations on realized tensors build graph nodes
+ * instead of running, so a transform that traces a function does no work while tracing (its
+ * results are realized together afterwards, in one program). Used by the transforms.
+ *
+ * @example
+ * ```ts
+ * import { deferred } from "./tensor.ts";
+ * import { tensor } from "./ops/creation.ts";
+ * import { exp } from "./ops/elementwise.ts";
+ * deferred(() => exp(tensor([1]))).node.op; // "exp" (not computed yet)
+ * ```
+ */
+export function deferred<T>(fn: () => T): T {
+  deferDepth++;
+  try {
+    return fn();
+  } finally {
+    deferDepth--;
+  }
+}
+
 /**
  * Applies primitive `op`. Outside a transform the result is computed at once; inside one
  * (any input traced) the node joins the graph.
@@ -100,12 +124,19 @@ export function apply<P extends Prim>(
   params: PrimParams[P],
 ): Tensor {
   const node = makeNode(op, inputs.map((t) => t.node), params);
-  if (node.traced || node.symbolic || node.op === "const") return new Tensor(node);
+  if (node.traced || node.symbolic || node.op === "const" || deferDepth > 0) {
+    return new Tensor(node);
+  }
   return fromStorage(evaluate([node])[0], node.shape);
 }
 
-/** Realizes many tensors in one program (used by the transforms for their outputs). */
+/**
+ * Realizes many tensors in one program (used by the transforms for their outputs); inside
+ * {@link deferred} it returns them unrealized.
+ */
 export function realizeAll(tensors: readonly Tensor[]): Tensor[] {
+  // Inside a transform's trace nothing runs: the outer transform realizes what it needs.
+  if (deferDepth > 0) return [...tensors];
   const pending: number[] = [];
   tensors.forEach((t, i) => {
     if (!t.node.traced && !t.node.symbolic && t.node.op !== "const") pending.push(i);

@@ -1,5 +1,5 @@
 // Shared generators and host helpers of the margin-loss suites (float64 data, small shapes).
-import fc from "fast-check";
+import fc from "./_fast_check.ts";
 import * as cg from "../mod.ts";
 
 /** A classification problem: embeddings [b, d], class weights [c, d], labels [b]. */

@@ -1,6 +1,6 @@
 // Shared settings of the property-based suites: a fixed seed in CI (printed on failure), more
 // runs with COSGRAD_PROPERTY_RUNS, and a count of the cases that ran.
-import fc from "fast-check";
+import fc from "./_fast_check.ts";
 
 /** The seed: COSGRAD_PROPERTY_SEED, or a fixed one so CI is reproducible. */
 export const SEED = Number(Deno.env.get("COSGRAD_PROPERTY_SEED") ?? 20180126);

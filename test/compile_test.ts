@@ -15,6 +15,9 @@ Deno.test("compile() traces once per signature and matches eager results", async
   assert.equal(cf.traces, 2);
   assert.deepEqual(a, await f(p, x).data());
   assert.match(cf.describe(), /matmul/);
+  // The cpu backend runs node by node: no kernels to list, and it says so.
+  assert.throws(() => cf.kernels(), /runs node by node/);
+  assert.throws(() => cg.compile((x: cg.Tensor) => x).dispatches(), /before its first call/);
 });
 
 Deno.test("compile() with donate marks given-up inputs and trains", async () => {

@@ -1,7 +1,7 @@
 // Property tests of the margin geometry of the losses (float64, generated problems): scale
 // invariance, gradients orthogonal to the rows, monotonicity in the margin, the equivalences
 // inside the combined margin, the LMCL decision rule, and CosFace's lower bound on the scale.
-import fc from "fast-check";
+import fc from "./_fast_check.ts";
 import assert from "node:assert/strict";
 import * as cg from "../mod.ts";
 import * as losses from "../src/losses/mod.ts";

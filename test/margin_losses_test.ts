@@ -1,7 +1,7 @@
 // The margin losses against float64 host references, their gradients against finite
 // differences (checkGrad) at generated points and near the degenerate ones, and finite values
 // and gradients at degenerate inputs: zero and huge rows, cosines of exactly ±1, huge s.
-import fc from "fast-check";
+import fc from "./_fast_check.ts";
 import assert from "node:assert/strict";
 import * as cg from "../mod.ts";
 import * as losses from "../src/losses/mod.ts";

@@ -1,6 +1,6 @@
 /**
  * jax-js 0.1.25 as a benchmark peer: backends webgpu and wasm, workloads M1, M4, C1 (forward,
- * forward+backward), L1, T1 and T2 of WORKLOADS.md (shared/). Every workload is one `jit`ted
+ * forward+backward), L1, T1 and T2 of bench/WORKLOADS.md. Every workload is one `jit`ted
  * function. Its `cpu` backend is a debug interpreter (a 1024 matmul takes minutes): not run.
  *
  * jax-js counts references by hand: every function consumes its array arguments, `.ref` adds a
@@ -23,7 +23,7 @@ import {
   tree,
   valueAndGrad,
   vjp,
-} from "@jax-js/jax";
+} from "npm:@jax-js/jax@0.1.25";
 import { inputData, NETWORK, networkParams, WORKLOADS } from "../_inputs.ts";
 import type { TimingMode } from "../_timing.ts";
 import {

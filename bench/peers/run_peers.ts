@@ -1,6 +1,6 @@
 /**
  * Runs the peer frameworks (TensorFlow.js, jax-js, PyTorch) on the standard workloads of
- * WORKLOADS.md (shared/) and prints a table and JSON. Each framework/backend/workload runs in its
+ * bench/WORKLOADS.md and prints a table and JSON. Each framework/backend/workload runs in its
  * own subprocess, bounded in time, so a hang or a crash becomes a table entry, not a gap.
  *
  * ```sh
@@ -132,6 +132,7 @@ async function runOne(peer: Peer, workload: Variant, opts: RunPeersOptions): Pro
   } else {
     res = await spawn(Deno.execPath(), [
       "run",
+      `--lock=${decodeURIComponent(new URL("../../deno.dev.lock", HERE).pathname)}`,
       "-A",
       new URL("run_peers.ts", HERE).pathname,
       "--worker",

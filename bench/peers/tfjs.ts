@@ -1,6 +1,6 @@
 /**
  * TensorFlow.js 4.22.0 as a benchmark peer: backends cpu, wasm and webgpu, workloads M1, M4,
- * C1 (forward, forward+backward), L1, T1 and T2 of WORKLOADS.md (shared/).
+ * C1 (forward, forward+backward), L1, T1 and T2 of bench/WORKLOADS.md.
  *
  * TensorFlow.js convolutions are NHWC: the seeded NCHW/OIHW inputs are transposed once when
  * uploaded (the same numbers, its native layout), and results are transposed back for checks.
@@ -8,9 +8,9 @@
  * @module
  */
 
-import * as tf from "@tensorflow/tfjs";
-import "@tensorflow/tfjs-backend-webgpu";
-import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
+import * as tf from "npm:@tensorflow/tfjs@4.22.0";
+import "npm:@tensorflow/tfjs-backend-webgpu@4.22.0";
+import { setWasmPaths } from "npm:@tensorflow/tfjs-backend-wasm@4.22.0";
 import { inputData, NETWORK, networkParams, WORKLOADS } from "../_inputs.ts";
 import type { TimingMode } from "../_timing.ts";
 import {
@@ -53,7 +53,7 @@ let wasmPathsSet = false;
  */
 export async function tfjsInit(backend: TfjsBackend): Promise<TfjsInfo> {
   if (backend === "wasm" && !wasmPathsSet) {
-    const entry = import.meta.resolve("@tensorflow/tfjs-backend-wasm");
+    const entry = import.meta.resolve("npm:@tensorflow/tfjs-backend-wasm@4.22.0");
     setWasmPaths(new URL("./", entry).pathname);
     wasmPathsSet = true;
   }

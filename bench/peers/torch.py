@@ -1,4 +1,4 @@
-"""PyTorch as a benchmark peer for the workloads of WORKLOADS.md (shared/).
+"""PyTorch as a benchmark peer for the workloads of bench/WORKLOADS.md.
 
 Prints one JSON line per result, with the fields of PeerResult (bench/peers/_result.ts):
 framework, version, backend, workload, adapter, mode, ms, samples, calls, loss, check, wrong,

@@ -17,6 +17,7 @@ import {
   log,
   mul,
   neg,
+  sin,
   sqrt,
   sub,
   where,
@@ -27,13 +28,22 @@ import { broadcastTo } from "../ops/movement.ts";
 import { sum } from "../ops/reduce.ts";
 import { isFloat } from "../ir/dtype.ts";
 
-/** A vjp rule: output cotangent, input tensors, output tensor, the node. */
+/**
+ * A vjp rule: output cotangent, input tensors, output tensor, the node, and which inputs need
+ * a cotangent (a rule may return null for the others instead of building it).
+ */
 export type VjpRule<P extends Prim> = (
   ct: Tensor,
   inputs: Tensor[],
   out: Tensor,
   node: Node<P>,
+  need: readonly boolean[],
 ) => (Tensor | null)[];
+
+/** `make()` where input `i` needs a cotangent, else null. */
+function ifNeed(need: readonly boolean[], i: number, make: () => Tensor): Tensor | null {
+  return need[i] ? make() : null;
+}
 
 function swapLast(x: Tensor): Tensor {
   const p = x.shape.map((_, i) => i);
@@ -55,24 +65,33 @@ export const VJP_RULES: { [P in Prim]: VjpRule<P> } = {
   exp: (ct, _, y) => [mul(ct, y)],
   log: (ct, [x]) => [div(ct, x)],
   sqrt: (ct, _, y) => [div(mul(ct, 0.5), y)],
-  cos: (ct, [x]) => [neg(mul(ct, cos(sub(x, Math.PI / 2))))],
+  cos: (ct, [x]) => [neg(mul(ct, sin(x)))],
+  sin: (ct, [x]) => [mul(ct, cos(x))],
   acos: (ct, [x]) => [neg(div(ct, sqrt(sub(1, mul(x, x)))))],
   floor: () => [null],
   stopGradient: () => [null],
   cast: (ct, [x]) => [isFloat(x.dtype) && isFloat(ct.dtype) ? cast(ct, x.dtype) : null],
   add: (ct) => [ct, ct],
   sub: (ct) => [ct, neg(ct)],
-  mul: (ct, [a, b]) => [mul(ct, b), mul(ct, a)],
-  div: (ct, [, b], y) => [div(ct, b), neg(div(mul(ct, y), b))],
+  mul: (ct, [a, b], _, __, need) => [
+    ifNeed(need, 0, () => mul(ct, b)),
+    ifNeed(need, 1, () => mul(ct, a)),
+  ],
+  div: (ct, [, b], y, _, need) => [
+    ifNeed(need, 0, () => div(ct, b)),
+    ifNeed(need, 1, () => neg(div(mul(ct, y), b))),
+  ],
   max: (ct, [a, b]) => {
     const ga = where(greater(a, b), ct, where(equal(a, b), mul(ct, 0.5), 0));
     return [ga, sub(ct, ga)];
   },
-  pow: (ct, [a, b], y) => {
-    const ga = mul(ct, mul(b, apply("pow", [a, sub(b, 1)], {})));
-    const logA = where(greater(a, 0), log(where(greater(a, 0), a, 1)), 0);
-    return [ga, mul(ct, mul(y, logA))];
-  },
+  pow: (ct, [a, b], y, _, need) => [
+    ifNeed(need, 0, () => mul(ct, mul(b, apply("pow", [a, sub(b, 1)], {})))),
+    ifNeed(need, 1, () => {
+      const logA = where(greater(a, 0), log(where(greater(a, 0), a, 1)), 0);
+      return mul(ct, mul(y, logA));
+    }),
+  ],
   cmplt: () => [null, null],
   cmpeq: () => [null, null],
   where: (ct, [c]) => [null, where(c, ct, 0), where(c, 0, ct)],
@@ -112,23 +131,34 @@ export const VJP_RULES: { [P in Prim]: VjpRule<P> } = {
     });
   },
   flip: (ct, _, __, node) => [flip(ct, node.params.axes)],
-  matmul: (ct, [a, b]) => [matmul(ct, swapLast(b)), matmul(swapLast(a), ct)],
-  conv2d: (ct, [x, w], _, node) => [
-    apply("conv2dBackInput", [ct, w], { ...node.params, inputShape: x.shape }),
-    apply("conv2dBackFilter", [x, ct], { ...node.params, weightShape: w.shape }),
+  matmul: (ct, [a, b], _, __, need) => [
+    ifNeed(need, 0, () => matmul(ct, swapLast(b))),
+    ifNeed(need, 1, () => matmul(swapLast(a), ct)),
   ],
-  conv2dBackInput: (ct, [dy, w], _, node) => {
+  conv2d: (ct, [x, w], _, node, need) => [
+    ifNeed(
+      need,
+      0,
+      () => apply("conv2dBackInput", [ct, w], { ...node.params, inputShape: x.shape }),
+    ),
+    ifNeed(
+      need,
+      1,
+      () => apply("conv2dBackFilter", [x, ct], { ...node.params, weightShape: w.shape }),
+    ),
+  ],
+  conv2dBackInput: (ct, [dy, w], _, node, need) => {
     const { inputShape: _i, ...p } = node.params;
     return [
-      apply("conv2d", [ct, w], p),
-      apply("conv2dBackFilter", [ct, dy], { ...p, weightShape: w.shape }),
+      ifNeed(need, 0, () => apply("conv2d", [ct, w], p)),
+      ifNeed(need, 1, () => apply("conv2dBackFilter", [ct, dy], { ...p, weightShape: w.shape })),
     ];
   },
-  conv2dBackFilter: (ct, [x, dy], _, node) => {
+  conv2dBackFilter: (ct, [x, dy], _, node, need) => {
     const { weightShape: _w, ...p } = node.params;
     return [
-      apply("conv2dBackInput", [dy, ct], { ...p, inputShape: x.shape }),
-      apply("conv2d", [x, ct], p),
+      ifNeed(need, 0, () => apply("conv2dBackInput", [dy, ct], { ...p, inputShape: x.shape })),
+      ifNeed(need, 1, () => apply("conv2d", [x, ct], p)),
     ];
   },
   gather: (ct, [x, idx], _, node) => [
@@ -141,4 +171,19 @@ export const VJP_RULES: { [P in Prim]: VjpRule<P> } = {
     _,
     node,
   ) => [apply("gather", [ct, idx], { axis: node.params.axis }), null],
+  custom: (ct, inputs, _, node) => {
+    const { rule, index } = node.params;
+    if (rule.kind === "barrier") return [ct, ...inputs.slice(1).map(() => null)];
+    const cts: (Tensor | null)[] = Array.from({ length: rule.outputs }, () => null);
+    cts[index] = ct;
+    const args = inputs.slice(1, 1 + rule.args), res = inputs.slice(1 + rule.args);
+    const grads = rule.vjp(cts, args, res) as (Tensor | null)[];
+    if (grads.length !== rule.args) {
+      throw new TypeError(
+        `${rule.name}: the backward rule returned ${grads.length} cotangents for ${rule.args} arguments`,
+      );
+    }
+    return [null, ...grads, ...res.map(() => null)];
+  },
+  threefry: () => [null, null, null, null],
 };

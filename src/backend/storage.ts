@@ -52,6 +52,27 @@ export interface Program {
    * from the program's buffer plan (backends without a plan leave this out).
    */
   memory?(donated?: ReadonlySet<number>): MemoryReport;
+  /** The kernels one run dispatches, in order (backends that run node by node leave this out). */
+  kernels?(): KernelSummary[];
+}
+
+/** One dispatch of a compiled program, as typed data (what `describe()` prints as text). */
+export interface KernelSummary {
+  /** The kernel's name, e.g. `map:add[4,8]` or `gemm:matmul[64,64,64]`. */
+  name: string;
+  /** Workgroups dispatched in x, y, z. */
+  workgroups: readonly [number, number, number];
+  /** Its storage bindings in binding order. */
+  bindings: {
+    /** A tensor (with its dtype and shape), scratch memory, or the index-error words. */
+    kind: "tensor" | "scratch" | "errors";
+    dtype?: string;
+    shape?: readonly number[];
+    /** Whether the kernel writes it. */
+    write: boolean;
+    /** For a tensor bound as several ranges of its buffer (split bindings): this range. */
+    part?: { offset: number; size: number };
+  }[];
 }
 
 /**

@@ -9,7 +9,7 @@
 import { type Node, topoSort } from "../ir/node.ts";
 import { substitute } from "../ir/graph.ts";
 import { getBackend } from "../backend/registry.ts";
-import type { Backend, MemoryReport, Program, Storage } from "../backend/storage.ts";
+import type { Backend, KernelSummary, MemoryReport, Program, Storage } from "../backend/storage.ts";
 import { fromStorage, storageOf, Tensor } from "../tensor.ts";
 import { defKey, flatten, leavesSignature, type TreeDef, unflatten } from "../tree/pytree.ts";
 import { argVar, programFor } from "./evaluate.ts";
@@ -25,7 +25,10 @@ export interface CompileOptions {
 }
 
 interface Compiled {
-  program: Program;
+  /** Built at the first call on real tensors (a trace inlined into another has none). */
+  program: Program | null;
+  /** The captured constants, as graph nodes (inlining substitutes them back). */
+  constNodes: readonly Node[];
   outDef: TreeDef;
   outShapes: number[][];
   captured: Storage[];
@@ -46,6 +49,45 @@ export interface CompiledFunction<A extends unknown[], R> {
   readonly traces: number;
   /** The optimised graph and kernels of the most recent signature, as text. */
   describe(): string;
+  /**
+   * Kernel dispatches one call with the most recent signature records (on webgpu: how many
+   * kernels the graph fused into). Throws a TypeError before the first call and on a backend
+   * that runs node by node (cpu).
+   *
+   * @example
+   * ```ts
+   * import { compile } from "./compile.ts";
+   * import { zeros } from "../ops/creation.ts";
+   * import { exp } from "../ops/elementwise.ts";
+   * const f = compile((x: any) => exp(exp(x)));
+   * f(zeros([4]));
+   * try {
+   *   f.dispatches(); // on webgpu: 1 (the two exps fuse)
+   * } catch (e) {
+   *   (e as Error).message; // on cpu: "... runs node by node ..."
+   * }
+   * ```
+   */
+  dispatches(): number;
+  /**
+   * The kernels one call with the most recent signature dispatches, as typed data (names,
+   * grids, bindings with split parts). Throws like {@link CompiledFunction.dispatches}.
+   *
+   * @example
+   * ```ts
+   * import { compile } from "./compile.ts";
+   * import { zeros } from "../ops/creation.ts";
+   * import { exp } from "../ops/elementwise.ts";
+   * const f = compile((x: any) => exp(x));
+   * f(zeros([4]));
+   * try {
+   *   f.kernels()[0].bindings.length; // on webgpu: 2 (x and the output)
+   * } catch {
+   *   // on cpu: no kernels
+   * }
+   * ```
+   */
+  kernels(): KernelSummary[];
   /**
    * The device memory of a call with the most recent signature, from its buffer plan, with
    * the `donate` arguments given up (see {@link MemoryReport}; `inputBytes` lists the
@@ -91,7 +133,7 @@ export function compile<A extends unknown[], R>(
   options: CompileOptions = {},
 ): CompiledFunction<A, R> {
   const cache = new Map<string, Compiled>();
-  let last: Compiled | null = null;
+  let last: (Compiled & { program: Program }) | null = null;
   const donateArgs = new Set(options.donate ?? []);
 
   const build = (args: A, leaves: Tensor[], backend: Backend): Compiled => {
@@ -118,9 +160,9 @@ export function compile<A extends unknown[], R>(
       return v;
     });
     const graph = substitute(outNodes, map);
-    const program = programFor(backend, [...vars, ...extra], graph);
     return {
-      program,
+      program: null,
+      constNodes: consts,
       vars: [...vars, ...extra],
       compileKey: backend.compileKey(),
       outDef: out.def,
@@ -140,22 +182,43 @@ export function compile<A extends unknown[], R>(
     if (c === undefined || c.backend !== backend) {
       c = build(args, fl.leaves, backend);
       cache.set(key, c);
-    } else if (c.compileKey !== backend.compileKey()) {
-      // Same trace, but the profile or a limit changed: compile the graph again.
+    }
+    if (fl.leaves.some((l) => l.node.traced)) {
+      // Called inside a transform (grad, vmap, jvp, another compile): the traced graph is
+      // inlined into the caller's, so the transform sees through it.
+      const map = new Map<Node, Node>();
+      fl.leaves.forEach((l, i) => map.set(c!.vars[i], l.node));
+      c.constNodes.forEach((n, j) => map.set(c!.vars[fl.leaves.length + j], n));
+      const nodes = substitute(c.graph, map);
+      return unflatten<R>(c.outDef, nodes.map((n) => new Tensor(n)));
+    }
+    if (c.program === null || c.compileKey !== backend.compileKey()) {
+      // First run, or the same trace after the profile or a limit changed: compile it.
       c.program = programFor(backend, c.vars, c.graph);
       c.compileKey = backend.compileKey();
     }
-    last = c;
-    const inputs = fl.leaves.map((l) => {
-      const s = storageOfLeaf(l);
-      return backend.adopt(s);
-    });
-    const outs = c.program.run([...inputs, ...c.captured], c.donated);
+    const program = c.program;
+    last = { ...c, program };
+    const inputs = fl.leaves.map((l) => backend.adopt(storageOf(l)));
+    const outs = program.run([...inputs, ...c.captured], c.donated);
     return unflatten<R>(c.outDef, outs.map((s, i) => fromStorage(s, c!.outShapes[i])));
   };
   Object.defineProperty(fn, "traces", { get: () => cache.size });
   (fn as unknown as { describe: () => string }).describe = () =>
     last === null ? "(not traced yet)" : last.program.describe();
+  const kernels = (): KernelSummary[] => {
+    if (last === null) {
+      throw new TypeError("Cannot list the kernels of a compiled function before its first call");
+    }
+    if (last.program.kernels === undefined) {
+      throw new TypeError(
+        `The ${last.backend.name} backend runs node by node: its programs have no kernels to list`,
+      );
+    }
+    return last.program.kernels();
+  };
+  (fn as unknown as { kernels: () => KernelSummary[] }).kernels = kernels;
+  (fn as unknown as { dispatches: () => number }).dispatches = () => kernels().length;
   (fn as unknown as { memory: () => MemoryReport }).memory = () => {
     if (last === null) {
       throw new TypeError("Cannot report the memory of a compiled function before its first call");
@@ -169,13 +232,4 @@ export function compile<A extends unknown[], R>(
     return program.memory(last.donated);
   };
   return fn as CompiledFunction<A, R>;
-}
-
-function storageOfLeaf(t: Tensor): Storage {
-  if (t.node.traced) {
-    throw new TypeError(
-      "A compiled function was called with a traced tensor: call it outside of grad or compile",
-    );
-  }
-  return storageOf(t);
 }

@@ -65,6 +65,9 @@ function simplifyNode(node: Node): Node {
       return a.op === "neg" ? a.inputs[0] : node;
     case "stopGradient":
       return a;
+    case "custom":
+      // A user-given derivative matters only to autodiff; a barrier stays (remat).
+      return (node.params as { rule: { kind: string } }).rule.kind === "barrier" ? node : a;
     case "sum":
     case "reduceMax": {
       const axes = (node.params as { axes: number[] }).axes;

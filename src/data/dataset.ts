@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { centerCrop, decodeImage, resizeBilinear, toCHW } from "./image.ts";
+import { centerCrop, decodeImage, ImageDecodeError, resizeBilinear, toCHW } from "./image.ts";
 import { scanImageFolder } from "./image_folder.ts";
 import { openRecordIO } from "./recordio.ts";
 import { syntheticFaces, type SyntheticFacesOptions } from "./synthetic.ts";
@@ -92,7 +92,12 @@ export function prepareImage(
   return toCHW(img, { flip });
 }
 
-/** Loads with replacement of unreadable items by the next readable one. */
+/**
+ * Loads with replacement of undecodable images by the next decodable one: an image whose bytes
+ * are not a PNG or JPEG ({@link ImageDecodeError}) is reported in `skipped`, warned about once
+ * and replaced; any other error (a file that cannot be read, a corrupt RecordIO frame, a bug)
+ * propagates, so nothing but a bad image is ever substituted.
+ */
 function loader(
   count: number,
   size: number,
@@ -107,19 +112,19 @@ function loader(
     for (let k = 0; k < indices.length; k++) {
       for (let tries = 0, i = indices[k]; tries < count; tries++, i = (i + 1) % count) {
         if (bad.has(i)) continue;
-        let path = `#${i}`;
+        const item = await read(i);
         try {
-          const item = await read(i);
-          path = item.path;
-          out.set(prepareImage(item.bytes, path, size, flips?.[k] === 1), k * plane);
+          out.set(prepareImage(item.bytes, item.path, size, flips?.[k] === 1), k * plane);
           used[k] = labels[i];
           break;
         } catch (e) {
+          if (!(e instanceof ImageDecodeError)) throw e;
           bad.add(i);
-          const reason = e instanceof Error ? e.message : String(e);
-          skipped.push({ path, reason });
-          console.warn(`skipped unreadable image ${path}: ${reason}`);
-          if (bad.size === count) throw new RangeError("Every image of the dataset is unreadable");
+          skipped.push({ path: item.path, reason: e.message });
+          console.warn(`skipped unreadable image ${item.path}: ${e.message}`);
+          if (bad.size === count) {
+            throw new RangeError(`Every image of the dataset is unreadable (last: ${e.message})`);
+          }
         }
       }
     }

@@ -37,6 +37,24 @@ Deno.test("imageFolderDataset() reads the LFW fixture and reports a corrupt file
   }
 });
 
+Deno.test("imageFolderDataset() lets a read error through instead of substituting an image", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    for (const who of ["Identity_Alpha", "Identity_Bravo"]) {
+      await Deno.mkdir(`${root}/${who}`);
+      await Deno.copyFile(new URL(`lfw/${who}/${who}_0001.jpg`, FIXTURES), `${root}/${who}/a.jpg`);
+    }
+    const ds = await imageFolderDataset(root, { size: 24 });
+    // The file vanishes after the scan: an I/O error, not a bad image.
+    await Deno.remove(`${root}/Identity_Bravo/a.jpg`);
+    const out = new Float32Array(2 * 3 * 24 * 24);
+    await assert.rejects(ds.load(Int32Array.from([1, 0]), out), Deno.errors.NotFound);
+    assert.equal(ds.skipped.length, 0);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 Deno.test("recordIODataset() loads insightface's packed images", async () => {
   const ds = await recordIODataset(new URL("insightface/train.rec", FIXTURES).pathname, {
     size: 32,

@@ -24,10 +24,61 @@ export interface RgbImage {
 
 const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 const JPEG_MAGIC = [0xff, 0xd8, 0xff];
+const PNG_MAGIC_BYTES = Uint8Array.from(PNG_MAGIC);
 
 function startsWith(bytes: Uint8Array, magic: number[]): boolean {
   if (bytes.length < magic.length) return false;
   return magic.every((b, i) => bytes[i] === b);
+}
+
+/**
+ * The bytes of an image are not a decodable PNG or JPEG (unknown format, truncated or corrupt
+ * data). The message names the path and the reason. Only this error marks an image as
+ * unreadable; I/O and permission errors are not decode errors.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeImage, ImageDecodeError } from "./image.ts";
+ * assert.throws(() => decodeImage(new Uint8Array([1, 2, 3]), "x.png"), ImageDecodeError);
+ * ```
+ */
+export class ImageDecodeError extends TypeError {
+  /** Creates the error with `message` (path and reason). */
+  constructor(message: string) {
+    super(message);
+    this.name = "ImageDecodeError";
+  }
+}
+
+/** The reason in an error's message, never empty. */
+function reason(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e);
+  return m.trim() === "" ? `corrupt data (${e instanceof Error ? e.name : typeof e})` : m;
+}
+
+/**
+ * Why a PNG stream is truncated, from its chunk framing alone (signature, then length, type,
+ * data and CRC per chunk up to IEND), or undefined when the framing is whole.
+ */
+function pngTruncation(bytes: Uint8Array): string | undefined {
+  const n = bytes.length;
+  if (n < PNG_MAGIC.length) return `truncated: ${n} bytes, shorter than the 8-byte PNG signature`;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, n);
+  let p = PNG_MAGIC.length;
+  while (p + 8 <= n) {
+    const length = view.getUint32(p);
+    const type = String.fromCharCode(...bytes.subarray(p + 4, p + 8));
+    const end = p + 12 + length;
+    if (end > n) {
+      return `truncated: the ${type} chunk at byte ${p} needs ${length + 12} bytes, ` +
+        `the file ends after ${n - p}`;
+    }
+    if (type === "IEND") return undefined;
+    p = end;
+  }
+  return `truncated: the file ends at byte ${n}, ` +
+    (p < n ? "inside a chunk header" : "before the IEND chunk");
 }
 
 function where(path?: string): string {
@@ -64,8 +115,11 @@ function hexHead(bytes: Uint8Array): string {
  */
 export function decodeImage(bytes: Uint8Array, path?: string): RgbImage {
   if (startsWith(bytes, PNG_MAGIC)) return decodePngRgb(bytes, path);
+  if (bytes.length > 0 && startsWith(PNG_MAGIC_BYTES, Array.from(bytes))) {
+    throw new ImageDecodeError(`Cannot decode PNG ${where(path)}: ${pngTruncation(bytes)}`);
+  }
   if (startsWith(bytes, JPEG_MAGIC)) return decodeJpegRgb(bytes, path);
-  throw new TypeError(
+  throw new ImageDecodeError(
     `Cannot decode ${where(path)}: first bytes ${hexHead(bytes)} are neither PNG nor JPEG`,
   );
 }
@@ -75,11 +129,11 @@ function decodeJpegRgb(bytes: Uint8Array, path?: string): RgbImage {
   try {
     decoded = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false });
   } catch (e) {
-    throw new TypeError(`Cannot decode JPEG ${where(path)}: ${(e as Error).message}`);
+    throw new ImageDecodeError(`Cannot decode JPEG ${where(path)}: ${reason(e)}`);
   }
   const { width, height, data } = decoded;
   if (!(width > 0 && height > 0) || data.length !== width * height * 3) {
-    throw new TypeError(
+    throw new ImageDecodeError(
       `Cannot decode JPEG ${
         where(path)
       }: decoder returned ${width}x${height} with ${data.length} bytes`,
@@ -89,22 +143,26 @@ function decodeJpegRgb(bytes: Uint8Array, path?: string): RgbImage {
 }
 
 function decodePngRgb(bytes: Uint8Array, path?: string): RgbImage {
+  const truncated = pngTruncation(bytes);
+  if (truncated !== undefined) {
+    throw new ImageDecodeError(`Cannot decode PNG ${where(path)}: ${truncated}`);
+  }
   let png: ReturnType<typeof decodePng>;
   try {
     png = decodePng(bytes, { checkCrc: true });
   } catch (e) {
-    throw new TypeError(`Cannot decode PNG ${where(path)}: ${(e as Error).message}`);
+    throw new ImageDecodeError(`Cannot decode PNG ${where(path)}: ${reason(e)}`);
   }
   const { width, height, depth, channels, palette } = png;
   const src = png.data;
   if (!(width > 0 && height > 0)) {
-    throw new TypeError(`Cannot decode PNG ${where(path)}: size ${width}x${height}`);
+    throw new ImageDecodeError(`Cannot decode PNG ${where(path)}: size ${width}x${height}`);
   }
   const rowSamples = width * channels;
   // Packed depths (1, 2, 4) keep each row padded to a whole byte, as in the PNG stream.
   const rowBytes = depth < 8 ? Math.ceil((rowSamples * depth) / 8) : rowSamples;
   if (src.length < rowBytes * height) {
-    throw new TypeError(
+    throw new ImageDecodeError(
       `Cannot decode PNG ${where(path)}: ${src.length} samples, expected ${rowBytes * height}`,
     );
   }
@@ -126,7 +184,7 @@ function decodePngRgb(bytes: Uint8Array, path?: string): RgbImage {
       if (palette !== undefined && channels === 1) {
         const entry = palette[sample(y, x)];
         if (entry === undefined) {
-          throw new TypeError(
+          throw new ImageDecodeError(
             `Cannot decode PNG ${where(path)}: palette index ${sample(y, x)} at (${x}, ${y}) ` +
               `is outside the ${palette.length}-entry palette`,
           );
@@ -144,7 +202,7 @@ function decodePngRgb(bytes: Uint8Array, path?: string): RgbImage {
         out[o + 1] = to8(sample(y, x * channels + 1));
         out[o + 2] = to8(sample(y, x * channels + 2));
       } else {
-        throw new TypeError(`Cannot decode PNG ${where(path)}: ${channels} channels`);
+        throw new ImageDecodeError(`Cannot decode PNG ${where(path)}: ${channels} channels`);
       }
     }
   }

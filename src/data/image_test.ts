@@ -117,6 +117,31 @@ Deno.test("decodeImage() names the path for unknown, truncated and corrupt data"
   assert.throws(() => decodeImage(png.subarray(0, 30), "cut.png"), /cut\.png/);
 });
 
+Deno.test("decodeImage() says where a truncated PNG ends, at every cut", () => {
+  const png = encode({ width: 4, height: 4, channels: 3, data: new Uint8Array(48).fill(9) });
+  for (let n = 1; n < png.length; n++) {
+    assert.throws(
+      () => decodeImage(png.subarray(0, n), "cut.png"),
+      (e: Error) => {
+        assert.ok(e instanceof TypeError);
+        assert.match(e.message, /^Cannot decode PNG cut\.png: truncated: \S/, `cut at ${n}`);
+        return true;
+      },
+    );
+  }
+  assert.match(
+    (() => {
+      try {
+        decodeImage(png.subarray(0, 20), "cut.png");
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return "";
+    })(),
+    /the IHDR chunk at byte 8 needs 25 bytes, the file ends after 12/,
+  );
+});
+
 Deno.test("resizeBilinear() interpolates with half-pixel centres", () => {
   // 2x2 -> 4x4. Source coordinates of the outputs: -0.25 (clamped 0), 0.25, 0.75, 1.25 (clamped 1).
   const img = rgb(2, 2, [0, 0, 0, 100, 100, 100, 200, 200, 200, 40, 40, 40]);

@@ -24,7 +24,7 @@ export type {
   SyntheticPairs,
   SyntheticPairsOptions,
 } from "./synthetic.ts";
-export { centerCrop, decodeImage, resizeBilinear, toCHW } from "./image.ts";
+export { centerCrop, decodeImage, ImageDecodeError, resizeBilinear, toCHW } from "./image.ts";
 export type { RgbImage, ToCHWOptions } from "./image.ts";
 export { loadImageFolder, scanImageFolder } from "./image_folder.ts";
 export type {

@@ -359,8 +359,15 @@ export async function openRecordIO(
   const path = pathOf(recPath);
   const idxFile = idxPath === undefined ? path.replace(/(\.rec)?$/, ".idx") : pathOf(idxPath);
   const index = parseIdx(await Deno.readTextFile(idxFile), { file: idxFile });
+  if (index.size === 0) {
+    // An empty (or truncated to nothing) index would open as an empty dataset, silently.
+    throw new RangeError(
+      `RecordIO index ${idxFile} lists no records: expected key<TAB>offset lines`,
+    );
+  }
   const file = await Deno.open(path, { read: true });
   try {
+    const recBytes = (await file.stat()).size;
     let queue: Promise<unknown> = Promise.resolve();
     let closed = false;
     // One file position is shared, so reads run one after another.
@@ -377,12 +384,26 @@ export async function openRecordIO(
       if (off === undefined) {
         throw new RangeError(`Record key ${key} is not in the index ${idxFile}`);
       }
+      if (off + 8 > recBytes) {
+        throw new RangeError(
+          `Index ${idxFile} gives record key ${key} the offset ${off}, past the end of ${path} ` +
+            `(${recBytes} bytes): the index does not belong to this file, or the file is truncated`,
+        );
+      }
       return off;
     };
     const loadRecord = async (key: number): Promise<IRRecord> =>
-      parseRecord(await readFramed(file, offsetOf(key), path), {
-        file: `${path} (key ${key}, offset ${offsetOf(key)})`,
-      });
+      // A bad frame at an index offset means the index or the file is damaged: name both.
+      parseRecord(
+        await readFramed(
+          file,
+          offsetOf(key),
+          `${path} (record key ${key}, offset from ${idxFile})`,
+        ),
+        {
+          file: `${path} (key ${key}, offset ${offsetOf(key)})`,
+        },
+      );
 
     const header = index.has(0) ? await loadRecord(0) : undefined;
     let keys: Int32Array;

@@ -178,6 +178,16 @@ Deno.test("openRecordIO() reads multi-part records from disk and rejects bad off
     } finally {
       bad.close();
     }
+    // An index whose offset for image key 1 lies past the end of the file: the index is
+    // blamed, naming the key, when the file is opened.
+    await Deno.writeTextFile(`${dir}/far.idx`, `0\t0\n1\t999999\n2\t${offsets[2]}\n`);
+    await assert.rejects(
+      openRecordIO(`${dir}/t.rec`, `${dir}/far.idx`),
+      new RegExp(
+        `Index .*far\\.idx gives record key 1 the offset 999999, past the end of .*t\\.rec ` +
+          `\\(${offsets[2] + records[2].length} bytes\\)`,
+      ),
+    );
     // A file cut short.
     await Deno.writeFile(`${dir}/cut.rec`, cat(...records).subarray(0, offsets[2] + 20));
     await Deno.copyFile(`${dir}/t.idx`, `${dir}/cut.idx`);

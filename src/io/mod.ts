@@ -24,3 +24,15 @@ export type {
   TensorRecord,
   TensorRecords,
 } from "./safetensors.ts";
+export {
+  CheckpointError,
+  CHECKSUM_KEY,
+  decodeCheckpoint,
+  encodeCheckpoint,
+  loadCheckpoint,
+  removeStaleTemporaries,
+  saveCheckpoint,
+} from "./checkpoint.ts";
+export type { Checkpoint } from "./checkpoint.ts";
+export { fromOnnx, splitStatistics } from "./onnx_import.ts";
+export type { OnnxModel, OnnxValue } from "./onnx_import.ts";

@@ -155,8 +155,27 @@ export function encodeSafetensors(
  * bytes[8 + json.length] = 42;
  * if (decodeSafetensors(bytes).tensors.x.data[0] !== 42) throw new Error("decode failed");
  * ```
+ *
+ * @param options `path`: the file the bytes came from, named at the start of every error
+ * (`Invalid safetensors file out/a.safetensors: ...`).
  */
-export function decodeSafetensors(bytes: Uint8Array): SafetensorsContents {
+export function decodeSafetensors(
+  bytes: Uint8Array,
+  options: { path?: string } = {},
+): SafetensorsContents {
+  if (options.path === undefined) return decodeBytes(bytes);
+  try {
+    return decodeBytes(bytes);
+  } catch (e) {
+    if (!(e instanceof Error)) throw e;
+    const named = `Invalid safetensors file ${options.path}: ${e.message}`;
+    throw e instanceof RangeError
+      ? new RangeError(named, { cause: e })
+      : new TypeError(named, { cause: e });
+  }
+}
+
+function decodeBytes(bytes: Uint8Array): SafetensorsContents {
   if (bytes.length < 8) {
     throw new RangeError(`Invalid safetensors data of ${bytes.length} bytes: expected at least 8`);
   }
@@ -316,7 +335,7 @@ export async function saveSafetensors(
  * ```
  */
 export async function loadSafetensors(path: string): Promise<SafetensorsContents> {
-  return decodeSafetensors(await Deno.readFile(path));
+  return decodeSafetensors(await Deno.readFile(path), { path });
 }
 
 function checkRecord(name: string, t: TensorRecord): void {

@@ -216,3 +216,30 @@ Deno.test("saveSafetensors() writes atomically and loadSafetensors() reads back"
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("loadSafetensors() and decodeSafetensors({ path }) name the file in every error", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/model.safetensors`;
+    await saveSafetensors(path, {
+      w: { dtype: "float32", shape: [4], data: new Float32Array([1, 2, 3, 4]) },
+    });
+    const bytes = await Deno.readFile(path);
+    for (const cut of [3, 10, bytes.length - 1]) {
+      await Deno.writeFile(path, bytes.subarray(0, cut));
+      await rejects(
+        loadSafetensors(path),
+        (e: Error) => e.message.startsWith(`Invalid safetensors file ${path}: `),
+        `cut at ${cut}`,
+      );
+    }
+    const garbled = bytes.slice();
+    garbled[9] = 0x00; // inside the JSON header
+    throws(
+      () => decodeSafetensors(garbled, { path: "ckpt.safetensors" }),
+      /^TypeError: Invalid safetensors file ckpt\.safetensors: Invalid safetensors header/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -47,6 +47,10 @@ const registry = new FinalizationRegistry<string>((key) => {
 
 function paramsKey(op: Prim, params: object): string {
   if (op === "const") return String((params as PrimParams["const"]).uid);
+  if (op === "custom") {
+    const p = params as PrimParams["custom"];
+    return `${p.rule.id}:${p.index}`;
+  }
   if (op === "scalar") {
     const p = params as PrimParams["scalar"];
     return `${Object.is(p.value, -0) ? "-0" : String(p.value)}:${p.dtype}`;

@@ -35,6 +35,37 @@ export interface ConvParams {
   groups: number;
 }
 
+/**
+ * The rule of a `custom` node (see `src/autodiff/custom.ts`): how cotangents flow to the
+ * arguments of a function whose derivative the user gave (`customVjp`, `customJvp`), or an
+ * identity that passes must keep (`barrier`, used by `checkpoint`). Held by reference: the
+ * node's structural key is the rule's `id` and the output `index`.
+ */
+export interface CustomRule {
+  /** Unique per rule: the key of the node. */
+  readonly id: number;
+  /** For messages and the printer. */
+  readonly name: string;
+  /**
+   * `vjp`: inputs are `[out, ...args, ...residuals]`; `barrier`: `[x, ...after]`, the value
+   * x, available only once the `after` values are (an ordering, not data).
+   */
+  readonly kind: "vjp" | "barrier";
+  /** Number of outputs (one node each) and of arguments. */
+  readonly outputs: number;
+  /** Number of differentiable arguments after the output input. */
+  readonly args: number;
+  /**
+   * Cotangents of the arguments from the outputs' cotangents (null: none flows to that
+   * output), the arguments and the residuals.
+   */
+  readonly vjp: (
+    cts: readonly (unknown | null)[],
+    args: readonly unknown[],
+    residuals: readonly unknown[],
+  ) => (unknown | null)[];
+}
+
 /** The parameters of each primitive. */
 export interface PrimParams {
   /** A realized tensor: a leaf holding memory. */
@@ -57,6 +88,8 @@ export interface PrimParams {
   sqrt: Record<never, never>;
   /** Cosine. */
   cos: Record<never, never>;
+  /** Sine, primitive because `cos(x - pi/2)` loses all precision near 0 in float32. */
+  sin: Record<never, never>;
   /** Arc cosine; inputs outside [-1, 1] give NaN, so callers clamp first. */
   acos: Record<never, never>;
   /** Identity whose gradient is zero. */
@@ -113,6 +146,20 @@ export interface PrimParams {
   gather: { axis: number };
   /** The transpose of gather: zeros of `shape`, then `out[.., idx[i], ..] += upd[i]`. */
   scatterAdd: { axis: number; shape: number[] };
+  /**
+   * Output `index` of a function with a user-given derivative: the value of input 0, the
+   * other inputs (arguments, residuals) only feed its `rule`. Passes replace it by input 0
+   * (a `barrier` stays, as an identity that keeps recomputed values distinct).
+   */
+  custom: { rule: CustomRule; index: number };
+  /**
+   * Threefry-2x32 with 20 rounds (Salmon et al., SC 2011) of int32 inputs (key words k0, k1,
+   * counter words x0, x1) read as unsigned: word `word` of the output block, as int32 bits,
+   * or as float32 `(bits >>> 8) * 2^-24` in [0, 1) (`uniform`: exact in float32, and
+   * primitive because the IR has no shifts). A primitive because its 32-bit rotations and
+   * xors have no decomposition into the float-minded ops above.
+   */
+  threefry: { word: 0 | 1; output: "bits" | "uniform" };
 }
 
 /** A primitive's name. */
@@ -130,6 +177,7 @@ export const PRIMS: readonly Prim[] = [
   "log",
   "sqrt",
   "cos",
+  "sin",
   "acos",
   "floor",
   "stopGradient",
@@ -158,6 +206,8 @@ export const PRIMS: readonly Prim[] = [
   "conv2dBackFilter",
   "gather",
   "scatterAdd",
+  "custom",
+  "threefry",
 ];
 
 /** Elementwise primitives of one input. */
@@ -168,6 +218,7 @@ export const UNARY: readonly [
   "log",
   "sqrt",
   "cos",
+  "sin",
   "acos",
   "floor",
   "cast",
@@ -178,6 +229,7 @@ export const UNARY: readonly [
   "log",
   "sqrt",
   "cos",
+  "sin",
   "acos",
   "floor",
   "cast",

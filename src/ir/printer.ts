@@ -11,6 +11,10 @@ function fmtParams(node: Node): string {
     const p = node.params as { uid: number };
     return ` #${p.uid}`;
   }
+  if (node.op === "custom") {
+    const p = node.params as { rule: { name: string; id: number }; index: number };
+    return ` ${p.rule.name}#${p.rule.id} index=${p.index}`;
+  }
   const entries = Object.entries(node.params);
   if (entries.length === 0) return "";
   return " " + entries.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(" ");

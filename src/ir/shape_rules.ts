@@ -112,6 +112,7 @@ export const SHAPE_RULES: { [P in Prim]: ShapeRule<P> } = {
   log: unaryFloat("log"),
   sqrt: unaryFloat("sqrt"),
   cos: unaryFloat("cos"),
+  sin: unaryFloat("sin"),
   acos: unaryFloat("acos"),
   floor: unaryFloat("floor"),
   stopGradient: ([a]) => ({ shape: [...a.shape], dtype: a.dtype }),
@@ -284,5 +285,26 @@ export const SHAPE_RULES: { [P in Prim]: ShapeRule<P> } = {
       );
     }
     return { shape: [...p.shape], dtype: upd.dtype };
+  },
+  custom: (xs, p) => {
+    const a = xs[0];
+    const want = p.rule.kind === "barrier" ? 1 : 1 + p.rule.args;
+    if (a === undefined || xs.length < want || p.index < 0 || p.index >= p.rule.outputs) {
+      throw new RangeError(
+        `custom ${p.rule.name}: output ${p.index} of ${p.rule.outputs} with ${xs.length} inputs`,
+      );
+    }
+    return { shape: [...a.shape], dtype: a.dtype };
+  },
+  threefry: (xs, p) => {
+    if (xs.length !== 4 || xs.some((x) => x.dtype !== "int32")) {
+      throw new TypeError(
+        `threefry: expected 4 int32 tensors (k0, k1, x0, x1), got ${
+          xs.map((x) => x.dtype).join(", ")
+        }`,
+      );
+    }
+    for (const x of xs) same("threefry", xs[0], x);
+    return { shape: [...xs[0].shape], dtype: p.output === "bits" ? "int32" : "float32" };
   },
 };

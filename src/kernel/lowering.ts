@@ -15,6 +15,7 @@ import type { Node } from "../ir/node.ts";
 import type { Prim } from "../ir/primitives.ts";
 import { dimsIndex, type Emitter, flatIndex, type Index, scalarOf, zeroOf } from "./emitter.ts";
 import { bin, call, type Expr, lit, name, neg, select, u32 } from "./ir.ts";
+import { THREEFRY_PARITY, THREEFRY_ROTATIONS } from "../ir/threefry.ts";
 
 /** How the scheduler treats a primitive. */
 export type LoweringKind =
@@ -215,6 +216,40 @@ function scatterLoop(node: Node<"scatterAdd">): LoopSpec {
   };
 }
 
+const hex = (v: number): Expr => ({ kind: "lit", type: "u32", value: v >>> 0, hex: true });
+
+/** `a ^ b` of u32 expressions, as `(a | b) - (a & b)` (the kernel IR has no xor). */
+function xor(a: Expr, b: Expr): Expr {
+  return bin("-", bin("|", a, b), bin("&", a, b));
+}
+
+/** `x` rotated left by `r` bits: `(x * 2^r) | (x / 2^(32-r))`, u32 multiply wrapping. */
+function rotl(x: Expr, r: number): Expr {
+  return bin("|", bin("*", x, hex(2 ** r)), bin("/", x, hex(2 ** (32 - r))));
+}
+
+/** Threefry-2x32-20, step for step as `src/ir/threefry.ts`, in u32 arithmetic. */
+function threefryExpr(e: Emitter, node: Node<"threefry">, idx: Index): Expr {
+  const [k0, k1, x0, x1] = node.inputs.map((x) =>
+    e.let(call("bitcast<u32>", [e.value(x, idx)]), "tf")
+  );
+  const ks = [k0, k1, e.let(xor(hex(THREEFRY_PARITY), xor(k0, k1)), "tf")];
+  let a = e.let(bin("+", x0, ks[0]), "tf");
+  let b = e.let(bin("+", x1, ks[1]), "tf");
+  for (let round = 0; round < 20; round++) {
+    a = e.let(bin("+", a, b), "tf");
+    b = e.let(xor(rotl(b, THREEFRY_ROTATIONS[round % 8]), a), "tf");
+    if (round % 4 === 3) {
+      const s = (round + 1) / 4;
+      a = e.let(bin("+", a, ks[s % 3]), "tf");
+      b = e.let(bin("+", bin("+", b, ks[(s + 1) % 3]), u32(s)), "tf");
+    }
+  }
+  const w = node.params.word === 0 ? a : b;
+  if (node.params.output === "bits") return call("bitcast<i32>", [w]);
+  return bin("*", call("f32", [bin("/", w, hex(256))]), f32(2 ** -24));
+}
+
 /** The lowering of every primitive. */
 export const LOWERING: { [P in Prim]: Lowering<P> } = {
   const: { kind: "input" },
@@ -233,6 +268,7 @@ export const LOWERING: { [P in Prim]: Lowering<P> } = {
   log: unary((x, e) => select(bin("<", x, f32(0)), nan(e), call("log", [x])), 4),
   sqrt: unary((x, e) => select(bin("<", x, f32(0)), nan(e), call("sqrt", [x])), 2),
   cos: unary((x) => call("cos", [x]), 4),
+  sin: unary((x) => call("sin", [x]), 4),
   acos: unary((x, e) => select(bin(">", call("abs", [x]), f32(1)), nan(e), call("acos", [x])), 4),
   floor: unary((x) => call("floor", [x])),
   stopGradient: { kind: "movement", inline: (e, node, idx) => e.value(node.inputs[0], idx) },
@@ -364,6 +400,9 @@ export const LOWERING: { [P in Prim]: Lowering<P> } = {
     },
   },
   scatterAdd: { kind: "loop", loop: scatterLoop },
+  // Replaced by input 0 in the passes; a `barrier` is an identity.
+  custom: { kind: "movement", inline: (e, node, idx) => e.value(node.inputs[0], idx) },
+  threefry: { kind: "elementwise", inline: threefryExpr, cost: 24 },
 };
 
 /**

@@ -79,13 +79,21 @@ export function combinedTarget(
   return where(greater(t, cosMax), phi, sub(t, m3 + 1 + cosMax));
 }
 
-function checkMargins(what: string, m1: number, m2: number, m3: number, s: number): void {
+/** Checks the margins; `m2Name` is the name the caller knows the angular margin by. */
+function checkMargins(
+  what: string,
+  m1: number,
+  m2: number,
+  m3: number,
+  s: number,
+  m2Name = "m2",
+): void {
   checkNumber(what, "s", s, true);
   checkNumber(what, "m1", m1, true);
   checkNumber(what, "m3", m3);
-  checkNumber(what, "m2", m2);
+  checkNumber(what, m2Name, m2);
   if (m2 < 0 || m2 >= Math.PI) {
-    throw new RangeError(`${what}: m2 must be in [0, π), got ${m2}`);
+    throw new RangeError(`${what}: ${m2Name} must be in [0, π), got ${m2}`);
   }
 }
 
@@ -151,7 +159,7 @@ export function arcface(
   options: ArcFaceOptions = {},
 ): Tensor {
   const { m = 0.5, s = 64 } = options;
-  checkMargins("arcface", 1, m, 0, s);
+  checkMargins("arcface", 1, m, 0, s, "m");
   const y = checkOperands("arcface", embeddings, classWeights, labels);
   const c = cosineLogits(embeddings, classWeights);
   const target = (t: Tensor) => {

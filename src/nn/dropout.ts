@@ -18,9 +18,10 @@ export interface DropoutOptions {
 
 /**
  * Zeroes each element with probability `rate` and scales the rest by 1 / (1 - rate).
- * The randomness is a key, or a tensor of uniform [0, 1) noise shaped like x: inside a
- * compiled step pass such noise as an argument (drawn with `uniform(key, shape)` for each
- * step), because values made from a key while tracing would be baked into the program.
+ * The randomness is a key tensor (`prngKey`, `splitKey`: the mask is drawn in the program, so
+ * a compiled step that takes the key as an argument draws a fresh mask for each key), a host
+ * key (drawn on the host: inside a compiled step it would be baked into the program), or a
+ * tensor of uniform [0, 1) noise shaped like x.
  *
  * @example
  * ```ts
@@ -39,7 +40,9 @@ export function dropout(key: RandomKey | Tensor, x: Tensor, options: DropoutOpti
   if (!(options.training ?? true) || rate === 0) return x;
   if (rate === 1) return mul(x, 0);
   let noise: Tensor;
-  if (key instanceof Tensor) {
+  if (key instanceof Tensor && key.dtype === "int32" && key.shape.join() === "2") {
+    noise = uniform(key, x.shape, { dtype: x.dtype });
+  } else if (key instanceof Tensor) {
     if (key.shape.join() !== x.shape.join() || key.dtype !== x.dtype) {
       throw new RangeError(
         `dropout: noise must be ${x.dtype}${fmtShape(x.shape)} like the input, got ${key.dtype}${

@@ -1,4 +1,4 @@
-import fc from "fast-check";
+import fc from "../../test/_fast_check.ts";
 import assert from "node:assert/strict";
 import * as cg from "../../mod.ts";
 import { avgPool2d, globalAvgPool, maxPool2d } from "./pool.ts";

@@ -1,5 +1,5 @@
 /**
- * The T1/T2 network of WORKLOADS.md: four stages, each conv3x3 stride 2 (no bias) -> BN ->
+ * The T1/T2 network of bench/WORKLOADS.md: four stages, each conv3x3 stride 2 (no bias) -> BN ->
  * PReLU -> conv3x3 stride 1 (no bias) -> BN -> PReLU, widths 32, 64, 128, 256; then
  * flatten -> linear to 128 (no bias: the BN after it would cancel one) -> BatchNorm1d, the
  * embedding.

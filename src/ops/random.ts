@@ -1,13 +1,24 @@
 /**
- * Seeded, functional random numbers: a key is split, never mutated (as in JAX). Values come
- * from a counter-based hash, so the same key gives the same numbers on every backend.
+ * Seeded, functional random numbers: a key is split, never mutated (as in JAX).
+ *
+ * Two kinds of key:
+ * - a key tensor (`prngKey(seed)`: int32 `[2]`): the numbers are made in the program by the
+ *   `threefry` primitive (Threefry-2x32-20), so a compiled step that takes the key as an
+ *   argument draws fresh numbers for each new key without retracing, and the same key gives
+ *   the same integers on every backend (bit for bit);
+ * - a host `RandomKey` (`randomKey(seed)`): the numbers are made on the host by a
+ *   counter-based hash and uploaded (parameter initialisation, data order).
  *
  * @module
  */
-import type { DType } from "../ir/dtype.ts";
+import { type DType, fmtShape } from "../ir/dtype.ts";
 import { sizeOf } from "../ir/dtype.ts";
-import type { Tensor } from "../tensor.ts";
+import { apply, Tensor } from "../tensor.ts";
 import { tensor } from "./creation.ts";
+import { add, cast, cos, less, log, mul, sqrt, sub } from "./elementwise.ts";
+import { broadcastTo, reshape, slice, stack } from "./movement.ts";
+import { iota } from "./indexing.ts";
+import { sum } from "./reduce.ts";
 
 /** A random key: two 32-bit words. */
 export interface RandomKey {
@@ -62,6 +73,80 @@ export function split(key: RandomKey, n = 2): RandomKey[] {
   }));
 }
 
+/**
+ * A key tensor (int32 `[2]`: the high and low 32 bits of `seed`) for the traced generator.
+ *
+ * @example
+ * ```ts
+ * import { prngKey } from "./random.ts";
+ * await prngKey(42).data(); // Int32Array [0, 42]
+ * ```
+ */
+export function prngKey(seed: number): Tensor {
+  if (!Number.isSafeInteger(seed) || seed < 0) {
+    throw new TypeError(`prngKey: seed must be a non-negative safe integer, got ${seed}`);
+  }
+  return tensor([Math.floor(seed / 2 ** 32) | 0, seed | 0], [2], { dtype: "int32" });
+}
+
+function checkKey(key: Tensor, what: string): void {
+  if (key.dtype !== "int32" || key.ndim !== 1 || key.shape[0] !== 2) {
+    throw new TypeError(
+      `${what}: expected a key tensor int32[2] (from prngKey or splitKey), got ${key.dtype}${
+        fmtShape(key.shape)
+      }`,
+    );
+  }
+}
+
+/** Threefry of `key` over counters `(i, stream)` for the elements i of `shape`. */
+function threefry(
+  key: Tensor,
+  shape: readonly number[],
+  stream: number,
+  word: 0 | 1,
+  output: "bits" | "uniform",
+): Tensor {
+  const n = sizeOf(shape);
+  const k = (j: number) => broadcastTo(reshape(slice(key, [j], [j + 1]), [1]), [n]);
+  const x0 = iota([n], 0, "int32");
+  const x1 = broadcastTo(tensor([stream], [1], { dtype: "int32" }), [n]);
+  return reshape(apply("threefry", [k(0), k(1), x0, x1], { word, output }), shape);
+}
+
+/**
+ * `n` new keys from a key tensor, as int32 `[n, 2]` (row j is key j: `slice` it, or `vmap`
+ * over the rows).
+ *
+ * @example
+ * ```ts
+ * import { prngKey, splitKey } from "./random.ts";
+ * splitKey(prngKey(0), 3).shape; // [3, 2]
+ * ```
+ */
+export function splitKey(key: Tensor, n = 2): Tensor {
+  checkKey(key, "splitKey");
+  if (!Number.isInteger(n) || n < 1) {
+    throw new RangeError(`splitKey: n must be a positive integer, got ${n}`);
+  }
+  return stack([threefry(key, [n], 1, 0, "bits"), threefry(key, [n], 1, 1, "bits")], 1);
+}
+
+/**
+ * Random 32-bit integers (int32 bits of Threefry-2x32-20 of the key over counters
+ * `(i, 0)`): the same key gives the same integers on every backend.
+ *
+ * @example
+ * ```ts
+ * import { prngKey, randomBits } from "./random.ts";
+ * randomBits(prngKey(0), [2, 3]).dtype; // "int32"
+ * ```
+ */
+export function randomBits(key: Tensor, shape: readonly number[]): Tensor {
+  checkKey(key, "randomBits");
+  return threefry(key, shape, 0, 0, "bits");
+}
+
 /** Uniform 32-bit words for elements 0..n-1 of `key`. */
 function words(key: RandomKey, n: number, stream: number): Uint32Array {
   const out = new Uint32Array(n);
@@ -85,7 +170,8 @@ export interface SampleOptions {
 }
 
 /**
- * Uniform samples in [min, max).
+ * Uniform samples in [min, max). With a key tensor they are made in the program (24 random
+ * bits each, `(bits >>> 8) * 2^-24`), with a host key on the host (32 bits).
  *
  * @example
  * ```ts
@@ -94,18 +180,26 @@ export interface SampleOptions {
  * ```
  */
 export function uniform(
-  key: RandomKey,
+  key: RandomKey | Tensor,
   shape: readonly number[],
   options: SampleOptions & { min?: number; max?: number } = {},
 ): Tensor {
   const lo = options.min ?? 0, hi = options.max ?? 1;
+  if (key instanceof Tensor) {
+    checkKey(key, "uniform");
+    const u = threefry(key, shape, 0, 0, "uniform");
+    const scaled = lo === 0 && hi === 1 ? u : add(mul(u, hi - lo), lo);
+    return cast(scaled, options.dtype ?? "float32");
+  }
   const u = uniformArray(key, sizeOf(shape));
   for (let i = 0; i < u.length; i++) u[i] = lo + (hi - lo) * u[i];
   return tensor(u, shape, { dtype: options.dtype ?? "float32" });
 }
 
 /**
- * Normal samples (Box-Muller) with the given mean and standard deviation.
+ * Normal samples (Box-Muller) with the given mean and standard deviation; in the program for
+ * a key tensor (integers bit-identical across backends, the floats up to each backend's
+ * `log`, `sqrt` and `cos`).
  *
  * @example
  * ```ts
@@ -114,10 +208,19 @@ export function uniform(
  * ```
  */
 export function normal(
-  key: RandomKey,
+  key: RandomKey | Tensor,
   shape: readonly number[],
   options: SampleOptions & { mean?: number; std?: number } = {},
 ): Tensor {
+  if (key instanceof Tensor) {
+    checkKey(key, "normal");
+    // Box-Muller from the two words of one block; 1 - u1 is in (0, 1], so the log is finite.
+    const u1 = threefry(key, shape, 2, 0, "uniform"), u2 = threefry(key, shape, 2, 1, "uniform");
+    const r = sqrt(mul(log(sub(1, u1)), -2));
+    const z = mul(r, cos(mul(u2, 2 * Math.PI)));
+    const m = options.mean ?? 0, sd = options.std ?? 1;
+    return cast(m === 0 && sd === 1 ? z : add(mul(z, sd), m), options.dtype ?? "float32");
+  }
   const n = sizeOf(shape);
   const a = words(key, n, 1), b = words(key, n, 2);
   const out = new Float64Array(n);
@@ -139,27 +242,58 @@ export function normal(
  * bernoulli(randomKey(0), 0.5, [8]).shape; // [8]
  * ```
  */
-export function bernoulli(key: RandomKey, p: number, shape: readonly number[]): Tensor {
+export function bernoulli(key: RandomKey | Tensor, p: number, shape: readonly number[]): Tensor {
+  if (!(p >= 0 && p <= 1)) throw new RangeError(`bernoulli: p must be in [0, 1], got ${p}`);
+  if (key instanceof Tensor) {
+    checkKey(key, "bernoulli");
+    return less(threefry(key, shape, 3, 0, "uniform"), p);
+  }
   const u = uniformArray(key, sizeOf(shape));
   for (let i = 0; i < u.length; i++) u[i] = u[i] < p ? 1 : 0;
   return tensor(u, shape);
 }
 
+/** The largest `n` of a traced {@link permutation} (it compares all pairs: n^2 work). */
+export const MAX_TRACED_PERMUTATION = 16384;
+
 /**
- * A random permutation of 0..n-1 (Fisher-Yates), as a plain Int32Array.
+ * A random permutation of 0..n-1 as an int32 tensor. With a host key: Fisher-Yates on the
+ * host. With a key tensor: in the program, by ranking random 32-bit integers (ties broken by
+ * position): element i goes to the place of its rank. That compares all pairs, so `n` is
+ * limited to {@link MAX_TRACED_PERMUTATION}.
  *
  * @example
  * ```ts
- * import { permutation, randomKey } from "./random.ts";
- * permutation(randomKey(0), 5).length; // 5
+ * import { permutation, prngKey, randomKey } from "./random.ts";
+ * permutation(randomKey(0), 5).shape; // [5]
+ * permutation(prngKey(0), 5).dtype; // "int32"
  * ```
  */
-export function permutation(key: RandomKey, n: number): Int32Array {
+export function permutation(key: RandomKey | Tensor, n: number): Tensor {
+  if (!Number.isInteger(n) || n < 0) {
+    throw new RangeError(`permutation: n must be a non-negative integer, got ${n}`);
+  }
+  if (key instanceof Tensor) {
+    checkKey(key, "permutation");
+    if (n > MAX_TRACED_PERMUTATION) {
+      throw new RangeError(
+        `permutation: n = ${n} is over ${MAX_TRACED_PERMUTATION} for a key tensor (all pairs are compared); use a host key (randomKey)`,
+      );
+    }
+    const bits = randomBits(key, [n]);
+    const bi = broadcastTo(reshape(bits, [n, 1]), [n, n]);
+    const bj = broadcastTo(reshape(bits, [1, n]), [n, n]);
+    const i = iota([n, n], 0, "int32"), j = iota([n, n], 1, "int32");
+    // rank_i = #{j : (b_j, j) < (b_i, i)}
+    const before = add(less(bj, bi), mul(apply("cmpeq", [bj, bi], {}), less(j, i)));
+    const rank = reshape(sum(before, [1]), [n]);
+    return apply("scatterAdd", [iota([n], 0, "int32"), rank], { axis: 0, shape: [n] });
+  }
   const p = Int32Array.from({ length: n }, (_, i) => i);
   const u = uniformArray(key, n);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(u[i] * (i + 1));
     [p[i], p[j]] = [p[j], p[i]];
   }
-  return p;
+  return tensor(p, [n], { dtype: "int32" });
 }

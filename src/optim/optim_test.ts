@@ -1,6 +1,6 @@
 // SGD and AdamW against host re-implementations of PyTorch's update rules, schedules on the
 // host and in the graph, clipping, and an optimizer inside compile (traced once).
-import fc from "fast-check";
+import fc from "../../test/_fast_check.ts";
 import assert from "node:assert/strict";
 import * as cg from "../../mod.ts";
 import { sgd } from "./sgd.ts";

@@ -34,6 +34,12 @@ export interface TrainLoopOptions<S, B> {
   maxInFlight?: number;
   /** Called after each read with the metrics of every step since the previous read. */
   onMetrics?: (firstStep: number, rows: Float32Array[], state: S) => void | Promise<void>;
+  /**
+   * Stops the loop early when aborted (e.g. on SIGINT/SIGTERM): the step in flight finishes,
+   * its metrics are read (and given to `onMetrics`), and the loop returns with `stopped` set
+   * and the state after the last step run, ready to be checkpointed.
+   */
+  signal?: AbortSignal;
 }
 
 /** What {@link trainLoop} returns. */
@@ -46,6 +52,8 @@ export interface TrainLoopResult<S> {
   waits: number;
   /** Wall time in milliseconds, including the final wait for the device. */
   ms: number;
+  /** True when `signal` stopped the loop before `steps` steps (`metrics.length` were run). */
+  stopped: boolean;
 }
 
 /**
@@ -95,7 +103,12 @@ export async function trainLoop<S, B>(
     await options.onMetrics?.(firstPending, out, state);
     firstPending = all.length;
   };
+  let stopped = false;
   for (let i = 0; i < options.steps; i++) {
+    if (options.signal?.aborted) {
+      stopped = true;
+      break;
+    }
     const batch = await next;
     const r = options.step(state, batch);
     state = r.state;
@@ -114,5 +127,5 @@ export async function trainLoop<S, B>(
   // The final state must be on the device when this returns: one more (counted) wait.
   await backend.synchronize();
   waits++;
-  return { state, metrics: all, waits, ms: performance.now() - start };
+  return { state, metrics: all, waits, ms: performance.now() - start, stopped };
 }

@@ -227,3 +227,28 @@ Deno.test("trainLoop() counts every host wait and loses no row when maxInFlight 
     }
   });
 });
+
+Deno.test("trainLoop() stops when its signal aborts: metrics read, state after the last step", async () => {
+  await withBackendAsync(cpuBackend(), async () => {
+    const step = cg.compile((w: T, x: T) => ({
+      state: cg.sub(w, x),
+      metrics: cg.reshape(w, [1]),
+    }), { donate: [0] });
+    const stop = new AbortController();
+    const r = await trainLoop({
+      step,
+      init: cg.tensor([0]),
+      batch: (i) => {
+        if (i === 7) stop.abort();
+        return cg.tensor([-1]);
+      },
+      steps: 100,
+      readEvery: 5,
+      signal: stop.signal,
+    });
+    // Batch 7 was prepared while step 6 ran; the loop stops before running step 7.
+    assert.equal(r.stopped, true);
+    assert.deepEqual(r.metrics.map((m) => m[0]), [0, 1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(Array.from(await r.state.data()), [7]);
+  });
+});

@@ -15,7 +15,72 @@ export type TreeDef =
   | { kind: "leaf" }
   | { kind: "static"; value: unknown }
   | { kind: "array"; children: TreeDef[] }
-  | { kind: "object"; keys: string[]; children: TreeDef[] };
+  | { kind: "object"; keys: string[]; children: TreeDef[] }
+  | { kind: "node"; node: PytreeNode<unknown>; aux: unknown; children: TreeDef[] };
+
+/** How a registered class is taken apart into children (pytrees) and put back together. */
+export interface PytreeNode<T> {
+  /** A name for cache keys and messages (the class name by default). */
+  readonly name: string;
+  /** The children (pytrees themselves) and static auxiliary data of an instance. */
+  readonly flatten: (x: T) => [children: unknown[], aux: unknown];
+  /** A new instance from the auxiliary data and (transformed) children. */
+  readonly unflatten: (aux: unknown, children: unknown[]) => T;
+}
+
+// deno-lint-ignore no-explicit-any
+const nodeTypes = new Map<abstract new (...args: any[]) => unknown, PytreeNode<unknown>>();
+
+/**
+ * Registers a class as a pytree node, so its instances inside parameters, batches or outputs
+ * are taken apart into leaves (not treated as one static value, which would retrace for each
+ * instance). `flatten` returns the children and static data; `unflatten` rebuilds.
+ *
+ * @example
+ * ```ts
+ * import { flatten, registerPytreeNode, unflatten } from "./pytree.ts";
+ * import { tensor } from "../ops/creation.ts";
+ * import type { Tensor } from "../tensor.ts";
+ * class Affine {
+ *   constructor(readonly w: Tensor, readonly b: Tensor, readonly name: string) {}
+ * }
+ * registerPytreeNode(Affine, {
+ *   flatten: (a) => [[a.w, a.b], a.name],
+ *   unflatten: (name, [w, b]) => new Affine(w as Tensor, b as Tensor, name as string),
+ * });
+ * const { leaves, def } = flatten(new Affine(tensor([1]), tensor([2]), "fc"));
+ * leaves.length; // 2
+ * (unflatten(def, leaves) as Affine).name; // "fc"
+ * ```
+ */
+// deno-lint-ignore no-explicit-any
+export function registerPytreeNode<C extends abstract new (...args: any[]) => unknown>(
+  cls: C,
+  rules: {
+    flatten: (x: InstanceType<C>) => [children: unknown[], aux: unknown];
+    unflatten: (aux: unknown, children: unknown[]) => InstanceType<C>;
+    name?: string;
+  },
+): void {
+  if (typeof cls !== "function") {
+    throw new TypeError(`registerPytreeNode: expected a class, got ${typeof cls}`);
+  }
+  if (nodeTypes.has(cls)) {
+    throw new TypeError(`registerPytreeNode: class ${cls.name} is already registered`);
+  }
+  nodeTypes.set(cls, {
+    name: rules.name ?? cls.name,
+    flatten: rules.flatten as (x: unknown) => [unknown[], unknown],
+    unflatten: rules.unflatten,
+  });
+}
+
+function nodeTypeOf(x: object): PytreeNode<unknown> | undefined {
+  if (nodeTypes.size === 0) return undefined;
+  const ctor = (x as { constructor?: unknown }).constructor;
+  // deno-lint-ignore no-explicit-any
+  return typeof ctor === "function" ? nodeTypes.get(ctor as any) : undefined;
+}
 
 function isPlainObject(x: unknown): x is Record<string, unknown> {
   if (x === null || typeof x !== "object") return false;
@@ -45,6 +110,13 @@ export function flatten(tree: unknown): { leaves: Tensor[]; def: TreeDef } {
     if (isPlainObject(t)) {
       const keys = Object.keys(t).sort();
       return { kind: "object", keys, children: keys.map((k) => go(t[k])) };
+    }
+    if (t !== null && typeof t === "object") {
+      const node = nodeTypeOf(t);
+      if (node !== undefined) {
+        const [children, aux] = node.flatten(t);
+        return { kind: "node", node, aux, children: children.map(go) };
+      }
     }
     return { kind: "static", value: t };
   };
@@ -78,6 +150,8 @@ export function unflatten<T = unknown>(def: TreeDef, leaves: readonly unknown[])
         d.keys.forEach((k, j) => o[k] = go(d.children[j]));
         return o;
       }
+      case "node":
+        return d.node.unflatten(d.aux, d.children.map(go));
     }
   };
   const out = go(def);
@@ -128,21 +202,63 @@ export function defKey(def: TreeDef): string {
       return `{${
         def.keys.map((k, i) => `${JSON.stringify(k)}:${defKey(def.children[i])}`).join(",")
       }}`;
+    case "node":
+      return `${identityKey(def.node)}:${JSON.stringify(def.node.name)}(${staticKey(def.aux)})[${
+        def.children.map(defKey).join(",")
+      }]`;
   }
 }
 
+const identities = new WeakMap<object, number>();
+let nextIdentity = 0;
+
+/** `#n`, a number naming one object or function for as long as it lives. */
+function identityKey(v: object): string {
+  let id = identities.get(v);
+  if (id === undefined) {
+    id = nextIdentity++;
+    identities.set(v, id);
+  }
+  return `#${id}`;
+}
+
+/**
+ * The cache key of a static value: numbers, strings, booleans, null, undefined and bigints by
+ * value (NaN, -0 and the infinities distinct); arrays and plain objects by their contents;
+ * functions and other objects (class instances, Maps, ...) by identity, so two different
+ * lambdas never share a trace. Typed arrays and symbols are refused.
+ */
 function staticKey(v: unknown): string {
-  if (typeof v === "function") return `fn:${v.name}`;
+  switch (typeof v) {
+    case "number":
+      return Object.is(v, -0) ? "-0" : String(v);
+    case "string":
+      return JSON.stringify(v);
+    case "boolean":
+    case "undefined":
+      return String(v);
+    case "bigint":
+      return `${v}n`;
+    case "function":
+      return `fn${identityKey(v)}`;
+    case "symbol":
+      throw new TypeError(
+        `A symbol (${String(v)}) inside a traced function's arguments cannot key a trace`,
+      );
+  }
+  if (v === null) return "null";
   if (ArrayBuffer.isView(v)) {
     throw new TypeError(
       "A typed array inside a traced function's arguments: wrap it with tensor() so it is an input, not a constant",
     );
   }
-  try {
-    return JSON.stringify(v) ?? String(v);
-  } catch {
-    return String(v);
+  if (Array.isArray(v)) return `[${v.map(staticKey).join(",")}]`;
+  if (isPlainObject(v)) {
+    return `{${
+      Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${staticKey(v[k])}`).join(",")
+    }}`;
   }
+  return `obj${identityKey(v as object)}`;
 }
 
 /** Shapes and dtypes of the leaves, for error messages and cache keys. */

@@ -1,7 +1,10 @@
 /**
- * The CPU interpreter: one evaluation rule per primitive, over typed arrays. Float64 tensors
- * compute in float64, float32 tensors round every result to float32 (by storing it), so this
- * is the correctness oracle of the WebGPU backend.
+ * The CPU interpreter: one evaluation rule per primitive, over typed arrays, the correctness
+ * oracle of the WebGPU backend. Float64 tensors compute in float64. Float32 tensors round every
+ * elementwise result to float32 (by storing it); accumulations (`sum`, `matmul`, the three
+ * convolutions and `scatterAdd`) add their terms in float64 and round once, when the finished
+ * sum is stored, so the oracle's only float32 error in a reduction is that one rounding.
+ * Products are never skipped: `0 * Inf` and `0 * NaN` are NaN, as IEEE 754 (and WGSL) say.
  *
  * @module
  */
@@ -9,6 +12,7 @@ import { allocate, stridesOf, type TypedArray } from "../../ir/dtype.ts";
 import type { Node } from "../../ir/node.ts";
 import type { ConvParams, Prim } from "../../ir/primitives.ts";
 import { readStrided, walk, writeStrided } from "./_strided.ts";
+import { threefry2x32 } from "../../ir/threefry.ts";
 
 type CpuRule<P extends Prim> = (inputs: TypedArray[], node: Node<P>) => TypedArray;
 
@@ -32,6 +36,19 @@ function binary(
     for (let i = 0; i < o.length; i++) o[i] = f(a[i], b[i]);
     return o;
   };
+}
+
+/** Sum over the reduced axes, accumulated in float64 and rounded once into the output. */
+function sumRule([a]: TypedArray[], node: Node): TypedArray {
+  const acc = new Float64Array(node.shape.reduce((x, y) => x * y, 1));
+  const inShape = node.inputs[0].shape;
+  const outStrides = stridesOf(node.shape).map((s, i) => node.shape[i] === 1 ? 0 : s);
+  walk(inShape, outStrides, 0, (flat, oi) => {
+    acc[oi] += a[flat];
+  });
+  const o = out(node);
+  o.set(acc);
+  return o;
 }
 
 function reduce(
@@ -131,6 +148,7 @@ export const CPU_RULES: { [P in Prim]: CpuRule<P> } = {
   log: unary(Math.log),
   sqrt: unary(Math.sqrt),
   cos: unary(Math.cos),
+  sin: unary(Math.sin),
   acos: unary(Math.acos),
   floor: unary(Math.floor),
   stopGradient: ([a]) => a,
@@ -153,7 +171,7 @@ export const CPU_RULES: { [P in Prim]: CpuRule<P> } = {
     for (let i = 0; i < o.length; i++) o[i] = c[i] !== 0 ? a[i] : b[i];
     return o;
   },
-  sum: reduce(0, (acc, x) => acc + x),
+  sum: sumRule,
   reduceMax: reduce(-Infinity, (acc, x) => (x > acc || Number.isNaN(x)) ? x : acc),
   reshape: ([a]) => a,
   permute: ([a], node) => {
@@ -217,7 +235,6 @@ export const CPU_RULES: { [P in Prim]: CpuRule<P> } = {
         row.fill(0);
         for (let p = 0; p < k; p++) {
           const av = a[(t * m + i) * k + p];
-          if (av === 0) continue;
           const bo = (t * k + p) * n;
           for (let j = 0; j < n; j++) row[j] += av * b[bo + j];
         }
@@ -261,10 +278,23 @@ export const CPU_RULES: { [P in Prim]: CpuRule<P> } = {
     return o;
   },
   scatterAdd: ([upd, idx], node) => {
-    const o = out(node);
+    const acc = new Float64Array(out(node).length);
     gatherIndex(node, node.inputs[0].shape, node.shape, node.params.axis, idx, (f, d) => {
-      o[d] += upd[f];
+      acc[d] += upd[f];
     });
+    const o = out(node);
+    o.set(acc);
+    return o;
+  },
+  // Only reached when a graph is run without the passes (they replace it by input 0).
+  custom: ([a]) => a,
+  threefry: ([k0, k1, x0, x1], node) => {
+    const o = out(node);
+    const { word, output } = node.params;
+    for (let i = 0; i < o.length; i++) {
+      const w = threefry2x32(k0[i], k1[i], x0[i], x1[i])[word];
+      o[i] = output === "bits" ? w | 0 : (w >>> 8) * 2 ** -24;
+    }
     return o;
   },
 };

@@ -968,13 +968,13 @@ function convSteps(
  *
  * @example
  * ```ts
- * import { makeNode } from "../../ir/node.ts";
+ * import { makeNode, type Node } from "../../ir/node.ts";
  * import { schedule } from "../webgpu/schedule.ts";
  * import { FunctionTable, generateSteps } from "./codegen.ts";
  * const x = makeNode("var", [], { id: "x", shape: [4], dtype: "float32" });
  * const s = schedule([makeNode("exp", [x], {})], { maxBindings: 64 });
  * const table = new FunctionTable();
- * const isMem = (n: typeof x) => n.op === "var" || s.realized.has(n);
+ * const isMem = (n: Node) => n.op === "var" || s.realized.has(n);
  * generateSteps(s.kernels[0], { isMem, alias: s.alias }, table)[0].kind; // "kernel"
  * ```
  */

@@ -10,7 +10,7 @@
  * - EW: an elementwise chain over 4M elements (fused into one kernel), throughput, and the
  *   same chain with every op realized (one kernel per op) for comparison.
  *
- * Inputs follow shared/WORKLOADS.md (seeds, scales). Numbers are printed with the adapter.
+ * Inputs follow bench/WORKLOADS.md (seeds, scales). Numbers are printed with the adapter.
  *
  * @module
  */
@@ -19,19 +19,10 @@ import * as cg from "../../../mod.ts";
 import { withBackendAsync } from "../registry.ts";
 import { startWebGpuBackend } from "./start.ts";
 import { cosface } from "../../losses/cosface.ts";
+import { fmix32 } from "../../ops/random.ts";
 import type { WebGpuBackend } from "./webgpu_backend.ts";
 
 type T = cg.Tensor;
-
-function fmix32(h: number): number {
-  h = h >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /** Seeded values of WORKLOADS.md: element i of seed s, uniform in [-scale, scale). */
 function seeded(seed: number, shape: number[], scale = 1): T {
@@ -134,7 +125,7 @@ async function main(): Promise<void> {
       });
       const loss = await step(f, w, labels)[0].item();
       const ms = await throughput(gpu, () => step(f, w, labels), Math.max(2, reps / 4));
-      const kernels = (step.describe().match(/@compute/g) ?? []).length;
+      const kernels = step.dispatches();
       console.log(
         `L1 CosFace forward+backward: ${ms.toFixed(1)} ms (${kernels} kernels), loss ${
           loss.toFixed(4)
@@ -150,7 +141,7 @@ async function main(): Promise<void> {
       const fms = await throughput(gpu, () => fused(x, y), reps);
       // The same ops eagerly: each op is its own program and kernel.
       const ems = await throughput(gpu, () => [chain(x, y)], Math.max(2, reps / 4));
-      const kernels = (fused.describe().match(/@compute/g) ?? []).length;
+      const kernels = fused.dispatches();
       console.log(
         `EW chain (12 ops, 4M elements): fused ${fms.toFixed(2)} ms (${kernels} kernel), ` +
           `one kernel per op ${ems.toFixed(2)} ms`,

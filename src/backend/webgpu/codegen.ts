@@ -28,7 +28,9 @@ import {
   conv2dBackwardInputKernel,
   conv2dForwardKernel,
   type Conv2dSpec,
+  type ConvVariant,
 } from "../../../kernels/conv2d.ts";
+import type { ConvDirection } from "../../../kernels/tune.ts";
 import { matmulKernel } from "../../../kernels/matmul.ts";
 import type { BindingSplit, Epilogue, KernelPlan } from "../../../kernels/types.ts";
 import {
@@ -111,8 +113,13 @@ export function writes(b: BindingRef): boolean {
 
 /** Device facts the code generator tunes for. */
 export interface CodegenOptions {
-  /** `llvmpipe` (software) or `discrete` tile choices. */
+  /** `llvmpipe` (register tiles, software) or `discrete` (workgroup tiles) heuristic defaults. */
   profile: "llvmpipe" | "discrete";
+  /**
+   * The measured choice of a convolution kernel class (`kernels/tune_cache.ts`): a variant,
+   * `null` for the heuristic default, undefined when the class has no record.
+   */
+  choose?: (direction: ConvDirection, spec: Conv2dSpec) => ConvVariant | null | undefined;
   /**
    * Bytes one storage binding may cover (the adapter's `maxStorageBufferBindingSize`); a
    * tensor over it is bound as several parts (`split.ts`). No limit when absent.
@@ -128,9 +135,15 @@ function partsOf(node: Node, options: CodegenOptions): BindingParts {
     : bindingParts(bytes, options.maxBindingBytes);
 }
 
-/** Messages for out-of-range index reports, by code (1-based). */
-const rangeReports: { op: string; axis: number; size: number }[] = [];
+/**
+ * Messages for out-of-range index reports, by code (from 1, never reused). At most
+ * `maxRangeCodes` are kept, the least recently used dropped: a dropped code's report then
+ * says less (no op, axis or size), never something wrong.
+ */
+const rangeReports = new Map<number, { op: string; axis: number; size: number }>();
 const rangeCodes = new Map<string, number>();
+let maxRangeCodes = 4096;
+let nextRangeCode = 1;
 
 /** The code reported by kernels for an out-of-range index of `node`. */
 function rangeCode(node: Node): number {
@@ -138,12 +151,33 @@ function rangeCode(node: Node): number {
   const size = node.op === "gather" ? node.inputs[0].shape[axis] : node.shape[axis];
   const key = `${node.op}|${axis}|${size}`;
   let code = rangeCodes.get(key);
-  if (code === undefined) {
-    rangeReports.push({ op: node.op, axis, size });
-    code = rangeReports.length;
-    rangeCodes.set(key, code);
+  if (code !== undefined) {
+    rangeCodes.delete(key);
+  } else {
+    code = nextRangeCode++;
+    rangeReports.set(code, { op: node.op, axis, size });
+  }
+  rangeCodes.set(key, code);
+  while (rangeCodes.size > maxRangeCodes) {
+    const [oldKey, oldCode] = rangeCodes.entries().next().value!;
+    rangeCodes.delete(oldKey);
+    rangeReports.delete(oldCode);
   }
   return code;
+}
+
+/**
+ * How many out-of-range report codes are kept; with `limit`, first sets the bound (tests).
+ *
+ * @example
+ * ```ts
+ * import { rangeCodeCount } from "./codegen.ts";
+ * rangeCodeCount() <= 4096; // true
+ * ```
+ */
+export function rangeCodeCount(limit?: number): number {
+  if (limit !== undefined) maxRangeCodes = limit;
+  return rangeReports.size;
 }
 
 /**
@@ -156,7 +190,7 @@ function rangeCode(node: Node): number {
  * ```
  */
 export function rangeError(code: number, index: number): RangeError {
-  const r = rangeReports[code - 1];
+  const r = rangeReports.get(code);
   if (r === undefined) {
     return new RangeError(`An index is out of range (code ${code}, index ${index})`);
   }
@@ -659,7 +693,11 @@ function loopKernel(k: Kernel, scope: Scope, options: CodegenOptions): KernelAst
       loop.lanes,
     )];
   }
-  const w = spec.extent >= 4096 ? 256 : 64;
+  // llvmpipe compiles a 256-wide workgroup's barrier tree slowly: T1's four sibling sums took
+  // 43.6 s cold at 256 threads, 5.8 s at 64, the same run time (measured, loaded machine).
+  const w = spec.extent >= 4096 && (options.profile !== "llvmpipe" || spec.extent > 2 ** 20)
+    ? 256
+    : 64;
   const grid = fold(outputs);
   const epi = e.child();
   cores.forEach((c, i) => epi.seed(c, cidx, total(i)));
@@ -816,14 +854,19 @@ function tiledPlan(
 ): KernelPlan {
   const core = k.core!;
   const { epilogue, split } = options;
-  const conv = () => ({ ...convSpec(core, epilogue, options.profile), split });
+  const conv = (direction: ConvDirection): Conv2dSpec => {
+    const spec = { ...convSpec(core, undefined, options.profile), split };
+    // Split bindings take the default path (the variants are measured without them).
+    const variant = split === undefined ? options.choose?.(direction, spec) : undefined;
+    return { ...spec, epilogue, variant: variant ?? undefined };
+  };
   switch (core.op) {
     case "conv2d":
-      return conv2dForwardKernel(conv());
+      return conv2dForwardKernel(conv("forward"));
     case "conv2dBackInput":
-      return conv2dBackwardInputKernel(conv());
+      return conv2dBackwardInputKernel(conv("backInput"));
     case "conv2dBackFilter":
-      return conv2dBackwardFilterKernel(conv());
+      return conv2dBackwardFilterKernel(conv("backFilter"));
     default: {
       const g = k.gemm!;
       return matmulKernel({

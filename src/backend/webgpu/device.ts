@@ -4,6 +4,11 @@
  *
  * @module
  */
+import {
+  type DeviceProfile,
+  deviceProfile,
+  type ProfileLimits,
+} from "../../kernel/device_profile.ts";
 
 /** What the backend knows about its device. */
 export interface GpuContext {
@@ -17,29 +22,16 @@ export interface GpuContext {
   readonly limits: GpuLimits;
   /** Whether `timestamp-query` was granted (per-kernel profiling). */
   readonly timestamps: boolean;
+  /** The device profile (limits, features, adapter) kernels are chosen by. */
+  readonly profile: DeviceProfile;
   /** Errors seen on the device and not yet reported (validation, out of memory, loss). */
   readonly errors: Error[];
   /** Set when the device was lost; every later use fails with it. */
   lost: Error | null;
 }
 
-/** The device limits the compiler plans with. */
-export interface GpuLimits {
-  /** Bytes one storage binding may cover. */
-  maxStorageBufferBindingSize: number;
-  /** Bytes of one buffer. */
-  maxBufferSize: number;
-  /** Storage buffers one compute shader may bind. */
-  maxStorageBuffersPerShaderStage: number;
-  /** Bytes of workgroup memory. */
-  maxComputeWorkgroupStorageSize: number;
-  /** Invocations of one workgroup. */
-  maxComputeInvocationsPerWorkgroup: number;
-  /** Workgroup size in x. */
-  maxComputeWorkgroupSizeX: number;
-  /** Workgroups per dispatch dimension. */
-  maxComputeWorkgroupsPerDimension: number;
-}
+/** The device limits the compiler plans with (the profile's). */
+export type GpuLimits = ProfileLimits;
 
 const LIMIT_NAMES: readonly (keyof GpuLimits)[] = [
   "maxStorageBufferBindingSize",
@@ -50,6 +42,9 @@ const LIMIT_NAMES: readonly (keyof GpuLimits)[] = [
   "maxComputeWorkgroupSizeX",
   "maxComputeWorkgroupsPerDimension",
 ];
+
+/** Device errors kept until the next call reports them. */
+const MAX_PENDING_ERRORS = 100;
 
 type AdapterHook = () => Promise<GPUAdapter | null>;
 let adapterHook: AdapterHook | null = null;
@@ -117,7 +112,9 @@ export async function requestGpu(options: { timeoutMs?: number } = {}): Promise<
   const requiredLimits: Record<string, number> = {};
   for (const name of LIMIT_NAMES) requiredLimits[name] = adapter.limits[name];
   const features: GPUFeatureName[] = [];
-  if (adapter.features.has("timestamp-query")) features.push("timestamp-query");
+  for (const f of ["timestamp-query", "shader-f16"] as const) {
+    if (adapter.features.has(f)) features.push(f);
+  }
   const device = await withTimeout(
     adapter.requestDevice({ requiredFeatures: features, requiredLimits }),
     timeoutMs,
@@ -134,12 +131,31 @@ export async function requestGpu(options: { timeoutMs?: number } = {}): Promise<
     fallback: info.isFallbackAdapter ?? false,
     limits,
     timestamps: device.features.has("timestamp-query"),
+    profile: deviceProfile({
+      description,
+      vendor: info.vendor,
+      architecture: info.architecture,
+      isFallbackAdapter: info.isFallbackAdapter,
+      features: [...device.features] as string[],
+      limits,
+    }),
     errors: [],
     lost: null,
   };
   device.addEventListener("uncapturederror", (event) => {
     const error = (event as GPUUncapturedErrorEvent).error;
-    ctx.errors.push(new Error(`WebGPU error on ${description}: ${error.message}`));
+    // Every error is kept until reported, up to a bound; the last entry counts the rest.
+    if (ctx.errors.length < MAX_PENDING_ERRORS) {
+      ctx.errors.push(new Error(`WebGPU error on ${description}: ${error.message}`));
+    } else {
+      const more = ctx.errors[MAX_PENDING_ERRORS] as Error & { more?: number } | undefined;
+      if (more === undefined) {
+        ctx.errors.push(Object.assign(new Error("1 more WebGPU error, not kept"), { more: 1 }));
+      } else {
+        more.more = (more.more ?? 1) + 1;
+        more.message = `${more.more} more WebGPU errors, not kept`;
+      }
+    }
   });
   device.lost.then((info) => {
     ctx.lost = new Error(
@@ -151,7 +167,8 @@ export async function requestGpu(options: { timeoutMs?: number } = {}): Promise<
 }
 
 /**
- * Throws the first pending device error (and forgets the rest), or the loss of the device.
+ * Throws the pending device errors, all of them: one as itself, several as an
+ * `AggregateError` whose message lists each; or the loss of the device.
  *
  * @example
  * ```ts ignore
@@ -162,11 +179,14 @@ export async function requestGpu(options: { timeoutMs?: number } = {}): Promise<
  */
 export function throwPendingError(ctx: GpuContext): void {
   if (ctx.lost !== null) throw ctx.lost;
-  const first = ctx.errors.shift();
-  if (first !== undefined) {
-    ctx.errors.length = 0;
-    throw first;
-  }
+  if (ctx.errors.length === 0) return;
+  const errors = ctx.errors.splice(0);
+  if (errors.length === 1) throw errors[0];
+  throw new AggregateError(
+    errors,
+    `${errors.length} WebGPU errors on ${ctx.description}:\n` +
+      errors.map((e, i) => `${i + 1}. ${e.message}`).join("\n"),
+  );
 }
 
 /**

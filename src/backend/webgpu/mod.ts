@@ -70,11 +70,35 @@ export async function initDefaultBackend(): Promise<Backend> {
   if (want === "webgpu") return await initWebGpu();
   try {
     return await initWebGpu();
-  } catch {
+  } catch (e) {
+    // Falling back is the point of this function, but never silently: say why.
+    const why = e instanceof Error ? e.message : String(e);
     try {
-      return await setBackend("wasm");
-    } catch {
+      const wasm = await setBackend("wasm");
+      console.warn(`cosgrad: using the wasm backend; WebGPU did not start: ${why}`);
+      return wasm;
+    } catch (w) {
+      console.warn(
+        `cosgrad: using the cpu backend; WebGPU did not start (${why}), nor wasm (${
+          w instanceof Error ? w.message : String(w)
+        })`,
+      );
       return await setBackend(cpuBackend());
     }
   }
 }
+
+/**
+ * `COSGRAD_BACKEND` alone chooses the backend of a plain script: `webgpu` starts it when this
+ * module loads (an error without an adapter, naming the cause), `cpu` selects the interpreter,
+ * anything else is refused naming the variable. Empty or unset leaves the choice to the code.
+ */
+async function backendFromEnvironment(): Promise<void> {
+  const want = envVar("COSGRAD_BACKEND");
+  if (want === undefined || want === "") return;
+  if (want === "webgpu") await initWebGpu();
+  else if (want === "cpu" || want === "wasm") await setBackend(want);
+  else throw new RangeError(`Invalid COSGRAD_BACKEND=${want}: expected cpu, wasm or webgpu`);
+}
+
+await backendFromEnvironment();

@@ -7,13 +7,21 @@
  */
 import { sizeOf } from "../../ir/dtype.ts";
 import type { Node } from "../../ir/node.ts";
-import { donatedError, type MemoryReport, type Program, type Storage } from "../storage.ts";
+import {
+  donatedError,
+  type KernelSummary,
+  type MemoryReport,
+  type Program,
+  type Storage,
+} from "../storage.ts";
 import { BufferHandle, GpuStorage, sizeClass } from "./buffers.ts";
 import { type BindingRef, type Dispatch, generate, writes } from "./codegen.ts";
 import { LOWERING } from "../../kernel/lowering.ts";
 import { bindingParts } from "./split.ts";
 import { type Kernel, type Schedule, schedule } from "./schedule.ts";
-import type { WebGpuBackend } from "./webgpu_backend.ts";
+import type { CachedPipeline, WebGpuBackend } from "./webgpu_backend.ts";
+import type { Conv2dSpec } from "../../../kernels/conv2d.ts";
+import { convClass, type ConvDirection } from "../../../kernels/tune.ts";
 
 /** Where a dispatch binding's memory comes from, once planned. */
 type Source =
@@ -63,9 +71,13 @@ interface Plan {
 export class GpuProgram implements Program {
   private readonly sched: Schedule;
   private readonly dispatches: { kernel: Kernel; dispatch: Dispatch }[] = [];
+  /** The pipelines of the dispatches: their compile errors surface on this program's runs. */
+  private readonly pipelines: CachedPipeline[] = [];
   private readonly plans = new Map<string, Plan>();
   private readonly consts = new Map<Node, GpuStorage>();
   private readonly inputIndex = new Map<Node, number>();
+  /** The tuned kernel classes this program uses. */
+  private readonly tuned = new Set<string>();
   /** Compiles the graph from `vars` to `outputs`. */
   constructor(
     private readonly backend: WebGpuBackend,
@@ -76,6 +88,19 @@ export class GpuProgram implements Program {
     // Tensors over the binding limit are bound as several ranges of their buffer (split.ts).
     const limit = backend.bindingLimit;
     const maxBuffer = backend.gpu.limits.maxBufferSize;
+    const checkBuffer = (n: Node) => {
+      const bytes = sizeOf(n.shape) * 4;
+      if (sizeClass(bytes) > maxBuffer) {
+        throw new RangeError(
+          `A ${n.dtype}[${n.shape.join(",")}] tensor (${bytes} bytes, a ${
+            sizeClass(bytes)
+          }-byte buffer) exceeds the adapter's maxBufferSize of ${maxBuffer} bytes (${backend.gpu.description}): split it, or use the cpu backend`,
+        );
+      }
+    };
+    // Inputs and outputs always live in buffers of their own: checked before scheduling, whose
+    // binding arithmetic would otherwise report an oversized tensor as a binding-count problem.
+    for (const n of [...vars, ...outputs]) checkBuffer(n);
     this.sched = schedule(outputs, {
       maxBindings: backend.gpu.limits.maxStorageBuffersPerShaderStage,
       bindingsOf: (n) => bindingParts(sizeOf(n.shape) * 4, limit).count,
@@ -95,26 +120,26 @@ export class GpuProgram implements Program {
           backend.adopt((n as Node<"const">).params.storage as Storage) as GpuStorage,
         );
       }
-      const bytes = sizeOf(n.shape) * 4;
-      if (
-        (n.op === "var" || n.op === "const" || this.sched.realized.has(n)) &&
-        sizeClass(bytes) > maxBuffer
-      ) {
-        throw new RangeError(
-          `A ${n.dtype}[${n.shape.join(",")}] tensor (${bytes} bytes, a ${
-            sizeClass(bytes)
-          }-byte buffer) exceeds the adapter's maxBufferSize of ${maxBuffer} bytes (${backend.gpu.description}): split it, or use the cpu backend`,
-        );
-      }
+      if (n.op === "var" || n.op === "const" || this.sched.realized.has(n)) checkBuffer(n);
     }
     const isMem = (n: Node) => LOWERING[n.op].kind === "input" || this.sched.realized.has(n);
     const graph = { isMem, alias: this.sched.alias };
     for (const kernel of this.sched.kernels) {
-      const options = { profile: backend.profile, maxBindingBytes: limit };
+      const options = {
+        profile: backend.profile,
+        maxBindingBytes: limit,
+        choose: (direction: ConvDirection, spec: Conv2dSpec) => {
+          const cls = convClass(direction, spec);
+          this.tuned.add(cls);
+          return backend.tuning.choose(cls, direction, spec);
+        },
+      };
       for (const dispatch of generate(kernel, graph, options)) {
         this.dispatches.push({ kernel, dispatch });
         if (!dispatch.clear) {
-          backend.pipeline(dispatch.code, dispatch.name, dispatch.bindings.map(writes));
+          this.pipelines.push(
+            backend.pipeline(dispatch.code, dispatch.name, dispatch.bindings.map(writes)),
+          );
         }
       }
     }
@@ -143,9 +168,22 @@ export class GpuProgram implements Program {
     return group;
   }
 
-  /** The number of dispatches a run records. */
-  get dispatchCount(): number {
-    return this.dispatches.length;
+  kernels(): KernelSummary[] {
+    return this.dispatches.map(({ dispatch }) => ({
+      name: dispatch.name,
+      workgroups: dispatch.workgroups,
+      bindings: dispatch.bindings.map((b) =>
+        b.kind === "node"
+          ? {
+            kind: "tensor" as const,
+            dtype: b.node.dtype,
+            shape: b.node.shape,
+            write: b.write,
+            ...(b.part === undefined ? {} : { part: b.part }),
+          }
+          : { kind: b.kind, write: writes(b) }
+      ),
+    }));
   }
 
   describe(): string {
@@ -346,6 +384,7 @@ export class GpuProgram implements Program {
   run(inputs: readonly Storage[], donated?: ReadonlySet<number>): Storage[] {
     const backend = this.backend;
     backend.checkUsable();
+    backend.checkPipelines(this.pipelines);
     if (inputs.length !== this.vars.length) {
       throw new TypeError(`Expected ${this.vars.length} inputs, got ${inputs.length}`);
     }
@@ -413,6 +452,9 @@ export class GpuProgram implements Program {
     }
     profiler?.resolve(encoder);
     device.queue.submit([encoder.finish()]);
+    // Kernels run on their first-run choice are promoted to the tuned one (recompiled at the
+    // next call, a few per run).
+    if (this.tuned.size > 0) backend.tuning.afterRun(this.tuned);
     profiler?.report(plan.dispatches.filter((d) => !d.empty).map((d) => d.dispatch.name));
 
     // Outputs, then every buffer no output holds goes back to the pool.
@@ -435,6 +477,11 @@ export class GpuProgram implements Program {
       }
       return new GpuStorage(o.dtype, sizeOf(o.shape), handle, backend);
     });
+    backend.markWritten(
+      [...handles.keys()].map((slot) => buffers[slot]),
+      this.pipelines,
+      gpuInputs.map((s) => s.buffer),
+    );
     // Released last slot first, so the next run's acquires (last in, first out) hand every
     // slot the same buffer again and the bind groups come from the cache.
     for (let i = plan.slots.length - 1; i >= 0; i--) {

@@ -1,0 +1,134 @@
+/**
+ * Does `checkpoint` (rematerialization) save device memory on T1's network? Builds the T1
+ * training step (WORKLOADS.md: the small network, CosFace head, SGD with momentum) twice,
+ * once plain and once with every stage under `cg.checkpoint`, compiles both on WebGPU, runs
+ * one step of each from the same parameters, and prints the buffer plans' `memory()` figures
+ * and both losses (which must agree).
+ *
+ * Usage: deno run -A bench/checkpoint_memory.ts [--batch 128] [--size 64] [--classes 1000]
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import * as cg from "../mod.ts";
+
+type T = cg.Tensor;
+type Params = cg.nn.SmallNetParams;
+type State = cg.nn.SmallNetState;
+
+const HELP = `Usage: deno run -A bench/checkpoint_memory.ts [options]
+
+  --batch N     images per step (default 128, T1's)
+  --size N      image height and width (default 64, T1's)
+  --classes N   CosFace classes (default 1000, T1's)
+  --only V      run one variant: plain or checkpoint (default both)
+  --help        this text`;
+
+/** The network of smallNet.apply, with each stage optionally under checkpoint. */
+function forward(p: Params, s: State, x: T, remat: boolean): { out: T; state: State } {
+  let h = x;
+  const stages = p.stages.map((sp, i) => {
+    const stage = (q: cg.nn.SmallNetStage, st: State["stages"][number], hin: T) => {
+      const a = cg.nn.batchNorm(
+        q.bn1,
+        st.bn1,
+        cg.nn.conv2d(q.conv1, hin, { stride: 2, padding: 1 }),
+        {
+          training: true,
+        },
+      );
+      const h1 = cg.nn.prelu(q.prelu1, a.out);
+      const b = cg.nn.batchNorm(q.bn2, st.bn2, cg.nn.conv2d(q.conv2, h1, { padding: 1 }), {
+        training: true,
+      });
+      return { h: cg.nn.prelu(q.prelu2, b.out), state: { bn1: a.state, bn2: b.state } };
+    };
+    const r = (remat ? cg.checkpoint(stage) : stage)(sp, s.stages[i], h);
+    h = r.h;
+    return r.state;
+  });
+  const e = cg.nn.batchNorm(p.bn, s.bn, cg.nn.linear(p.linear, cg.flatten(h)), { training: true });
+  return { out: e.out, state: { stages, bn: e.state } };
+}
+
+const MIB = 2 ** 20;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      batch: { type: "string", default: "128" },
+      size: { type: "string", default: "64" },
+      classes: { type: "string", default: "1000" },
+      only: { type: "string" },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
+  const int = (flag: string, v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) {
+      console.error(`error: --${flag} must be a positive integer, got ${v}`);
+      Deno.exit(2);
+    }
+    return n;
+  };
+  const batch = int("batch", values.batch), size = int("size", values.size);
+  const classes = int("classes", values.classes);
+  const backend = await cg.setBackend("webgpu");
+  const net = cg.nn.smallNet.init(cg.randomKey(0), { inputSize: size });
+  const head = cg.normal(cg.randomKey(1), [classes, 128], { std: 0.1 });
+  const x = cg.normal(cg.randomKey(2), [batch, 3, size, size]);
+  const y = cg.tensor(
+    Array.from({ length: batch }, (_, i) => (i * 7919) % classes),
+    [batch],
+    { dtype: "int32" },
+  );
+  const opt = cg.optim.sgd({ lr: 0.1, momentum: 0.9, weightDecay: 5e-4 });
+  const params = { net: net.params, head };
+  type P = typeof params;
+  const rows: string[] = [];
+  if (values.only !== undefined && values.only !== "plain" && values.only !== "checkpoint") {
+    console.error(`error: --only must be plain or checkpoint, got ${values.only}`);
+    Deno.exit(2);
+  }
+  const variants = values.only === undefined ? [false, true] : [values.only === "checkpoint"];
+  for (const remat of variants) {
+    const step = cg.compile((p: P, bn: State, o: cg.optim.OptState, xb: T, yb: T) => {
+      const loss = (q: P) => {
+        const r = forward(q.net, bn, xb, remat);
+        return [cg.losses.cosface(r.out, q.head, yb, { s: 64, m: 0.35 }), r.state] as const;
+      };
+      const [[value, state], grads] = cg.valueAndGrad(loss, { hasAux: true })(p);
+      const u = opt.update(grads, o, p);
+      return { params: u.params, bn: state, opt: u.state, loss: value };
+    });
+    const t0 = performance.now();
+    const out = step(params, net.state, opt.init(params) as cg.optim.OptState, x, y);
+    const loss = await out.loss.item();
+    const ms = performance.now() - t0;
+    const m = step.memory();
+    rows.push(
+      `| ${remat ? "checkpoint per stage" : "plain"} | ${(m.peakBytes / MIB).toFixed(1)} | ${
+        (m.liveIntermediateBytes / MIB).toFixed(1)
+      } | ${(m.intermediateBytes / MIB).toFixed(1)} | ${step.dispatches()} | ${loss.toFixed(5)} | ${
+        (ms / 1000).toFixed(1)
+      } |`,
+    );
+  }
+  console.log(
+    `T1 network, batch ${batch}, ${size}x${size}, ${classes} classes, on ${backend.name}: ${
+      (backend as unknown as { description?: string }).description ?? ""
+    }`,
+  );
+  console.log(
+    "| step | peak MiB | live intermediates MiB | intermediates MiB | kernels | loss | first call s |",
+  );
+  console.log("| --- | --- | --- | --- | --- | --- | --- |");
+  for (const r of rows) console.log(r);
+}
+
+if (import.meta.main) await main();

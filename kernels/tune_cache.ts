@@ -1,0 +1,423 @@
+/**
+ * The tuning cache: measured records of kernel classes ({@linkcode TuneRecord}) per device
+ * profile, in memory, in a JSON file that persists across runs, and in tables shipped for known
+ * adapters. A choice is made from a record when it is read ({@linkcode pick}, with compile time
+ * spread over `COSGRAD_TUNE_HORIZON` runs, default 500), so the same measurements serve another
+ * horizon.
+ *
+ * Environment: `COSGRAD_TUNE=off` (no cache, no shipped table, no tuning: heuristic defaults),
+ * `COSGRAD_TUNE=on` (also measure untuned classes when the backend is next synchronized),
+ * unset (use the cache and the shipped tables, measure nothing unless asked: `deno task tune`);
+ * `COSGRAD_TUNE_CACHE=<file>` (the file; default {@linkcode tuneCachePath}).
+ *
+ * @module
+ */
+import type { ConvVariant } from "./conv2d.ts";
+import {
+  type ConvDirection,
+  type Measured,
+  pick,
+  TOLERANCE,
+  type TuneRecord,
+  variantName,
+} from "./tune.ts";
+import { LLVMPIPE_RECORDS } from "./tuned_llvmpipe.ts";
+
+/** What the tuning cache does (`COSGRAD_TUNE`). */
+export type TuneMode = "off" | "cache" | "on";
+
+const FORMAT = "cosgrad-tune-1";
+
+/** The file's contents: records per device-profile key, then per kernel class. */
+interface CacheFile {
+  format: typeof FORMAT;
+  profiles: Record<string, Record<string, TuneRecord>>;
+}
+
+/** Tables shipped with the package: records for adapters whose description starts with `prefix`. */
+export interface ShippedTable {
+  /** Start of `adapter.info.description`, e.g. `llvmpipe`. */
+  prefix: string;
+  /** Records per kernel class. */
+  records: Readonly<Record<string, TuneRecord>>;
+}
+
+const SHIPPED: readonly ShippedTable[] = [{ prefix: "llvmpipe", records: LLVMPIPE_RECORDS }];
+
+function env(name: string): string | undefined {
+  const deno = Reflect.get(globalThis, "Deno") as
+    | { env?: { get(name: string): string | undefined } }
+    | undefined;
+  try {
+    return deno?.env?.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The tuning mode from `COSGRAD_TUNE`: `off`, `on`, or `cache` (unset or empty).
+ *
+ * @example
+ * ```ts
+ * import { tuneMode } from "./tune_cache.ts";
+ * ["off", "cache", "on"].includes(tuneMode()); // true
+ * ```
+ */
+export function tuneMode(): TuneMode {
+  const v = (env("COSGRAD_TUNE") ?? "").trim().toLowerCase();
+  if (v === "" || v === "cache") return "cache";
+  if (v === "off" || v === "0" || v === "false") return "off";
+  if (v === "on" || v === "1" || v === "true") return "on";
+  throw new TypeError(`Invalid COSGRAD_TUNE "${v}": expected off, cache or on`);
+}
+
+/**
+ * Runs over which a variant's compile time is spread when choosing (`COSGRAD_TUNE_HORIZON`,
+ * default 500).
+ *
+ * @example
+ * ```ts
+ * import { tuneHorizon } from "./tune_cache.ts";
+ * tuneHorizon() > 0; // true
+ * ```
+ */
+export function tuneHorizon(): number {
+  const v = env("COSGRAD_TUNE_HORIZON");
+  if (v === undefined || v === "") return 500;
+  const n = Number(v);
+  if (!(n > 0)) {
+    throw new TypeError(`Invalid COSGRAD_TUNE_HORIZON "${v}": expected a positive number of runs`);
+  }
+  return n;
+}
+
+/**
+ * Seconds of compilation a run may spend promoting kernels from their first-run choice to the
+ * full one (`COSGRAD_TUNE_STEP_S`, default 20; `inf` or `off`: no tiers, the full choice at once).
+ *
+ * @example
+ * ```ts
+ * import { tuneStepSeconds } from "./tune_cache.ts";
+ * tuneStepSeconds() > 0; // true
+ * ```
+ */
+export function tuneStepSeconds(): number {
+  const v = (env("COSGRAD_TUNE_STEP_S") ?? "").trim();
+  if (v === "") return 20;
+  if (v === "off" || v === "inf") return Infinity;
+  const n = Number(v);
+  if (!(n >= 0)) {
+    throw new TypeError(`Invalid COSGRAD_TUNE_STEP_S "${v}": expected seconds, or off`);
+  }
+  return n;
+}
+
+/**
+ * The tuning cache file: `COSGRAD_TUNE_CACHE`, else `$XDG_CACHE_HOME/cosgrad/tune.json`, else
+ * `$HOME/.cache/cosgrad/tune.json`; null where no environment is readable (a browser).
+ *
+ * @example
+ * ```ts
+ * import { tuneCachePath } from "./tune_cache.ts";
+ * const path = tuneCachePath();
+ * path === null || path.endsWith(".json") || path.length > 0; // true
+ * ```
+ */
+export function tuneCachePath(): string | null {
+  const own = env("COSGRAD_TUNE_CACHE");
+  if (own !== undefined && own !== "") return own;
+  const xdg = env("XDG_CACHE_HOME");
+  if (xdg !== undefined && xdg !== "") return `${xdg}/cosgrad/tune.json`;
+  const home = env("HOME");
+  return home === undefined || home === "" ? null : `${home}/.cache/cosgrad/tune.json`;
+}
+
+interface DenoFs {
+  permissions: { querySync(d: { name: "read" | "write"; path: string }): { state: string } };
+  readTextFileSync(path: string): string;
+  writeTextFileSync(path: string, data: string): void;
+  mkdirSync(path: string, options: { recursive: boolean }): void;
+  renameSync(from: string, to: string): void;
+}
+
+/** Deno's file API where `access` to `path` is granted (never a permission prompt), else null. */
+function fs(access: "read" | "write", path: string): DenoFs | null {
+  const deno = Reflect.get(globalThis, "Deno") as Partial<DenoFs> | undefined;
+  if (deno?.readTextFileSync === undefined || deno.permissions?.querySync === undefined) {
+    return null;
+  }
+  try {
+    return deno.permissions.querySync({ name: access, path }).state === "granted"
+      ? deno as DenoFs
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+function isRecord(r: unknown): r is TuneRecord {
+  if (typeof r !== "object" || r === null) return false;
+  const c = (r as { candidates?: unknown }).candidates;
+  return Array.isArray(c) && c.some((m: Measured) => m?.error <= TOLERANCE) &&
+    c.every((m: Measured) =>
+      typeof m === "object" && m !== null && typeof m.runMs === "number" &&
+      typeof m.compileMs === "number" && typeof m.error === "number" &&
+      (m.variant === null || typeof m.variant?.algo === "string")
+    );
+}
+
+/** Reads the cache file: its profiles, or an empty table (with a warning naming the file when it is corrupt). */
+function readCache(path: string, warn: (s: string) => void): CacheFile["profiles"] {
+  const deno = fs("read", path);
+  if (deno === null) return {};
+  let text: string;
+  try {
+    text = deno.readTextFileSync(path);
+  } catch {
+    return {}; // no file yet, or no permission to read it
+  }
+  try {
+    const data = JSON.parse(text) as CacheFile;
+    if (data?.format !== FORMAT || typeof data.profiles !== "object" || data.profiles === null) {
+      throw new Error(`expected {"format": "${FORMAT}", "profiles": {...}}`);
+    }
+    for (const [key, records] of Object.entries(data.profiles)) {
+      for (const [cls, r] of Object.entries(records)) {
+        if (!isRecord(r)) throw new Error(`bad record for ${cls} under ${key}`);
+      }
+    }
+    return data.profiles;
+  } catch (e) {
+    warn(
+      `cosgrad: ignoring the corrupt tuning cache ${path} (${
+        e instanceof Error ? e.message : e
+      }); it is rewritten at the next tuning`,
+    );
+    return {};
+  }
+}
+
+/** A kernel class that was used without a record (to tune later). */
+export interface Miss {
+  /** The class key. */
+  cls: string;
+  /** The convolution direction. */
+  direction: ConvDirection;
+  /** The shape (no epilogue or split). */
+  spec: import("./conv2d.ts").Conv2dSpec;
+}
+
+/**
+ * The tuning table of one device profile: records from the shipped table for its adapter, the
+ * cache file, and measurements of this process. `version` grows with every new record, so it
+ * belongs in program cache keys.
+ *
+ * @example
+ * ```ts
+ * import { TuningTable } from "./tune_cache.ts";
+ * import assert from "node:assert/strict";
+ * const t = new TuningTable("test|profile", "test adapter", { mode: "cache", path: null });
+ * assert.equal(t.choose("conv2d.forward x1", "forward", { batch: 1, inChannels: 1, height: 4, width: 4, outChannels: 8, kernelH: 3, kernelW: 3 }), undefined);
+ * t.record("conv2d.forward x1", { candidates: [{ variant: { algo: "implicit", cap: 8 }, runMs: 1, compileMs: 1, error: 0 }] });
+ * assert.deepEqual(t.choose("conv2d.forward x1", "forward", { batch: 1, inChannels: 1, height: 4, width: 4, outChannels: 8, kernelH: 3, kernelW: 3 }), { algo: "implicit", cap: 8 });
+ * ```
+ */
+export class TuningTable {
+  /** Grows with every record added (part of the backend's compile key). */
+  version = 0;
+  /** Classes looked up without a record, by class key. */
+  readonly misses = new Map<string, Miss>();
+  /** Where the records of this process go (null: memory only). */
+  readonly path: string | null;
+  /** The mode it was made with. */
+  readonly mode: TuneMode;
+  private readonly records = new Map<string, TuneRecord>();
+  private readonly sources = new Map<string, "shipped" | "file" | "measured">();
+  private readonly horizon: number;
+  private readonly stepCompileMs: number;
+  private readonly promoted = new Set<string>();
+  private readonly warn: (s: string) => void;
+
+  /** A table for the profile `key` of adapter `adapter`. */
+  constructor(
+    readonly key: string,
+    readonly adapter: string,
+    options: {
+      mode?: TuneMode;
+      path?: string | null;
+      horizon?: number;
+      stepCompileS?: number;
+      warn?: (s: string) => void;
+    } = {},
+  ) {
+    this.mode = options.mode ?? tuneMode();
+    this.path = options.path === undefined ? tuneCachePath() : options.path;
+    this.horizon = options.horizon ?? tuneHorizon();
+    this.stepCompileMs = 1000 * (options.stepCompileS ?? tuneStepSeconds());
+    this.warn = options.warn ?? ((s) => console.warn(s));
+    if (this.mode === "off") return;
+    for (const t of SHIPPED) {
+      if (!adapter.startsWith(t.prefix)) continue;
+      for (const [cls, r] of Object.entries(t.records)) this.put(cls, r, "shipped");
+    }
+    if (this.path !== null) {
+      const own = readCache(this.path, this.warn)[key] ?? {};
+      for (const [cls, r] of Object.entries(own)) this.put(cls, r, "file");
+    }
+  }
+
+  private put(cls: string, r: TuneRecord, source: "shipped" | "file" | "measured"): void {
+    this.records.set(cls, r);
+    this.sources.set(cls, source);
+  }
+
+  /**
+   * The chosen variant of a class (`null`: the default measured best), or undefined when the
+   * class has no record (or tuning is off); a miss is remembered for {@linkcode misses}.
+   */
+  choose(
+    cls: string,
+    direction: ConvDirection,
+    spec: Miss["spec"],
+  ): ConvVariant | null | undefined {
+    if (this.mode === "off") return undefined;
+    const r = this.records.get(cls);
+    if (r === undefined) {
+      if (!this.misses.has(cls)) this.misses.set(cls, { cls, direction, spec });
+      return undefined;
+    }
+    const full = pick(r, this.horizon);
+    if (this.stepCompileMs === Infinity || this.promoted.has(cls)) return full.variant;
+    // Tiers: until a program using the class has run, the candidate quickest to compile and
+    // run once (the least `run + compile`), so that a first step is not spent compiling.
+    return pick(r, 1).variant;
+  }
+
+  /**
+   * After a run of a program using `classes`: promotes classes still on their first-run
+   * choice to the full choice, the most saving per step first, up to `COSGRAD_TUNE_STEP_S`
+   * seconds of predicted compilation (at least one class) per run. Returns whether any was
+   * promoted (the version grows, so the next call compiles the promoted kernels).
+   */
+  afterRun(classes: Iterable<string>): boolean {
+    const waiting: { cls: string; saves: number; compileMs: number }[] = [];
+    for (const cls of classes) {
+      const r = this.records.get(cls);
+      if (r === undefined || this.promoted.has(cls) || this.mode === "off") continue;
+      const full = pick(r, this.horizon);
+      const quick = pick(r, 1);
+      if (full === quick) {
+        this.promoted.add(cls);
+        continue;
+      }
+      waiting.push({ cls, saves: quick.runMs - full.runMs, compileMs: full.compileMs });
+    }
+    waiting.sort((a, b) => b.saves - a.saves);
+    let spent = 0;
+    for (const w of waiting) {
+      if (spent > 0 && spent + w.compileMs > this.stepCompileMs) continue;
+      this.promoted.add(w.cls);
+      spent += w.compileMs;
+    }
+    if (waiting.length === 0) return false;
+    this.version++;
+    return true;
+  }
+
+  /** Where a class's record came from, or undefined. */
+  source(cls: string): "shipped" | "file" | "measured" | undefined {
+    return this.sources.get(cls);
+  }
+
+  /** The record of a class, or undefined. */
+  get(cls: string): TuneRecord | undefined {
+    return this.records.get(cls);
+  }
+
+  /** Adds a measured record (and forgets the miss); bumps the version. */
+  record(cls: string, r: TuneRecord): void {
+    this.put(cls, r, "measured");
+    this.misses.delete(cls);
+    this.version++;
+  }
+
+  /**
+   * Writes the measured records into the cache file (merged with what it holds, other profiles
+   * kept; written to a temporary file, then renamed). Returns the path, or null when there is
+   * no file to write (no path, no Deno, or tuning off).
+   */
+  save(): string | null {
+    if (this.path === null || this.mode === "off") return null;
+    const deno = fs("write", this.path);
+    if (deno === null) return null;
+    const profiles = readCache(this.path, this.warn);
+    const mine: Record<string, TuneRecord> = { ...profiles[this.key] };
+    for (const [cls, r] of this.records) {
+      if (this.sources.get(cls) === "measured") mine[cls] = r;
+    }
+    profiles[this.key] = mine;
+    const data: CacheFile = { format: FORMAT, profiles };
+    const dir = this.path.includes("/") ? this.path.slice(0, this.path.lastIndexOf("/")) : ".";
+    deno.mkdirSync(dir, { recursive: true });
+    const tmp = `${this.path}.${Date.now()}.tmp`;
+    deno.writeTextFileSync(tmp, JSON.stringify(data, null, 1) + "\n");
+    deno.renameSync(tmp, this.path);
+    return this.path;
+  }
+
+  /** Marks every record that names its shape as a miss, to measure it again (`deno task tune --retune`). */
+  requeue(): void {
+    for (const [cls, r] of this.records) {
+      if (r.direction !== undefined && r.spec !== undefined) {
+        this.misses.set(cls, { cls, direction: r.direction, spec: r.spec });
+      }
+    }
+  }
+
+  /** Drops the records that came from a shipped table (to measure those classes anew); bumps the version. */
+  forgetShipped(): void {
+    for (const [cls, source] of [...this.sources]) {
+      if (source !== "shipped") continue;
+      this.records.delete(cls);
+      this.sources.delete(cls);
+    }
+    this.version++;
+  }
+
+  /** The measured and cached records as a shipped-table module (`tuned_llvmpipe.ts`'s form). */
+  shippedModule(): string {
+    const records: Record<string, TuneRecord> = {};
+    for (const cls of [...this.records.keys()].sort()) {
+      if (this.sources.get(cls) !== "shipped") records[cls] = this.records.get(cls)!;
+    }
+    return `/**
+ * Tuning records measured on ${this.adapter} by \`deno task tune --shipped\` (see \`tune.ts\`),
+ * shipped so that a fresh machine with this adapter chooses without measuring.
+ *
+ * @module
+ */
+import type { TuneRecord } from "./tune.ts";
+
+/** Records per kernel class, measured on ${this.adapter}. */
+export const LLVMPIPE_RECORDS: Readonly<Record<string, TuneRecord>> = ${
+      JSON.stringify(records, (_k, v) => typeof v === "number" ? Number(v.toPrecision(4)) : v, 1)
+    };
+`;
+  }
+
+  /** One line per candidate of a class's record: name, run and compile ms, error, the choice marked. */
+  describe(cls: string): string[] {
+    const r = this.records.get(cls);
+    if (r === undefined) return [`${cls}: no record`];
+    const chosen = pick(r, this.horizon);
+    return [
+      `${cls} (${this.sources.get(cls)}): ${variantName(chosen.variant)}`,
+      ...r.candidates.map((m) =>
+        `  ${m === chosen ? "*" : " "} ${variantName(m.variant).padEnd(14)} run ${
+          m.runMs.toFixed(2).padStart(9)
+        } ms  compile ${m.compileMs.toFixed(0).padStart(6)} ms  error ${m.error.toExponential(1)}`
+      ),
+    ];
+  }
+}

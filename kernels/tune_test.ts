@@ -1,0 +1,176 @@
+import assert from "node:assert/strict";
+import type { Conv2dSpec } from "./conv2d.ts";
+import { convCandidates, convClass, measureConv, pick, TOLERANCE, variantName } from "./tune.ts";
+import { TuningTable } from "./tune_cache.ts";
+import { getTestDevice } from "./_harness_test_util.ts";
+
+const SPEC: Conv2dSpec = {
+  batch: 2,
+  inChannels: 8,
+  height: 8,
+  width: 8,
+  outChannels: 16,
+  kernelH: 3,
+  kernelW: 3,
+  padding: 1,
+};
+const CLS = convClass("forward", SPEC);
+const RECORD = {
+  candidates: [
+    { variant: null, runMs: 2, compileMs: 100, error: 0 },
+    { variant: { algo: "rows", tm: 8, tn: 16 } as const, runMs: 1, compileMs: 100, error: 0 },
+  ],
+};
+
+Deno.test("TuningTable: a second run reads the cache file and tunes nothing", () => {
+  const dir = Deno.makeTempDirSync();
+  const path = `${dir}/sub/tune.json`;
+  try {
+    const first = new TuningTable("p", "test adapter", { mode: "cache", path });
+    assert.equal(first.choose(CLS, "forward", SPEC), undefined);
+    assert.deepEqual([...first.misses.keys()], [CLS]);
+    first.record(CLS, RECORD);
+    assert.equal(first.misses.size, 0);
+    assert.equal(first.save(), path);
+    const second = new TuningTable("p", "test adapter", { mode: "cache", path });
+    assert.deepEqual(second.choose(CLS, "forward", SPEC), { algo: "rows", tm: 8, tn: 16 });
+    assert.equal(second.misses.size, 0);
+    assert.equal(second.source(CLS), "file");
+    // Another profile's records are kept apart (and kept in the file).
+    const other = new TuningTable("q", "test adapter", { mode: "cache", path });
+    assert.equal(other.choose(CLS, "forward", SPEC), undefined);
+    other.record(CLS, { candidates: [RECORD.candidates[0]] });
+    other.save();
+    assert.deepEqual(
+      new TuningTable("p", "test adapter", { mode: "cache", path }).choose(CLS, "forward", SPEC),
+      { algo: "rows", tm: 8, tn: 16 },
+    );
+    // Tuning off: no cache, heuristic defaults.
+    const off = new TuningTable("p", "test adapter", { mode: "off", path });
+    assert.equal(off.choose(CLS, "forward", SPEC), undefined);
+    assert.equal(off.misses.size, 0);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("TuningTable: a corrupt cache file is named and ignored, then rewritten", () => {
+  const dir = Deno.makeTempDirSync();
+  const path = `${dir}/tune.json`;
+  try {
+    for (
+      const text of [
+        "{ not json",
+        '{"format": "other"}',
+        '{"format": "cosgrad-tune-1", "profiles": {"p": {"c": {"candidates": [{"runMs": "x"}]}}}}',
+      ]
+    ) {
+      Deno.writeTextFileSync(path, text);
+      const warnings: string[] = [];
+      const t = new TuningTable("p", "test adapter", {
+        mode: "cache",
+        path,
+        warn: (s) => warnings.push(s),
+      });
+      assert.equal(warnings.length, 1, text);
+      assert.match(warnings[0], /corrupt tuning cache/);
+      assert.ok(warnings[0].includes(path), warnings[0]);
+      assert.equal(t.choose(CLS, "forward", SPEC), undefined);
+      t.record(CLS, RECORD);
+      t.save();
+      const again: string[] = [];
+      new TuningTable("p", "x", { mode: "cache", path, warn: (s) => again.push(s) });
+      assert.deepEqual(again, []);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("pick() skips candidates outside the tolerance and counts compile time", () => {
+  const bad = { variant: { algo: "explicit" } as const, runMs: 0.1, compileMs: 0, error: 1e-2 };
+  assert.equal(pick({ candidates: [...RECORD.candidates, bad] }, 500), RECORD.candidates[1]);
+  const slowCompile = { ...RECORD.candidates[1], compileMs: 10_000 };
+  assert.equal(
+    pick({ candidates: [RECORD.candidates[0], slowCompile] }, 500),
+    RECORD.candidates[0],
+  );
+  assert.throws(() => pick({ candidates: [bad] }, 500), /within tolerance/);
+});
+
+Deno.test("measureConv() times every candidate of a small convolution, all matching", async (t) => {
+  const device = await getTestDevice();
+  if (device === null) {
+    console.warn("skipped: no WebGPU adapter");
+    return;
+  }
+  for (const direction of ["forward", "backInput", "backFilter"] as const) {
+    await t.step(direction, async () => {
+      const all = convCandidates(direction, SPEC);
+      assert.ok(all.length >= 3, `${all.map(variantName)}`);
+      // Big row tiles take llvmpipe seconds to compile: CI measures the default and the
+      // smallest-register variants; COSGRAD_TEST_ALL_VARIANTS=1 measures every one.
+      const candidates = Deno.env.get("COSGRAD_TEST_ALL_VARIANTS") === "1"
+        ? all
+        : all.filter((v) =>
+          v === null || v.algo === "explicit" || (v.algo === "implicit" && v.cap === 8) ||
+          (v.algo === "rowsFilter" && v.to * v.tc <= 8) || (v.algo === "rows" && v.tn <= 16)
+        );
+      const r = await measureConv(device, direction, SPEC, candidates, {
+        trials: 1,
+        minBatchMs: 1,
+      });
+      assert.equal(r.candidates.length, candidates.length);
+      for (const m of r.candidates) {
+        assert.ok(m.error <= TOLERANCE, `${variantName(m.variant)}: error ${m.error}`);
+        assert.ok(m.runMs > 0 && m.compileMs >= 0, `${variantName(m.variant)}: ${m.runMs}`);
+      }
+    });
+  }
+});
+
+Deno.test("TuningTable tiers: the quickest first, the tuned choice after a run", () => {
+  const slowCompile = {
+    variant: { algo: "implicit", cap: 32 } as const,
+    runMs: 100,
+    compileMs: 60_000,
+    error: 0,
+  };
+  const quick = {
+    variant: { algo: "implicit", cap: 8 } as const,
+    runMs: 300,
+    compileMs: 1_000,
+    error: 0,
+  };
+  const t = new TuningTable("p", "a", {
+    mode: "cache",
+    path: null,
+    horizon: 500,
+    stepCompileS: 20,
+  });
+  t.record(CLS, { candidates: [quick, slowCompile] });
+  const other = "conv2d.other";
+  t.record(other, { candidates: [quick, { ...slowCompile, compileMs: 30_000 }] });
+  assert.deepEqual(t.choose(CLS, "forward", SPEC), quick.variant);
+  const v = t.version;
+  assert.equal(t.afterRun([CLS, other]), true);
+  assert.equal(t.version, v + 1);
+  // One class per run past the 20 s budget: the one saving the most first (a tie: in order).
+  const promoted = [CLS, other].filter((c) =>
+    t.choose(c, "forward", SPEC)?.algo === "implicit" &&
+    (t.choose(c, "forward", SPEC) as { cap: number }).cap === 32
+  );
+  assert.equal(promoted.length, 1);
+  assert.equal(t.afterRun([CLS, other]), true);
+  assert.deepEqual(t.choose(other, "forward", SPEC), slowCompile.variant);
+  assert.deepEqual(t.choose(CLS, "forward", SPEC), slowCompile.variant);
+  assert.equal(t.afterRun([CLS, other]), false);
+  const flat = new TuningTable("p", "a", {
+    mode: "cache",
+    path: null,
+    horizon: 500,
+    stepCompileS: Infinity,
+  });
+  flat.record(CLS, { candidates: [quick, slowCompile] });
+  assert.deepEqual(flat.choose(CLS, "forward", SPEC), slowCompile.variant);
+});
