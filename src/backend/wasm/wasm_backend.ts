@@ -47,6 +47,8 @@ export interface PoolWorker {
 export interface WasmBackendOptions {
   /** Worker threads (default `COSGRAD_THREADS`, else `navigator.hardwareConcurrency`). */
   threads?: number;
+  /** Whether the GEMM uses relaxed-SIMD FMA (default: when the engine validates it). */
+  fma?: boolean;
   /** Starts a worker running `url` (none: one thread). See {@link WasmBackend.create}. */
   spawn?: (url: URL) => PoolWorker;
 }
@@ -125,7 +127,13 @@ export class WasmBackend implements Backend {
     const shared = canShare();
     this.threads = shared ? want : 1;
     this.heap = new WasmHeap(shared);
-    this.gemmShape = { mr: 6, nr: 8, kc: 256, nc: 512, fma: relaxedSimd() };
+    this.gemmShape = {
+      mr: 6,
+      nr: 8,
+      kc: 256,
+      nc: 512,
+      fma: (options.fma ?? true) && relaxedSimd(),
+    };
     const prof = envVar("COSGRAD_PROFILE");
     this.profile = this.threads === 1 && prof !== undefined && prof !== "" && prof !== "0"
       ? new Map()
