@@ -90,7 +90,8 @@ Training
                          512 scaled linearly to batch 32), cosine schedule, warm-up
   --warmup N             warm-up steps, at least 0 (default 20)
   --seed N               seed, from 0 to 2^32-1 (default 1)
-  --backend NAME         auto | webgpu | cpu (default auto: webgpu when an adapter exists)
+  --backend NAME         auto | webgpu | wasm | cpu (default auto: webgpu when an adapter
+                         exists, else wasm; COSGRAD_BACKEND sets it too)
   --out DIR              output folder (default out/train)
   --checkpoint-every X   checkpoint every X steps ("200") or seconds of training ("60s",
                          the default), and on Ctrl-C / SIGTERM; written atomically
@@ -162,7 +163,7 @@ export interface Args {
   lr: number;
   warmup: number;
   seed: number;
-  backend: "auto" | "webgpu" | "cpu";
+  backend: "auto" | "webgpu" | "wasm" | "cpu";
   out: string;
   checkpointEvery: CheckpointEvery;
   resume: boolean;
@@ -224,7 +225,7 @@ export function argsFrom(values: CliValues<typeof TRAIN_OPTIONS>): Args {
     lr: numberOption("lr", values.lr, { above: 0, max: 100 }),
     warmup: intOption("warmup", values.warmup, { min: 0 }),
     seed: intOption("seed", values.seed, { min: 0, max: 2 ** 32 - 1 }),
-    backend: choiceOption("backend", values.backend, ["auto", "webgpu", "cpu"] as const),
+    backend: choiceOption("backend", values.backend, ["auto", "webgpu", "wasm", "cpu"] as const),
     out,
     checkpointEvery: checkpointEvery(values["checkpoint-every"]),
     resume: values.resume,
@@ -290,6 +291,7 @@ export function checkMargin(
 export async function useBackend(name: string): Promise<cg.Backend> {
   if (name === "cpu") return await cg.setBackend("cpu");
   if (name === "webgpu") return await cg.initWebGpu();
+  if (name === "wasm") return await cg.setBackend("wasm");
   await cg.initDefaultBackend();
   return cg.getBackend();
 }
