@@ -335,8 +335,26 @@ export class TuningTable {
     return this.records.get(cls);
   }
 
-  /** Adds a measured record (and forgets the miss); bumps the version. */
+  /**
+   * Adds a measured record (and forgets the miss); bumps the version. A class measured again
+   * keeps the earlier candidates the new record lacks (same reference variant first).
+   */
   record(cls: string, r: TuneRecord): void {
+    const old = this.records.get(cls);
+    if (old !== undefined && r.candidates.length > 0) {
+      const names = new Set(r.candidates.map((m) => variantName(m.variant)));
+      const sameRef =
+        variantName(old.candidates[0].variant) === variantName(r.candidates[0].variant);
+      if (sameRef) {
+        r = {
+          ...r,
+          candidates: [
+            ...r.candidates,
+            ...old.candidates.filter((m) => !names.has(variantName(m.variant))),
+          ],
+        };
+      }
+    }
     this.put(cls, r, "measured");
     this.misses.delete(cls);
     this.version++;
