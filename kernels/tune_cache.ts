@@ -337,24 +337,10 @@ export class TuningTable {
 
   /**
    * Adds a measured record (and forgets the miss); bumps the version. A class measured again
-   * keeps the earlier candidates the new record lacks (same reference variant first).
+   * gets the new record only: measurements from different times are not compared (on a shared
+   * machine the load between them changes run times several fold).
    */
   record(cls: string, r: TuneRecord): void {
-    const old = this.records.get(cls);
-    if (old !== undefined && r.candidates.length > 0) {
-      const names = new Set(r.candidates.map((m) => variantName(m.variant)));
-      const sameRef =
-        variantName(old.candidates[0].variant) === variantName(r.candidates[0].variant);
-      if (sameRef) {
-        r = {
-          ...r,
-          candidates: [
-            ...r.candidates,
-            ...old.candidates.filter((m) => !names.has(variantName(m.variant))),
-          ],
-        };
-      }
-    }
     this.put(cls, r, "measured");
     this.misses.delete(cls);
     this.version++;
