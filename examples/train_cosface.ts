@@ -51,6 +51,7 @@ import {
   trainStep,
   verify,
 } from "./_face.ts";
+import { exportEmbedding, fineTuneOnnx } from "./_onnx.ts";
 
 const USAGE =
   `Usage: deno run --allow-read=. --allow-write=out --allow-env examples/train_cosface.ts [options]
@@ -89,13 +90,17 @@ Training
                          512 scaled linearly to batch 32), cosine schedule, warm-up
   --warmup N             warm-up steps, at least 0 (default 20)
   --seed N               seed, from 0 to 2^32-1 (default 1)
-  --backend NAME         auto | webgpu | cpu (default auto: webgpu when an adapter exists)
+  --backend NAME         auto | webgpu | wasm | cpu (default auto: webgpu when an adapter
+                         exists, else wasm; COSGRAD_BACKEND sets it too)
   --out DIR              output folder (default out/train)
   --checkpoint-every X   checkpoint every X steps ("200") or seconds of training ("60s",
                          the default), and on Ctrl-C / SIGTERM; written atomically
   --resume               continue from DIR/<loss>.safetensors when it exists; options that
                          change the model, loss, data, optimizer settings or seed are refused,
                          --steps may grow
+  --init FILE.onnx       fine-tune this imported backbone with --loss (frozen batch-norm
+                         statistics, a fresh class head; no baseline run)
+  --export FILE.onnx     write the trained embedding network of the --loss run as ONNX
   --read-every N         read metrics back every N steps, at least 1 (default 10)
   --eval-every N         evaluate on the unseen identities every N steps (default 100; 0: only
                          at the end)
@@ -129,6 +134,8 @@ export const TRAIN_OPTIONS = {
   resume: { type: "boolean", default: false },
   "read-every": { type: "string", default: "10" },
   "eval-every": { type: "string", default: "100" },
+  init: { type: "string" },
+  export: { type: "string" },
   help: { type: "boolean", short: "h", default: false },
 } as const satisfies Record<string, CliOption>;
 
@@ -156,12 +163,16 @@ export interface Args {
   lr: number;
   warmup: number;
   seed: number;
-  backend: "auto" | "webgpu" | "cpu";
+  backend: "auto" | "webgpu" | "wasm" | "cpu";
   out: string;
   checkpointEvery: CheckpointEvery;
   resume: boolean;
   readEvery: number;
   evalEvery: number;
+  /** An .onnx backbone to fine-tune. */
+  init?: string;
+  /** Where to write the trained embedding network as ONNX. */
+  export?: string;
 }
 
 function checkpointEvery(value: string): CheckpointEvery {
@@ -184,6 +195,15 @@ export function argsFrom(values: CliValues<typeof TRAIN_OPTIONS>): Args {
   if (values["eval-root"] !== undefined && values.eval === undefined) {
     throw new UsageError(`--eval-root needs --eval pairs.txt`);
   }
+  for (const flag of ["init", "export"] as const) {
+    const v = values[flag];
+    if (v !== undefined && !v.endsWith(".onnx")) {
+      throw new UsageError(`--${flag} expects an .onnx file, got "${v}"`);
+    }
+  }
+  if (values.init !== undefined && values.resume) {
+    throw new UsageError(`--init starts from an .onnx model; it cannot be combined with --resume`);
+  }
   const args: Args = {
     data: values.data,
     eval: values.eval,
@@ -205,12 +225,14 @@ export function argsFrom(values: CliValues<typeof TRAIN_OPTIONS>): Args {
     lr: numberOption("lr", values.lr, { above: 0, max: 100 }),
     warmup: intOption("warmup", values.warmup, { min: 0 }),
     seed: intOption("seed", values.seed, { min: 0, max: 2 ** 32 - 1 }),
-    backend: choiceOption("backend", values.backend, ["auto", "webgpu", "cpu"] as const),
+    backend: choiceOption("backend", values.backend, ["auto", "webgpu", "wasm", "cpu"] as const),
     out,
     checkpointEvery: checkpointEvery(values["checkpoint-every"]),
     resume: values.resume,
     readEvery: intOption("read-every", values["read-every"], { min: 1 }),
     evalEvery: intOption("eval-every", values["eval-every"], { min: 0 }),
+    init: values.init,
+    export: values.export,
   };
   if (args.data === "synthetic") {
     // The classes are known now: the margins are checked before anything is computed.
@@ -269,6 +291,7 @@ export function checkMargin(
 export async function useBackend(name: string): Promise<cg.Backend> {
   if (name === "cpu") return await cg.setBackend("cpu");
   if (name === "webgpu") return await cg.initWebGpu();
+  if (name === "wasm") return await cg.setBackend("wasm");
   await cg.initDefaultBackend();
   return cg.getBackend();
 }
@@ -687,6 +710,9 @@ export async function train(
   await save(result.state, reached);
   if (result.stopped) throw new Interrupted(reached, ckpt);
   const seconds = (result.ms - evalMs - saveMs) / 1000;
+  if (args.export !== undefined && loss === args.loss) {
+    await exportEmbedding(args.export, result.state.params.net, result.state.bn, args.size);
+  }
   const v = await evaluate(result.state);
   evals.push({ step: args.steps, accuracy: v.kfold.accuracy, auc: v.auc });
   const ips = (remaining * args.batch) / seconds;
@@ -817,7 +843,8 @@ async function main(argv: string[]): Promise<void> {
   const test = await testSet(args);
   const runs: RunResult[] = [];
   await withSignals(async (signal) => {
-    for (const l of losses) runs.push(await train(args, l, dataset, test, { signal }));
+    if (args.init !== undefined) runs.push(await fineTuneOnnx(args, args.loss, dataset, test));
+    else for (const l of losses) runs.push(await train(args, l, dataset, test, { signal }));
   });
   if (dataset.skipped.length > 0) {
     console.log(`skipped ${dataset.skipped.length} unreadable images (listed in report.json)`);
