@@ -447,7 +447,8 @@ export interface RunResult {
   resumedAt: number[];
   /** The checkpoint file of this run. */
   checkpoint: string;
-  imagesPerSecond: number;
+  /** Training speed of this process's steps; null when it ran none (resumed at the end). */
+  imagesPerSecond: number | null;
   seconds: number;
   accuracy: number;
   stdError: number;
@@ -715,9 +716,9 @@ export async function train(
   }
   const v = await evaluate(result.state);
   evals.push({ step: args.steps, accuracy: v.kfold.accuracy, auc: v.auc });
-  const ips = (remaining * args.batch) / seconds;
+  const ips = remaining > 0 ? (remaining * args.batch) / seconds : null;
   console.log(
-    `${loss}: ${remaining} steps in ${seconds.toFixed(1)} s (${ips.toFixed(0)} img/s, ` +
+    `${loss}: ${remaining} steps in ${seconds.toFixed(1)} s (${ips?.toFixed(0) ?? "-"} img/s, ` +
       `${result.waits} host waits); verification ${(v.kfold.accuracy * 100).toFixed(2)}% ± ${
         (v.kfold.stdError * 100).toFixed(2)
       }, AUC ${v.auc.toFixed(4)}`,
@@ -800,7 +801,7 @@ function markdown(
     ...runs.map((r) =>
       `| ${r.loss} | ${pct(r.accuracy)}% ± ${pct(r.stdError)} | ${r.auc.toFixed(4)} | ${
         r.tar.map((t) => t.tar === null ? "n/a" : pct(t.tar) + "%").join(" | ")
-      } | ${r.imagesPerSecond.toFixed(0)} | ${r.curve.at(-1)?.loss.toFixed(3) ?? "-"} |`
+      } | ${r.imagesPerSecond?.toFixed(0) ?? "-"} | ${r.curve.at(-1)?.loss.toFixed(3) ?? "-"} |`
     ),
     ``,
     `Verification accuracy during training:`,
