@@ -30,7 +30,6 @@ const FRAMEWORKS = [
 
 /** onnxruntime-web's WebGPU provider on Deno's navigator.gpu (the same adapter as cosgrad's). */
 async function ortWebSession(bytes: Uint8Array) {
-  // deno-lint-ignore no-import-prefix
   const ortweb = await import("npm:onnxruntime-web@1.30.0/webgpu");
   ortweb.env.wasm.numThreads = 1;
   const session = await ortweb.InferenceSession.create(bytes, { executionProviders: ["webgpu"] });

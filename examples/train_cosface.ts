@@ -90,12 +90,14 @@ Training
                          512 scaled linearly to batch 32), cosine schedule, warm-up
   --warmup N             warm-up steps, at least 0 (default 20)
   --seed N               seed, from 0 to 2^32-1 (default 1)
-  --backend NAME         auto | webgpu | cpu (default auto: webgpu when an adapter exists)
+  --backend NAME         auto | webgpu | wasm | cpu (default auto: webgpu when an adapter
+                         exists, else wasm; COSGRAD_BACKEND sets it too)
   --out DIR              output folder (default out/train)
   --checkpoint-every X   checkpoint every X steps ("200") or seconds of training ("60s",
                          the default), and on Ctrl-C / SIGTERM; written atomically
   --resume               continue from DIR/<loss>.safetensors when it exists; options that
-                         change the model, the loss or the data are refused, --steps may grow
+                         change the model, loss, data, optimizer settings or seed are refused,
+                         --steps may grow
   --init FILE.onnx       fine-tune this imported backbone with --loss (frozen batch-norm
                          statistics, a fresh class head; no baseline run)
   --export FILE.onnx     write the trained embedding network of the --loss run as ONNX
@@ -161,7 +163,7 @@ export interface Args {
   lr: number;
   warmup: number;
   seed: number;
-  backend: "auto" | "webgpu" | "cpu";
+  backend: "auto" | "webgpu" | "wasm" | "cpu";
   out: string;
   checkpointEvery: CheckpointEvery;
   resume: boolean;
@@ -223,7 +225,7 @@ export function argsFrom(values: CliValues<typeof TRAIN_OPTIONS>): Args {
     lr: numberOption("lr", values.lr, { above: 0, max: 100 }),
     warmup: intOption("warmup", values.warmup, { min: 0 }),
     seed: intOption("seed", values.seed, { min: 0, max: 2 ** 32 - 1 }),
-    backend: choiceOption("backend", values.backend, ["auto", "webgpu", "cpu"] as const),
+    backend: choiceOption("backend", values.backend, ["auto", "webgpu", "wasm", "cpu"] as const),
     out,
     checkpointEvery: checkpointEvery(values["checkpoint-every"]),
     resume: values.resume,
@@ -289,12 +291,14 @@ export function checkMargin(
 export async function useBackend(name: string): Promise<cg.Backend> {
   if (name === "cpu") return await cg.setBackend("cpu");
   if (name === "webgpu") return await cg.initWebGpu();
+  if (name === "wasm") return await cg.setBackend("wasm");
   await cg.initDefaultBackend();
   return cg.getBackend();
 }
 
-/** Writes `text` to `path` atomically. */
+/** Writes `text` to `path` atomically (removing temporaries a killed writer left). */
 export async function writeText(path: string, text: string): Promise<void> {
+  await removeStaleTemporaries(path);
   await writeFileAtomic(path, new TextEncoder().encode(text));
 }
 
@@ -390,19 +394,21 @@ async function userPairs(args: Args, file: string): Promise<EvalSet> {
   if (file.endsWith(".bin")) {
     const bin = await readVerifyBin(file);
     const n = bin.issame.length;
-    if (n < 10) throw new RangeError(`${file} has ${n} pairs: expected at least 10 (10 folds)`);
+    if (n < 2) throw new RangeError(`${file} has ${n} pairs: expected at least 2 (two folds)`);
+    const folds = Math.min(10, n);
     const images = new Float32Array(bin.images.length * plane);
     bin.images.forEach((bytes, i) =>
       images.set(prepareImage(bytes, `${file} image ${i}`, args.size), i * plane)
     );
-    // insightface's protocol: 10 contiguous folds, pair k is images 2k and 2k + 1.
+    // insightface's protocol: 10 contiguous folds (fewer for a file of under 10 pairs), pair k
+    // is images 2k and 2k + 1.
     const pairs = bin.issame.map((same, k) => ({
       a: 2 * k,
       b: 2 * k + 1,
       same,
-      fold: Math.floor((k * 10) / n),
+      fold: Math.floor((k * folds) / n),
     }));
-    return { description: `${file} (insightface .bin, 10 folds)`, pairs, images };
+    return { description: `${file} (insightface .bin, ${folds} folds)`, pairs, images };
   }
   const parsed = parsePairs(await Deno.readTextFile(file), { file });
   const root = args.evalRoot ?? dirname(file);
@@ -441,7 +447,8 @@ export interface RunResult {
   resumedAt: number[];
   /** The checkpoint file of this run. */
   checkpoint: string;
-  imagesPerSecond: number;
+  /** Training speed of this process's steps; null when it ran none (resumed at the end). */
+  imagesPerSecond: number | null;
   seconds: number;
   accuracy: number;
   stdError: number;
@@ -498,7 +505,10 @@ function show(v: unknown): string {
   return Array.isArray(v) ? v.join(",") : String(v);
 }
 
-/** Refuses to resume a checkpoint with options that change the model, the loss or the data. */
+/**
+ * Refuses to resume a checkpoint with options that define another run: the model, the loss,
+ * the data, the optimizer's settings or the seed (--steps may grow).
+ */
 function checkResume(
   path: string,
   metadata: Record<string, string>,
@@ -516,7 +526,7 @@ function checkResume(
     if (show(saved[key]) !== show(config[key])) {
       throw new UsageError(
         `--resume: ${path} was trained with ${flag} ${show(saved[key])}, this run asks for ` +
-          `${show(config[key])}; options that change the model, the loss or the data cannot ` +
+          `${show(config[key])}; the model, loss, data, optimizer settings and seed cannot ` +
           `change on resume (use another --out to start a new run)`,
       );
     }
@@ -647,6 +657,14 @@ export async function train(
       rows.forEach((r, k) =>
         curve.push({ step: startStep + first + k + 1, loss: r[0], acc: r[1] })
       );
+      // A non-finite loss stops the run at once, and the last checkpoint stays the last good one.
+      const bad = curve.find((c) => !Number.isFinite(c.loss));
+      if (bad) {
+        throw new RangeError(
+          `${loss}: the loss became ${bad.loss} at step ${bad.step}` +
+            (lastSave.step > 0 ? ` (${ckpt} holds step ${lastSave.step})` : ""),
+        );
+      }
       const now = performance.now();
       const before = lastStep;
       const done = startStep + first + rows.length;
@@ -690,8 +708,6 @@ export async function train(
   });
   if (tty) Deno.stderr.writeSync(new TextEncoder().encode("\n"));
   const reached = startStep + result.metrics.length;
-  const bad = curve.find((c) => !Number.isFinite(c.loss));
-  if (bad) throw new RangeError(`${loss}: the loss became ${bad.loss} at step ${bad.step}`);
   await save(result.state, reached);
   if (result.stopped) throw new Interrupted(reached, ckpt);
   const seconds = (result.ms - evalMs - saveMs) / 1000;
@@ -700,9 +716,9 @@ export async function train(
   }
   const v = await evaluate(result.state);
   evals.push({ step: args.steps, accuracy: v.kfold.accuracy, auc: v.auc });
-  const ips = (remaining * args.batch) / seconds;
+  const ips = remaining > 0 ? (remaining * args.batch) / seconds : null;
   console.log(
-    `${loss}: ${remaining} steps in ${seconds.toFixed(1)} s (${ips.toFixed(0)} img/s, ` +
+    `${loss}: ${remaining} steps in ${seconds.toFixed(1)} s (${ips?.toFixed(0) ?? "-"} img/s, ` +
       `${result.waits} host waits); verification ${(v.kfold.accuracy * 100).toFixed(2)}% ± ${
         (v.kfold.stdError * 100).toFixed(2)
       }, AUC ${v.auc.toFixed(4)}`,
@@ -785,7 +801,7 @@ function markdown(
     ...runs.map((r) =>
       `| ${r.loss} | ${pct(r.accuracy)}% ± ${pct(r.stdError)} | ${r.auc.toFixed(4)} | ${
         r.tar.map((t) => t.tar === null ? "n/a" : pct(t.tar) + "%").join(" | ")
-      } | ${r.imagesPerSecond.toFixed(0)} | ${r.curve.at(-1)?.loss.toFixed(3) ?? "-"} |`
+      } | ${r.imagesPerSecond?.toFixed(0) ?? "-"} | ${r.curve.at(-1)?.loss.toFixed(3) ?? "-"} |`
     ),
     ``,
     `Verification accuracy during training:`,

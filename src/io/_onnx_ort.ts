@@ -2,7 +2,6 @@
 // examples/onnx_check.ts. Only those import this module: the library itself never loads ONNX
 // Runtime. It needs --allow-ffi (a native addon).
 // Imported by its npm specifier here only (pinned in deno.dev.lock), as the project's test tools are.
-// deno-lint-ignore no-import-prefix
 import * as ort from "npm:onnxruntime-node@1.30.0";
 
 /** Float32 inputs by name: values and shape. */
