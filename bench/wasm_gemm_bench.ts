@@ -1,5 +1,5 @@
 /**
- * M1 (a 1024 x 1024 x 1024 f32 matmul, WORKLOADS.md) on cosgrad's WebAssembly GEMM with 1 and
+ * M1 (a 1024 x 1024 x 1024 f32 matmul, WORKLOADS.md) on the wasm backend (packed SIMD GEMM) with 1 and
  * all threads, FMA on and off, beside TensorFlow.js's wasm backend (SIMD, its default threads)
  * in the same run. Median of `--reps` calls after a warm-up; GFLOP/s = 2 n^3 / time.
  *
@@ -8,8 +8,10 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { WasmThreads } from "../src/backend/wasm/threads.ts";
-import { gemmScratchBytes, hasRelaxedSimd, WasmGemm } from "../src/backend/wasm/gemm.ts";
+import * as cg from "../mod.ts";
+import { relaxedSimd } from "../src/kernel/wasm_gemm.ts";
+import { WasmBackend } from "../src/backend/wasm/wasm_backend.ts";
+import { withBackendAsync } from "../src/backend/registry.ts";
 
 const { values } = parseArgs({
   options: { reps: { type: "string", default: "10" }, n: { type: "string", default: "1024" } },
@@ -25,34 +27,27 @@ for (const [flag, v] of [["--reps", reps], ["--n", n]] as const) {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const gflops = (ms: number) => (2 * n ** 3 / (ms / 1000) / 1e9).toFixed(1);
 
+/** A compiled n^3 matmul on a wasm backend of `threads` threads: median ms of `reps` calls. */
 async function cosgrad(threads: number, fma: boolean): Promise<number> {
-  const bytes = 3 * n * n * 4 + gemmScratchBytes({ m: n, n, k: n });
-  const memory = new WebAssembly.Memory({
-    initial: Math.ceil(bytes / 65536) + 1,
-    maximum: 65536,
-    shared: true,
-  });
-  const pool = await WasmThreads.create(memory, { threads });
+  const backend = await WasmBackend.create({ threads, fma });
   try {
-    const gemm = WasmGemm.load(pool, { fma });
-    const f = new Float32Array(memory.buffer);
-    for (let i = 0; i < 2 * n * n; i++) f[i] = Math.sin(i) * 0.5;
-    const calls = gemm.calls({ m: n, n, k: n }, {
-      a: 0,
-      b: n * n * 4,
-      c: 2 * n * n * 4,
-      scratch: 3 * n * n * 4,
+    return await withBackendAsync(backend, async () => {
+      const a = cg.normal(cg.randomKey(1), [n, n]), b = cg.normal(cg.randomKey(2), [n, n]);
+      const mm = cg.compile((a: cg.Tensor, b: cg.Tensor) => [cg.matmul(a, b)]);
+      const call = async () => {
+        const t0 = performance.now();
+        mm(a, b);
+        await backend.synchronize();
+        return performance.now() - t0;
+      };
+      await call();
+      await call();
+      const times: number[] = [];
+      for (let r = 0; r < reps; r++) times.push(await call());
+      return median(times);
     });
-    pool.run(calls);
-    const times: number[] = [];
-    for (let r = 0; r < reps; r++) {
-      const t0 = performance.now();
-      pool.run(calls);
-      times.push(performance.now() - t0);
-    }
-    return median(times);
   } finally {
-    pool.close();
+    backend.close();
   }
 }
 
@@ -78,10 +73,10 @@ async function tfjsWasm(): Promise<{ ms: number; notes: string }> {
 
 const cores = navigator.hardwareConcurrency;
 console.log(
-  `M1 matmul ${n}^3 f32, ${reps} reps, ${cores} cores, relaxed SIMD: ${hasRelaxedSimd()}`,
+  `M1 matmul ${n}^3 f32, ${reps} reps, ${cores} cores, relaxed SIMD: ${relaxedSimd()}`,
 );
 const rows: [string, number][] = [];
-for (const fma of hasRelaxedSimd() ? [true, false] : [false]) {
+for (const fma of relaxedSimd() ? [true, false] : [false]) {
   for (const t of [1, cores]) {
     const ms = await cosgrad(t, fma);
     rows.push([`cosgrad-wasm ${t} thread${t > 1 ? "s" : ""}${fma ? ", FMA" : ", mul+add"}`, ms]);

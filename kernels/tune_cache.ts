@@ -335,7 +335,11 @@ export class TuningTable {
     return this.records.get(cls);
   }
 
-  /** Adds a measured record (and forgets the miss); bumps the version. */
+  /**
+   * Adds a measured record (and forgets the miss); bumps the version. A class measured again
+   * gets the new record only: measurements from different times are not compared (on a shared
+   * machine the load between them changes run times several fold).
+   */
   record(cls: string, r: TuneRecord): void {
     this.put(cls, r, "measured");
     this.misses.delete(cls);

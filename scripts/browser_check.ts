@@ -48,6 +48,11 @@ export interface BrowserCheckOptions {
   executablePath?: string;
   /** Flags added to {@link CHROMIUM_FLAGS}. */
   extraArgs?: readonly string[];
+  /**
+   * `false` launches Chromium with WebGPU off: without `--enable-unsafe-webgpu` and with the
+   * `WebGPU` feature disabled, so pages see no adapter (default `true`).
+   */
+  webgpu?: boolean;
   /** Folder for `<name>.png` screenshots (none when absent). */
   screenshotDir?: string;
   /** Limit for one run, in milliseconds (default 60000). */
@@ -95,7 +100,11 @@ export interface BrowserReport {
  * ```
  */
 export async function checkInChromium(options: BrowserCheckOptions): Promise<BrowserReport> {
-  const flags = [...CHROMIUM_FLAGS, ...(options.extraArgs ?? [])];
+  const flags = [
+    ...CHROMIUM_FLAGS.filter((f) => options.webgpu !== false || f !== "--enable-unsafe-webgpu"),
+    ...(options.webgpu === false ? ["--disable-features=WebGPU"] : []),
+    ...(options.extraArgs ?? []),
+  ];
   const browser = await chromium.launch({
     executablePath: options.executablePath ?? "/usr/bin/chromium",
     args: flags,
@@ -154,10 +163,11 @@ export async function checkInChromium(options: BrowserCheckOptions): Promise<Bro
 
 const USAGE = `Usage: deno run -A scripts/browser_check.ts --url URL --run NAME:QUERY [--run ...]
           [--screenshot-dir DIR] [--chromium /usr/bin/chromium] [--flag --extra-flag ...]
-          [--timeout-ms 60000]
+          [--timeout-ms 60000] [--no-webgpu]
 
 Loads the margin explorer at URL once per --run (QUERY: the page's URL parameters; autostart=1
-is added), waits until training is done, prints a JSON report on stdout.`;
+is added), waits until training is done, prints a JSON report on stdout. --no-webgpu launches
+Chromium with WebGPU off (the page falls back to the wasm backend).`;
 
 async function main(argv: string[]): Promise<void> {
   const { values } = parseCli(argv, {
@@ -167,6 +177,7 @@ async function main(argv: string[]): Promise<void> {
     chromium: { type: "string" },
     flag: { type: "string", multiple: true },
     "timeout-ms": { type: "string" },
+    "no-webgpu": { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   });
   if (values.help) {
@@ -194,6 +205,7 @@ async function main(argv: string[]): Promise<void> {
     runs,
     executablePath: values.chromium,
     extraArgs: values.flag,
+    webgpu: !values["no-webgpu"],
     screenshotDir: values["screenshot-dir"],
     timeoutMs: intOption("timeout-ms", values["timeout-ms"], { min: 1 }),
   });

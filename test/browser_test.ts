@@ -15,6 +15,7 @@ const CHROMIUM = "/usr/bin/chromium";
 const ROOT = new URL("../", import.meta.url);
 const SHOTS = decodeURIComponent(new URL("out/browser", ROOT).pathname);
 const STEPS = 300;
+const WASM_STEPS = 150;
 
 function hasChromium(): boolean {
   try {
@@ -145,13 +146,50 @@ Deno.test({
       );
       assert.ok(m2.gaps.meanWidth < m0.gaps.meanWidth, "the margin did not make classes compact");
 
+      // WebGPU off: the page trains on the wasm backend (a bundle without navigator.gpu).
+      const off = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          `--lock=${decodeURIComponent(new URL("deno.dev.lock", ROOT).pathname)}`,
+          "-A",
+          decodeURIComponent(new URL("scripts/browser_check.ts", ROOT).pathname),
+          "--url",
+          site.url,
+          "--run",
+          `toy_wasm:loss=cosface&s=16&seed=1&steps=${WASM_STEPS}&m=0.2`,
+          "--screenshot-dir",
+          SHOTS,
+          "--timeout-ms",
+          "45000",
+          "--no-webgpu",
+        ],
+        cwd: decodeURIComponent(ROOT.pathname),
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.ok(
+        off.success,
+        `browser_check --no-webgpu failed:\n${new TextDecoder().decode(off.stderr)}`,
+      );
+      const offReport = JSON.parse(new TextDecoder().decode(off.stdout)) as BrowserReport;
+      const w = offReport.runs[0].status as unknown as ToyStatus;
+      assert.deepEqual(offReport.runs[0].errors, [], "page errors with WebGPU off");
+      assert.equal(w.error, null);
+      assert.equal(w.adapter, null, "WebGPU was not off");
+      assert.equal(w.backend, "wasm", `trained on ${w.backend} without WebGPU: ${w.note}`);
+      assert.equal(w.losses.length, WASM_STEPS);
+      assert.ok(w.losses.every(Number.isFinite), "a loss was not finite on wasm");
+      const wFirst = mean(w.losses.slice(0, 20)), wLast = mean(w.losses.slice(-20));
+      assert.ok(wLast < wFirst / 2, `the loss did not fall on wasm: ${wFirst} -> ${wLast}`);
+
       const deg = (x: number) => `${x.toFixed(1)}°`;
       console.log(
         `browser_test: Chromium ${report.browser}, adapter ${m2.adapter} ` +
           `(fallback adapter: ${m2.fallbackAdapter}), trained on ${m2.backend}` +
           (m2.note === null ? "" : ` (${m2.note})`) +
           `; ${m2.msPerStep.toFixed(1)} ms/step; min gap m=0 ${deg(m0.gaps.min)}, ` +
-          `m=0.2 ${deg(m2.gaps.min)}; screenshot ${SHOTS}/toy.png; ` +
+          `m=0.2 ${deg(m2.gaps.min)}; screenshot ${SHOTS}/toy.png` +
+          `; WebGPU off: ${w.backend}, ${w.msPerStep.toFixed(1)} ms/step (${w.note}); ` +
           `${((performance.now() - t0) / 1000).toFixed(1)} s`,
       );
     } finally {

@@ -1,12 +1,13 @@
 /// <reference lib="dom" />
 /**
  * The margin explorer page: trains the toy experiment (`toy.ts`) live on the page's WebGPU
- * adapter (or on the CPU interpreter, with a visible note), and draws the normalized features,
+ * adapter (or, with a visible note, on the wasm backend where WebGPU is missing, or on the CPU
+ * interpreter), and draws the normalized features,
  * the class weight directions and the angular gaps as they change.
  *
  * URL parameters drive it without clicks (the browser test uses them): `steps` (default 600),
  * `loss` (softmax | nsl | cosface | arcface), `m`, `s`, `lr`, `seed`, `readEvery` (steps between
- * reads, default 10), `backend=cpu` (skip WebGPU), `autostart=1`. Progress is published as
+ * reads, default 10), `backend=wasm` or `backend=cpu` (skip WebGPU), `autostart=1`. Progress is published as
  * `window.__toy` (see {@link ToyStatus}).
  *
  * @module
@@ -124,21 +125,36 @@ const status: ToyStatus = {
 };
 globalThis.window.__toy = status;
 
-/** Makes the CPU interpreter the backend and says why on the page. */
-async function fallbackToCpu(why: string): Promise<void> {
+/**
+ * Without WebGPU: the wasm backend (WebAssembly SIMD; on all cores where the page is
+ * cross-origin isolated, else one), or the CPU interpreter if even that fails; says why.
+ */
+async function fallBack(why: string): Promise<void> {
+  const note = el<HTMLParagraphElement>("backend");
+  note.classList.add("fallback");
+  if (query.get("backend") !== "cpu") {
+    try {
+      await cg.setBackend("wasm");
+      status.backend = "wasm";
+      status.note = why;
+      note.textContent = `Training on WebAssembly (wasm backend): ${why}`;
+      return;
+    } catch (e) {
+      why = `${why}; the wasm backend did not start either: ${(e as Error).message}`;
+    }
+  }
   await cg.setBackend("cpu");
   status.backend = "cpu";
   status.note = why;
-  const note = el<HTMLParagraphElement>("backend");
   note.textContent = `Training on the CPU interpreter: ${why}`;
-  note.classList.add("fallback");
 }
 
-/** Finds the page's adapter and starts cosgrad's webgpu backend on it, or falls back to cpu. */
+/** Finds the page's adapter and starts cosgrad's webgpu backend on it, or falls back to wasm. */
 async function startBackend(): Promise<void> {
   const note = el<HTMLParagraphElement>("backend");
-  const fallback = fallbackToCpu;
-  if (query.get("backend") === "cpu") return fallback("the URL asked for backend=cpu");
+  const fallback = fallBack;
+  const asked = query.get("backend");
+  if (asked === "cpu" || asked === "wasm") return fallback(`the URL asked for backend=${asked}`);
   const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
   if (gpu === undefined) {
     return fallback(
@@ -263,9 +279,9 @@ async function train(): Promise<void> {
     } catch (e) {
       if (status.backend !== "webgpu") throw e;
       console.error(e);
-      // The adapter exists but the backend failed on it: say so, and start again on the CPU.
+      // The adapter exists but the backend failed on it: say so, and start again without it.
       const first = String((e as Error).message).split("\n").slice(0, 2).join(" ");
-      await fallbackToCpu(
+      await fallBack(
         `cosgrad's webgpu backend failed on adapter ${status.adapter} (${first}); restarted`,
       );
       startModel();

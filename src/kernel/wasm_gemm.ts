@@ -60,18 +60,17 @@ export interface GemmShape {
 }
 
 /**
- * Scratch bytes one `gemm` call needs for `n` columns: packed B (`kc x min(n, nc)` rounded up
- * to whole panels), packed A (`kc x mr`) and an edge tile.
+ * Scratch bytes one `gemm` call needs: packed B (`kc x nc`, where the function places packed A
+ * right after, whatever `n` is), packed A (`kc x mr`) and an edge tile.
  *
  * @example
  * ```ts
  * import { gemmScratchBytes } from "./wasm_gemm.ts";
- * gemmScratchBytes({ mr: 4, nr: 8, kc: 256, nc: 512, fma: false }, 8); // 12416
+ * gemmScratchBytes({ mr: 4, nr: 8, kc: 256, nc: 512, fma: false }); // 528576
  * ```
  */
-export function gemmScratchBytes(shape: GemmShape, n: number): number {
-  const panels = Math.ceil(Math.min(Math.max(n, 1), shape.nc) / shape.nr);
-  return 4 * (shape.kc * panels * shape.nr + shape.kc * shape.mr + shape.mr * shape.nr) + 64;
+export function gemmScratchBytes(shape: GemmShape): number {
+  return 4 * (shape.kc * shape.nc + shape.kc * shape.mr + shape.mr * shape.nr) + 64;
 }
 
 /**

@@ -5,6 +5,10 @@ import { bin, call, type Expr, type Kernel, lit, load, name, select, u32 } from 
 import { MATH_IMPORTS, mathImports, renderWasmFunction } from "./wasm.ts";
 import { GEMM_PARAMS, gemmFunction, gemmScratchBytes, relaxedSimd } from "./wasm_gemm.ts";
 import { encodeModule, FunctionBuilder, sleb, uleb } from "./wasm_writer.ts";
+import { optimize } from "./passes.ts";
+import { renderWgsl } from "./wgsl.ts";
+import { interpret } from "./_interpret_test_util.ts";
+import { INPUTS, OUTPUTS, randomKernel, rng } from "./_random_kernel_test_util.ts";
 
 Deno.test("LEB128 encodes the spec's examples and 32-bit extremes", () => {
   assert.deepEqual(uleb(0), [0]);
@@ -143,7 +147,7 @@ Deno.test("the GEMM function agrees with float64 sums on odd shapes, layouts and
         const lc = layout(m, n, false, images);
         const A = 256, B = A + la.bytes + 64, C = B + lb.bytes + 64, P = C + lc.bytes + 64;
         const S = P + 128;
-        assert.ok(S + gemmScratchBytes(shape, n) < memory.buffer.byteLength);
+        assert.ok(S + gemmScratchBytes(shape) < memory.buffer.byteLength);
         for (let r = 0; r < m; r++) {
           for (let q = 0; q < k; q++) f[(A + la.at(r, q)) / 4] = Math.sin(r * k + q + 1);
         }
@@ -180,6 +184,63 @@ Deno.test("the GEMM function agrees with float64 sums on odd shapes, layouts and
           }
         }
       }
+    }
+  }
+});
+
+/** Runs a kernel of `threads` invocations (`lid` = 0 .. threads-1) rendered to wasm. */
+function runThreads(kernel: Kernel, input: Int32Array, threads: number): Int32Array {
+  // One invocation per value of `lid`: the kernel body inside a loop over the range.
+  const wrapped: Kernel = {
+    ...kernel,
+    body: [{
+      kind: "for",
+      index: "lid",
+      from: name("start", "u32"),
+      to: name("end", "u32"),
+      step: u32(1),
+      body: kernel.body,
+    }],
+  };
+  const f = new FunctionBuilder(["i32", "i32", "i32"]);
+  const sizes: Record<string, number> = { in0: INPUTS, out0: threads * OUTPUTS };
+  renderWasmFunction(wrapped, f, { elements: (b) => sizes[b.name] });
+  const bytes = encodeModule({
+    imports: MATH_IMPORTS,
+    memory: { initial: 1, maximum: 1, shared: false },
+    functions: [{ name: "k", body: f }],
+  });
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 1 });
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
+    env: { memory },
+    ...mathImports(),
+  });
+  const i32 = new Int32Array(memory.buffer);
+  const inAt = 64, outAt = inAt + 4 * INPUTS;
+  i32[0] = inAt;
+  i32[1] = outAt;
+  i32.set(input, inAt / 4);
+  i32.fill(-7, outAt / 4, outAt / 4 + threads * OUTPUTS);
+  (inst.exports.k as (a: number, s: number, e: number) => void)(0, 0, threads);
+  return i32.slice(outAt / 4, outAt / 4 + threads * OUTPUTS);
+}
+
+Deno.test("random integer kernels rendered to wasm match the interpreter, built and optimized", () => {
+  const SEED = Number(Deno.env.get("COSGRAD_PROPERTY_SEED") ?? 20180126), KERNELS = 60;
+  const THREADS = 8;
+  const r = rng(SEED);
+  for (let n = 0; n < KERNELS; n++) {
+    const seed = Math.floor(r() * 2 ** 31);
+    const k = randomKernel(rng(seed), THREADS);
+    const input = Int32Array.from({ length: INPUTS }, () => Math.floor(r() * 4294967296) | 0);
+    const expected = new Int32Array(THREADS * OUTPUTS).fill(-7);
+    interpret(k, { in0: input, out0: expected });
+    for (const [label, kernel] of [["as built", k], ["optimized", optimize(k)]] as const) {
+      assert.deepEqual(
+        runThreads(kernel, input, THREADS),
+        expected,
+        `kernel seed ${seed} (${label}) differs in wasm:\n${renderWgsl(kernel)}`,
+      );
     }
   }
 });

@@ -20,6 +20,7 @@ import type { Node } from "../../ir/node.ts";
 import type { ConvParams } from "../../ir/primitives.ts";
 import {
   type BufferRead,
+  dimsIndex,
   Emitter,
   flatIndex,
   type Index,
@@ -30,6 +31,7 @@ import {
 import {
   bin,
   type Binding,
+  call,
   type Expr,
   type Kernel as KernelAst,
   lit,
@@ -269,17 +271,66 @@ function mapStep(
 
 /** Unrolled accumulators per reduction. */
 const UNROLL = 4;
+/** Work items a reduction with few outputs is split into (partial results, then combined). */
+const SPLIT_TARGET = 64;
 
-function loopStep(k: Kernel, scope: Scope, table: FunctionTable): Step {
-  const cores = k.cores ?? [k.core!];
+/**
+ * How a loop kernel walks its terms: over the reduced axes as nested loops (sums and maxima
+ * whose cores reduce the same axes of same-shaped inputs: no division per term), or over the
+ * flat term index of the lowering's {@link loopOf} (scatter-add).
+ */
+interface TermWalk {
+  /** Extent of each loop, outermost first (one entry for the flat walk). */
+  extents: number[];
+  /** The term of core `i` at loop indices `r` (u32 names) for the output at `out`. */
+  term: (e: Emitter, i: number, out: Index, r: Expr[]) => Expr;
+}
+
+function termWalk(cores: readonly Node[]): TermWalk {
+  const specs = cores.map(loopOf);
+  const first = cores[0];
+  const nested = cores.every((c) =>
+    (c.op === "sum" || c.op === "reduceMax") &&
+    c.inputs[0].shape.join() === first.inputs[0].shape.join() &&
+    (c.params as { axes: number[] }).axes.join() ===
+      (first.params as { axes: number[] }).axes.join()
+  );
+  if (!nested) {
+    return { extents: [specs[0].extent], term: (e, i, out, r) => specs[i].term(e, out, r[0]) };
+  }
+  const shape = first.inputs[0].shape;
+  const axes = [...(first.params as { axes: number[] }).axes].sort((x, y) => x - y);
+  return {
+    extents: axes.map((a) => shape[a]),
+    term: (e, i, out, r) => {
+      const od = e.dims(out);
+      const dims = shape.map((_, k) => {
+        const j = axes.indexOf(k);
+        return j >= 0 ? r[j] : od[k];
+      });
+      return e.value(cores[i].inputs[0], dimsIndex(shape, dims));
+    },
+  };
+}
+
+/**
+ * The statements accumulating every core's terms for the output at `cidx` into
+ * `acc{i}_{j}` (four per core when the innermost loop is long enough), the outermost loop
+ * running over `[lo, hi)`; returns them and the combined totals.
+ */
+function accumulate(
+  e: Emitter,
+  cores: readonly Node[],
+  walk: TermWalk,
+  cidx: Index,
+  lo: Expr,
+  hi: Expr,
+): { stmts: Stmt[]; totals: Expr[] } {
   const specs = cores.map(loopOf);
   const type = scalarOf(cores[0].dtype);
-  const extent = specs[0].extent;
-  const e = new Emitter(scope, inlineRule);
-  const idx = flatIndex(k.shape, GID);
-  const cidx = flatIndex(cores[0].shape, GID);
-  e.dims(cidx);
-  const unroll = extent >= 2 * UNROLL ? UNROLL : 1;
+  const depth = walk.extents.length;
+  const innerExtent = walk.extents[depth - 1];
+  const unroll = innerExtent >= 2 * UNROLL || depth === 1 ? UNROLL : 1;
   const accName = (i: number, j: number) => `acc${i}_${j}`;
   const acc = (i: number, j: number) => name(accName(i, j), type);
   const stmts: Stmt[] = [];
@@ -288,64 +339,160 @@ function loopStep(k: Kernel, scope: Scope, table: FunctionTable): Step {
       stmts.push({ kind: "var", name: accName(i, j), type, init: sp.init });
     }
   });
-  const main = Math.floor(extent / unroll);
-  if (main > 0) {
-    const inner = e.child();
+  const r = walk.extents.map((_, d) => name(`red${d}`, "u32"));
+  // The innermost loop: `unroll` terms per step, then the remainder one by one.
+  const innermost = (scope: Emitter, from: Expr, to: Expr): Stmt[] => {
+    const out: Stmt[] = [];
+    const d = depth - 1;
+    const count = scope.let(bin("-", to, from), "n");
+    const main = scope.let(bin("/", count, u32(unroll)), "n");
+    out.push(...scope.stmts.splice(0));
+    const body = scope.child();
     const rq = name("rq", "u32");
     const terms = Array.from({ length: unroll }, (_, j) => {
-      const r = unroll === 1 ? rq : inner.let(bin("+", bin("*", rq, u32(unroll)), u32(j)), "r");
-      return specs.map((sp) => sp.term(inner, cidx, r));
+      const at = body.let(bin("+", from, bin("+", bin("*", rq, u32(unroll)), u32(j))), "r");
+      return specs.map((_, i) => walk.term(body, i, cidx, [...r.slice(0, d), at]));
     });
     terms.forEach((ts, j) =>
       ts.forEach((t, i) =>
-        inner.push({ kind: "assign", name: accName(i, j), value: specs[i].combine(acc(i, j), t) })
+        body.push({ kind: "assign", name: accName(i, j), value: specs[i].combine(acc(i, j), t) })
       )
     );
-    stmts.push({
-      kind: "for",
-      index: "rq",
-      from: u32(0),
-      to: u32(main),
-      step: u32(1),
-      body: inner.stmts,
-    });
-  }
-  if (main * unroll < extent) {
-    const rest = e.child();
-    const rr = name("rr", "u32");
-    const ts = specs.map((sp) => sp.term(rest, cidx, rr));
-    ts.forEach((t, i) =>
-      rest.push({ kind: "assign", name: accName(i, 0), value: specs[i].combine(acc(i, 0), t) })
-    );
-    stmts.push({
-      kind: "for",
-      index: "rr",
-      from: u32(main * unroll),
-      to: u32(extent),
-      step: u32(1),
-      body: rest.stmts,
-    });
-  }
-  const epi = e.child();
-  cores.forEach((c, i) => {
-    let total: Expr = acc(i, 0);
-    if (unroll === 4) {
-      total = specs[i].combine(
-        specs[i].combine(acc(i, 0), acc(i, 1)),
-        specs[i].combine(acc(i, 2), acc(i, 3)),
+    out.push({ kind: "for", index: "rq", from: u32(0), to: main, step: u32(1), body: body.stmts });
+    if (unroll > 1) {
+      const rest = scope.child();
+      const ts = specs.map((_, i) =>
+        walk.term(rest, i, cidx, [...r.slice(0, d), name("rr", "u32")])
       );
-    } else {
-      for (let j = 1; j < unroll; j++) total = specs[i].combine(total, acc(i, j));
+      ts.forEach((t, i) =>
+        rest.push({ kind: "assign", name: accName(i, 0), value: specs[i].combine(acc(i, 0), t) })
+      );
+      out.push({
+        kind: "for",
+        index: "rr",
+        from: bin("+", from, bin("*", main, u32(unroll))),
+        to,
+        step: u32(1),
+        body: rest.stmts,
+      });
     }
-    const t = epi.let(total, "t", true);
-    epi.seed(c, cidx, t);
+    return out;
+  };
+  const level = (scope: Emitter, d: number): Stmt[] => {
+    const from = d === 0 ? lo : u32(0);
+    const to = d === 0 ? hi : u32(walk.extents[d]);
+    if (d === depth - 1) return innermost(scope, from, to);
+    const body = scope.child();
+    const inner = level(body, d + 1);
+    return [{
+      kind: "for",
+      index: `red${d}`,
+      from,
+      to,
+      step: u32(1),
+      body: [...body.stmts, ...inner],
+    }];
+  };
+  stmts.push(...level(e.child(), 0));
+  const totals = specs.map((sp, i) => {
+    if (unroll === 4) {
+      return sp.combine(sp.combine(acc(i, 0), acc(i, 1)), sp.combine(acc(i, 2), acc(i, 3)));
+    }
+    let total: Expr = acc(i, 0);
+    for (let j = 1; j < unroll; j++) total = sp.combine(total, acc(i, j));
+    return total;
   });
+  return { stmts, totals };
+}
+
+function loopSteps(k: Kernel, scope: Scope, table: FunctionTable): Step[] {
+  const cores = k.cores ?? [k.core!];
+  const type = scalarOf(cores[0].dtype);
+  const walk = termWalk(cores);
+  const outputs = sizeOf(k.shape);
+  const extent = walk.extents.reduce((a, b) => a * b, 1);
+  const outer = walk.extents[0];
+  // Few outputs with long reductions: partial results over parts of the outermost loop.
+  const parts = outputs < SPLIT_TARGET && extent >= 8192
+    ? Math.min(Math.ceil(SPLIT_TARGET / outputs), outer, Math.floor(extent / 1024))
+    : 1;
+  const idx = flatIndex(k.shape, GID);
+  if (parts <= 1) {
+    const e = new Emitter(scope, inlineRule);
+    const cidx = flatIndex(cores[0].shape, GID);
+    e.dims(cidx);
+    const { stmts, totals } = accumulate(e, cores, walk, cidx, u32(0), u32(outer));
+    const epi = e.child();
+    cores.forEach((c, i) => epi.seed(c, cidx, epi.let(totals[i], "t", true)));
+    k.roots.forEach((r, i) => {
+      epi.push({ kind: "store", buf: `out${i}`, index: GID, value: epi.value(r, idx) });
+    });
+    const body = [...e.stmts, ...stmts, ...epi.stmts];
+    const kernel = rangeKernel(kernelName(k), "loop", bindingsOf(scope, k.roots), body);
+    return [kernelStep(table, kernel, outputs)];
+  }
+  // Pass 1: work item gid = output * parts + part; partial[i * each + gid] for core i.
+  const each = outputs * parts;
+  const partial: Ref = { kind: "scratch", name: "partial", bytes: each * cores.length * 4 };
+  const chunk = Math.ceil(outer / parts);
+  const e = new Emitter(scope, inlineRule);
+  const o = e.let(bin("/", GID, u32(parts)), "o", true);
+  const part = e.let(bin("%", GID, u32(parts)), "q", true);
+  const lo = e.let(bin("*", part, u32(chunk)), "lo", true);
+  const hi = e.let(call("min", [bin("+", lo, u32(chunk)), u32(outer)]), "hi", true);
+  const cidx = flatIndex(cores[0].shape, o);
+  e.dims(cidx);
+  const { stmts, totals } = accumulate(e, cores, walk, cidx, lo, hi);
+  const stores: Stmt[] = totals.map((t, i) => ({
+    kind: "store",
+    buf: "partial",
+    index: bin("+", GID, u32(i * each)),
+    value: t,
+  }));
+  const b1 = bindingsOf(scope, []);
+  b1.push({ name: "partial", scalar: type, write: true, lanes: 1, refs: [partial] });
+  const pass1 = rangeKernel(`${kernelName(k)}#1/${parts}`, "loop, partial", b1, [
+    ...e.stmts,
+    ...stmts,
+    ...stores,
+  ]);
+  // Pass 2: combine each output's partials in order, then the fused epilogue.
+  const scope2 = new Scope(scope.own, scope.isMem, scope.alias);
+  const e2 = new Emitter(scope2, inlineRule);
+  const specs = cores.map(loopOf);
+  const combine: Stmt[] = cores.flatMap((_, i): Stmt[] => {
+    const base = bin("+", u32(i * each), bin("*", GID, u32(parts)));
+    const a = `total${i}`;
+    return [
+      { kind: "var", name: a, type, init: load("partial", base, type) },
+      {
+        kind: "for",
+        index: "p",
+        from: u32(1),
+        to: u32(parts),
+        step: u32(1),
+        body: [{
+          kind: "assign",
+          name: a,
+          value: specs[i].combine(
+            name(a, type),
+            load("partial", bin("+", base, name("p", "u32")), type),
+          ),
+        }],
+      },
+    ];
+  });
+  const cidx2 = flatIndex(cores[0].shape, GID);
+  cores.forEach((c, i) => e2.seed(c, cidx2, name(`total${i}`, type)));
   k.roots.forEach((r, i) => {
-    epi.push({ kind: "store", buf: `out${i}`, index: GID, value: epi.value(r, idx) });
+    e2.push({ kind: "store", buf: `out${i}`, index: GID, value: e2.value(r, idx) });
   });
-  const body = [...e.stmts, ...stmts, ...epi.stmts];
-  const kernel = rangeKernel(kernelName(k), "loop", bindingsOf(scope, k.roots), body);
-  return kernelStep(table, kernel, sizeOf(k.shape));
+  const b2: Binding<Ref>[] = [
+    { name: "partial", scalar: type, write: false, lanes: 1, refs: [partial] },
+    ...bindingsOf(scope2, k.roots),
+  ];
+  const pass2 = rangeKernel(`${kernelName(k)}#2`, "loop, combine", b2, [...combine, ...e2.stmts]);
+  return [kernelStep(table, pass1, each), kernelStep(table, pass2, outputs)];
 }
 
 /** The in-place epilogue of a GEMM kernel: `out0[i] = root(core = out0[i])`. */
@@ -844,7 +991,7 @@ export function generateSteps(
   if (k.kind === "zero") return [mapStep(k, scope(), table)];
   if (sizeOf(k.shape) === 0) return [];
   if (k.kind === "map") return [mapStep(k, scope(), table)];
-  if (k.kind === "loop") return [loopStep(k, scope(), table)];
+  if (k.kind === "loop") return loopSteps(k, scope(), table);
   const core = k.core!;
   if (core.dtype !== "float32") {
     throw new TypeError(

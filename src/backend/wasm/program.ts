@@ -100,7 +100,7 @@ export class WasmProgram implements Program {
     const shape = backend.gemmShape;
     this.gemmScratch = Math.max(
       0,
-      ...this.steps.map(({ step }) => step.kind === "gemm" ? gemmScratchBytes(shape, step.n) : 0),
+      ...this.steps.map(({ step }) => step.kind === "gemm" ? gemmScratchBytes(shape) : 0),
     );
     this.module = compileModule(this.table, shape, backend.heap.shared);
   }

@@ -47,11 +47,13 @@ export interface PoolWorker {
 export interface WasmBackendOptions {
   /** Worker threads (default `COSGRAD_THREADS`, else `navigator.hardwareConcurrency`). */
   threads?: number;
+  /** Whether the GEMM uses relaxed-SIMD FMA (default: when the engine validates it). */
+  fma?: boolean;
   /** Starts a worker running `url` (none: one thread). See {@link WasmBackend.create}. */
   spawn?: (url: URL) => PoolWorker;
 }
 
-/** The worker API of this engine: `node:worker_threads` under Deno, else Web Workers. */
+/** The worker API of this engine: `node:worker_threads` under Deno (none elsewhere yet). */
 async function workerSpawner(): Promise<((url: URL) => PoolWorker) | undefined> {
   if ("Deno" in globalThis) {
     const nodeThreads = "node:worker_threads";
@@ -76,17 +78,8 @@ async function workerSpawner(): Promise<((url: URL) => PoolWorker) | undefined> 
       };
     };
   }
-  if (typeof Worker === "undefined") return undefined;
-  return (url) => {
-    const w = new Worker(url.href, { type: "module" });
-    return {
-      postMessage: (m) => w.postMessage(m),
-      onMessage: (f) => w.onmessage = (ev) => f(ev.data),
-      unref: () => {},
-      ref: () => {},
-      terminate: () => w.terminate(),
-    };
-  };
+  // In a browser the bundle has no worker file of its own yet: one thread.
+  return undefined;
 }
 
 /** The number of threads asked for: `COSGRAD_THREADS`, else the cores the engine reports. */
@@ -134,7 +127,13 @@ export class WasmBackend implements Backend {
     const shared = canShare();
     this.threads = shared ? want : 1;
     this.heap = new WasmHeap(shared);
-    this.gemmShape = { mr: 6, nr: 8, kc: 256, nc: 512, fma: relaxedSimd() };
+    this.gemmShape = {
+      mr: 6,
+      nr: 8,
+      kc: 256,
+      nc: 512,
+      fma: (options.fma ?? true) && relaxedSimd(),
+    };
     const prof = envVar("COSGRAD_PROFILE");
     this.profile = this.threads === 1 && prof !== undefined && prof !== "" && prof !== "0"
       ? new Map()
@@ -162,8 +161,8 @@ export class WasmBackend implements Backend {
 
   /**
    * Starts a backend with a worker pool where the engine can share memory: Deno's
-   * `node:worker_threads` (unref'd while idle, so the pool never keeps a process alive), or Web
-   * Workers in a browser; one thread otherwise.
+   * `node:worker_threads` (unref'd while idle, so the pool never keeps a process alive); one
+   * thread otherwise (in a browser too: the bundle has no worker entry yet).
    *
    * @example
    * ```ts ignore

@@ -380,8 +380,16 @@ export class WebGpuBackend implements Backend {
       }
       staging.unmap();
     } catch (e) {
+      // A read that fails as the device goes away ("Parent device is lost", or a validation
+      // error) is reported as the loss once the device says so (it does within milliseconds).
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        this.gpu.device.lost,
+        new Promise((resolve) => timer = setTimeout(resolve, 100)),
+      ]);
+      clearTimeout(timer);
+      await null; // the context records the loss in its own handler of `lost`
       this.checkUsable();
-      // The loss may not be reported yet (wgpu says only "Parent device is lost"): name it.
       throw new Error(
         `Cannot read a result back from the WebGPU device (${this.gpu.description}): ${
           (e as Error).message
