@@ -96,7 +96,9 @@ export class WebGpuBackend implements Backend {
     const l = this.gpu.limits;
     return `webgpu#${this.id}|${this.profile}|bind ${this.bindingLimit}|` +
       `buffers ${l.maxStorageBuffersPerShaderStage}|max ${l.maxBufferSize}|` +
-      `tune ${this.tuning.mode} v${this.tuning.version}|${profileKey(this.gpu.profile)}`;
+      `tune#${this.tuning.id} ${this.tuning.mode} v${this.tuning.version}|${
+        profileKey(this.gpu.profile)
+      }`;
   }
 
   /**
