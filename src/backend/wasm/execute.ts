@@ -33,9 +33,17 @@ export function barrier(words: Int32Array, threads: number): void {
   while (Atomics.load(words, gen) === g) Atomics.wait(words, gen, g, 50);
 }
 
+/** Chunks per thread a kernel's range is cut into (claimed one at a time). */
+const KERNEL_CHUNKS = 8;
+/** Chunks per thread of a GEMM (each packs its share of an operand again: few). */
+const GEMM_CHUNKS = 2;
+
 /**
- * Runs thread `t`'s share of the `count` commands at `block`; returns the first error thrown
- * (a trap), after running every barrier so the other threads never wait forever.
+ * Runs thread `t`'s share of the `count` commands at `block`: each command's range is cut into
+ * chunks that the threads claim one at a time (an atomic counter in the command), so a thread
+ * the OS holds back does less instead of making the others wait at the barrier. Returns the
+ * first error thrown (a trap), after running every barrier so the other threads never wait
+ * forever.
  */
 export function runShare(
   exports: ProgramExports,
@@ -51,25 +59,35 @@ export function runShare(
     const words = new Int32Array(memory.buffer);
     const at = job.block / 4 + c * CMD_WORDS;
     const code = words[at];
+    /** Calls `run(lo, hi)` for each claimed chunk of `units` units of `unit` elements. */
+    const claim = (
+      size: number,
+      unit: number,
+      perThread: number,
+      run: (lo: number, hi: number) => void,
+    ) => {
+      const units = Math.ceil(size / unit);
+      const chunks = threads === 1 ? 1 : Math.min(units, threads * perThread);
+      for (;;) {
+        const k = threads === 1 ? words[at + 4]++ : Atomics.add(words, at + 4, 1);
+        if (k >= chunks) return;
+        const lo = Math.floor(units * k / chunks) * unit;
+        const hi = Math.min(size, Math.floor(units * (k + 1) / chunks) * unit);
+        if (hi > lo) run(lo, hi);
+      }
+    };
     try {
       if (error === null) {
         if (code === CMD.kernel) {
-          const total = words[at + 3];
-          const lo = Math.floor(total * t / threads), hi = Math.floor(total * (t + 1) / threads);
-          if (hi > lo) exports[`k${words[at + 1]}`](words[at + 2], lo, hi);
+          const fn = exports[`k${words[at + 1]}`], args = words[at + 2];
+          claim(words[at + 3], 1, KERNEL_CHUNKS, (lo, hi) => fn(args, lo, hi));
         } else {
           // Split C by its longer side, in whole register blocks.
-          const m = words[at + 3], n = words[at + 2];
-          const share = (size: number, unit: number): [number, number] => {
-            const blocks = Math.ceil(size / unit);
-            return [
-              Math.floor(blocks * t / threads) * unit,
-              Math.min(size, Math.floor(blocks * (t + 1) / threads) * unit),
-            ];
-          };
-          const [m0, m1] = m >= n ? share(m, job.mr) : [0, m];
-          const [n0, n1] = m >= n ? [0, n] : share(n, job.nr);
-          if (m1 > m0 && n1 > n0) exports.gemm(words[at + 1], m0, m1, n0, n1, job.scratch);
+          const m = words[at + 3], n = words[at + 2], p = words[at + 1];
+          if (m >= n) {
+            claim(m, job.mr, GEMM_CHUNKS, (lo, hi) => exports.gemm(p, lo, hi, 0, n, job.scratch));
+          } else {claim(n, job.nr, GEMM_CHUNKS, (lo, hi) =>
+              exports.gemm(p, 0, m, lo, hi, job.scratch));}
         }
       }
     } catch (e) {

@@ -47,8 +47,11 @@ interface Plan {
 
 /** Command codes of a command block (i32 words). */
 export const CMD = { kernel: 0, gemm: 1 } as const;
-/** i32 words per command: code, function or parameter address, table address, range. */
-export const CMD_WORDS = 4;
+/**
+ * i32 words per command: code, function (or GEMM parameter address), binding table address (or
+ * n), range (or m), and the counter of chunks claimed so far (0 when written).
+ */
+export const CMD_WORDS = 5;
 
 function refsOf(step: Step): Arg[] {
   return step.kind === "kernel" ? step.args : [step.a, step.b, step.c];
@@ -341,6 +344,7 @@ export class WasmProgram implements Program {
         mem[at + 1] = step.fn;
         mem[at + 2] = block + extra * 4;
         mem[at + 3] = step.total;
+        mem[at + 4] = 0;
         step.args.forEach((a, i) => mem[extra + i] = addrOf(srcs[i], a));
         extra += step.args.length;
       } else {
@@ -348,6 +352,7 @@ export class WasmProgram implements Program {
         mem[at + 1] = block + extra * 4;
         mem[at + 2] = step.n;
         mem[at + 3] = step.m;
+        mem[at + 4] = 0;
         const p = [
           addrOf(srcs[0], step.a),
           step.a.rs,

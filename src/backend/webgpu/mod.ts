@@ -53,9 +53,10 @@ export async function initWebGpu(): Promise<Backend> {
 /**
  * Chooses the default backend: `cpu` when `COSGRAD_BACKEND=cpu`, `wasm` when
  * `COSGRAD_BACKEND=wasm`; `webgpu` when it is asked for (`COSGRAD_BACKEND=webgpu`, failing
- * clearly without an adapter) or, when nothing is asked, when an adapter exists; otherwise
- * `wasm` (WebAssembly SIMD on all cores; the `cpu` interpreter is the float64 oracle, far
- * slower). Resolves to the backend made current.
+ * clearly without an adapter) or, when nothing is asked, when a hardware adapter exists;
+ * otherwise (no adapter, or only a software one such as llvmpipe or SwiftShader) `wasm`
+ * (WebAssembly SIMD on all cores; the `cpu` interpreter is the float64 oracle, far slower).
+ * Resolves to the backend made current.
  *
  * @example
  * ```ts ignore
@@ -69,7 +70,19 @@ export async function initDefaultBackend(): Promise<Backend> {
   if (want === "wasm") return await setBackend("wasm");
   if (want === "webgpu") return await initWebGpu();
   try {
-    return await initWebGpu();
+    const gpu = await startWebGpuBackend();
+    // A software adapter (llvmpipe, SwiftShader) ran M1, L1 and T1 slower than the wasm backend
+    // in the same run on a 2-core machine (BENCHMARKS.md, run 11; C1 about even), and compiles
+    // T1 in minutes against seconds: without a hardware adapter, wasm is the default.
+    if (gpu.gpu.fallback) {
+      try {
+        return await setBackend("wasm");
+      } catch {
+        // wasm did not start: the software adapter it is.
+      }
+    }
+    await setBackend(gpu);
+    return gpu;
   } catch (e) {
     // Falling back is the point of this function, but never silently: say why.
     const why = e instanceof Error ? e.message : String(e);
