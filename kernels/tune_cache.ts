@@ -57,6 +57,11 @@ function env(name: string): string | undefined {
   }
 }
 
+/** Whether `COSGRAD_DEBUG` lists `tune`. */
+function debugTune(): boolean {
+  return (env("COSGRAD_DEBUG") ?? "").split(",").map((s) => s.trim()).includes("tune");
+}
+
 /**
  * The tuning mode from `COSGRAD_TUNE`: `off`, `on`, or `cache` (unset or empty).
  *
@@ -241,6 +246,7 @@ export class TuningTable {
   private readonly horizon: number;
   private readonly stepCompileMs: number;
   private readonly promoted = new Set<string>();
+  private readonly shown = new Set<string>();
   private readonly warn: (s: string) => void;
 
   /** A table for the profile `key` of adapter `adapter`. */
@@ -290,6 +296,10 @@ export class TuningTable {
     if (r === undefined) {
       if (!this.misses.has(cls)) this.misses.set(cls, { cls, direction, spec });
       return undefined;
+    }
+    if (!this.shown.has(cls) && debugTune()) {
+      this.shown.add(cls);
+      for (const line of this.describe(cls)) console.log(`[cosgrad tune] ${line}`);
     }
     const full = pick(r, this.horizon);
     if (this.stepCompileMs === Infinity || this.promoted.has(cls)) return full.variant;
