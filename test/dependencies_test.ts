@@ -19,6 +19,9 @@ Deno.test("the root deno.json and deno.lock name only the library's npm packages
   const lock = await json("deno.lock");
   const direct = Object.keys(lock.specifiers ?? {}).map((s) => s.replace(/^npm:|@[^@]*$/g, ""));
   assert.deepEqual(direct.sort(), LIBRARY_PACKAGES);
+  // Frozen: a bench or test run that forgets --lock=deno.dev.lock fails, naming the lockfile
+  // changes, instead of adding the peers to the lockfile every user installs in full.
+  assert.deepEqual(config.lock, { path: "./deno.lock", frozen: true });
   for (const task of ["test", "bench", "compare", "build"]) {
     assert.match(config.tasks[task], /--lock=deno\.dev\.lock/, `task ${task}`);
   }
