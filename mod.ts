@@ -108,7 +108,7 @@ export type { RandomKey, SampleOptions } from "./src/ops/random.ts";
 export { grad, jvp, linearize, valueAndGrad, vjp } from "./src/autodiff/transforms.ts";
 export type { ArgGrads, ArgnumsOf, AuxOf, GradOptions } from "./src/autodiff/transforms.ts";
 export { vmap } from "./src/autodiff/vmap.ts";
-export type { VmapOptions } from "./src/autodiff/vmap.ts";
+export type { AxisSpec, VmapOptions } from "./src/autodiff/vmap.ts";
 export { checkpoint, customJvp, customVjp } from "./src/autodiff/custom.ts";
 export { hessian, jacfwd, jacrev } from "./src/autodiff/jacobian.ts";
 export type { JacobianOptions } from "./src/autodiff/jacobian.ts";

@@ -88,9 +88,9 @@ export function initRun(config: RunConfig) {
       std: 1 / Math.sqrt(config.embedding),
     }),
   };
-  const lr = linearWarmup(cosine(config.lr, { steps: config.steps, minLr: config.lr * 0.01 }), {
-    steps: config.warmup,
-  });
+  const decay = cosine(config.lr, { steps: config.steps, minLr: config.lr * 0.01 });
+  // --warmup 0: no warm-up (linearWarmup takes a positive number of steps).
+  const lr = config.warmup > 0 ? linearWarmup(decay, { steps: config.warmup }) : decay;
   const opt = sgd({ lr, momentum: config.momentum, weightDecay: config.weightDecay });
   return { params, state: net.state, opt, optState: opt.init(params) as OptState };
 }

@@ -17,18 +17,36 @@ import { cosineSimilarity } from "../src/eval/mod.ts";
 import { decodeSafetensors, saveSafetensors } from "../src/io/mod.ts";
 import { choiceOption, numberOption, parseCli, runMain, UsageError } from "./_cli.ts";
 import { embedImages, initRun, loadCheckpoint, type RunConfig, type TrainState } from "./_face.ts";
+import { embedOnnx, loadOnnxEmbedder } from "./_onnx.ts";
 
 const USAGE = `Usage:
   face_cli.ts embed <folder> --checkpoint FILE [--out FILE]   embeddings of root/<identity>/<image>
   face_cli.ts verify <image1> <image2> --checkpoint FILE [--threshold T]
 Options:
-  --checkpoint FILE   a checkpoint written by examples/train_cosface.ts
+  --checkpoint FILE   a checkpoint written by examples/train_cosface.ts, or an .onnx embedding
+                      model (input [batch, 3, S, S], output [batch, D]; e.g. from --export)
   --out FILE          where embed writes (default out/embeddings.safetensors)
   --threshold T       cosine threshold of verify, from -1 to 1 (default 0.3)
   --backend NAME      auto | webgpu | cpu (default auto: webgpu when an adapter exists)
   -h, --help          this text`;
 
-async function loadModel(
+/** The image size and an embedding function (flip test-time augmentation) of a model file. */
+async function openEmbedder(path: string): Promise<{
+  size: number;
+  embed: (images: Float32Array) => Promise<{ emb: Float32Array; dim: number }>;
+}> {
+  if (path.endsWith(".onnx")) {
+    const e = await loadOnnxEmbedder(path);
+    return { size: e.size, embed: (images) => embedOnnx(e, e.model.params, images) };
+  }
+  const { state, config } = await loadModel(path);
+  return {
+    size: config.size,
+    embed: (images) => embedImages(state.params, state.bn, images, config.size),
+  };
+}
+
+export async function loadModel(
   path: string,
 ): Promise<{ state: TrainState; config: RunConfig; meta: Record<string, string> }> {
   const { metadata } = decodeSafetensors(await Deno.readFile(path), { path });
@@ -71,8 +89,8 @@ async function main(argv: string[]): Promise<void> {
   if (backend === "cpu") await cg.setBackend("cpu");
   else if (backend === "webgpu") await cg.initWebGpu();
   else await cg.initDefaultBackend();
-  const { state, config } = await loadModel(values.checkpoint);
-  const plane = 3 * config.size * config.size;
+  const { size, embed } = await openEmbedder(values.checkpoint);
+  const plane = 3 * size * size;
   if (command === "embed") {
     const index = await scanImageFolder(rest[0]);
     const images = new Float32Array(index.entries.length * plane);
@@ -81,7 +99,7 @@ async function main(argv: string[]): Promise<void> {
     for (const [i, e] of index.entries.entries()) {
       const bytes = await Deno.readFile(e.path);
       try {
-        images.set(prepareImage(bytes, e.path, config.size), kept.length * plane);
+        images.set(prepareImage(bytes, e.path, size), kept.length * plane);
         kept.push(i);
       } catch (err) {
         // Only an undecodable image is skipped; read errors and bugs end the command.
@@ -90,12 +108,7 @@ async function main(argv: string[]): Promise<void> {
         console.warn(`skipped ${e.path}: ${err.message}`);
       }
     }
-    const { emb, dim } = await embedImages(
-      state.params,
-      state.bn,
-      images.subarray(0, kept.length * plane),
-      config.size,
-    );
+    const { emb, dim } = await embed(images.subarray(0, kept.length * plane));
     await saveSafetensors(values.out!, {
       embeddings: { dtype: "float32", shape: [kept.length, dim], data: emb },
       labels: {
@@ -114,9 +127,9 @@ async function main(argv: string[]): Promise<void> {
   } else {
     const images = new Float32Array(2 * plane);
     for (let i = 0; i < 2; i++) {
-      images.set(prepareImage(await Deno.readFile(rest[i]), rest[i], config.size), i * plane);
+      images.set(prepareImage(await Deno.readFile(rest[i]), rest[i], size), i * plane);
     }
-    const { emb, dim } = await embedImages(state.params, state.bn, images, config.size);
+    const { emb, dim } = await embed(images);
     const score = cosineSimilarity(emb.subarray(0, dim), emb.subarray(dim));
     console.log(
       `cosine similarity ${score.toFixed(4)}: ${

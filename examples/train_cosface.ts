@@ -51,6 +51,7 @@ import {
   trainStep,
   verify,
 } from "./_face.ts";
+import { exportEmbedding, fineTuneOnnx } from "./_onnx.ts";
 
 const USAGE =
   `Usage: deno run --allow-read=. --allow-write=out --allow-env examples/train_cosface.ts [options]
@@ -95,7 +96,11 @@ Training
   --checkpoint-every X   checkpoint every X steps ("200") or seconds of training ("60s",
                          the default), and on Ctrl-C / SIGTERM; written atomically
   --resume               continue from DIR/<loss>.safetensors when it exists; options that
-                         change the model, the loss or the data are refused, --steps may grow
+                         change the model, loss, data, optimizer settings or seed are refused,
+                         --steps may grow
+  --init FILE.onnx       fine-tune this imported backbone with --loss (frozen batch-norm
+                         statistics, a fresh class head; no baseline run)
+  --export FILE.onnx     write the trained embedding network of the --loss run as ONNX
   --read-every N         read metrics back every N steps, at least 1 (default 10)
   --eval-every N         evaluate on the unseen identities every N steps (default 100; 0: only
                          at the end)
@@ -129,6 +134,8 @@ export const TRAIN_OPTIONS = {
   resume: { type: "boolean", default: false },
   "read-every": { type: "string", default: "10" },
   "eval-every": { type: "string", default: "100" },
+  init: { type: "string" },
+  export: { type: "string" },
   help: { type: "boolean", short: "h", default: false },
 } as const satisfies Record<string, CliOption>;
 
@@ -162,6 +169,10 @@ export interface Args {
   resume: boolean;
   readEvery: number;
   evalEvery: number;
+  /** An .onnx backbone to fine-tune. */
+  init?: string;
+  /** Where to write the trained embedding network as ONNX. */
+  export?: string;
 }
 
 function checkpointEvery(value: string): CheckpointEvery {
@@ -183,6 +194,15 @@ export function argsFrom(values: CliValues<typeof TRAIN_OPTIONS>): Args {
   if (out.trim() === "") throw new UsageError(`--out expects a folder, got ""`);
   if (values["eval-root"] !== undefined && values.eval === undefined) {
     throw new UsageError(`--eval-root needs --eval pairs.txt`);
+  }
+  for (const flag of ["init", "export"] as const) {
+    const v = values[flag];
+    if (v !== undefined && !v.endsWith(".onnx")) {
+      throw new UsageError(`--${flag} expects an .onnx file, got "${v}"`);
+    }
+  }
+  if (values.init !== undefined && values.resume) {
+    throw new UsageError(`--init starts from an .onnx model; it cannot be combined with --resume`);
   }
   const args: Args = {
     data: values.data,
@@ -211,6 +231,8 @@ export function argsFrom(values: CliValues<typeof TRAIN_OPTIONS>): Args {
     resume: values.resume,
     readEvery: intOption("read-every", values["read-every"], { min: 1 }),
     evalEvery: intOption("eval-every", values["eval-every"], { min: 0 }),
+    init: values.init,
+    export: values.export,
   };
   if (args.data === "synthetic") {
     // The classes are known now: the margins are checked before anything is computed.
@@ -274,8 +296,9 @@ export async function useBackend(name: string): Promise<cg.Backend> {
   return cg.getBackend();
 }
 
-/** Writes `text` to `path` atomically. */
+/** Writes `text` to `path` atomically (removing temporaries a killed writer left). */
 export async function writeText(path: string, text: string): Promise<void> {
+  await removeStaleTemporaries(path);
   await writeFileAtomic(path, new TextEncoder().encode(text));
 }
 
@@ -371,19 +394,21 @@ async function userPairs(args: Args, file: string): Promise<EvalSet> {
   if (file.endsWith(".bin")) {
     const bin = await readVerifyBin(file);
     const n = bin.issame.length;
-    if (n < 10) throw new RangeError(`${file} has ${n} pairs: expected at least 10 (10 folds)`);
+    if (n < 2) throw new RangeError(`${file} has ${n} pairs: expected at least 2 (two folds)`);
+    const folds = Math.min(10, n);
     const images = new Float32Array(bin.images.length * plane);
     bin.images.forEach((bytes, i) =>
       images.set(prepareImage(bytes, `${file} image ${i}`, args.size), i * plane)
     );
-    // insightface's protocol: 10 contiguous folds, pair k is images 2k and 2k + 1.
+    // insightface's protocol: 10 contiguous folds (fewer for a file of under 10 pairs), pair k
+    // is images 2k and 2k + 1.
     const pairs = bin.issame.map((same, k) => ({
       a: 2 * k,
       b: 2 * k + 1,
       same,
-      fold: Math.floor((k * 10) / n),
+      fold: Math.floor((k * folds) / n),
     }));
-    return { description: `${file} (insightface .bin, 10 folds)`, pairs, images };
+    return { description: `${file} (insightface .bin, ${folds} folds)`, pairs, images };
   }
   const parsed = parsePairs(await Deno.readTextFile(file), { file });
   const root = args.evalRoot ?? dirname(file);
@@ -422,7 +447,8 @@ export interface RunResult {
   resumedAt: number[];
   /** The checkpoint file of this run. */
   checkpoint: string;
-  imagesPerSecond: number;
+  /** Training speed of this process's steps; null when it ran none (resumed at the end). */
+  imagesPerSecond: number | null;
   seconds: number;
   accuracy: number;
   stdError: number;
@@ -479,7 +505,10 @@ function show(v: unknown): string {
   return Array.isArray(v) ? v.join(",") : String(v);
 }
 
-/** Refuses to resume a checkpoint with options that change the model, the loss or the data. */
+/**
+ * Refuses to resume a checkpoint with options that define another run: the model, the loss,
+ * the data, the optimizer's settings or the seed (--steps may grow).
+ */
 function checkResume(
   path: string,
   metadata: Record<string, string>,
@@ -497,7 +526,7 @@ function checkResume(
     if (show(saved[key]) !== show(config[key])) {
       throw new UsageError(
         `--resume: ${path} was trained with ${flag} ${show(saved[key])}, this run asks for ` +
-          `${show(config[key])}; options that change the model, the loss or the data cannot ` +
+          `${show(config[key])}; the model, loss, data, optimizer settings and seed cannot ` +
           `change on resume (use another --out to start a new run)`,
       );
     }
@@ -628,6 +657,14 @@ export async function train(
       rows.forEach((r, k) =>
         curve.push({ step: startStep + first + k + 1, loss: r[0], acc: r[1] })
       );
+      // A non-finite loss stops the run at once, and the last checkpoint stays the last good one.
+      const bad = curve.find((c) => !Number.isFinite(c.loss));
+      if (bad) {
+        throw new RangeError(
+          `${loss}: the loss became ${bad.loss} at step ${bad.step}` +
+            (lastSave.step > 0 ? ` (${ckpt} holds step ${lastSave.step})` : ""),
+        );
+      }
       const now = performance.now();
       const before = lastStep;
       const done = startStep + first + rows.length;
@@ -671,16 +708,17 @@ export async function train(
   });
   if (tty) Deno.stderr.writeSync(new TextEncoder().encode("\n"));
   const reached = startStep + result.metrics.length;
-  const bad = curve.find((c) => !Number.isFinite(c.loss));
-  if (bad) throw new RangeError(`${loss}: the loss became ${bad.loss} at step ${bad.step}`);
   await save(result.state, reached);
   if (result.stopped) throw new Interrupted(reached, ckpt);
   const seconds = (result.ms - evalMs - saveMs) / 1000;
+  if (args.export !== undefined && loss === args.loss) {
+    await exportEmbedding(args.export, result.state.params.net, result.state.bn, args.size);
+  }
   const v = await evaluate(result.state);
   evals.push({ step: args.steps, accuracy: v.kfold.accuracy, auc: v.auc });
-  const ips = (remaining * args.batch) / seconds;
+  const ips = remaining > 0 ? (remaining * args.batch) / seconds : null;
   console.log(
-    `${loss}: ${remaining} steps in ${seconds.toFixed(1)} s (${ips.toFixed(0)} img/s, ` +
+    `${loss}: ${remaining} steps in ${seconds.toFixed(1)} s (${ips?.toFixed(0) ?? "-"} img/s, ` +
       `${result.waits} host waits); verification ${(v.kfold.accuracy * 100).toFixed(2)}% ± ${
         (v.kfold.stdError * 100).toFixed(2)
       }, AUC ${v.auc.toFixed(4)}`,
@@ -763,7 +801,7 @@ function markdown(
     ...runs.map((r) =>
       `| ${r.loss} | ${pct(r.accuracy)}% ± ${pct(r.stdError)} | ${r.auc.toFixed(4)} | ${
         r.tar.map((t) => t.tar === null ? "n/a" : pct(t.tar) + "%").join(" | ")
-      } | ${r.imagesPerSecond.toFixed(0)} | ${r.curve.at(-1)?.loss.toFixed(3) ?? "-"} |`
+      } | ${r.imagesPerSecond?.toFixed(0) ?? "-"} | ${r.curve.at(-1)?.loss.toFixed(3) ?? "-"} |`
     ),
     ``,
     `Verification accuracy during training:`,
@@ -806,7 +844,8 @@ async function main(argv: string[]): Promise<void> {
   const test = await testSet(args);
   const runs: RunResult[] = [];
   await withSignals(async (signal) => {
-    for (const l of losses) runs.push(await train(args, l, dataset, test, { signal }));
+    if (args.init !== undefined) runs.push(await fineTuneOnnx(args, args.loss, dataset, test));
+    else for (const l of losses) runs.push(await train(args, l, dataset, test, { signal }));
   });
   if (dataset.skipped.length > 0) {
     console.log(`skipped ${dataset.skipped.length} unreadable images (listed in report.json)`);

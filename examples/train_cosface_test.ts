@@ -156,7 +156,10 @@ Deno.test("--resume refuses options that change the model or loss, allows more s
 Deno.test("margin_sweep.ts gives every run its own checkpoint and resumes each", async () => {
   const out = await Deno.makeTempDir();
   try {
-    const args = [...TINY, "--steps", "2", "--margins", "0,0.35", "--family", "softmax"];
+    const args = [
+      ...TINY,
+      ...["--steps", "2", "--margins", "0,0.35", "--family", "softmax", "--warmup", "0"],
+    ];
     const r = await run("./margin_sweep.ts", out, args);
     assert.equal(r.code, 0, r.stderr);
     const m0 = await loadCheckpoint(`${out}/cosface_m0.safetensors`);
@@ -175,6 +178,53 @@ Deno.test("margin_sweep.ts gives every run its own checkpoint and resumes each",
       resumed.map((x: { label: string; accuracy: number }) => [x.label, x.accuracy]),
       sweep.map((x: { label: string; accuracy: number }) => [x.label, x.accuracy]),
     );
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("--eval evaluates on the user's pairs (.bin and pairs.txt), and says so", async () => {
+  const out = await Deno.makeTempDir();
+  const fixtures = new URL("../test/fixtures/", import.meta.url).pathname;
+  try {
+    const base = [...TINY, "--steps", "1", "--baseline", "none", "--eval-every", "0"];
+    for (
+      const [file, described, pairs] of [
+        ["insightface/verify.bin", /verify\.bin \(insightface \.bin, 6 folds\)/, 6],
+        ["lfw/pairs.txt", /pairs\.txt \(pairs\.txt, images under .*lfw, 2 folds\)/, 8],
+      ] as const
+    ) {
+      const r = await run("./train_cosface.ts", out, [...base, "--eval", `${fixtures}${file}`]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`^evaluation: .*${described.source}, ${pairs} pairs`, "m"));
+      assert.doesNotMatch(r.stdout, /evaluation: procedural|verification on procedural/);
+    }
+    // Training on the user's data without --eval: the log says evaluation is procedural.
+    const r = await run("./train_cosface.ts", out, [
+      ...base,
+      ...["--data", `${fixtures}insightface/train.rec`, "--pairs-per-fold", "5"],
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /note: training on your data but evaluating on procedural faces/);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("a loss that becomes NaN stops the run at once; the checkpoint keeps the last good step", async () => {
+  const out = await Deno.makeTempDir();
+  try {
+    const r = await run("./train_cosface.ts", out, [
+      ...TINY,
+      ...["--loss", "softmax", "--baseline", "none", "--lr", "100", "--warmup", "0"],
+      ...["--steps", "40", "--read-every", "1", "--checkpoint-every", "2", "--eval-every", "0"],
+    ]);
+    assert.equal(r.code, 1, r.stderr);
+    const m = r.stderr.match(/^error: softmax: the loss became NaN at step (\d+)/m);
+    assert.ok(m, r.stderr);
+    const { metadata } = await loadCheckpoint(`${out}/softmax.safetensors`);
+    assert.ok(Number(metadata.step) < Number(m[1]));
+    for (const c of JSON.parse(metadata.curve)) assert.ok(Number.isFinite(c.loss));
   } finally {
     await Deno.remove(out, { recursive: true });
   }

@@ -106,8 +106,8 @@ function planOrNull(direction: ConvDirection, spec: Conv2dSpec): KernelPlan | nu
 /**
  * The search space of a convolution kernel class: the variants that apply to the shape, each
  * producing a different kernel (variants that generate the same code as an earlier one are
- * dropped), cheapest to compile first, the heuristic default (`null`) last unless it equals
- * one of them.
+ * dropped): the cheapest to compile first (the reference), the heuristic default (`null`)
+ * second, then the others, cheapest first.
  *
  * @example
  * ```ts
@@ -126,8 +126,9 @@ export function convCandidates(
 ): (ConvVariant | null)[] {
   const base = { ...spec, epilogue: undefined, split: undefined };
   // Cheapest to compile first (llvmpipe compiles a 32x16 register block for a minute or
-  // more): the first is the reference the others are checked against, and a tuning budget
-  // spent leaves out the costly ones. The heuristic default comes last unless it equals one.
+  // more): the first is the reference the others are checked against, then the heuristic
+  // default (always measured, so tuning never loses the hand-picked path), then the rest in
+  // order of compile cost, which a spent tuning budget cuts short.
   const space: ConvVariant[] = [{ algo: "implicit", cap: 8 }];
   if (direction === "backFilter") {
     for (const [to, tc] of [[4, 1], [4, 2], [8, 1], [8, 2], [8, 4]]) {
@@ -148,7 +149,7 @@ export function convCandidates(
   space.push({ algo: "explicit" }, { algo: "implicit", cap: 16 }, { algo: "implicit", cap: 32 });
   const seen = new Set<string>();
   const out: (ConvVariant | null)[] = [];
-  for (const v of [...space, null]) {
+  for (const v of [space[0], null, ...space.slice(1)]) {
     const plan = planOrNull(direction, v === null ? base : { ...base, variant: v });
     if (plan === null) continue;
     const code = plan.steps.map((s) => s.code).join("\n");
@@ -206,7 +207,8 @@ export async function measureConv(
   let reference: Float32Array | null = null;
   const measured: Measured[] = [];
   for (const variant of candidates) {
-    if (measured.length > 0 && performance.now() - start > budget) break;
+    // The reference and the default are always measured; the budget cuts the rest.
+    if (measured.length > 1 && performance.now() - start > budget) break;
     const plan = convPlan(direction, variant === null ? base : { ...base, variant });
     const t0 = performance.now();
     const prepared = await preparePlan(device, plan, { inputs, outputs: { out } });

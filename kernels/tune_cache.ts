@@ -28,6 +28,8 @@ export type TuneMode = "off" | "cache" | "on";
 
 const FORMAT = "cosgrad-tune-1";
 
+let tableCount = 0;
+
 /** The file's contents: records per device-profile key, then per kernel class. */
 interface CacheFile {
   format: typeof FORMAT;
@@ -224,8 +226,10 @@ export interface Miss {
  * ```
  */
 export class TuningTable {
-  /** Grows with every record added (part of the backend's compile key). */
+  /** Grows with every record added or promotion. */
   version = 0;
+  /** Distinguishes tables (a backend given another table must not reuse its programs). */
+  readonly id = ++tableCount;
   /** Classes looked up without a record, by class key. */
   readonly misses = new Map<string, Miss>();
   /** Where the records of this process go (null: memory only). */
@@ -335,7 +339,11 @@ export class TuningTable {
     return this.records.get(cls);
   }
 
-  /** Adds a measured record (and forgets the miss); bumps the version. */
+  /**
+   * Adds a measured record (and forgets the miss); bumps the version. A class measured again
+   * gets the new record only: measurements from different times are not compared (on a shared
+   * machine the load between them changes run times several fold).
+   */
   record(cls: string, r: TuneRecord): void {
     this.put(cls, r, "measured");
     this.misses.delete(cls);

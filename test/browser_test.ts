@@ -188,7 +188,7 @@ Deno.test({
           `(fallback adapter: ${m2.fallbackAdapter}), trained on ${m2.backend}` +
           (m2.note === null ? "" : ` (${m2.note})`) +
           `; ${m2.msPerStep.toFixed(1)} ms/step; min gap m=0 ${deg(m0.gaps.min)}, ` +
-          `m=0.2 ${deg(m2.gaps.min)}; screenshot ${SHOTS}/toy.png; ` +
+          `m=0.2 ${deg(m2.gaps.min)}; screenshot ${SHOTS}/toy.png` +
           `; WebGPU off: ${w.backend}, ${w.msPerStep.toFixed(1)} ms/step (${w.note}); ` +
           `${((performance.now() - t0) / 1000).toFixed(1)} s`,
       );

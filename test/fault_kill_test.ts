@@ -54,6 +54,26 @@ async function temporaries(dir: string): Promise<number> {
   return n;
 }
 
+let referenceRun: Promise<{ tensors: Map<string, string>; curve: unknown }> | null = null;
+
+/** The uninterrupted run (once per process): its final tensors and loss curve. */
+function reference() {
+  referenceRun ??= (async () => {
+    const ref = await Deno.makeTempDir({ prefix: "cosgrad_reference_" });
+    try {
+      const r0 = await run(ref);
+      assert.equal(r0.code, 0, r0.text);
+      return {
+        tensors: await tensorBytes(`${ref}/cosface.safetensors`),
+        curve: JSON.parse(await Deno.readTextFile(`${ref}/report.json`)).runs[0].curve,
+      };
+    } finally {
+      await Deno.remove(ref, { recursive: true });
+    }
+  })();
+  return referenceRun;
+}
+
 /**
  * Starts a run and kills it with SIGKILL once it logged `target` steps: after `jitterMs`, or,
  * with `duringWrite`, as soon as a checkpoint's temporary file appears in `out`.
@@ -116,11 +136,7 @@ Deno.test({
       curveEqual: 0,
     };
     try {
-      const ref = `${root}/reference`;
-      const r0 = await run(ref);
-      assert.equal(r0.code, 0, r0.text);
-      const refTensors = await tensorBytes(`${ref}/cosface.safetensors`);
-      const refCurve = JSON.parse(await Deno.readTextFile(`${ref}/report.json`)).runs[0].curve;
+      const { tensors: refTensors, curve: refCurve } = await reference();
       for (let t = 0; t < TRIALS; t++) {
         const out = `${root}/trial${t}`;
         await Deno.mkdir(out);
@@ -167,3 +183,48 @@ Deno.test({
     }
   },
 });
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.test({
+    name: `${signal} saves a checkpoint after the step in flight and exits ${
+      signal === "SIGINT" ? 130 : 143
+    }; --resume ends as an uninterrupted run`,
+    sanitizeResources: false,
+    fn: async () => {
+      const ref = await reference();
+      const out = await Deno.makeTempDir({ prefix: "cosgrad_signal_" });
+      try {
+        const child = command(out).spawn();
+        let text = "";
+        const decoder = new TextDecoder();
+        let sent = false;
+        const drain = child.stdout.pipeTo(new WritableStream());
+        for await (const chunk of child.stderr) {
+          text += decoder.decode(chunk, { stream: true });
+          if (!sent && /\] 5\/\d+ loss/.test(text)) {
+            child.kill(signal);
+            sent = true;
+          }
+        }
+        const status = await child.status;
+        await drain;
+        assert.equal(status.code, signal === "SIGINT" ? 130 : 143, text);
+        const m = text.match(
+          /interrupted at step (\d+); checkpoint saved to .*cosface\.safetensors/,
+        );
+        assert.ok(m, text);
+        const saved = await loadCheckpoint(`${out}/cosface.safetensors`);
+        // Saved where it stopped, not at the last periodic checkpoint.
+        assert.equal(saved.metadata.step, m[1]);
+        assert.ok(Number(m[1]) >= 5 && Number(m[1]) < STEPS, m[1]);
+        const r = await run(out, ["--resume"]);
+        assert.equal(r.code, 0, r.text);
+        assert.deepEqual(await tensorBytes(`${out}/cosface.safetensors`), ref.tensors);
+        const curve = JSON.parse(await Deno.readTextFile(`${out}/report.json`)).runs[0].curve;
+        assert.deepEqual(curve, ref.curve);
+      } finally {
+        await Deno.remove(out, { recursive: true });
+      }
+    },
+  });
+}

@@ -193,6 +193,16 @@ Deno.test("vmap: outAxes, nested vmap and a pytree argument", async () => {
   const f = (p: { a: T; b: T }) => cg.mul(p.a, p.b);
   const y = cg.vmap(f, { outAxes: 1 })({ a: x, b: x });
   await assertNear(y, cg.transpose(cg.mul(x, x)), "outAxes 1");
+  const shared = rand(9, [3]);
+  await assertNear(
+    cg.vmap(f, { inAxes: [{ a: 1, b: null }] })({ a: cg.transpose(x), b: shared }),
+    cg.mul(x, cg.reshape(shared, [1, 3])),
+    "inAxes as a tree prefix",
+  );
+  assert.throws(
+    () => cg.vmap(f, { inAxes: [{ a: 0 }] })({ a: x, b: x }),
+    /inAxes\[0\] has keys \[a\], the argument \[a,b\]/,
+  );
   const outer = cg.vmap(cg.vmap((v: T) => cg.exp(v)));
   await assertNear(outer(x), cg.exp(x), "vmap of vmap");
   assert.throws(
@@ -289,14 +299,21 @@ Deno.test("hessian is symmetric and matches the analytic one", async () => {
   }, 4);
 });
 
-Deno.test("linearize gives the jvp without recomputing the output", async () => {
+Deno.test("linearize gives the jvp, and its linear map runs without the forward ops", async () => {
   const x = rand(2, [3]);
   const f = (v: T) => cg.exp(cg.sin(v));
-  const [y, lin] = cg.linearize(f, x);
   const t = rand(3, [3]);
   const [y2, dy] = cg.jvp(f, [x], [t]);
+  const rec = recording();
+  const [y, tangent] = withBackend(rec.backend, () => {
+    const [out, lin] = cg.linearize(f, x);
+    return [out, lin(t)];
+  });
   await assertNear(y, y2, "linearize output");
-  await assertNear(lin(t), dy, "linearize tangent");
+  await assertNear(tangent, dy, "linearize tangent");
+  assert.equal(rec.runs, 2, "one program for the output and residuals, one for the tangent");
+  const ops = topoSort(rec.graphs[1]).map((n) => n.op);
+  assert.ok(!ops.includes("exp") && !ops.includes("sin"), `recomputed: ${ops.join(" ")}`);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -370,6 +387,9 @@ Deno.test("compile composes with grad, vmap and jvp in any order, tracing once",
   const [, dy] = cg.jvp(cf, [x], [cg.ones([4], f64)]);
   const [, dy0] = cg.jvp(f, [x], [cg.ones([4], f64)]);
   await assertNear(dy, dy0, "jvp(compile(f))");
+  const outer = cg.compile((v: T) => cg.mul(cf(v), 2));
+  await assertNear(outer(x), cg.mul(f(x), 2), "compile(compile(f))");
+  assert.equal(cf.traces, 1);
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -1,11 +1,13 @@
-// The transforms on WebGPU against the cpu interpreter: the traced random streams are the same
-// integers bit for bit (and the same uniforms), a compiled loop draws fresh values per key
-// without retracing, vmap(grad) and grad(compile) agree with the cpu, and checkpoint
-// recomputes (more kernels) without changing values. Skips itself, visibly, without an adapter.
+// The transforms on WebGPU (and wasm) against the cpu interpreter: the traced random streams
+// are the same integers bit for bit (and the same uniforms), a compiled loop draws fresh values
+// per key without retracing, vmap(grad) and grad(compile) agree with the cpu, and checkpoint
+// recomputes (more kernels) without changing values. The WebGPU tests skip themselves, visibly,
+// without an adapter.
 import assert from "node:assert/strict";
 import * as cg from "../mod.ts";
 import { cpuBackend, withBackend, withBackendAsync } from "../src/backend/registry.ts";
 import { assertClose, gpu } from "../src/backend/webgpu/_testing.ts";
+import { WasmBackend } from "../src/backend/wasm/wasm_backend.ts";
 
 type T = cg.Tensor;
 const opts = { ignore: gpu === null, sanitizeResources: false, sanitizeOps: false };
@@ -109,5 +111,28 @@ Deno.test({
       ckKernels > plainKernels,
       `checkpoint recomputes: ${ckKernels} kernels against ${plainKernels}`,
     );
+  },
+});
+
+Deno.test({
+  name: "random streams are identical on cpu and wasm, and vmap(grad) agrees",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const wasm = await WasmBackend.create({ threads: 2 });
+    try {
+      const names = ["randomBits", "splitKey", "uniform", "bernoulli", "permutation"];
+      const onCpu = withBackend(cpuBackend(), () => streams(3));
+      const onWasm = withBackend(wasm, () => streams(3));
+      for (let i = 0; i < names.length; i++) {
+        assert.deepEqual(await onWasm[i].data(), await onCpu[i].data(), `${names[i]} on wasm`);
+      }
+      const xs = cg.normal(cg.randomKey(4), [3, 5]);
+      const f = cg.vmap(cg.grad((x: T) => cg.sum(cg.sin(cg.mul(x, x)))));
+      const want = await withBackend(cpuBackend(), () => f(xs)).data();
+      assertClose(await withBackend(wasm, () => f(xs)).data(), want, "vmap(grad) on wasm");
+    } finally {
+      wasm.close();
+    }
   },
 });

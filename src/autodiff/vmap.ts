@@ -18,15 +18,49 @@ import { placeholder } from "./transforms.ts";
 /** Options of {@link vmap}. */
 export interface VmapOptions {
   /**
-   * The mapped axis of each argument (all its leaves), or null for an argument shared by
-   * the whole batch; one number applies to every argument. Default 0.
+   * The mapped axis of each argument, or null for an argument shared by the whole batch; one
+   * number applies to every argument. An entry may also be a tree prefix of its argument
+   * (JAX's convention): `{ w: null, x: 0 }` maps `x` and shares `w`. Default 0.
    */
-  inAxes?: number | null | readonly (number | null)[];
+  inAxes?: number | null | readonly AxisSpec[];
   /** Where the batch axis goes in each output leaf (one number for all). Default 0. */
   outAxes?: number | readonly number[];
 }
 
+/** The axis of one argument: a number, null, or a tree prefix of the argument. */
+export type AxisSpec = number | null | readonly AxisSpec[] | { readonly [key: string]: AxisSpec };
+
 let vmapCounter = 0;
+
+/** One axis (or null) per leaf of `arg`, in `flatten`'s order, from a prefix spec. */
+function leafAxes(arg: unknown, spec: AxisSpec, where: string): (number | null)[] {
+  if (spec === null || typeof spec === "number") {
+    return flatten(arg).leaves.map(() => spec);
+  }
+  if (Array.isArray(spec)) {
+    if (!Array.isArray(arg) || arg.length !== spec.length) {
+      throw new TypeError(
+        `vmap: inAxes${where} is an array of ${spec.length}, but the argument is not an array of that length`,
+      );
+    }
+    return arg.flatMap((a, i) => leafAxes(a, spec[i], `${where}[${i}]`));
+  }
+  const proto = arg === null || typeof arg !== "object" ? undefined : Object.getPrototypeOf(arg);
+  if (proto !== Object.prototype && proto !== null) {
+    throw new TypeError(
+      `vmap: inAxes${where} is an object, but the argument is not a plain object (give a number or null for a tensor or a registered class)`,
+    );
+  }
+  const obj = arg as Record<string, unknown>, sp = spec as Record<string, AxisSpec>;
+  const keys = Object.keys(obj).sort();
+  const extra = Object.keys(sp).filter((k) => !(k in obj));
+  if (extra.length > 0 || keys.some((k) => !(k in sp))) {
+    throw new TypeError(
+      `vmap: inAxes${where} has keys [${Object.keys(sp).sort()}], the argument [${keys}]`,
+    );
+  }
+  return keys.flatMap((k) => leafAxes(obj[k], sp[k], `${where}.${k}`));
+}
 
 /** Moves axis `from` of `t` to `to`. */
 function moveAxis(t: Tensor, from: number, to: number): Tensor {
@@ -102,7 +136,9 @@ export function vmap<A extends unknown[], R>(
 ): (...args: A) => R {
   return (...args: A): R => {
     const inAxes = options.inAxes ?? 0;
-    const axes = Array.isArray(inAxes) ? inAxes : args.map(() => inAxes as number | null);
+    const axes: readonly AxisSpec[] = Array.isArray(inAxes)
+      ? inAxes
+      : args.map(() => inAxes as number | null);
     if (axes.length !== args.length) {
       throw new TypeError(`vmap: inAxes has ${axes.length} entries for ${args.length} arguments`);
     }
@@ -110,11 +146,12 @@ export function vmap<A extends unknown[], R>(
     const env = new Map<Node, Tensor>();
     const binding = new Map<Node, Node>();
     const callArgs = args.map((arg, k) => {
-      const ax = axes[k];
       const { leaves, def } = flatten(arg);
+      const perLeaf = leafAxes(arg, axes[k], `[${k}]`);
       const per = leaves.map((l, j) => {
         const full = placeholder(l, "m");
         binding.set(full.node, l.node);
+        const ax = perLeaf[j];
         if (ax === null) return full;
         const a = normAxis(ax, l.ndim, `inAxes[${k}] =`);
         if (size === undefined) size = l.shape[a];

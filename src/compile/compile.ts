@@ -117,7 +117,11 @@ export interface CompiledFunction<A extends unknown[], R> {
 
 /**
  * Compiles `f`, a pure function of pytrees of tensors. The first call with a new signature
- * traces and compiles; later calls only bind inputs and submit.
+ * traces and compiles; later calls only bind inputs and submit. Called inside a transform
+ * (`grad`, `vmap`, `jvp`, another `compile`) on traced tensors, it inlines its cached trace
+ * into the caller's graph, so `grad(compile(f))` works and traces `f` once per signature.
+ * Static (non-tensor) arguments key the trace by value, or by identity for functions and
+ * class instances, so two different lambdas never share a trace.
  *
  * @example
  * ```ts

@@ -36,3 +36,17 @@ export {
 export type { Checkpoint } from "./checkpoint.ts";
 export { fromOnnx, splitStatistics } from "./onnx_import.ts";
 export type { OnnxModel, OnnxValue } from "./onnx_import.ts";
+export { toOnnx } from "./onnx_export.ts";
+export type { ToOnnxOptions } from "./onnx_export.ts";
+// Types the ONNX functions' signatures mention, so this subpath documents them.
+export type { NestedArray, Tensor } from "../tensor.ts";
+export type { DType, TypedArray } from "../ir/dtype.ts";
+export type { Node } from "../ir/node.ts";
+export type {
+  ConvParams,
+  CustomRule,
+  Pad4,
+  Prim,
+  PrimParams,
+  StorageLike,
+} from "../ir/primitives.ts";

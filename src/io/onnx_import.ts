@@ -409,12 +409,17 @@ const RULES: Record<string, OpRule> = {
   Clip: {
     attrs: ["min", "max"],
     run: (c) => {
-      const x = arg(c, 0);
-      const lo = c.opset >= 11 ? hostArg(c, 1, "min")?.[0] : attrFloat(c, "min", -Infinity);
-      const hi = c.opset >= 11 ? hostArg(c, 2, "max")?.[0] : attrFloat(c, "max", Infinity);
-      let y = x;
-      if (lo !== undefined && lo > -Infinity) y = E.maximum(y, lo);
-      if (hi !== undefined && hi < Infinity) y = E.minimum(y, hi);
+      let y = arg(c, 0);
+      if (c.opset >= 11) {
+        // min and max are inputs: initializers (tensors here) or constants.
+        const lo = optArg(c, 1), hi = optArg(c, 2);
+        if (lo !== undefined) y = E.maximum(y, lo);
+        if (hi !== undefined) y = E.minimum(y, hi);
+        return t(y);
+      }
+      const lo = attrFloat(c, "min", -Infinity), hi = attrFloat(c, "max", Infinity);
+      if (lo > -Infinity) y = E.maximum(y, lo);
+      if (hi < Infinity) y = E.minimum(y, hi);
       return t(y);
     },
   },
@@ -665,11 +670,13 @@ function valueOf(info: OnnxValueInfo, where: string): OnnxValue {
  * attribute value it does not support is an error naming it and the node.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { fromOnnx } from "./onnx_import.ts";
  * import { ones } from "../ops/creation.ts";
- * const model = await fromOnnx(await Deno.readFile("model.onnx"));
- * const [embedding] = model.apply(model.params, ones([1, 3, 112, 112]));
+ * const model = await fromOnnx(await Deno.readFile("test/fixtures/onnx/embed_public.onnx"));
+ * model.inputs[0].shape; // ["batch", 3, 32, 32]
+ * const [embedding] = model.apply(model.params, ones([1, 3, 32, 32]));
+ * embedding.shape; // [1, 64]
  * ```
  */
 export async function fromOnnx(bytes: Uint8Array): Promise<OnnxModel> {
@@ -695,9 +702,6 @@ export async function fromOnnx(bytes: Uint8Array): Promise<OnnxModel> {
       hostConsts.set(name, h);
     }
   }
-  const inputs = (g.input ?? []).filter((i) => !(i.name in params) && !hostConsts.has(i.name))
-    .map((i) => valueOf(i, "fromOnnx: graph input"));
-  const outputs = (g.output ?? []).map((o) => valueOf(o, "fromOnnx: graph output"));
   const nodes = (g.node ?? []).map((node, k) => {
     const where = `fromOnnx: node ${k} "${node.name ?? ""}" (${node.opType})`;
     if ((node.domain ?? "") !== "" && node.domain !== "ai.onnx") {
@@ -726,6 +730,9 @@ export async function fromOnnx(bytes: Uint8Array): Promise<OnnxModel> {
     rule.check?.(ctx);
     return { ...ctx, rule };
   });
+  const inputs = (g.input ?? []).filter((i) => !(i.name in params) && !hostConsts.has(i.name))
+    .map((i) => valueOf(i, "fromOnnx: graph input"));
+  const outputs = (g.output ?? []).map((o) => valueOf(o, "fromOnnx: graph output"));
   const statistics = new Set<string>();
   for (const n of nodes) {
     if (n.node.opType === "BatchNormalization") {
@@ -766,7 +773,15 @@ export async function fromOnnx(bytes: Uint8Array): Promise<OnnxModel> {
         if (v === undefined) throw new TypeError(`${n.where}: input "${name}" is not defined`);
         return v;
       });
-      const outs = n.rule.run({ ...n, args });
+      let outs: Value[];
+      try {
+        outs = n.rule.run({ ...n, args });
+      } catch (e) {
+        // Shape errors of the cosgrad ops name the op; say which node of the model it was.
+        if (!(e instanceof Error) || e.message.startsWith(n.where)) throw e;
+        const Kind = e instanceof RangeError ? RangeError : TypeError;
+        throw new Kind(`${n.where}: ${e.message}`, { cause: e });
+      }
       (n.node.output ?? []).forEach((name, i) => {
         if (name !== "" && outs[i] !== undefined) env.set(name, outs[i]);
       });
@@ -785,10 +800,12 @@ export async function fromOnnx(bytes: Uint8Array): Promise<OnnxModel> {
  * so an optimizer sees only the former: `apply({ ...trainable, ...statistics }, x)`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { fromOnnx, splitStatistics } from "./onnx_import.ts";
- * const model = await fromOnnx(await Deno.readFile("model.onnx"));
+ * const model = await fromOnnx(await Deno.readFile("test/fixtures/onnx/embed_public.onnx"));
  * const { trainable, statistics } = splitStatistics(model, model.params);
+ * Object.keys(statistics).length; // 8: four batch norms' running means and variances
+ * "8.weight" in trainable; // true
  * ```
  */
 export function splitStatistics(

@@ -96,7 +96,9 @@ export class WebGpuBackend implements Backend {
     const l = this.gpu.limits;
     return `webgpu#${this.id}|${this.profile}|bind ${this.bindingLimit}|` +
       `buffers ${l.maxStorageBuffersPerShaderStage}|max ${l.maxBufferSize}|` +
-      `tune ${this.tuning.mode} v${this.tuning.version}|${profileKey(this.gpu.profile)}`;
+      `tune#${this.tuning.id} ${this.tuning.mode} v${this.tuning.version}|${
+        profileKey(this.gpu.profile)
+      }`;
   }
 
   /**
@@ -380,8 +382,18 @@ export class WebGpuBackend implements Backend {
       }
       staging.unmap();
     } catch (e) {
+      // A read that fails as the device goes away ("Parent device is lost", or a validation
+      // error) is reported as the loss once the device says so: within milliseconds when idle,
+      // later on a loaded machine, so wait up to 500 ms (inside the one-second bound the fault
+      // suite checks); a read failing on a healthy device pays that wait once.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        this.gpu.device.lost,
+        new Promise((resolve) => timer = setTimeout(resolve, 500)),
+      ]);
+      clearTimeout(timer);
+      await null; // the context records the loss in its own handler of `lost`
       this.checkUsable();
-      // The loss may not be reported yet (wgpu says only "Parent device is lost"): name it.
       throw new Error(
         `Cannot read a result back from the WebGPU device (${this.gpu.description}): ${
           (e as Error).message
