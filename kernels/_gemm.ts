@@ -638,14 +638,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     ],
     writes: [split ? "partial" : spec.outBinding ?? "out"],
   };
-  if (!split) return { steps: [main], scratch: [] };
+  if (!split) return { algorithm: "gemm", steps: [main], scratch: [] };
   if (external) {
     return {
+      algorithm: "gemm",
       steps: [main],
       scratch: [{ name: "partial", size: align16(totalSplits * spec.outSize * 4) }],
     };
   }
   return {
+    algorithm: "gemm",
     steps: [
       main,
       splitReduceKernel(spec.outSize, splits, epilogue, spec.label, { out: spec.split?.out }),

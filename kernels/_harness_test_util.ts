@@ -365,6 +365,7 @@ export function maxScaledError(
 export function renameBindings(plan: KernelPlan, names: Record<string, string>): KernelPlan {
   const rename = (name: string) => names[name] ?? name;
   return {
+    algorithm: plan.algorithm,
     steps: plan.steps.map((s) => ({
       ...s,
       bindings: s.bindings.map(rename),

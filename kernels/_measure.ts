@@ -45,8 +45,13 @@ const C1: Conv2dSpec = {
   padding: 1,
 };
 
+/** Plans run back to back (named by the first's algorithm: the merged plan is only timed). */
 function merge(...plans: KernelPlan[]): KernelPlan {
-  return { steps: plans.flatMap((p) => p.steps), scratch: plans.flatMap((p) => p.scratch) };
+  return {
+    algorithm: plans[0].algorithm,
+    steps: plans.flatMap((p) => p.steps),
+    scratch: plans.flatMap((p) => p.scratch),
+  };
 }
 
 async function main(): Promise<void> {

@@ -869,7 +869,7 @@ function explicitForward(spec: Conv2dSpec, g: Conv2dGeometry, chunks: ImageChunk
     steps.push(...plan.steps);
     scratch.push(...plan.scratch);
   }
-  return { steps, scratch: mergeScratch(scratch) };
+  return { algorithm: "explicit", steps, scratch: mergeScratch(scratch) };
 }
 
 /** Input gradient through `cols = wᵀ · dy` and col2im (see the section comment). */
@@ -918,7 +918,7 @@ function explicitBackwardInput(
     steps.push(...plan.steps, col2imStep(g, chunk, spec, name));
     scratch.push({ name: "cols", size: kc * ncols * 4 });
   }
-  return { steps, scratch: mergeScratch(scratch) };
+  return { algorithm: "explicit", steps, scratch: mergeScratch(scratch) };
 }
 
 /** Weight gradient through `dw = dy · colsᵀ` (see the section comment). */
@@ -974,5 +974,5 @@ function explicitBackwardFilter(
   if (total > 1) {
     steps.push(splitReduceKernel(outSize, total, spec.epilogue, label, { out: spec.split?.out }));
   }
-  return { steps, scratch: mergeScratch(scratch) };
+  return { algorithm: "explicit", steps, scratch: mergeScratch(scratch) };
 }

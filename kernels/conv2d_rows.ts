@@ -127,6 +127,7 @@ export function conv2dRowsKernel(spec: Conv2dRowsSpec): KernelPlan {
     );
   }
   return {
+    algorithm: "rows",
     steps: [
       repackStep(cin, cout, mode),
       rowsStep(spec, tile),
@@ -492,8 +493,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     bindings: ["x", "dy", ...target.map((b) => b.name)],
     writes: [target[target.length - 1].name],
   };
-  if (direct) return { steps: [first], scratch: [] };
+  if (direct) return { algorithm: "rowsFilter", steps: [first], scratch: [] };
   return {
+    algorithm: "rowsFilter",
     steps: [
       first,
       splitReduceKernel(size, splits, spec.epilogue, "conv2d 3x3 by rows (weight gradient)"),

@@ -70,6 +70,13 @@ export interface ScratchBuffer {
  * the caller must keep them in order) and the scratch buffers to allocate for them.
  */
 export interface KernelPlan {
+  /**
+   * The algorithm that produced the plan (typed, so tests and tools never read it out of the
+   * WGSL): `gemm` (the tiled GEMM core: matmul, implicit-GEMM convolutions), `rows` (3x3
+   * convolutions by rows), `rowsFilter` (their weight gradient), `explicit` (im2col / col2im
+   * columns and a GEMM).
+   */
+  algorithm: "gemm" | "rows" | "rowsFilter" | "explicit";
   /** Dispatches, in order. */
   steps: KernelSource[];
   /** Scratch buffers referenced by name in the steps' bindings; empty when none. */
