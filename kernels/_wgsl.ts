@@ -254,19 +254,3 @@ export function checkInts(
 export function align16(bytes: number): number {
   return Math.ceil(bytes / 16) * 16;
 }
-
-/**
- * A WGSL `f32` literal for a finite number.
- *
- * @example
- * ```ts
- * import { f32Literal } from "./_wgsl.ts";
- * import assert from "node:assert/strict";
- * assert(f32Literal(2) === "2.0");
- * ```
- */
-export function f32Literal(x: number): string {
-  if (!Number.isFinite(x)) throw new RangeError(`Cannot write ${x} as a WGSL literal`);
-  const s = String(x);
-  return /[.e]/.test(s) ? s : `${s}.0`;
-}
