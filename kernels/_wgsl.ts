@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { bindingDeclarations } from "../src/kernel/wgsl.ts";
 import type { BindingSplit, Epilogue } from "./types.ts";
 
 /** Largest workgroup count per dispatch dimension that every WebGPU adapter accepts. */
@@ -74,69 +75,23 @@ export interface BindingDecl {
  * ```
  */
 export function declareBindings(decls: BindingDecl[]): string {
-  const lines: string[] = [];
-  const fns: string[] = [];
   for (const d of decls) {
-    const declare = (name: string) =>
-      lines.push(
-        `@group(0) @binding(${lines.length}) var<storage, ${d.access}> ${name}: array<${d.type}>;`,
-      );
-    if (d.split === undefined) {
-      declare(d.name);
-      continue;
-    }
+    if (d.split === undefined) continue;
     const { parts, elements } = d.split;
     if (!Number.isInteger(parts) || parts < 2 || elements <= 0 || elements % 4 !== 0) {
       throw new RangeError(
         `Invalid split of binding ${d.name}: ${parts} parts of ${elements} elements, expected at least 2 parts of a positive multiple of 4`,
       );
     }
-    for (let p = 0; p < parts; p++) declare(`${d.name}_${p}`);
-    fns.push(splitAccessor({ ...d, split: d.split }));
   }
-  return [...lines, ...fns].join("\n");
-}
-
-/**
- * The accessor of a split binding: `name_at(i)` reads element `i` (in units of its type), or,
- * for a `read_write` binding, `name_put(i, v)` writes it.
- *
- * @example
- * ```ts
- * import { splitAccessor } from "./_wgsl.ts";
- * import assert from "node:assert/strict";
- * const code = splitAccessor({
- *   name: "out",
- *   type: "f32",
- *   access: "read_write",
- *   split: { parts: 3, elements: 64 },
- * });
- * assert(code.includes("if (p == 1u) { out_1[j] = v; return; }"));
- * ```
- */
-export function splitAccessor(decl: BindingDecl & { split: BindingSplit }): string {
-  const { name, type, split } = decl;
-  const write = decl.access === "read_write";
-  const per = type === "vec4<f32>" ? split.elements / 4 : split.elements;
-  const last = split.parts - 1;
-  const pick = (act: (p: number) => string) => [
-    `  let p = i / ${per}u;`,
-    `  let j = i - p * ${per}u;`,
-    ...Array.from({ length: last }, (_, p) => `  if (p == ${p}u) { ${act(p)} }`),
-  ];
-  return (write
-    ? [
-      `fn ${name}_put(i: u32, v: ${type}) {`,
-      ...pick((p) => `${name}_${p}[j] = v; return;`),
-      `  ${name}_${last}[j] = v;`,
-      `}`,
-    ]
-    : [
-      `fn ${name}_at(i: u32) -> ${type} {`,
-      ...pick((p) => `return ${name}_${p}[j];`),
-      `  return ${name}_${last}[j];`,
-      `}`,
-    ]).join("\n");
+  return bindingDeclarations(decls.map((d) => ({
+    name: d.name,
+    scalar: d.type === "i32" ? "i32" : "f32",
+    lanes: d.type === "vec4<f32>" ? 4 : 1,
+    write: d.access === "read_write",
+    ...(d.split === undefined ? {} : { split: d.split }),
+    refs: [],
+  }))).join("\n");
 }
 
 /**

@@ -192,6 +192,38 @@ function accessor(b: Binding): string[] {
 }
 
 /**
+ * The declarations of `bindings` in `@group(0)`, numbered from 0 in order (a split binding takes
+ * one number per part), then the accessors of split bindings: the one binding declaration of
+ * every WGSL kernel, IR-built or text.
+ *
+ * @example
+ * ```ts
+ * import { bindingDeclarations } from "./wgsl.ts";
+ * bindingDeclarations([{ name: "out", scalar: "f32", write: true, lanes: 1, refs: [] }]);
+ * // ["@group(0) @binding(0) var<storage, read_write> out: array<f32>;"]
+ * ```
+ */
+export function bindingDeclarations(bindings: readonly Binding[]): string[] {
+  const lines: string[] = [];
+  const fns: string[] = [];
+  for (const b of bindings) {
+    const access = b.write ? "read_write" : "read";
+    const names = b.split === undefined
+      ? [b.name]
+      : Array.from({ length: b.split.parts }, (_, p) => `${b.name}_${p}`);
+    for (const n of names) {
+      lines.push(
+        `@group(0) @binding(${lines.length}) var<storage, ${access}> ${n}: array<${
+          elementType(b)
+        }>;`,
+      );
+    }
+    if (b.split !== undefined) fns.push(...accessor(b));
+  }
+  return [...lines, ...fns];
+}
+
+/**
  * One entry per binding slot of `kernel` (a split binding takes one per part): whether the
  * kernel writes it, for the bind-group layout.
  *
@@ -232,22 +264,7 @@ export function layoutOf(kernel: Kernel): { write: boolean }[] {
 export function renderWgsl(kernel: Kernel): string {
   const split = new Set(kernel.bindings.filter((b) => b.split !== undefined).map((b) => b.name));
   const printer = new Printer(split);
-  const lines: string[] = [`// ${kernel.comment}`];
-  let slot = 0;
-  const fns: string[] = [];
-  for (const b of kernel.bindings) {
-    const access = b.write ? "read_write" : "read";
-    const names = b.split === undefined
-      ? [b.name]
-      : Array.from({ length: b.split.parts }, (_, p) => `${b.name}_${p}`);
-    for (const n of names) {
-      lines.push(
-        `@group(0) @binding(${slot++}) var<storage, ${access}> ${n}: array<${elementType(b)}>;`,
-      );
-    }
-    if (b.split !== undefined) fns.push(...accessor(b));
-  }
-  lines.push(...fns);
+  const lines: string[] = [`// ${kernel.comment}`, ...bindingDeclarations(kernel.bindings)];
   for (const s of kernel.shared) {
     lines.push(`var<workgroup> ${s.name}: array<${s.scalar}, ${s.size}>;`);
   }
