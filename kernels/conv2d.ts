@@ -223,9 +223,7 @@ function inRange(e: string, size: number): string {
  * With `&&`, each bounds test of an implicit-GEMM load became a branch, and SwiftShader
  * (Chromium's software WebGPU) did not finish creating such pipelines in 15 minutes (a 12x12
  * forward with 8x8 register tiles; a stride-2 input gradient with workgroup tiles); with `&`
- * they take about 0.4 s there. (The weight gradient keeps `&&`: no hang was seen there, and
- * `&` measured 1.1-1.2x slower on llvmpipe for T1's stride-2 shapes, within this loaded
- * machine's noise.)
+ * they take about 0.4 s there. The weight gradient's `implicit 8` candidate (12x12) hung alike.
  */
 function allOf(terms: readonly string[]): string {
   return terms.map((t) => `(${t})`).join(" & ");
@@ -509,7 +507,7 @@ export function conv2dBackwardFilterKernel(spec: Conv2dSpec): KernelPlan {
         `let kh_${s} = i32((${t} % ${u(khw)}) / ${u(g.kw)}) * ${i(g.dh)} - ${i(g.pad.top)};`,
         `let kw_${s} = i32(${t} % ${u(g.kw)}) * ${i(g.dw)} - ${i(g.pad.left)};`,
       ].join("\n  "),
-    cond: (_t, kk, s) => `${inRange(ih(kk, s), g.h)} && ${inRange(iw(kk, s), g.w)}`,
+    cond: (_t, kk, s) => allOf([inRange(ih(kk, s), g.h), inRange(iw(kk, s), g.w)]),
     index: (_t, kk, s) =>
       `(${kk} / ${u(ohw)}) * ${u(g.c * hw)} + xc_${s} + u32(${ih(kk, s)}) * ${u(g.w)} + ` +
       `u32(${iw(kk, s)})`,
