@@ -256,7 +256,10 @@ function operandSlots(
     const load = (kBase: string) =>
       `{\n      let ${kg} = ${kBase} + kk_${s};\n      ` +
       (conds.length
-        ? `if (${conds.join(" && ")}) { v_${s} = ${read}; } else { v_${s} = ${zero}; }`
+        // Non-short-circuit `&` (see conv2d.ts's allOf: `&&` hangs SwiftShader's compiler).
+        ? `if (${
+          conds.map((c) => `(${c})`).join(" & ")
+        }) { v_${s} = ${read}; } else { v_${s} = ${zero}; }`
         : `v_${s} = ${read};`) +
       "\n    }";
     let store: string;

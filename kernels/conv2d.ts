@@ -218,6 +218,17 @@ function inRange(e: string, size: number): string {
   return `u32(${e}) < ${u(size)}`;
 }
 
+/**
+ * The conjunction of pure bool terms without short-circuit (`&`, each term parenthesized).
+ * With `&&`, each bounds test of an implicit-GEMM load became a branch, and SwiftShader
+ * (Chromium's software WebGPU) did not finish creating such pipelines in 15 minutes (a 12x12
+ * forward with 8x8 register tiles; a stride-2 input gradient with workgroup tiles); with `&`
+ * they take about 0.4 s there. The weight gradient's `implicit 8` candidate (12x12) hung alike.
+ */
+function allOf(terms: readonly string[]): string {
+  return terms.map((t) => `(${t})`).join(" & ");
+}
+
 function config(
   spec: Conv2dSpec,
   shape: { batch: number; m: number; n: number; k: number },
@@ -299,8 +310,10 @@ export function conv2dForwardKernel(spec: Conv2dSpec): KernelPlan {
         `let xb_${s} = (nb_${s} * ${u(g.c)} + bz * ${u(cg)}) * ${u(g.h * g.w)};`,
       ].join("\n  "),
     cond: (_t, kk, s) =>
-      `${inRange(`ih0_${s} + ${dec(kk, "kh")} * ${i(g.dh)}`, g.h)} && ` +
-      inRange(`iw0_${s} + ${dec(kk, "kw")} * ${i(g.dw)}`, g.w),
+      allOf([
+        inRange(`ih0_${s} + ${dec(kk, "kh")} * ${i(g.dh)}`, g.h),
+        inRange(`iw0_${s} + ${dec(kk, "kw")} * ${i(g.dw)}`, g.w),
+      ]),
     index: (_t, kk, s) =>
       `xb_${s} + ${dec(kk, "c")} * ${u(g.h * g.w)} + ` +
       `u32(ih0_${s} + ${dec(kk, "kh")} * ${i(g.dh)}) * ${u(g.w)} + ` +
@@ -406,7 +419,7 @@ export function conv2dBackwardInputKernel(spec: Conv2dSpec): KernelPlan {
       // i32 division truncates toward zero, so also require th >= 0 (and divisibility).
       if (g.sh > 1) parts.push(`${th(kk, s)} >= 0i`, `${th(kk, s)} % ${i(g.sh)} == 0i`);
       if (g.sw > 1) parts.push(`${tw(kk, s)} >= 0i`, `${tw(kk, s)} % ${i(g.sw)} == 0i`);
-      return parts.join(" && ");
+      return allOf(parts);
     },
     index: (_t, kk, s) => {
       const ohE = g.sh === 1 ? th(kk, s) : `${th(kk, s)} / ${i(g.sh)}`;
@@ -494,7 +507,7 @@ export function conv2dBackwardFilterKernel(spec: Conv2dSpec): KernelPlan {
         `let kh_${s} = i32((${t} % ${u(khw)}) / ${u(g.kw)}) * ${i(g.dh)} - ${i(g.pad.top)};`,
         `let kw_${s} = i32(${t} % ${u(g.kw)}) * ${i(g.dw)} - ${i(g.pad.left)};`,
       ].join("\n  "),
-    cond: (_t, kk, s) => `${inRange(ih(kk, s), g.h)} && ${inRange(iw(kk, s), g.w)}`,
+    cond: (_t, kk, s) => allOf([inRange(ih(kk, s), g.h), inRange(iw(kk, s), g.w)]),
     index: (_t, kk, s) =>
       `(${kk} / ${u(ohw)}) * ${u(g.c * hw)} + xc_${s} + u32(${ih(kk, s)}) * ${u(g.w)} + ` +
       `u32(${iw(kk, s)})`,

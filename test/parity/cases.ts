@@ -63,6 +63,12 @@ export interface ParityCase {
   tolerance?: Tolerance;
   /** The kernel profiles to run it under (default both). */
   profiles?: readonly Profile[];
+  /**
+   * The profiles of the quick set (CI; default all of `profiles`): the GEMM family's discrete
+   * profile compiles for seconds per kernel on software adapters, so most cases run it only in
+   * the full set (`COSGRAD_PARITY=full`).
+   */
+  quick?: readonly Profile[];
   /** A storage-binding limit in bytes to compile under (split bindings), else the adapter's. */
   bindingLimit?: number;
   /** Whether the tuning candidates of its convolution kernel classes run too. */
@@ -247,6 +253,7 @@ const reductions: ParityCase[] = [
 const splits: ParityCase[] = [
   {
     name: "split.maps-reductions",
+    quick: ["llvmpipe"],
     paths: ["split bindings: accessors over parts in map, loop and gather kernels, and gradients"],
     inputs: [
       { shape: [40, 30], seed: 40, kind: "normal" },
@@ -264,10 +271,11 @@ const splits: ParityCase[] = [
         const h = cg.tanh(cg.matmul(e2, w));
         return cg.add(cg.add(cg.mean(rows), cg.mul(cg.mean(cols), 0.01)), cg.mean(cg.mul(h, h)));
       }, { argnums: [0, 1, 2] })(x, table, w),
-    bindingLimit: 1024,
+    bindingLimit: 2048,
   },
   {
     name: "split.gemm",
+    quick: ["llvmpipe"],
     paths: ["split bindings: matmul and conv2d operands and outputs in parts"],
     inputs: [
       { shape: [40, 24], seed: 44 },
@@ -283,7 +291,7 @@ const splits: ParityCase[] = [
         const y = cg.conv2d(x, w, { padding: 1 });
         return cg.add(cg.mean(cg.mul(c, d)), cg.mean(cg.tanh(y)));
       }, { argnums: [0, 1, 2, 3, 4] })(a, b, b2, x, w),
-    bindingLimit: 1024,
+    bindingLimit: 2048,
   },
   {
     name: "split.int32",
@@ -306,6 +314,7 @@ const matmuls: ParityCase[] = [
   },
   {
     name: "matmul.odd",
+    quick: ["llvmpipe"],
     paths: ["tiled matmul with edges (sizes not multiples of 4)", "transposed operands"],
     inputs: [{ shape: [37, 29], seed: 63 }, { shape: [29, 23], seed: 64 }, {
       shape: [23, 29],
@@ -319,6 +328,7 @@ const matmuls: ParityCase[] = [
   },
   {
     name: "matmul.batched",
+    quick: ["llvmpipe"],
     paths: ["batched matmul, one operand broadcast"],
     inputs: [{ shape: [3, 20, 16], seed: 66 }, { shape: [16, 12], seed: 67 }, {
       shape: [3, 16, 12],
@@ -337,12 +347,14 @@ const matmuls: ParityCase[] = [
   },
   {
     name: "matmul.splitK",
+    quick: ["llvmpipe"],
     paths: ["split-K matmul (thin output, long reduction) and its reduction pass"],
     inputs: [{ shape: [8, 4096], seed: 69 }, { shape: [4096, 8], seed: 70 }],
     fn: (cg, a, b) => [cg.matmul(a, b), cg.tanh(cg.matmul(a, b))],
   },
   {
     name: "matmul.grad",
+    quick: ["llvmpipe"],
     paths: ["matmul gradients (both transposed products)"],
     inputs: [{ shape: [32, 24], seed: 71 }, { shape: [24, 20], seed: 72 }],
     fn: (cg, a, b) =>
@@ -360,6 +372,7 @@ function convGrad(cg: Cg, x: T, w: T, options: Cosgrad.Conv2dOptions): unknown {
 const convs: ParityCase[] = [
   {
     name: "conv.rows",
+    quick: ["llvmpipe"],
     paths: [
       "3x3 stride-1 padding-1 forward and input gradient by rows (llvmpipe profile)",
       "weight gradient by implicit GEMM (rows under 16 pixels)",
@@ -371,6 +384,7 @@ const convs: ParityCase[] = [
   },
   {
     name: "conv.rowsFilter",
+    quick: ["llvmpipe"],
     paths: ["3x3 stride-1 padding-1 weight gradient by rows (16 pixels wide)", "tuning candidates"],
     inputs: [{ shape: [2, 4, 16, 16], seed: 82 }, { shape: [8, 4, 3, 3], seed: 83, scale: 0.3 }],
     fn: (cg, x, w) => convGrad(cg, x, w, { padding: 1 }),
@@ -378,6 +392,7 @@ const convs: ParityCase[] = [
   },
   {
     name: "conv.epilogue",
+    quick: ["llvmpipe"],
     paths: ["convolution with a fused epilogue (bias, relu): rows in three steps, implicit GEMM"],
     inputs: [
       { shape: [2, 8, 8, 8], seed: 84 },
@@ -402,12 +417,14 @@ const convs: ParityCase[] = [
   },
   {
     name: "conv.groups",
+    quick: ["llvmpipe"],
     paths: ["grouped, dilated 5x5 convolution: implicit GEMM in all three directions"],
     inputs: [{ shape: [2, 4, 11, 11], seed: 89 }, { shape: [6, 2, 5, 5], seed: 90, scale: 0.2 }],
     fn: (cg, x, w) => convGrad(cg, x, w, { padding: [2, 1, 1, 2], dilation: 2, groups: 2 }),
   },
   {
     name: "conv.odd",
+    quick: ["llvmpipe"],
     paths: ["output pixels not a multiple of 4: implicit input gradient, scalar loads"],
     inputs: [{ shape: [3, 3, 9, 9], seed: 91 }, { shape: [5, 3, 3, 3], seed: 92, scale: 0.3 }],
     fn: (cg, x, w) => convGrad(cg, x, w, {}),
@@ -415,6 +432,7 @@ const convs: ParityCase[] = [
   },
   {
     name: "conv.splitK",
+    quick: ["llvmpipe"],
     paths: ["weight gradient over 18,000 terms: split-K chunks and their sum"],
     inputs: [{ shape: [5, 3, 60, 60], seed: 93 }, { shape: [4, 3, 1, 1], seed: 94, scale: 0.5 }],
     fn: (cg, x, w) => convGrad(cg, x, w, {}),

@@ -84,6 +84,8 @@ export interface RunOptions {
    * algorithm in each class: rows, implicit GEMM, explicit columns) or `all`.
    */
   candidates: "none" | "each-algorithm" | "all";
+  /** `quick` runs each case under its `quick` profiles, `full` under all its profiles. */
+  set: "quick" | "full";
   /** Only the cases this accepts (default all). */
   filter?: (c: ParityCase) => boolean;
   /** Limit of one run in milliseconds (default 60000); a run over it stops the suite. */
@@ -272,7 +274,7 @@ function chosen(
  * import { CASES } from "./cases.ts";
  * import { type GpuUnderTest, runParity } from "./run.ts";
  * const gpu = await cg.startWebGpu() as GpuUnderTest;
- * const report = await runParity(CASES, { cg, gpu, implementation: "deno", candidates: "none" });
+ * const report = await runParity(CASES, { cg, gpu, implementation: "deno", candidates: "none", set: "quick" });
  * report.counts.fail; // 0
  * ```
  */
@@ -303,7 +305,9 @@ export async function runParity(
       await cg.setBackend(cpu);
       const want = await evaluate(cg, c, host);
       const tol = c.tolerance ?? DEFAULT_TOLERANCE;
-      for (const profile of c.profiles ?? (["llvmpipe", "discrete"] as const)) {
+      const profiles = c.profiles ?? (["llvmpipe", "discrete"] as const);
+      const chosenProfiles = options.set === "quick" ? (c.quick ?? profiles) : profiles;
+      for (const profile of chosenProfiles) {
         const one = async (variant: string, force: Map<string, ConvVariant>) => {
           const base = { case: c.name, profile, variant };
           const known = knownIssue(options.known, {
