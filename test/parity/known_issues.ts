@@ -8,9 +8,10 @@
  * Open: none (Chromium 150 with SwiftShader, Deno 2.9.6 with llvmpipe, 2026-12-03).
  *
  * Fixed, for the record:
- * - `conv.rows` with the forward candidate `implicit 8`, and `conv.stride2` under the discrete
- *   profile (its stride-2 input gradient): SwiftShader did not create the pipelines within
- *   15 minutes; Tint accepted the WGSL. The cause was `&&` between the bounds tests of the
+ * - `conv.rows` with the forward candidate `implicit 8` and the weight-gradient candidates
+ *   `implicit 8` and `implicit 16`, and `conv.stride2` under the discrete profile (its stride-2
+ *   input gradient): SwiftShader did not create the pipelines within 60 s (the forward one not
+ *   within 15 minutes); Tint accepted the WGSL. The cause was `&&` between the bounds tests of the
  *   implicit GEMM's loads (a branch per test); `kernels/conv2d.ts` now joins them with `&`
  *   (0.34 s and 0.40 s there).
  * - Not an issue of an implementation: the split-binding cases ran at a 1 KiB binding limit,
