@@ -97,7 +97,7 @@ function pipelineFor(device: GPUDevice, step: KernelSource): GPUComputePipeline 
  * import { getTestDevice, preparePlan } from "./_harness_test_util.ts";
  * const device = await getTestDevice();
  * if (device) {
- *   const plan = { steps: [], scratch: [] };
+ *   const plan = { algorithm: "gemm" as const, steps: [], scratch: [] };
  *   (await preparePlan(device, plan, { inputs: {}, outputs: {} })).destroy();
  * }
  * ```

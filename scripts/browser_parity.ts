@@ -13,8 +13,8 @@
  *
  * @module
  */
-import * as esbuild from "esbuild";
-import { chromium } from "playwright-core";
+import * as esbuild from "npm:esbuild@0.28.2";
+import { chromium } from "npm:playwright-core@1.65.1";
 import { parseArgs } from "node:util";
 import { build } from "./build.ts";
 import { serveSite } from "./serve.ts";
