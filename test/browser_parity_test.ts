@@ -37,6 +37,7 @@ Deno.test({
     const out = await new Deno.Command(Deno.execPath(), {
       args: [
         "run",
+        `--lock=${decodeURIComponent(new URL("deno.dev.lock", ROOT).pathname)}`,
         "-A",
         decodeURIComponent(new URL("scripts/browser_parity.ts", ROOT).pathname),
         "--set",
