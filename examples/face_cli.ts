@@ -27,7 +27,8 @@ Options:
                       model (input [batch, 3, S, S], output [batch, D]; e.g. from --export)
   --out FILE          where embed writes (default out/embeddings.safetensors)
   --threshold T       cosine threshold of verify, from -1 to 1 (default 0.3)
-  --backend NAME      auto | webgpu | cpu (default auto: webgpu when an adapter exists)
+  --backend NAME      auto | webgpu | wasm | cpu (default auto: webgpu on a hardware GPU,
+                      else wasm)
   -h, --help          this text`;
 
 /** The image size and an embedding function (flip test-time augmentation) of a model file. */
@@ -83,10 +84,14 @@ async function main(argv: string[]): Promise<void> {
     throw new UsageError(`verify expects two image paths, got ${rest.length}`);
   }
   const threshold = numberOption("threshold", values.threshold, { min: -1, max: 1 });
-  const backend = choiceOption("backend", values.backend, ["auto", "cpu", "webgpu"] as const);
+  const backend = choiceOption(
+    "backend",
+    values.backend,
+    ["auto", "cpu", "wasm", "webgpu"] as const,
+  );
   if (values.out === "") throw new UsageError(`--out expects a file path, got ""`);
   if (values.checkpoint === undefined) throw new UsageError("--checkpoint FILE is required");
-  if (backend === "cpu") await cg.setBackend("cpu");
+  if (backend === "cpu" || backend === "wasm") await cg.setBackend(backend);
   else if (backend === "webgpu") await cg.initWebGpu();
   else await cg.initDefaultBackend();
   const { size, embed } = await openEmbedder(values.checkpoint);

@@ -28,7 +28,7 @@ Deno.test("face_cli.ts refuses bad options with exit 2, naming the flag and the 
     [["bogus", "x"], /Unknown command "bogus"/],
     [
       ["verify", "a", "b", "--checkpoint", "c", "--backend", "gpu"],
-      /--backend expects one of auto, cpu, webgpu, got "gpu"/,
+      /--backend expects one of auto, cpu, wasm, webgpu, got "gpu"/,
     ],
     [["verify", "a", "b", "--nope"], /Unknown option '--nope'/],
   ];

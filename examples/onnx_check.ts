@@ -12,41 +12,42 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import * as cg from "../mod.ts";
 import { smallNet } from "../src/nn/mod.ts";
 import { batchSampler, syntheticDataset } from "../src/data/mod.ts";
 import { maxAbsDiff, ortRun, ortSession, ortVersion } from "../src/io/_onnx_ort.ts";
 import { loadOnnxEmbedder } from "./_onnx.ts";
+import { choiceOption, intOption, parseCli, UsageError } from "./_cli.ts";
 import { loadModel } from "./face_cli.ts";
 
 const USAGE = `Usage: deno run --lock=deno.dev.lock -A examples/onnx_check.ts MODEL.onnx [options]
   --checkpoint FILE   compare with this train_cosface.ts checkpoint (default: cosgrad's import
                       of MODEL.onnx)
   --images N          images to embed (default 64)
-  --backend NAME      webgpu | cpu (default: webgpu when an adapter exists)
+  --backend NAME      auto | webgpu | wasm | cpu (default auto: webgpu on a hardware GPU,
+                      else wasm)
   -h, --help          this text`;
 
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      checkpoint: { type: "string" },
-      images: { type: "string", default: "64" },
-      backend: { type: "string", default: "auto" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
+  const { values, positionals } = parseCli(argv, {
+    checkpoint: { type: "string" },
+    images: { type: "string", default: "64" },
+    backend: { type: "string", default: "auto" },
+    help: { type: "boolean", short: "h", default: false },
+  }, { positionals: true });
   if (values.help || positionals.length !== 1) {
     console.log(USAGE);
     return values.help ? 0 : 2;
   }
   const path = positionals[0];
-  const n = Number(values.images);
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`--images expects a positive integer`);
-  if (values.backend === "cpu") await cg.setBackend("cpu");
-  else if (values.backend === "webgpu") await cg.initWebGpu();
+  const n = intOption("images", values.images, { min: 1 });
+  const backend = choiceOption(
+    "backend",
+    values.backend,
+    ["auto", "cpu", "wasm", "webgpu"] as const,
+  );
+  if (backend === "cpu" || backend === "wasm") await cg.setBackend(backend);
+  else if (backend === "webgpu") await cg.initWebGpu();
   else await cg.initDefaultBackend();
   const e = await loadOnnxEmbedder(path);
   const faces = syntheticDataset({ seed: 7, identities: 8, imagesPerIdentity: 8, size: e.size });
@@ -81,6 +82,6 @@ if (import.meta.main) {
     Deno.exit(await main(Deno.args));
   } catch (e) {
     console.error(`error: ${e instanceof Error ? e.message : e}`);
-    Deno.exit(1);
+    Deno.exit(e instanceof UsageError ? 2 : 1);
   }
 }

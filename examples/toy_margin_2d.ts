@@ -37,7 +37,7 @@ m = 0, 0.1, 0.2, writes feature plots as SVG and prints the angular gaps between
 
 Options:
   --steps N         training steps per setting (default 1000)
-  --backend NAME    cpu or webgpu (default: webgpu when an adapter exists, else cpu)
+  --backend NAME    cpu, wasm or webgpu (default: webgpu on a hardware GPU, else wasm)
   --out DIR         output folder for the SVGs (default out/toy)
   --per-class N     samples per identity (default 32)
   --scale S         CosFace scale s (default 16)
@@ -260,9 +260,9 @@ export function gapTable(
   return [line(head), ...rows.map(line)].join("\n");
 }
 
-async function chooseBackend(name: "cpu" | "webgpu" | undefined): Promise<string> {
+async function chooseBackend(name: "cpu" | "wasm" | "webgpu" | undefined): Promise<string> {
   if (name === undefined) return (await cg.initDefaultBackend()).name;
-  if (name === "cpu") return (await cg.setBackend("cpu")).name;
+  if (name === "cpu" || name === "wasm") return (await cg.setBackend(name)).name;
   return (await cg.initWebGpu()).name;
 }
 
@@ -300,7 +300,9 @@ export async function main(args: string[]): Promise<ToySettingResult[]> {
     seed: intOption("seed", values.seed, { min: 0, max: 2 ** 32 - 1 }),
   };
   if (values.out === "") throw new UsageError(`--out expects a folder path, got ""`);
-  const backend = await chooseBackend(choiceOption("backend", values.backend, ["cpu", "webgpu"]));
+  const backend = await chooseBackend(
+    choiceOption("backend", values.backend, ["cpu", "wasm", "webgpu"]),
+  );
   const description = backend === "webgpu"
     ? ` (${(cg.getBackend() as unknown as { description?: string }).description ?? "?"})`
     : "";

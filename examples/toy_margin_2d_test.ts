@@ -79,7 +79,7 @@ Deno.test("main() writes two SVGs per setting", async () => {
 
 Deno.test("main() rejects bad options with usage errors naming the flag and the range", async () => {
   const cases: [string[], RegExp][] = [
-    [["--backend", "tpu"], /--backend expects one of cpu, webgpu, got "tpu"/],
+    [["--backend", "tpu"], /--backend expects one of cpu, wasm, webgpu, got "tpu"/],
     [["--steps", "0"], /--steps expects an integer of at least 1, got "0"/],
     [["--steps", "abc"], /--steps expects an integer of at least 1, got "abc"/],
     [["--per-class", "2.5"], /--per-class expects an integer of at least 1, got "2.5"/],
