@@ -69,6 +69,28 @@ Deno.test("src/web.ts, the bundle's entry, and everything it imports stay off De
   assert.deepEqual(offenders, [], `modules of the browser bundle use Deno or node: APIs`);
 });
 
+/** Runs scripts/browser_check.ts (its own process: playwright needs wider permissions). */
+function browserCheck(url: string, args: string[]): Promise<Deno.CommandOutput> {
+  return new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      `--lock=${decodeURIComponent(new URL("deno.dev.lock", ROOT).pathname)}`,
+      "-A",
+      decodeURIComponent(new URL("scripts/browser_check.ts", ROOT).pathname),
+      "--url",
+      url,
+      "--screenshot-dir",
+      SHOTS,
+      "--timeout-ms",
+      "45000",
+      ...args,
+    ],
+    cwd: decodeURIComponent(ROOT.pathname),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+}
+
 function mean(xs: number[]): number {
   return xs.reduce((a, b) => a + b, 0) / xs.length;
 }
@@ -93,27 +115,12 @@ Deno.test({
       assert.match(await html.text(), /<script type="module" src="main.js">/);
 
       const common = `loss=cosface&s=16&seed=1&steps=${STEPS}`;
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          `--lock=${decodeURIComponent(new URL("deno.dev.lock", ROOT).pathname)}`,
-          "-A",
-          decodeURIComponent(new URL("scripts/browser_check.ts", ROOT).pathname),
-          "--url",
-          site.url,
-          "--run",
-          `toy_m0:${common}&m=0`,
-          "--run",
-          `toy:${common}&m=0.2`,
-          "--screenshot-dir",
-          SHOTS,
-          "--timeout-ms",
-          "45000",
-        ],
-        cwd: decodeURIComponent(ROOT.pathname),
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
+      const out = await browserCheck(site.url, [
+        "--run",
+        `toy_m0:${common}&m=0`,
+        "--run",
+        `toy:${common}&m=0.2`,
+      ]);
       const stderr = new TextDecoder().decode(out.stderr);
       assert.ok(out.success, `browser_check failed:\n${stderr}`);
       const report = JSON.parse(new TextDecoder().decode(out.stdout)) as BrowserReport;
@@ -147,26 +154,11 @@ Deno.test({
       assert.ok(m2.gaps.meanWidth < m0.gaps.meanWidth, "the margin did not make classes compact");
 
       // WebGPU off: the page trains on the wasm backend (a bundle without navigator.gpu).
-      const off = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          `--lock=${decodeURIComponent(new URL("deno.dev.lock", ROOT).pathname)}`,
-          "-A",
-          decodeURIComponent(new URL("scripts/browser_check.ts", ROOT).pathname),
-          "--url",
-          site.url,
-          "--run",
-          `toy_wasm:loss=cosface&s=16&seed=1&steps=${WASM_STEPS}&m=0.2`,
-          "--screenshot-dir",
-          SHOTS,
-          "--timeout-ms",
-          "45000",
-          "--no-webgpu",
-        ],
-        cwd: decodeURIComponent(ROOT.pathname),
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
+      const off = await browserCheck(site.url, [
+        "--run",
+        `toy_wasm:loss=cosface&s=16&seed=1&steps=${WASM_STEPS}&m=0.2`,
+        "--no-webgpu",
+      ]);
       assert.ok(
         off.success,
         `browser_check --no-webgpu failed:\n${new TextDecoder().decode(off.stderr)}`,
