@@ -39,7 +39,8 @@ const KERNEL_CHUNKS = 8;
 const GEMM_CHUNKS = 2;
 
 /**
- * Runs thread `t`'s share of the `count` commands at `block`: each command's range is cut into
+ * Runs one thread's share of the `count` commands at `block` (`_thread`, its index, is kept
+ * for the callers' logs; chunks are claimed, not assigned): each command's range is cut into
  * chunks that the threads claim one at a time (an atomic counter in the command), so a thread
  * the OS holds back does less instead of making the others wait at the barrier. Returns the
  * first error thrown (a trap), after running every barrier so the other threads never wait
@@ -49,7 +50,7 @@ export function runShare(
   exports: ProgramExports,
   memory: WebAssembly.Memory,
   job: { block: number; count: number; scratch: number; mr: number; nr: number },
-  t: number,
+  _thread: number,
   threads: number,
   onCommand?: (c: number, ms: number) => void,
 ): unknown {
@@ -86,8 +87,9 @@ export function runShare(
           const m = words[at + 3], n = words[at + 2], p = words[at + 1];
           if (m >= n) {
             claim(m, job.mr, GEMM_CHUNKS, (lo, hi) => exports.gemm(p, lo, hi, 0, n, job.scratch));
-          } else {claim(n, job.nr, GEMM_CHUNKS, (lo, hi) =>
-              exports.gemm(p, 0, m, lo, hi, job.scratch));}
+          } else {
+            claim(n, job.nr, GEMM_CHUNKS, (lo, hi) => exports.gemm(p, 0, m, lo, hi, job.scratch));
+          }
         }
       }
     } catch (e) {
