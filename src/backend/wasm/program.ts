@@ -19,31 +19,13 @@ import {
 } from "../../kernel/wasm_gemm.ts";
 import { encodeModule, FunctionBuilder } from "../../kernel/wasm_writer.ts";
 import { donatedError, type MemoryReport, type Program, type Storage } from "../storage.ts";
-import { sizeClass } from "../webgpu/buffers.ts";
+import { MemoryPlanner, type Source as PlanSource } from "../plan.ts";
 import { type Schedule, schedule } from "../webgpu/schedule.ts";
 import { type Arg, FunctionTable, generateSteps, isInput, type Ref, type Step } from "./codegen.ts";
 import { BlockHandle, ERROR_WORDS, MAX_PAGES, WasmStorage } from "./memory.ts";
 import type { WasmBackend } from "./wasm_backend.ts";
 
-/** Where a step's memory comes from, once planned. */
-type Source =
-  | { kind: "input"; index: number }
-  | { kind: "const"; storage: WasmStorage }
-  | { kind: "slot"; slot: number }
-  | { kind: "errors" };
-
-interface Plan {
-  /** Per step, the source of each memory it refers to (args, or a/b/c of a GEMM). */
-  sources: Source[][];
-  slots: { bytes: number; input: number }[];
-  outputs: (
-    | { kind: "input"; index: number; alias: boolean }
-    | { kind: "const"; storage: WasmStorage }
-    | { kind: "slot"; slot: number }
-  )[];
-  consumed: number[];
-  livePeak: number;
-}
+type Source = PlanSource<WasmStorage>;
 
 /** Command codes of a command block (i32 words). */
 export const CMD = { kernel: 0, gemm: 1 } as const;
@@ -66,7 +48,7 @@ export class WasmProgram implements Program {
   readonly module: WebAssembly.Module;
   /** Scratch bytes one worker's GEMM calls need. */
   readonly gemmScratch: number;
-  private readonly plans = new Map<string, Plan>();
+  private readonly planner: MemoryPlanner<WasmStorage>;
   private readonly consts = new Map<Node, WasmStorage>();
   private readonly inputIndex = new Map<Node, number>();
   /** Compiles the graph from `vars` to `outputs`. */
@@ -106,6 +88,14 @@ export class WasmProgram implements Program {
       ...this.steps.map(({ step }) => step.kind === "gemm" ? gemmScratchBytes(shape) : 0),
     );
     this.module = compileModule(this.table, shape, backend.heap.shared);
+    this.planner = new MemoryPlanner(
+      vars,
+      outputs,
+      this.sched.alias,
+      this.consts,
+      this.steps.map(({ kernel, step }) => ({ kernel, refs: refsOf(step).map((a) => a.ref) })),
+      { bytes: (c) => c.handle.bytes, key: (c) => String(c.at) },
+    );
   }
 
   /** The number of steps a run executes. */
@@ -125,166 +115,9 @@ export class WasmProgram implements Program {
     ).join("\n");
   }
 
-  private memOf(n: Node): Node {
-    return this.sched.alias.get(n) ?? n;
-  }
-
-  private plan(donated: readonly number[]): Plan {
-    const key = donated.join(",");
-    const have = this.plans.get(key);
-    if (have !== undefined) return have;
-    const outs = new Set(this.outputs.map((o) => this.memOf(o)));
-    const lastUse = new Map<Node, number>();
-    this.steps.forEach(({ step }, d) => {
-      for (const a of refsOf(step)) {
-        if (a.ref.kind === "node") lastUse.set(this.memOf(a.ref.node), d);
-      }
-    });
-    const slots: { bytes: number; input: number }[] = [];
-    const free = new Map<number, number[]>();
-    const slotOf = new Map<Node, number>();
-    const held = new Set<number>();
-    let live = 0, livePeak = 0;
-    const release = (slot: number) => {
-      const bytes = slots[slot].bytes;
-      if (held.delete(slot)) live -= bytes;
-      let list = free.get(bytes);
-      if (list === undefined) free.set(bytes, list = []);
-      list.push(slot);
-    };
-    const take = (bytes: number): number => {
-      let slot = free.get(bytes)?.pop();
-      if (slot === undefined) {
-        slots.push({ bytes, input: -1 });
-        slot = slots.length - 1;
-      }
-      held.add(slot);
-      live += bytes;
-      livePeak = Math.max(livePeak, live);
-      return slot;
-    };
-    const donatedAt = new Map<number, number>();
-    for (const i of donated) {
-      const v = this.vars[i];
-      slots.push({ bytes: sizeClass(Math.max(4, sizeOf(v.shape) * 4)), input: i });
-      const slot = slots.length - 1;
-      slotOf.set(v, slot);
-      const last = lastUse.get(v);
-      if (last === undefined) release(slot);
-      else donatedAt.set(last, slot);
-    }
-    const scratch = new Map<string, number>();
-    const sources = this.steps.map(({ step, kernel }, d) => {
-      const src = refsOf(step).map((a) => this.source(a.ref, slotOf, take, scratch));
-      for (const a of refsOf(step)) {
-        if (a.ref.kind !== "node") continue;
-        const m = this.memOf(a.ref.node);
-        if (
-          lastUse.get(m) === d && !outs.has(m) && slotOf.has(m) &&
-          this.inputIndex.get(m) === undefined
-        ) {
-          release(slotOf.get(m)!);
-          lastUse.delete(m);
-        }
-      }
-      const donatedSlot = donatedAt.get(d);
-      if (donatedSlot !== undefined) release(donatedSlot);
-      if (this.steps[d + 1]?.kernel !== kernel) {
-        scratch.forEach(release);
-        scratch.clear();
-      }
-      return src;
-    });
-    const outputs = this.outputs.map((o) => {
-      const m = this.memOf(o);
-      const input = this.inputIndex.get(m);
-      if (input !== undefined && !slotOf.has(m)) {
-        return { kind: "input" as const, index: input, alias: m !== o };
-      }
-      const c = this.consts.get(m);
-      if (c !== undefined) return { kind: "const" as const, storage: c };
-      let slot = slotOf.get(m);
-      // An output no step writes (an empty tensor): a slot of its own.
-      if (slot === undefined) slotOf.set(m, slot = take(sizeClass(4)));
-      return { kind: "slot" as const, slot };
-    });
-    const consumed = donated.filter((i) => slots.some((s) => s.input === i));
-    const plan: Plan = { sources, slots, outputs, consumed, livePeak };
-    this.plans.set(key, plan);
-    return plan;
-  }
-
-  private source(
-    r: Ref,
-    slotOf: Map<Node, number>,
-    take: (bytes: number) => number,
-    scratch: Map<string, number>,
-  ): Source {
-    if (r.kind === "errors") return { kind: "errors" };
-    if (r.kind === "scratch") {
-      let slot = scratch.get(r.name);
-      if (slot === undefined) {
-        slot = take(sizeClass(r.bytes));
-        scratch.set(r.name, slot);
-      }
-      return { kind: "slot", slot };
-    }
-    const m = this.memOf(r.node);
-    const c = this.consts.get(m);
-    if (c !== undefined) return { kind: "const", storage: c };
-    const have = slotOf.get(m);
-    if (have !== undefined) return { kind: "slot", slot: have };
-    const input = this.inputIndex.get(m);
-    if (input !== undefined) return { kind: "input", index: input };
-    const slot = take(sizeClass(Math.max(4, sizeOf(m.shape) * 4)));
-    slotOf.set(m, slot);
-    return { kind: "slot", slot };
-  }
-
-  private reusable(
-    donated: ReadonlySet<number> | undefined,
-    shared: (i: number) => boolean,
-  ): number[] {
-    const outMem = new Set(this.outputs.map((o) => this.memOf(o)));
-    const reusable: number[] = [];
-    for (const i of donated ?? []) {
-      if (!Number.isInteger(i) || i < 0 || i >= this.vars.length) {
-        throw new RangeError(`Donated input ${i} is out of range [0, ${this.vars.length})`);
-      }
-      if (!shared(i) && !outMem.has(this.vars[i])) reusable.push(i);
-    }
-    return reusable.sort((a, b) => a - b);
-  }
-
   /** The memory of a run with the inputs at positions in `donated` given up (see MemoryReport). */
   memory(donated?: ReadonlySet<number>): MemoryReport {
-    const plan = this.plan(this.reusable(donated, () => false));
-    const inputBytes = this.vars.map((v) => sizeClass(Math.max(4, sizeOf(v.shape) * 4)));
-    const reused = new Set(plan.consumed);
-    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-    const donatedBytes = sum(inputBytes.filter((_, i) => reused.has(i)));
-    const keptBytes = sum(inputBytes.filter((_, i) => !reused.has(i)));
-    const constBytes = sum([...new Set(this.consts.values())].map((c) => c.handle.bytes));
-    const pool = plan.slots.filter((s) => s.input < 0);
-    const intermediateBytes = sum(pool.map((s) => s.bytes));
-    const outBuffers = new Map<string, number>();
-    for (const o of plan.outputs) {
-      if (o.kind === "slot") outBuffers.set(`s${o.slot}`, plan.slots[o.slot].bytes);
-      else if (o.kind === "input") outBuffers.set(`i${o.index}`, inputBytes[o.index]);
-      else outBuffers.set(`c${o.storage.at}`, o.storage.handle.bytes);
-    }
-    return {
-      inputBytes,
-      reusedInputs: [...plan.consumed],
-      donatedBytes,
-      keptBytes,
-      constBytes,
-      intermediateBytes,
-      liveIntermediateBytes: plan.livePeak,
-      largestSlotBytes: Math.max(0, ...pool.map((s) => s.bytes)),
-      outputBytes: sum([...outBuffers.values()]),
-      peakBytes: donatedBytes + keptBytes + constBytes + intermediateBytes,
-    };
+    return this.planner.memory(donated);
   }
 
   run(inputs: readonly Storage[], donated?: ReadonlySet<number>): Storage[] {
@@ -304,12 +137,12 @@ export class WasmProgram implements Program {
         );
       }
     });
-    const reusable = this.reusable(donated, (i) => {
+    const reusable = this.planner.reusable(donated, (i) => {
       const s = ins[i];
       return s.handle.storages > 1 || s.handle.moved ||
         ins.some((t, j) => j !== i && t.handle === s.handle);
     });
-    const plan = this.plan(reusable);
+    const plan = this.planner.plan(reusable);
     const heap = backend.heap;
     const addrs = plan.slots.map((s) =>
       s.input >= 0 ? ins[s.input].handle.move() : heap.alloc(s.bytes)

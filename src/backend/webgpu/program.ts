@@ -14,21 +14,18 @@ import {
   type Program,
   type Storage,
 } from "../storage.ts";
+import { type MemoryPlan, MemoryPlanner, type Source as PlanSource } from "../plan.ts";
 import { BufferHandle, GpuStorage, sizeClass } from "./buffers.ts";
-import { type BindingRef, type Dispatch, generate, writes } from "./codegen.ts";
+import { type Dispatch, generate, writes } from "./codegen.ts";
 import { LOWERING } from "../../kernel/lowering.ts";
 import { bindingParts } from "./split.ts";
-import { type Kernel, type Schedule, schedule } from "./schedule.ts";
+import { type Schedule, schedule } from "./schedule.ts";
 import type { CachedPipeline, WebGpuBackend } from "./webgpu_backend.ts";
 import type { Conv2dSpec } from "../../../kernels/conv2d.ts";
 import { convClass, type ConvDirection } from "../../../kernels/tune.ts";
 
 /** Where a dispatch binding's memory comes from, once planned. */
-type Source =
-  | { kind: "input"; index: number }
-  | { kind: "const"; storage: GpuStorage }
-  | { kind: "slot"; slot: number }
-  | { kind: "errors" };
+type Source = PlanSource<GpuStorage>;
 
 interface PlannedDispatch {
   dispatch: Dispatch;
@@ -51,29 +48,19 @@ function bufferId(b: GPUBuffer): number {
   return id;
 }
 
-interface Plan {
+/** The memory plan of a donation set, with its dispatches' pipelines and sources. */
+interface Plan extends MemoryPlan<GpuStorage> {
   dispatches: PlannedDispatch[];
-  /** Size class of each slot, and the donated input it starts from (or -1 for the pool). */
-  slots: { bytes: number; input: number }[];
-  /** Per output: how to build its storage. */
-  outputs: (
-    | { kind: "input"; index: number; alias: boolean }
-    | { kind: "const"; storage: GpuStorage }
-    | { kind: "slot"; slot: number }
-  )[];
-  /** Donated inputs whose buffer the plan reuses. */
-  consumed: number[];
-  /** The most bytes of slots holding live values (not yet-unread donated inputs) at once. */
-  livePeak: number;
 }
 
 /** A graph compiled for the WebGPU backend. */
 export class GpuProgram implements Program {
   private readonly sched: Schedule;
-  private readonly dispatches: { kernel: Kernel; dispatch: Dispatch }[] = [];
+  private readonly dispatches: { kernel: number; dispatch: Dispatch }[] = [];
   /** The pipelines of the dispatches: their compile errors surface on this program's runs. */
   private readonly pipelines: CachedPipeline[] = [];
   private readonly plans = new Map<string, Plan>();
+  private readonly planner: MemoryPlanner<GpuStorage>;
   private readonly consts = new Map<Node, GpuStorage>();
   private readonly inputIndex = new Map<Node, number>();
   /** The tuned kernel classes this program uses. */
@@ -124,7 +111,7 @@ export class GpuProgram implements Program {
     }
     const isMem = (n: Node) => LOWERING[n.op].kind === "input" || this.sched.realized.has(n);
     const graph = { isMem, alias: this.sched.alias };
-    for (const kernel of this.sched.kernels) {
+    this.sched.kernels.forEach((kernel, index) => {
       const options = {
         profile: backend.profile,
         maxBindingBytes: limit,
@@ -135,14 +122,22 @@ export class GpuProgram implements Program {
         },
       };
       for (const dispatch of generate(kernel, graph, options)) {
-        this.dispatches.push({ kernel, dispatch });
+        this.dispatches.push({ kernel: index, dispatch });
         if (!dispatch.clear) {
           this.pipelines.push(
             backend.pipeline(dispatch.code, dispatch.name, dispatch.bindings.map(writes)),
           );
         }
       }
-    }
+    });
+    this.planner = new MemoryPlanner(
+      vars,
+      outputs,
+      this.sched.alias,
+      this.consts,
+      this.dispatches.map(({ kernel, dispatch }) => ({ kernel, refs: dispatch.bindings })),
+      { bytes: (c) => c.handle.bytes, key: (c) => String(bufferId(c.buffer)) },
+    );
   }
 
   /** A bind group of `pd` over `buffers`, from a small per-dispatch cache. */
@@ -192,147 +187,23 @@ export class GpuProgram implements Program {
     ).join("\n");
   }
 
-  private memOf(n: Node): Node {
-    return this.sched.alias.get(n) ?? n;
-  }
-
-  /** Buffer plan for a set of reusable donated inputs. */
+  /** The memory plan of a set of reusable donated inputs, with the dispatches' pipelines. */
   private plan(donated: readonly number[]): Plan {
     const key = donated.join(",");
     const have = this.plans.get(key);
     if (have !== undefined) return have;
-    const outs = new Set(this.outputs.map((o) => this.memOf(o)));
-    const lastUse = new Map<Node, number>();
-    this.dispatches.forEach(({ dispatch }, d) => {
-      for (const b of dispatch.bindings) if (b.kind === "node") lastUse.set(this.memOf(b.node), d);
-    });
-    const slots: { bytes: number; input: number }[] = [];
-    const free = new Map<number, number[]>();
-    const slotOf = new Map<Node, number>();
-    // Slots holding a value taken by `take`, for the liveness peak.
-    const held = new Set<number>();
-    let live = 0, livePeak = 0;
-    const release = (slot: number) => {
-      const bytes = slots[slot].bytes;
-      if (held.delete(slot)) live -= bytes;
-      let list = free.get(bytes);
-      if (list === undefined) free.set(bytes, list = []);
-      list.push(slot);
-    };
-    const take = (bytes: number): number => {
-      let slot = free.get(bytes)?.pop();
-      if (slot === undefined) {
-        slots.push({ bytes, input: -1 });
-        slot = slots.length - 1;
-      }
-      held.add(slot);
-      live += bytes;
-      livePeak = Math.max(livePeak, live);
-      return slot;
-    };
-    // Donated inputs not needed after their last read give their buffer to later values.
-    const donatedAt = new Map<number, number>();
-    for (const i of donated) {
-      const v = this.vars[i];
-      const bytes = sizeClass(sizeOf(v.shape) * 4);
-      slots.push({ bytes, input: i });
-      const slot = slots.length - 1;
-      slotOf.set(v, slot);
-      const last = lastUse.get(v);
-      if (last === undefined) release(slot);
-      else donatedAt.set(last, slot);
-    }
-    const scratch = new Map<string, number>();
-    const dispatches: PlannedDispatch[] = this.dispatches.map(({ dispatch, kernel }, d) => {
-      const sources: Source[] = [];
-      for (const b of dispatch.bindings) sources.push(this.source(b, slotOf, take, scratch));
-      for (const b of dispatch.bindings) {
-        if (b.kind !== "node") continue;
-        const m = this.memOf(b.node);
-        if (
-          lastUse.get(m) === d && !outs.has(m) && slotOf.has(m) &&
-          this.inputIndex.get(m) === undefined
-        ) {
-          release(slotOf.get(m)!);
-          lastUse.delete(m);
-        }
-      }
-      const donatedSlot = donatedAt.get(d);
-      if (donatedSlot !== undefined) release(donatedSlot);
-      // Scratch buffers live across the dispatches of one kernel (split-K partial sums).
-      if (this.dispatches[d + 1]?.kernel !== kernel) {
-        scratch.forEach(release);
-        scratch.clear();
-      }
+    const mem = this.planner.plan(donated);
+    const dispatches = this.dispatches.map(({ dispatch }, d): PlannedDispatch => {
       const { pipeline, layout } = dispatch.clear
         ? { pipeline: null, layout: null }
         : this.backend.pipeline(dispatch.code, dispatch.name, dispatch.bindings.map(writes));
       const empty = dispatch.clear === true ||
         dispatch.bindings.some((b) => b.kind === "node" && b.write && sizeOf(b.node.shape) === 0);
-      return { dispatch, pipeline, layout, sources, empty, bindGroups: new Map() };
+      return { dispatch, pipeline, layout, sources: mem.sources[d], empty, bindGroups: new Map() };
     });
-    const outputs = this.outputs.map((o) => {
-      const m = this.memOf(o);
-      const input = this.inputIndex.get(m);
-      if (input !== undefined && !slotOf.has(m)) {
-        return { kind: "input" as const, index: input, alias: m !== o };
-      }
-      const c = this.consts.get(m);
-      if (c !== undefined) return { kind: "const" as const, storage: c };
-      const slot = slotOf.get(m);
-      if (slot === undefined) {
-        throw new TypeError(`Internal error: output ${o.op} has no memory`);
-      }
-      return { kind: "slot" as const, slot };
-    });
-    const consumed = donated.filter((i) => slots.some((s) => s.input === i));
-    const plan: Plan = { dispatches, slots, outputs, consumed, livePeak };
+    const plan: Plan = { ...mem, dispatches };
     this.plans.set(key, plan);
     return plan;
-  }
-
-  private source(
-    b: BindingRef,
-    slotOf: Map<Node, number>,
-    take: (bytes: number) => number,
-    scratch: Map<string, number>,
-  ): Source {
-    if (b.kind === "errors") return { kind: "errors" };
-    if (b.kind === "scratch") {
-      let slot = scratch.get(b.name);
-      if (slot === undefined) {
-        slot = take(sizeClass(b.bytes));
-        scratch.set(b.name, slot);
-      }
-      return { kind: "slot", slot };
-    }
-    const m = this.memOf(b.node);
-    const c = this.consts.get(m);
-    if (c !== undefined) return { kind: "const", storage: c };
-    const have = slotOf.get(m);
-    if (have !== undefined) return { kind: "slot", slot: have };
-    const input = this.inputIndex.get(m);
-    if (input !== undefined) return { kind: "input", index: input };
-    if (!b.write) throw new TypeError(`Internal error: ${m.op} is read before it is written`);
-    const slot = take(sizeClass(Math.max(4, sizeOf(m.shape) * 4)));
-    slotOf.set(m, slot);
-    return { kind: "slot", slot };
-  }
-
-  /** The donated inputs whose buffer a plan may reuse (not outputs, not `shared`), ascending. */
-  private reusable(
-    donated: ReadonlySet<number> | undefined,
-    shared: (i: number) => boolean,
-  ): number[] {
-    const outMem = new Set(this.outputs.map((o) => this.memOf(o)));
-    const reusable: number[] = [];
-    for (const i of donated ?? []) {
-      if (!Number.isInteger(i) || i < 0 || i >= this.vars.length) {
-        throw new RangeError(`Donated input ${i} is out of range [0, ${this.vars.length})`);
-      }
-      if (!shared(i) && !outMem.has(this.vars[i])) reusable.push(i);
-    }
-    return reusable.sort((a, b) => a - b);
   }
 
   /**
@@ -352,33 +223,7 @@ export class GpuProgram implements Program {
    * ```
    */
   memory(donated?: ReadonlySet<number>): MemoryReport {
-    const plan = this.plan(this.reusable(donated, () => false));
-    const inputBytes = this.vars.map((v) => sizeClass(Math.max(4, sizeOf(v.shape) * 4)));
-    const reused = new Set(plan.consumed);
-    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-    const donatedBytes = sum(inputBytes.filter((_, i) => reused.has(i)));
-    const keptBytes = sum(inputBytes.filter((_, i) => !reused.has(i)));
-    const constBytes = sum([...new Set(this.consts.values())].map((c) => c.handle.bytes));
-    const pool = plan.slots.filter((s) => s.input < 0);
-    const intermediateBytes = sum(pool.map((s) => s.bytes));
-    const outBuffers = new Map<string, number>();
-    for (const o of plan.outputs) {
-      if (o.kind === "slot") outBuffers.set(`s${o.slot}`, plan.slots[o.slot].bytes);
-      else if (o.kind === "input") outBuffers.set(`i${o.index}`, inputBytes[o.index]);
-      else outBuffers.set(`c${bufferId(o.storage.buffer)}`, o.storage.handle.bytes);
-    }
-    return {
-      inputBytes,
-      reusedInputs: [...plan.consumed],
-      donatedBytes,
-      keptBytes,
-      constBytes,
-      intermediateBytes,
-      liveIntermediateBytes: plan.livePeak,
-      largestSlotBytes: Math.max(0, ...pool.map((s) => s.bytes)),
-      outputBytes: sum([...outBuffers.values()]),
-      peakBytes: donatedBytes + keptBytes + constBytes + intermediateBytes,
-    };
+    return this.planner.memory(donated);
   }
 
   run(inputs: readonly Storage[], donated?: ReadonlySet<number>): Storage[] {
@@ -402,7 +247,7 @@ export class GpuProgram implements Program {
     });
     // Donated inputs whose buffer may be reused: not shared with another storage or input,
     // and not returned as an output.
-    const reusable = this.reusable(donated, (i) => {
+    const reusable = this.planner.reusable(donated, (i) => {
       const s = gpuInputs[i];
       return s.handle.storages > 1 || s.handle.moved ||
         gpuInputs.some((t, j) => j !== i && t.handle === s.handle);
