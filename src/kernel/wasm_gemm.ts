@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { FunctionBuilder, OP, uleb } from "./wasm_writer.ts";
+import { encodeModule, FunctionBuilder, OP, uleb } from "./wasm_writer.ts";
 
 /**
  * The i32 fields of a GEMM parameter block, in order (bases and `*ImgStride` in bytes, other
@@ -87,34 +87,13 @@ export function relaxedSimd(): boolean {
   const zero = [...new Array(16).fill(0)];
   f.op(OP.v128_const, zero).op(OP.v128_const, zero).op(OP.v128_const, zero);
   f.op(OP.f32x4_relaxed_madd);
-  const bytes = [
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    0x01,
-    0x00,
-    0x00,
-    0x00,
-    0x01,
-    0x05,
-    0x01,
-    0x60,
-    0x00,
-    0x01,
-    0x7b,
-    0x03,
-    0x02,
-    0x01,
-    0x00,
-    0x0a,
-    ...(() => {
-      const body = f.encode();
-      return [...uleb(body.length + 1), 0x01, ...body];
-    })(),
-  ];
+  const bytes = encodeModule({
+    imports: [],
+    memory: { initial: 1, maximum: 1, shared: false },
+    functions: [{ name: "f", body: f }],
+  });
   try {
-    return WebAssembly.validate(new Uint8Array(bytes));
+    return WebAssembly.validate(bytes);
   } catch {
     return false;
   }
