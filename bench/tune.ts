@@ -16,8 +16,9 @@ const USAGE = `Usage: deno task tune [options]
   --workloads LIST   workloads whose kernels to tune (default T1): T1,T2,C1-fwd,C1-fwdbwd,...
   --budget-s S       stop starting new kernel classes after S seconds (default 1800)
   --class-s S        stop starting new candidates of a class after S seconds (default 60)
-  --shipped FILE     also write the records as a shipped table (a TypeScript module, e.g.
-                     kernels/tuned_llvmpipe.ts)
+  --shipped FILE     also write the records as a shipped table (JSON, one line per kernel
+                     class, e.g. kernels/tuned_llvmpipe.json), for adapters whose description
+                     starts with its first word
   --help
 
 The cache file is COSGRAD_TUNE_CACHE, else $XDG_CACHE_HOME/cosgrad/tune.json, else
@@ -99,7 +100,8 @@ async function main(): Promise<void> {
     } s`,
   );
   if (values.shipped !== undefined) {
-    Deno.writeTextFileSync(values.shipped, backend.tuning.shippedModule());
+    const tuning = backend.tuning;
+    Deno.writeTextFileSync(values.shipped, tuning.shippedTable(tuning.adapter.split(" ")[0]));
     console.log(`wrote ${values.shipped}`);
   }
 }

@@ -9,7 +9,7 @@
  * Choices live in a {@linkcode TuningTable}: in memory, in a JSON file that persists across runs
  * ({@linkcode tuneCachePath}: `COSGRAD_TUNE_CACHE`, else `$XDG_CACHE_HOME/cosgrad/tune.json`,
  * else `~/.cache/cosgrad/tune.json`), and in tables shipped with the package for known adapters
- * (`tuned_llvmpipe.ts`). `COSGRAD_TUNE=off` uses none of them (heuristic defaults from the
+ * (`tuned_llvmpipe.json`). `COSGRAD_TUNE=off` uses none of them (heuristic defaults from the
  * device profile); `COSGRAD_DEBUG=tune` prints each choice with its candidates' times.
  *
  * @module

@@ -21,7 +21,7 @@ import {
   type TuneRecord,
   variantName,
 } from "./tune.ts";
-import { LLVMPIPE_RECORDS } from "./tuned_llvmpipe.ts";
+import LLVMPIPE_TABLE from "./tuned_llvmpipe.json" with { type: "json" };
 
 /** What the tuning cache does (`COSGRAD_TUNE`). */
 export type TuneMode = "off" | "cache" | "on";
@@ -44,7 +44,50 @@ export interface ShippedTable {
   records: Readonly<Record<string, TuneRecord>>;
 }
 
-const SHIPPED: readonly ShippedTable[] = [{ prefix: "llvmpipe", records: LLVMPIPE_RECORDS }];
+/** A shipped table file's contents (`tuned_llvmpipe.json`; written by `deno task tune --shipped`). */
+interface ShippedFile {
+  format: typeof FORMAT;
+  /** The adapter measured, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`. */
+  adapter: string;
+  /** Start of the adapter descriptions the records apply to. */
+  prefix: string;
+  records: Record<string, TuneRecord>;
+}
+
+/**
+ * Checks a shipped table's contents (`tuned_llvmpipe.json`'s form): a malformed table is refused
+ * with the file named, never used.
+ *
+ * @example
+ * ```ts
+ * import { shippedTable } from "./tune_cache.ts";
+ * import assert from "node:assert/strict";
+ * const t = shippedTable("t.json", { format: "cosgrad-tune-1", adapter: "a", prefix: "a", records: {} });
+ * assert.equal(t.prefix, "a");
+ * assert.throws(() => shippedTable("t.json", { prefix: "a" }), /t\.json/);
+ * ```
+ */
+export function shippedTable(file: string, data: unknown): ShippedTable {
+  const d = data as Partial<ShippedFile> | null;
+  if (
+    d?.format !== FORMAT || typeof d.prefix !== "string" || typeof d.records !== "object" ||
+    d.records === null
+  ) {
+    throw new Error(
+      `Malformed shipped tuning table ${file}: expected {"format": "${FORMAT}", "prefix", "records"}`,
+    );
+  }
+  for (const [cls, r] of Object.entries(d.records)) {
+    if (!isRecord(r)) {
+      throw new Error(`Malformed shipped tuning table ${file}: bad record for ${cls}`);
+    }
+  }
+  return { prefix: d.prefix, records: d.records };
+}
+
+const SHIPPED: readonly ShippedTable[] = [
+  shippedTable("kernels/tuned_llvmpipe.json", LLVMPIPE_TABLE),
+];
 
 function env(name: string): string | undefined {
   const deno = Reflect.get(globalThis, "Deno") as
@@ -403,25 +446,24 @@ export class TuningTable {
     this.version++;
   }
 
-  /** The measured and cached records as a shipped-table module (`tuned_llvmpipe.ts`'s form). */
-  shippedModule(): string {
-    const records: Record<string, TuneRecord> = {};
-    for (const cls of [...this.records.keys()].sort()) {
-      if (this.sources.get(cls) !== "shipped") records[cls] = this.records.get(cls)!;
-    }
-    return `/**
- * Tuning records measured on ${this.adapter} by \`deno task tune --shipped\` (see \`tune.ts\`),
- * shipped so that a fresh machine with this adapter chooses without measuring.
- *
- * @module
- */
-import type { TuneRecord } from "./tune.ts";
-
-/** Records per kernel class, measured on ${this.adapter}. */
-export const LLVMPIPE_RECORDS: Readonly<Record<string, TuneRecord>> = ${
-      JSON.stringify(records, (_k, v) => typeof v === "number" ? Number(v.toPrecision(4)) : v, 1)
-    };
-`;
+  /**
+   * The measured and cached records as a shipped table (`tuned_llvmpipe.json`'s form: one line per
+   * kernel class), for adapters whose description starts with `prefix`.
+   */
+  shippedTable(prefix: string): string {
+    const lines = [...this.records.keys()].sort()
+      .filter((cls) => this.sources.get(cls) !== "shipped")
+      .map((cls) =>
+        `  ${JSON.stringify(cls)}: ${
+          JSON.stringify(
+            this.records.get(cls),
+            (_k, v) => typeof v === "number" ? Number(v.toPrecision(4)) : v,
+          )
+        }`
+      );
+    return `{\n "format": "${FORMAT}",\n "adapter": ${JSON.stringify(this.adapter)},\n "prefix": ${
+      JSON.stringify(prefix)
+    },\n "records": {\n${lines.join(",\n")}\n }\n}\n`;
   }
 
   /** One line per candidate of a class's record: name, run and compile ms, error, the choice marked. */

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { Conv2dSpec } from "./conv2d.ts";
 import { convCandidates, convClass, measureConv, pick, TOLERANCE, variantName } from "./tune.ts";
-import { TuningTable } from "./tune_cache.ts";
+import { shippedTable, TuningTable } from "./tune_cache.ts";
 import { getTestDevice } from "./_harness_test_util.ts";
 
 const SPEC: Conv2dSpec = {
@@ -173,4 +173,28 @@ Deno.test("TuningTable tiers: the quickest first, the tuned choice after a run",
   });
   flat.record(CLS, { candidates: [quick, slowCompile] });
   assert.deepEqual(flat.choose(CLS, "forward", SPEC), slowCompile.variant);
+});
+
+Deno.test("TuningTable: shippedTable writes a table that shippedTable reads back", () => {
+  const t = new TuningTable("p", "test adapter", { mode: "cache", path: null });
+  t.record(CLS, RECORD);
+  const text = t.shippedTable("test");
+  assert.equal(text.split("\n").filter((l) => l.includes(CLS)).length, 1);
+  const back = shippedTable("x.json", JSON.parse(text));
+  assert.equal(back.prefix, "test");
+  assert.deepEqual(back.records[CLS], RECORD);
+  const bad = JSON.parse(text);
+  bad.records[CLS].candidates[0].runMs = "fast";
+  assert.throws(() => shippedTable("x.json", bad), /x\.json: bad record for conv2d\.forward/);
+});
+
+Deno.test("TuningTable: the shipped llvmpipe table is read for an llvmpipe adapter only", () => {
+  const llvm = new TuningTable("k", "llvmpipe (LLVM 15.0.6, 256 bits)", {
+    mode: "cache",
+    path: null,
+  });
+  const cls = "conv2d.forward x128x3x64x64 w32x3x3x3 s2x2 p1,1,1,1 d1x1 g1";
+  assert.equal(llvm.source(cls), "shipped");
+  const other = new TuningTable("k", "NVIDIA H200", { mode: "cache", path: null });
+  assert.equal(other.source(cls), undefined);
 });
