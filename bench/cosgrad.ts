@@ -310,6 +310,29 @@ export async function prepareCosgradWebGpu(workload: Variant): Promise<cg.Backen
 }
 
 /**
+ * Prepares one workload variant on the current backend (as the timed runs do; T1 and T2 run
+ * their two untimed steps): the profilers' way to run a workload's compiled program.
+ *
+ * @example
+ * ```ts ignore
+ * import * as cg from "../mod.ts";
+ * import { prepareCosgrad } from "./cosgrad.ts";
+ * const backend = await cg.setBackend("wasm");
+ * const prep = await prepareCosgrad("C1-fwd", () => backend.synchronize());
+ * prep.run();
+ * await prep.wait();
+ * ```
+ */
+export function prepareCosgrad(workload: Variant, wait: () => Promise<void>): Promise<Prepared> {
+  return prepareVariant(workload, {
+    matmul: (n) => prepareMatmul(n, wait),
+    conv: (backward) => prepareConv(backward, wait),
+    cosface: () => prepareCosface(wait),
+    train: (id) => prepareTrain(id, wait, 60_000),
+  });
+}
+
+/**
  * Runs one workload variant with cosgrad on one backend: one result per timing mode, or one
  * result with `error`. On WebGPU the wait is the backend's `synchronize` (the queue finished).
  *

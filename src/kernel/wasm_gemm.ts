@@ -57,20 +57,44 @@ export interface GemmShape {
   nc: number;
   /** Whether to use relaxed-SIMD fused multiply-add. */
   fma: boolean;
+  /** Steps of the reduction per iteration of the micro-kernel's loop (1, 2, 4 or 8; default 1). */
+  unroll?: number;
+  /**
+   * How the micro-kernel splats A's values: one `v128.load32_splat` per row ("splat", the
+   * default), or one `v128.load` per four rows and a lane shuffle per row ("shuffle": fewer
+   * memory accesses, each of which an engine without guard pages bounds-checks).
+   */
+  aLoad?: "splat" | "shuffle";
+}
+
+/**
+ * A short name of a blocking, e.g. `4x8 kc256 nc512 u4 shuffle fma`.
+ *
+ * @example
+ * ```ts
+ * import { gemmShapeName } from "./wasm_gemm.ts";
+ * gemmShapeName({ mr: 6, nr: 8, kc: 256, nc: 512, fma: false }); // "6x8 kc256 nc512 u1 splat"
+ * ```
+ */
+export function gemmShapeName(shape: GemmShape): string {
+  return `${shape.mr}x${shape.nr} kc${shape.kc} nc${shape.nc} u${shape.unroll ?? 1} ${
+    shape.aLoad ?? "splat"
+  }${shape.fma ? " fma" : ""}`;
 }
 
 /**
  * Scratch bytes one `gemm` call needs: packed B (`kc x nc`, where the function places packed A
- * right after, whatever `n` is), packed A (`kc x mr`) and an edge tile.
+ * right after, whatever `n` is), packed A (`kc x mr`), an edge tile and the offsets of A's `kc`
+ * columns.
  *
  * @example
  * ```ts
  * import { gemmScratchBytes } from "./wasm_gemm.ts";
- * gemmScratchBytes({ mr: 4, nr: 8, kc: 256, nc: 512, fma: false }); // 528576
+ * gemmScratchBytes({ mr: 4, nr: 8, kc: 256, nc: 512, fma: false }); // 529600
  * ```
  */
 export function gemmScratchBytes(shape: GemmShape): number {
-  return 4 * (shape.kc * shape.nc + shape.kc * shape.mr + shape.mr * shape.nr) + 64;
+  return 4 * (shape.kc * shape.nc + shape.kc * shape.mr + shape.mr * shape.nr + shape.kc) + 64;
 }
 
 /**
@@ -115,10 +139,14 @@ export function relaxedSimd(): boolean {
  */
 export function gemmFunction(shape: GemmShape): FunctionBuilder {
   const { mr, nr, kc: KC, nc: NC } = shape;
+  const U = shape.unroll ?? 1, shuffle = shape.aLoad === "shuffle";
   if (nr % 4 !== 0 || mr < 1 || NC % nr !== 0) {
     throw new RangeError(
       `Bad GEMM block ${mr}x${nr} (nc ${NC}): nr and nc must be multiples of 4 and nr`,
     );
+  }
+  if (![1, 2, 4, 8].includes(U)) {
+    throw new RangeError(`Bad GEMM unroll ${U}: expected 1, 2, 4 or 8`);
   }
   const nv = nr / 4;
   const f = new FunctionBuilder(["i32", "i32", "i32", "i32", "i32", "i32"]);
@@ -153,6 +181,11 @@ export function gemmFunction(shape: GemmShape): FunctionBuilder {
   f.get(S).set(packB);
   f.get(packB).i32(KC * NC * 4).op(OP.i32_add).set(packA);
   f.get(packA).i32(KC * mr * 4).op(OP.i32_add).set(tile);
+  // The byte offsets of A's columns pc .. pc+kc-1 (one table per chunk of the reduction).
+  const kOff = L();
+  f.get(tile).i32(mr * nr * 4).op(OP.i32_add).set(kOff);
+  /** Byte offsets of the current B panel's columns (0 for columns past jcEnd). */
+  const colOff = Array.from({ length: nr }, () => L());
 
   /** Pushes the byte offset of inner index `i` (pushed by `index`) of an operand. */
   const offset = (index: () => void, img: number, imgS: number, stride: number) => {
@@ -191,7 +224,8 @@ export function gemmFunction(shape: GemmShape): FunctionBuilder {
       f.set(kc);
       // add = accumulate || pc > 0
       f.get(accum).get(pc).i32(0).op(OP.i32_gt_s).op(OP.i32_or).set(add);
-      // Pack B[pc : pc + kc, jc : jcEnd] into panels of nr columns (zeros past jcEnd).
+      // Pack B[pc : pc + kc, jc : jcEnd] into panels of nr columns (zeros past jcEnd). The
+      // columns' offsets are worked out once per panel, so no division runs per element.
       f.get(packB).set(dst);
       loop(jp, () => f.get(jc), () => f.get(jcEnd), nr, () => {
         // Whether the panel's columns are consecutive in memory (unit stride, one image).
@@ -199,40 +233,51 @@ export function gemmFunction(shape: GemmShape): FunctionBuilder {
         f.get(jp).i32(nr).op(OP.i32_add).get(jcEnd).op(OP.i32_le_s).op(OP.i32_and);
         f.get(jp).get(bImg).op(OP.i32_rem_u).i32(nr).op(OP.i32_add).get(bImg).op(OP.i32_le_u);
         f.op(OP.i32_and).set(inPanel);
+        for (let j = 0; j < nr; j++) {
+          // Columns past jcEnd read B's first element (never past memory) and store 0.
+          f.get(jp).i32(j).op(OP.i32_add).get(jcEnd).op(OP.i32_lt_s).op(OP.if, [0x7f]);
+          offset(() => f.get(jp).i32(j).op(OP.i32_add), bImg, bImgS, bCs);
+          f.op(OP.else).i32(0).op(OP.end).set(colOff[j]);
+        }
+        // src = bBase + pc * bRs: the chunk's first row.
+        f.get(bBase).get(pc).get(bRs).op(OP.i32_mul).op(OP.i32_add).set(src);
+        f.get(inPanel).op(OP.if, [0x40]);
+        f.get(src).get(colOff[0]).op(OP.i32_add).set(t);
         loop(kk, zero, () => f.get(kc), 1, () => {
-          // src = bBase + (pc + kk) * bRs + offset(jp)
-          f.get(bBase).get(pc).get(kk).op(OP.i32_add).get(bRs).op(OP.i32_mul).op(OP.i32_add);
-          offset(() => f.get(jp), bImg, bImgS, bCs);
-          f.op(OP.i32_add).set(src);
-          f.get(inPanel).op(OP.if, [0x40]);
           for (let v = 0; v < nv; v++) {
-            f.get(dst).get(src).mem(OP.v128_load, 2, 16 * v).mem(OP.v128_store, 4, 16 * v);
+            f.get(dst).get(t).mem(OP.v128_load, 2, 16 * v).mem(OP.v128_store, 4, 16 * v);
           }
-          f.op(OP.else);
+          f.get(t).get(bRs).op(OP.i32_add).set(t);
+          f.get(dst).i32(nr * 4).op(OP.i32_add).set(dst);
+        });
+        f.op(OP.else);
+        loop(kk, zero, () => f.get(kc), 1, () => {
           for (let j = 0; j < nr; j++) {
-            // Columns past jcEnd read B's first element (never past memory) and store 0.
             const inside = () => f.get(jp).i32(j).op(OP.i32_add).get(jcEnd).op(OP.i32_lt_s);
             f.get(dst);
-            f.get(bBase).get(pc).get(kk).op(OP.i32_add).get(bRs).op(OP.i32_mul).op(OP.i32_add);
-            offset(() => f.get(jp).i32(j).op(OP.i32_add), bImg, bImgS, bCs);
-            f.op(OP.i32_add).get(bBase);
-            inside();
-            f.op(OP.select).mem(OP.f32_load, 2).f32(0);
+            f.get(src).get(colOff[j]).op(OP.i32_add).mem(OP.f32_load, 2).f32(0);
             inside();
             f.op(OP.select).mem(OP.f32_store, 2, 4 * j);
           }
-          f.op(OP.end);
+          f.get(src).get(bRs).op(OP.i32_add).set(src);
           f.get(dst).i32(nr * 4).op(OP.i32_add).set(dst);
         });
+        f.op(OP.end);
+      });
+      // kOff[kk] = offset(pc + kk), for packing A.
+      loop(kk, zero, () => f.get(kc), 1, () => {
+        f.get(kOff).get(kk).i32(2).op(OP.i32_shl).op(OP.i32_add);
+        offset(() => f.get(pc).get(kk).op(OP.i32_add), aImg, aImgS, aCs);
+        f.mem(OP.i32_store, 2);
       });
       loop(ip, () => f.get(M0), () => f.get(M1), mr, () => {
         min(() => f.get(M1).get(ip).op(OP.i32_sub), () => f.i32(mr));
         f.set(rows);
-        // Pack A: packA[kk * mr + ii] = ii < rows ? A[(ip + ii) * aRs + offset(pc + kk)] : 0.
+        // Pack A: packA[kk * mr + ii] = ii < rows ? A[(ip + ii) * aRs + kOff[kk]] : 0.
         f.get(packA).set(dst);
         loop(kk, zero, () => f.get(kc), 1, () => {
           f.get(aBase).get(ip).get(aRs).op(OP.i32_mul).op(OP.i32_add);
-          offset(() => f.get(pc).get(kk).op(OP.i32_add), aImg, aImgS, aCs);
+          f.get(kOff).get(kk).i32(2).op(OP.i32_shl).op(OP.i32_add).mem(OP.i32_load, 2);
           f.op(OP.i32_add).set(src);
           for (let i = 0; i < mr; i++) {
             // Rows past m1 read A's first element (never past memory) and store 0.
@@ -247,25 +292,49 @@ export function gemmFunction(shape: GemmShape): FunctionBuilder {
         loop(jp, () => f.get(jc), () => f.get(jcEnd), nr, () => {
           const acc = Array.from({ length: mr * nv }, () => L("v128"));
           const bv = Array.from({ length: nv }, () => L("v128"));
-          const av = L("v128");
+          const av = L("v128"), aq = L("v128");
           for (const a of acc) f.op(OP.v128_const, new Array(16).fill(0)).set(a);
           f.get(packA).set(pa);
           // pb = packB + ((jp - jc) / nr) * kc * nr * 4
           f.get(packB).get(jp).get(jc).op(OP.i32_sub).get(kc).op(OP.i32_mul).i32(4);
           f.op(OP.i32_mul).op(OP.i32_add).set(pb);
-          loop(kk, zero, () => f.get(kc), 1, () => {
-            for (let v = 0; v < nv; v++) f.get(pb).mem(OP.v128_load, 4, 16 * v).set(bv[v]);
+          /** One step of the reduction, `u` steps past `pa` and `pb`. */
+          const step = (u: number) => {
+            for (let v = 0; v < nv; v++) {
+              f.get(pb).mem(OP.v128_load, 4, 4 * nr * u + 16 * v).set(bv[v]);
+            }
             for (let i = 0; i < mr; i++) {
-              f.get(pa).mem(OP.v128_load32_splat, 2, 4 * i).set(av);
+              if (!shuffle) {
+                f.get(pa).mem(OP.v128_load32_splat, 2, 4 * (mr * u + i)).set(av);
+              } else {
+                // Rows 4q .. 4q+3 in one load (past the panel's last row: unused values).
+                if (i % 4 === 0) f.get(pa).mem(OP.v128_load, 2, 4 * (mr * u + i)).set(aq);
+                const l = 4 * (i % 4);
+                const lanes = [0, 1, 2, 3].flatMap(() => [l, l + 1, l + 2, l + 3]);
+                f.get(aq).get(aq).op(OP.i8x16_shuffle, lanes).set(av);
+              }
               for (let v = 0; v < nv; v++) {
                 const a = acc[i * nv + v];
                 if (shape.fma) f.get(av).get(bv[v]).get(a).op(OP.f32x4_relaxed_madd).set(a);
                 else f.get(a).get(av).get(bv[v]).op(OP.f32x4_mul).op(OP.f32x4_add).set(a);
               }
             }
-            f.get(pa).i32(mr * 4).op(OP.i32_add).set(pa);
-            f.get(pb).i32(nr * 4).op(OP.i32_add).set(pb);
+          };
+          // kEnd = kc rounded down to the unroll; U steps per iteration, then the rest.
+          const kEnd = L();
+          f.get(kc).i32(-U).op(OP.i32_and).set(kEnd);
+          loop(kk, zero, () => f.get(kEnd), U, () => {
+            for (let u = 0; u < U; u++) step(u);
+            f.get(pa).i32(U * mr * 4).op(OP.i32_add).set(pa);
+            f.get(pb).i32(U * nr * 4).op(OP.i32_add).set(pb);
           });
+          if (U > 1) {
+            loop(kk, () => f.get(kEnd), () => f.get(kc), 1, () => {
+              step(0);
+              f.get(pa).i32(mr * 4).op(OP.i32_add).set(pa);
+              f.get(pb).i32(nr * 4).op(OP.i32_add).set(pb);
+            });
+          }
           min(() => f.get(jcEnd).get(jp).op(OP.i32_sub), () => f.i32(nr));
           f.set(cols);
           // dst = cBase + ip * cRs + offset(jp)

@@ -3,7 +3,13 @@
 import assert from "node:assert/strict";
 import { bin, call, type Expr, type Kernel, lit, load, name, select, u32 } from "./ir.ts";
 import { MATH_IMPORTS, mathImports, renderWasmFunction } from "./wasm.ts";
-import { GEMM_PARAMS, gemmFunction, gemmScratchBytes, relaxedSimd } from "./wasm_gemm.ts";
+import {
+  GEMM_PARAMS,
+  gemmFunction,
+  gemmScratchBytes,
+  type GemmShape,
+  relaxedSimd,
+} from "./wasm_gemm.ts";
 import { encodeModule, FunctionBuilder, sleb, uleb } from "./wasm_writer.ts";
 import { optimize } from "./passes.ts";
 import { renderWgsl } from "./wgsl.ts";
@@ -96,15 +102,16 @@ Deno.test("the renderer computes arithmetic, selects, conversions and math calls
 
 Deno.test("the GEMM function agrees with float64 sums on odd shapes, layouts and row splits", () => {
   for (const fma of [false, ...(relaxedSimd() ? [true] : [])]) {
-    for (
-      const shape of [{ mr: 6, nr: 8, kc: 16, nc: 16, fma }, {
-        mr: 4,
-        nr: 8,
-        kc: 256,
-        nc: 512,
-        fma,
-      }]
-    ) {
+    const shapes: GemmShape[] = [
+      { mr: 6, nr: 8, kc: 16, nc: 16, fma },
+      { mr: 4, nr: 8, kc: 256, nc: 512, fma },
+      // Unrolled reductions (kc not a multiple of the unroll: the rest one step at a time) and
+      // A's rows loaded four at a time (mr 5 and 6: a second load past the panel's rows).
+      { mr: 4, nr: 8, kc: 19, nc: 16, fma, unroll: 4, aLoad: "shuffle" },
+      { mr: 6, nr: 8, kc: 16, nc: 32, fma, unroll: 8, aLoad: "shuffle" },
+      { mr: 5, nr: 12, kc: 13, nc: 24, fma, unroll: 2, aLoad: "splat" },
+    ];
+    for (const shape of shapes) {
       const bytes = encodeModule({
         imports: [],
         memory: { initial: 64, maximum: 64, shared: false },

@@ -498,9 +498,10 @@ function loopSteps(k: Kernel, scope: Scope, table: FunctionTable): Step[] {
 /** The in-place epilogue of a GEMM kernel: `out0[i] = root(core = out0[i])`. */
 function epilogueStep(k: Kernel, scope: Scope, table: FunctionTable): Step {
   const core = k.core!;
-  return mapStep(k, scope, table, (e, idx) => {
+  const step = mapStep(k, scope, table, (e, idx) => {
     e.seed(core, flatIndex(core.shape, idx.flat!), e.let(load("out0", GID, "f32"), "c", true));
   });
+  return { ...step, name: `${step.name} epilogue` };
 }
 
 function nodeArg(node: Node, offset = 0): Arg {

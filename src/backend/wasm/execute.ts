@@ -44,7 +44,7 @@ const GEMM_CHUNKS = 2;
  * chunks that the threads claim one at a time (an atomic counter in the command), so a thread
  * the OS holds back does less instead of making the others wait at the barrier. Returns the
  * first error thrown (a trap), after running every barrier so the other threads never wait
- * forever.
+ * forever. `onCommand` gets each command's milliseconds by `clock` (default: wall time).
  */
 export function runShare(
   exports: ProgramExports,
@@ -53,10 +53,11 @@ export function runShare(
   _thread: number,
   threads: number,
   onCommand?: (c: number, ms: number) => void,
+  clock: () => number = () => performance.now(),
 ): unknown {
   let error: unknown = null;
   for (let c = 0; c < job.count; c++) {
-    const t0 = onCommand === undefined ? 0 : performance.now();
+    const t0 = onCommand === undefined ? 0 : clock();
     const words = new Int32Array(memory.buffer);
     const at = job.block / 4 + c * CMD_WORDS;
     const code = words[at];
@@ -96,7 +97,7 @@ export function runShare(
       error = e;
     }
     barrier(words, threads);
-    onCommand?.(c, performance.now() - t0);
+    onCommand?.(c, clock() - t0);
   }
   return error;
 }
