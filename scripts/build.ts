@@ -2,7 +2,8 @@
  * `deno task build`: bundles the browser entry (`src/web.ts`) into one minified ES module,
  * `dist/cosgrad.js` with its source map, and the margin explorer page (`examples/web/`) into
  * `dist/web/` (its `main.js` imports the library from `./cosgrad.js`, which `scripts/serve.ts`
- * serves beside it). Prints the sizes.
+ * serves beside it), and the wasm backend's pool worker, `dist/cosgrad_worker.js` (started where
+ * the page is cross-origin isolated). Prints the sizes.
  *
  * ```sh
  * deno task build                 # into dist/
@@ -112,6 +113,13 @@ export async function build(options: BuildOptions = {}): Promise<BuildReport> {
       entryPoints: [path(ENTRY)],
       outfile: `${out}/cosgrad.js`,
     });
+    // The wasm backend's pool worker, beside the library (which starts it where the page is
+    // cross-origin isolated).
+    const worker = await esbuild.build({
+      ...common,
+      entryPoints: [path(new URL("src/backend/wasm/worker.ts", ROOT))],
+      outfile: `${out}/cosgrad_worker.js`,
+    });
     const page = await esbuild.build({
       ...common,
       entryPoints: [path(new URL("main.ts", PAGE))],
@@ -128,9 +136,8 @@ export async function build(options: BuildOptions = {}): Promise<BuildReport> {
         }: import them through src/web.ts`,
       );
     }
-    if (lib.errors.length + page.errors.length > 0) {
-      throw new TypeError(`esbuild reported ${lib.errors.length + page.errors.length} errors`);
-    }
+    const errors = lib.errors.length + worker.errors.length + page.errors.length;
+    if (errors > 0) throw new TypeError(`esbuild reported ${errors} errors`);
   } finally {
     await esbuild.stop();
   }
@@ -140,6 +147,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildReport> {
   const names = [
     "cosgrad.js",
     "cosgrad.js.map",
+    "cosgrad_worker.js",
     "web/main.js",
     "web/main.js.map",
     ...STATIC_FILES.map((f) => `web/${f}`),
@@ -154,7 +162,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildReport> {
     const kib = (b: number) => `${(b / 1024).toFixed(1)} KiB`.padStart(10);
     console.log(`built ${out} in ${report.ms.toFixed(0)} ms`);
     for (const f of files) {
-      console.log(`  ${f.path.padEnd(18)} ${kib(f.bytes)}  (gzip ${kib(f.gzipBytes).trim()})`);
+      console.log(`  ${f.path.padEnd(20)} ${kib(f.bytes)}  (gzip ${kib(f.gzipBytes).trim()})`);
     }
   }
   return report;

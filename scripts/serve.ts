@@ -82,7 +82,9 @@ export function siteFile(root: string, pathname: string): string | null {
     return null;
   }
   const base = root.endsWith("/") ? root.slice(0, -1) : root;
-  if (p === "/cosgrad.js" || p === "/cosgrad.js.map") return `${base}${p}`;
+  if (p === "/cosgrad.js" || p === "/cosgrad.js.map" || p === "/cosgrad_worker.js") {
+    return `${base}${p}`;
+  }
   if (p.endsWith("/")) p += "index.html";
   return `${base}/web${p}`;
 }
@@ -113,7 +115,13 @@ export function serveSite(options: ServeOptions = {}): Site {
       try {
         const body = await Deno.readFile(file);
         return new Response(req.method === "HEAD" ? null : body, {
-          headers: { "content-type": contentType(file), "cache-control": "no-store" },
+          headers: {
+            "content-type": contentType(file),
+            "cache-control": "no-store",
+            // Cross-origin isolation: shared memory, so the wasm backend runs on all cores.
+            "cross-origin-opener-policy": "same-origin",
+            "cross-origin-embedder-policy": "require-corp",
+          },
         });
       } catch (e) {
         if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.IsADirectory) {

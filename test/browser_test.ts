@@ -40,6 +40,7 @@ interface ToyStatus {
   fallbackAdapter: boolean | null;
   backend: string;
   note: string | null;
+  threads: number | null;
   msPerStep: number;
   done: boolean;
   error: string | null;
@@ -169,6 +170,10 @@ Deno.test({
       assert.equal(w.error, null);
       assert.equal(w.adapter, null, "WebGPU was not off");
       assert.equal(w.backend, "wasm", `trained on ${w.backend} without WebGPU: ${w.note}`);
+      // The site is cross-origin isolated (scripts/serve.ts), so the pool runs on Web Workers
+      // over the bundle's cosgrad_worker.js: as many threads as the machine has cores.
+      const cores = navigator.hardwareConcurrency;
+      assert.equal(w.threads, cores, `wasm threads ${w.threads} of ${cores} cores`);
       assert.equal(w.losses.length, WASM_STEPS);
       assert.ok(w.losses.every(Number.isFinite), "a loss was not finite on wasm");
       const wFirst = mean(w.losses.slice(0, 20)), wLast = mean(w.losses.slice(-20));
@@ -181,7 +186,9 @@ Deno.test({
           (m2.note === null ? "" : ` (${m2.note})`) +
           `; ${m2.msPerStep.toFixed(1)} ms/step; min gap m=0 ${deg(m0.gaps.min)}, ` +
           `m=0.2 ${deg(m2.gaps.min)}; screenshot ${SHOTS}/toy.png` +
-          `; WebGPU off: ${w.backend}, ${w.msPerStep.toFixed(1)} ms/step (${w.note}); ` +
+          `; WebGPU off: ${w.backend} on ${w.threads} threads, ${
+            w.msPerStep.toFixed(1)
+          } ms/step (${w.note}); ` +
           `${((performance.now() - t0) / 1000).toFixed(1)} s`,
       );
     } finally {

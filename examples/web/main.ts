@@ -52,6 +52,8 @@ export interface ToyStatus {
   backend: string;
   /** Why training is not on WebGPU, when it is not. */
   note: string | null;
+  /** Threads of the wasm backend (1 where the page is not cross-origin isolated), or null. */
+  threads: number | null;
   /** The settings of the current run. */
   config: { loss: LossKind; m: number; s: number; lr: number; seed: number; readEvery: number };
   /** Mean wall time of a step over the last read interval, in milliseconds. */
@@ -117,6 +119,7 @@ const status: ToyStatus = {
   fallbackAdapter: null,
   backend: "cpu",
   note: null,
+  threads: null,
   config: { loss: "cosface", m: 0.2, s: 16, lr: 0.01, seed: 1, readEvery: 10 },
   msPerStep: NaN,
   running: false,
@@ -135,9 +138,17 @@ async function fallBack(why: string): Promise<void> {
   if (query.get("backend") !== "cpu") {
     try {
       await cg.setBackend("wasm");
+      const threads = (cg.getBackend() as unknown as { threads: number }).threads;
       status.backend = "wasm";
       status.note = why;
-      note.textContent = `Training on WebAssembly (wasm backend): ${why}`;
+      status.threads = threads;
+      note.textContent = `Training on WebAssembly (wasm backend, ${threads} thread${
+        threads === 1 ? "" : "s"
+      }${
+        threads === 1 && !globalThis.crossOriginIsolated
+          ? ": the page is not cross-origin isolated"
+          : ""
+      }): ${why}`;
       return;
     } catch (e) {
       why = `${why}; the wasm backend did not start either: ${(e as Error).message}`;

@@ -53,7 +53,10 @@ export interface WasmBackendOptions {
   spawn?: (url: URL) => PoolWorker;
 }
 
-/** The worker API of this engine: `node:worker_threads` under Deno (none elsewhere yet). */
+/**
+ * The worker API of this engine: `node:worker_threads` under Deno, Web Workers on the bundle's
+ * worker file in a cross-origin isolated page, else none (one thread).
+ */
 async function workerSpawner(): Promise<((url: URL) => PoolWorker) | undefined> {
   if ("Deno" in globalThis) {
     const nodeThreads = "node:worker_threads";
@@ -78,8 +81,44 @@ async function workerSpawner(): Promise<((url: URL) => PoolWorker) | undefined> 
       };
     };
   }
-  // In a browser the bundle has no worker file of its own yet: one thread.
-  return undefined;
+  return await browserSpawner();
+}
+
+/**
+ * The worker file of the browser bundle (`deno task build` writes it beside `cosgrad.js`, whose
+ * `import.meta.url` this resolves against once bundled).
+ */
+const BROWSER_WORKER = "./cosgrad_worker.js";
+
+/**
+ * Web Workers on the bundle's worker file, where the page is cross-origin isolated (shared
+ * memory needs it) and the file is served; else undefined (one thread: a library bundled by
+ * another tool has no worker file).
+ */
+async function browserSpawner(): Promise<((url: URL) => PoolWorker) | undefined> {
+  const g = globalThis as { crossOriginIsolated?: boolean; Worker?: unknown };
+  if (g.crossOriginIsolated !== true || typeof g.Worker !== "function") return undefined;
+  const url = new URL(BROWSER_WORKER, import.meta.url);
+  try {
+    const head = await fetch(url, { method: "HEAD" });
+    if (!head.ok) return undefined;
+  } catch {
+    return undefined;
+  }
+  // The module URL the backend passes is its source file, which a bundle does not have.
+  return (_source) => {
+    const w = new Worker(url, { type: "module", name: "cosgrad wasm" });
+    w.onerror = (e) => console.error(`cosgrad: wasm worker ${url} failed: ${e.message}`);
+    return {
+      postMessage: (m) => w.postMessage(m),
+      onMessage: (f) => {
+        w.onmessage = (ev) => f(ev.data);
+      },
+      unref: () => {},
+      ref: () => {},
+      terminate: () => w.terminate(),
+    };
+  };
 }
 
 /**
@@ -174,7 +213,10 @@ export class WasmBackend implements Backend {
   /**
    * Starts a backend with a worker pool where the engine can share memory: Deno's
    * `node:worker_threads` (unref'd while idle, so the pool never keeps a process alive); one
-   * thread otherwise (in a browser too: the bundle has no worker entry yet).
+   * thread otherwise. In a browser: Web Workers on the bundle's `cosgrad_worker.js` where the
+   * page is cross-origin isolated (served with `Cross-Origin-Opener-Policy: same-origin` and
+   * `Cross-Origin-Embedder-Policy: require-corp`, as `deno task serve` does), one thread where
+   * it is not.
    *
    * @example
    * ```ts ignore
