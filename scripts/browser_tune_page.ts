@@ -1,0 +1,67 @@
+/**
+ * The tuning page (`scripts/browser_tune.ts` builds and drives it): measures the candidates of
+ * each convolution kernel class it is given on the page's WebGPU adapter with the tuner's own
+ * {@linkcode measureConv} (the timing `deno task tune` does under Deno), and publishes the
+ * records on `globalThis.__tune` as they finish. The classes come from the shipped llvmpipe table
+ * (T1's kernels), so both adapters are measured on the same kernels.
+ *
+ * Query: `classes` (how many, default all), `classMs` (a class's budget after its first two
+ * candidates, default 60000).
+ *
+ * @module
+ */
+import { convCandidates, measureConv, type TuneRecord } from "../kernels/tune.ts";
+import { shippedTable } from "../kernels/tune_cache.ts";
+import LLVMPIPE from "../kernels/tuned_llvmpipe.json" with { type: "json" };
+
+/** What the page publishes. */
+export interface TuneStatus {
+  /** The adapter measured (vendor, architecture, description). */
+  adapter: string;
+  /** Records per kernel class, in the order measured. */
+  records: Record<string, TuneRecord>;
+  /** Classes to measure in all. */
+  total: number;
+  /** Whether every class is measured. */
+  done: boolean;
+  /** An error that stopped the page, else null. */
+  error: string | null;
+}
+
+const status: TuneStatus = { adapter: "", records: {}, total: 0, done: false, error: null };
+(globalThis as unknown as { __tune: TuneStatus }).__tune = status;
+
+async function main(): Promise<void> {
+  const query = new URLSearchParams(location.search);
+  const adapter = await navigator.gpu?.requestAdapter();
+  if (!adapter) throw new Error("navigator.gpu.requestAdapter() found no adapter");
+  const info = adapter.info;
+  status.adapter = [info.vendor, info.architecture, info.description].filter((s) => s).join(" · ");
+  const device = await adapter.requestDevice({
+    requiredLimits: {
+      maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+      maxBufferSize: adapter.limits.maxBufferSize,
+      maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: adapter.limits.maxComputeInvocationsPerWorkgroup,
+      maxStorageBuffersPerShaderStage: adapter.limits.maxStorageBuffersPerShaderStage,
+    },
+  });
+  const classMs = Number(query.get("classMs") ?? 60_000);
+  const classes = Object.entries(shippedTable("tuned_llvmpipe.json", LLVMPIPE).records)
+    .slice(0, Number(query.get("classes") ?? Infinity));
+  status.total = classes.length;
+  for (const [cls, r] of classes) {
+    if (r.direction === undefined || r.spec === undefined) continue;
+    const candidates = convCandidates(r.direction, r.spec);
+    status.records[cls] = await measureConv(device, r.direction, r.spec, candidates, {
+      budgetMs: classMs,
+      trials: 2,
+      minBatchMs: 50,
+    });
+  }
+  status.done = true;
+}
+
+main().catch((e) => {
+  status.error = e instanceof Error ? `${e.message}\n${e.stack}` : String(e);
+});
