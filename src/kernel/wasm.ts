@@ -63,10 +63,27 @@ function wasmType(t: Expr["type"]): WasmType {
 export interface WasmRenderOptions {
   /** Elements of each binding (loads are clamped into it). */
   elements: (b: Binding) => number;
+  /**
+   * Whether a map over `gid` may run four elements per step in SIMD128 lanes (default true;
+   * kernels the vector renderer cannot express run one element at a time anyway).
+   */
+  simd?: boolean;
 }
 
 /**
- * Writes `kernel`'s body into `f`, a function of parameters `(args: i32, start: i32, end: i32)`.
+ * How the values of one step of a vectorized loop over `gid` (four consecutive indices
+ * `g .. g+3`, `g` a multiple of 4) vary across its lanes: `uniform` (one scalar), `affine`
+ * (an i32 `s + lane`, held as its scalar `s`; `aligned`: `s` is a multiple of 4, so a division
+ * by a multiple of 4 is uniform) or `vector` (a v128).
+ */
+type Lanes = { kind: "uniform" } | { kind: "affine"; aligned: boolean } | { kind: "vector" };
+
+const UNIFORM: Lanes = { kind: "uniform" };
+const VECTOR: Lanes = { kind: "vector" };
+
+/**
+ * Writes `kernel`'s body into `f`, a function of parameters `(args: i32, start: i32, end: i32)`;
+ * says whether its loop over `gid` runs four elements a step (see {@link WasmRenderOptions.simd}).
  *
  * @example
  * ```ts
@@ -96,8 +113,8 @@ export function renderWasmFunction(
   kernel: Kernel,
   f: FunctionBuilder,
   options: WasmRenderOptions,
-): void {
-  new Renderer(kernel, f, options).run();
+): { vectorized: boolean } {
+  return { vectorized: new Renderer(kernel, f, options).run() };
 }
 
 class Renderer {
@@ -112,7 +129,8 @@ class Renderer {
   ) {
     this.err = kernel.bindings.find((b) => b.scalar === "atomic")?.name;
   }
-  run(): void {
+  /** Renders the kernel; returns whether its loop runs four elements a step. */
+  run(): boolean {
     const f = this.f;
     if (this.kernel.shared.length > 0) {
       throw new TypeError(
@@ -134,7 +152,394 @@ class Renderer {
     });
     // `lid` (the local invocation index) is 0: one "thread" runs a range.
     this.localFor("lid", "i32");
-    this.stmts(this.kernel.body);
+    const body = this.kernel.body;
+    const loop = body[body.length - 1];
+    if (this.options.simd !== false && loop?.kind === "for" && this.vectorizable(loop)) {
+      this.stmts(body.slice(0, -1));
+      this.vectorLoops(loop);
+      return true;
+    }
+    this.stmts(body);
+    return false;
+  }
+
+  /** Lanes of each name of the vectorized loop body (absent: uniform). */
+  private readonly lanes = new Map<string, Lanes>();
+  /** v128 locals of the vectorized loop body's `vector` names. */
+  private readonly vlocals = new Map<string, number>();
+
+  /**
+   * Whether `loop` is `for gid in [start, end)` whose body the vector renderer expresses
+   * (lets and stores, no integer division that varies per lane, no vector bindings); fills
+   * {@link lanes}.
+   */
+  private vectorizable(loop: Extract<Stmt, { kind: "for" }>): boolean {
+    const isName = (e: Expr, n: string) => e.kind === "name" && e.name === n;
+    if (
+      loop.index !== "gid" || !isName(loop.from, "start") || !isName(loop.to, "end") ||
+      loop.step.kind !== "lit" || loop.step.value !== 1
+    ) {
+      return false;
+    }
+    this.lanes.clear();
+    this.lanes.set("gid", { kind: "affine", aligned: true });
+    for (const st of loop.body) {
+      if (st.kind === "let") {
+        const l = this.lanesOf(st.value);
+        if (l === null) return false;
+        this.lanes.set(st.name, l);
+      } else if (st.kind === "store") {
+        const b = this.bases.get(st.buf)?.binding;
+        const i = this.lanesOf(st.index), v = this.lanesOf(st.value);
+        if (b === undefined || b.lanes !== 1 || b.scalar === "atomic") return false;
+        if (i === null || v === null || i.kind === "uniform") return false;
+      } else {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** How `e` varies across the lanes of a vectorized step, or null when it cannot be rendered so. */
+  private lanesOf(e: Expr): Lanes | null {
+    const scalar = (t: Expr["type"]) => t === "f32" || t === "i32" || t === "u32" || t === "bool";
+    if (!scalar(e.type)) return null;
+    switch (e.kind) {
+      case "lit":
+      case "wid":
+        return UNIFORM;
+      case "name":
+        return this.lanes.get(e.name) ?? UNIFORM;
+      case "unary": {
+        const x = this.lanesOf(e.x);
+        return x === null ? null : x.kind === "uniform" ? UNIFORM : VECTOR;
+      }
+      case "binary": {
+        const a = this.lanesOf(e.a), b = this.lanesOf(e.b);
+        if (a === null || b === null || !scalar(e.a.type)) return null;
+        if (a.kind === "uniform" && b.kind === "uniform") return UNIFORM;
+        const operand = laneType(e.a.type);
+        if (operand === "f32") return e.op === "%" ? null : VECTOR;
+        const four = (x: Expr) => x.kind === "lit" && x.value % 4 === 0;
+        if (e.op === "+" && a.kind === "affine" && b.kind === "uniform") {
+          return { kind: "affine", aligned: a.aligned && four(e.b) };
+        }
+        if (e.op === "+" && a.kind === "uniform" && b.kind === "affine") {
+          return { kind: "affine", aligned: b.aligned && four(e.a) };
+        }
+        if (e.op === "-" && a.kind === "affine" && b.kind === "uniform") {
+          return { kind: "affine", aligned: a.aligned && four(e.b) };
+        }
+        if (e.op === "/" || e.op === "%") {
+          // (s + lane) / d with s and d multiples of 4 is the same in every lane; the
+          // remainder is s % d + lane. Other integer divisions vary per lane: not vectorized.
+          if (
+            operand !== "u32" || a.kind !== "affine" || !a.aligned || e.b.kind !== "lit" ||
+            e.b.value <= 0 || e.b.value % 4 !== 0
+          ) {
+            return null;
+          }
+          return e.op === "/" ? UNIFORM : { kind: "affine", aligned: true };
+        }
+        return VECTOR;
+      }
+      case "call": {
+        const args = e.args.map((x) => this.lanesOf(x));
+        if (args.some((x) => x === null)) return null;
+        if (args.every((x) => x!.kind === "uniform")) return UNIFORM;
+        const from = laneType(e.args[0].type);
+        if (
+          (e.fn === "f32" || e.fn === "i32" || e.fn === "u32" || e.fn.startsWith("bitcast")) &&
+          from === "bool"
+        ) {
+          return null;
+        }
+        return e.fn === "select" || e.fn === "sqrt" || e.fn === "floor" || e.fn === "trunc" ||
+            e.fn === "abs" || e.fn === "min" || e.fn === "max" || e.fn === "clamp" ||
+            e.fn === "f32" || e.fn === "i32" || e.fn === "u32" || e.fn.startsWith("bitcast") ||
+            MATH_INDEX.has(e.fn)
+          ? VECTOR
+          : null;
+      }
+      case "load": {
+        const b = this.bases.get(e.buf)?.binding;
+        if (b === undefined || b.lanes !== 1 || b.scalar === "atomic") return null;
+        const i = this.lanesOf(e.index);
+        return i === null ? null : i.kind === "uniform" ? UNIFORM : VECTOR;
+      }
+      default:
+        return null;
+    }
+  }
+
+  /**
+   * The loop over `[start, end)` as a scalar head up to the first multiple of 4, a vector loop
+   * of four elements a step, and a scalar tail: `head = min(align4(start), end)`, vectors over
+   * `[align4(start), end & ~3)`, the tail over `[max(end & ~3, head), end)`.
+   */
+  private vectorLoops(loop: Extract<Stmt, { kind: "for" }>): void {
+    const f = this.f;
+    const gid = this.localFor("gid", "i32");
+    const vs = f.local("i32"), ve = f.local("i32"), head = f.local("i32");
+    f.get(1).i32(3).op(OP.i32_add).i32(-4).op(OP.i32_and).set(vs);
+    f.get(2).i32(-4).op(OP.i32_and).set(ve);
+    f.get(vs).get(2).get(vs).get(2).op(OP.i32_lt_u).op(OP.select).set(head);
+    const range = (from: () => void, to: () => void, step: number, body: () => void) => {
+      from();
+      f.set(gid);
+      f.op(OP.block, [0x40]).op(OP.loop, [0x40]);
+      f.get(gid);
+      to();
+      f.op(OP.i32_ge_u).op(OP.br_if, uleb(1));
+      body();
+      f.get(gid).i32(step).op(OP.i32_add).set(gid).op(OP.br, uleb(0));
+      f.op(OP.end).op(OP.end);
+    };
+    range(() => f.get(1), () => f.get(head), 1, () => this.stmts(loop.body));
+    range(() => f.get(vs), () => f.get(ve), 4, () => this.vectorBody(loop.body));
+    range(
+      () => f.get(ve).get(head).get(ve).get(head).op(OP.i32_gt_u).op(OP.select),
+      () => f.get(2),
+      1,
+      () => this.stmts(loop.body),
+    );
+  }
+
+  private vectorBody(body: readonly Stmt[]): void {
+    const f = this.f;
+    for (const st of body) {
+      if (st.kind === "let") {
+        const l = this.lanes.get(st.name)!;
+        if (l.kind === "vector") {
+          this.vector(st.value);
+          let v = this.vlocals.get(st.name);
+          if (v === undefined) this.vlocals.set(st.name, v = f.local("v128"));
+          f.set(v);
+        } else {
+          // Uniform values, and affine ones as their first lane: scalar code.
+          this.expr(st.value);
+          f.set(this.localFor(st.name, wasmType(st.value.type)));
+        }
+      } else if (st.kind === "store") {
+        const { local } = this.base(st.buf);
+        const index = this.lanesOf(st.index)!;
+        if (index.kind === "affine") {
+          f.get(local);
+          this.expr(st.index);
+          f.i32(2).op(OP.i32_shl).op(OP.i32_add);
+          this.vector(st.value);
+          f.mem(OP.v128_store, 2);
+        } else {
+          const iv = this.temp("v128"), vv = this.temp("v128");
+          this.vector(st.index);
+          f.set(iv);
+          this.vector(st.value);
+          f.set(vv);
+          const isF = wasmType(st.value.type) === "f32";
+          for (let l = 0; l < 4; l++) {
+            f.get(local).get(iv).op(OP.i32x4_extract_lane, [l]).i32(2).op(OP.i32_shl);
+            f.op(OP.i32_add).get(vv);
+            f.op(isF ? OP.f32x4_extract_lane : OP.i32x4_extract_lane, [l]);
+            f.mem(isF ? OP.f32_store : OP.i32_store, 2);
+          }
+          this.free("v128", iv);
+          this.free("v128", vv);
+        }
+      }
+    }
+  }
+
+  /** Pushes `e` as a v128 of its four lanes (f32x4, i32x4, or an i32x4 mask for a bool). */
+  private vector(e: Expr): void {
+    const f = this.f;
+    const l = this.lanesOf(e)!;
+    const type = laneType(e.type);
+    if (l.kind === "uniform") {
+      this.expr(e);
+      if (type === "bool") {
+        const t = this.temp("i32");
+        f.set(t).i32(0).get(t).op(OP.i32_sub);
+        this.free("i32", t);
+      }
+      f.op(type === "f32" ? OP.f32x4_splat : OP.i32x4_splat);
+      return;
+    }
+    if (l.kind === "affine") {
+      this.expr(e);
+      f.op(OP.i32x4_splat).op(OP.v128_const, [0, 1, 2, 3].flatMap((i) => [i, 0, 0, 0]));
+      f.op(OP.i32x4_add);
+      return;
+    }
+    switch (e.kind) {
+      case "name":
+        f.get(this.vlocals.get(e.name)!);
+        return;
+      case "unary":
+        this.vector(e.x);
+        f.op(e.op === "!" ? OP.v128_not : type === "f32" ? OP.f32x4_neg : OP.i32x4_neg);
+        return;
+      case "binary":
+        this.vectorBinary(e);
+        return;
+      case "call":
+        this.vectorCall(e);
+        return;
+      case "load":
+        this.vectorLoad(e);
+        return;
+      default:
+        throw new TypeError(`Internal error: ${e.kind} in a vectorized loop`);
+    }
+  }
+
+  private vectorBinary(e: Extract<Expr, { kind: "binary" }>): void {
+    const f = this.f;
+    const operand = laneType(e.a.type);
+    this.vector(e.a);
+    this.vector(e.b);
+    if (operand === "f32") {
+      const ops: Partial<Record<typeof e.op, readonly number[]>> = {
+        "+": OP.f32x4_add,
+        "-": OP.f32x4_sub,
+        "*": OP.f32x4_mul,
+        "/": OP.f32x4_div,
+        "<": OP.f32x4_lt,
+        "<=": OP.f32x4_le,
+        ">": OP.f32x4_gt,
+        ">=": OP.f32x4_ge,
+        "==": OP.f32x4_eq,
+        "!=": OP.f32x4_ne,
+      };
+      f.op(ops[e.op]!);
+      return;
+    }
+    const signed = operand === "i32";
+    const ops: Partial<Record<typeof e.op, readonly number[]>> = {
+      "+": OP.i32x4_add,
+      "-": OP.i32x4_sub,
+      "*": OP.i32x4_mul,
+      "<": signed ? OP.i32x4_lt_s : OP.i32x4_lt_u,
+      "<=": signed ? OP.i32x4_le_s : OP.i32x4_le_u,
+      ">": signed ? OP.i32x4_gt_s : OP.i32x4_gt_u,
+      ">=": signed ? OP.i32x4_ge_s : OP.i32x4_ge_u,
+      "==": OP.i32x4_eq,
+      "!=": OP.i32x4_ne,
+      "&&": OP.v128_and,
+      "||": OP.v128_or,
+      "&": OP.v128_and,
+      "|": OP.v128_or,
+    };
+    const op = ops[e.op];
+    if (op === undefined) throw new TypeError(`Internal error: vector operator ${e.op}`);
+    f.op(op);
+  }
+
+  private vectorCall(e: Extract<Expr, { kind: "call" }>): void {
+    const f = this.f;
+    const from = laneType(e.args[0].type);
+    const isF = from === "f32", signed = from === "i32";
+    const math = MATH_INDEX.get(e.fn);
+    if (math !== undefined) {
+      const x = this.temp("v128"), r = this.temp("v128");
+      this.vector(e.args[0]);
+      f.set(x);
+      f.get(x).set(r);
+      for (let l = 0; l < 4; l++) {
+        f.get(r).get(x).op(OP.f32x4_extract_lane, [l]).op(OP.f64_promote_f32);
+        f.op(OP.call, uleb(math)).op(OP.f32_demote_f64).op(OP.f32x4_replace_lane, [l]).set(r);
+      }
+      f.get(r);
+      this.free("v128", x);
+      this.free("v128", r);
+      return;
+    }
+    switch (e.fn) {
+      case "select":
+        this.vector(e.args[1]);
+        this.vector(e.args[0]);
+        this.vector(e.args[2]);
+        f.op(OP.v128_bitselect);
+        return;
+      case "sqrt":
+      case "floor":
+      case "trunc":
+        this.vector(e.args[0]);
+        f.op(e.fn === "sqrt" ? OP.f32x4_sqrt : e.fn === "floor" ? OP.f32x4_floor : OP.f32x4_trunc);
+        return;
+      case "abs":
+        this.vector(e.args[0]);
+        f.op(isF ? OP.f32x4_abs : OP.i32x4_abs);
+        return;
+      case "min":
+      case "max":
+      case "clamp": {
+        const max = isF ? OP.f32x4_max : signed ? OP.i32x4_max_s : OP.i32x4_max_u;
+        const min = isF ? OP.f32x4_min : signed ? OP.i32x4_min_s : OP.i32x4_min_u;
+        this.vector(e.args[0]);
+        this.vector(e.args[1]);
+        if (e.fn === "clamp") {
+          f.op(max);
+          this.vector(e.args[2]);
+        }
+        f.op(e.fn === "max" ? max : min);
+        return;
+      }
+      case "f32":
+        this.vector(e.args[0]);
+        if (!isF) f.op(signed ? OP.f32x4_convert_i32x4_s : OP.f32x4_convert_i32x4_u);
+        return;
+      case "i32":
+      case "u32":
+        this.vector(e.args[0]);
+        if (isF) {
+          f.op(e.fn === "i32" ? OP.i32x4_trunc_sat_f32x4_s : OP.i32x4_trunc_sat_f32x4_u);
+        }
+        return;
+      default:
+        // Bitcasts: the same bits.
+        this.vector(e.args[0]);
+        return;
+    }
+  }
+
+  /**
+   * A vector load, clamped like the scalar one: four consecutive elements in one `v128.load`
+   * when the affine index's last lane is in range, else one clamped load per lane.
+   */
+  private vectorLoad(e: Extract<Expr, { kind: "load" }>): void {
+    const f = this.f;
+    const { local, binding } = this.base(e.buf);
+    const n = Math.max(1, this.options.elements(binding));
+    const isF = wasmType(e.type) === "f32";
+    const index = this.lanesOf(e.index)!;
+    const iv = this.temp("v128");
+    const gather = () => {
+      f.v128Zero();
+      for (let l = 0; l < 4; l++) {
+        const t = this.temp("i32");
+        f.get(local).get(iv).op(OP.i32x4_extract_lane, [l]).set(t);
+        f.get(t).i32(n - 1).get(t).i32(n).op(OP.i32_lt_u).op(OP.select);
+        this.free("i32", t);
+        f.i32(2).op(OP.i32_shl).op(OP.i32_add).mem(isF ? OP.f32_load : OP.i32_load, 2);
+        f.op(isF ? OP.f32x4_replace_lane : OP.i32x4_replace_lane, [l]);
+      }
+    };
+    if (index.kind === "affine" && n >= 4) {
+      const s = this.hold(e.index);
+      f.get(s).i32(n - 4).op(OP.i32_le_u).op(OP.if, [0x7b]);
+      f.get(local).get(s).i32(2).op(OP.i32_shl).op(OP.i32_add).mem(OP.v128_load, 2);
+      f.op(OP.else);
+      this.vector(e.index);
+      f.set(iv);
+      gather();
+      f.op(OP.end);
+      this.free("i32", s);
+    } else {
+      this.vector(e.index);
+      f.set(iv);
+      gather();
+    }
+    this.free("v128", iv);
   }
   private localFor(n: string, type: WasmType): number {
     const have = this.locals.get(n);
@@ -439,12 +844,20 @@ class Renderer {
         [lo, hi, t].forEach((i) => this.free("i32", i));
         return;
       }
-      case "select":
+      case "select": {
+        // An f32 select is chosen on its bits: V8 compiles an f32 `select` to a branch (a
+        // mispredicted one per element where the condition varies, e.g. PReLU's), an i32
+        // `select` to a conditional move.
+        const isF = wasmType(e.type) === "f32";
         this.expr(e.args[1]);
+        if (isF) f.op(OP.i32_reinterpret_f32);
         this.expr(e.args[0]);
+        if (isF) f.op(OP.i32_reinterpret_f32);
         this.expr(e.args[2]);
         f.op(OP.select);
+        if (isF) f.op(OP.f32_reinterpret_i32);
         return;
+      }
       case "f32":
         this.expr(x);
         if (from === "i32") f.op(OP.f32_convert_i32_s);

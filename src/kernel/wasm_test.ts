@@ -27,8 +27,16 @@ Deno.test("LEB128 encodes the spec's examples and 32-bit extremes", () => {
   assert.throws(() => uleb(-1), /Expected an unsigned integer, got -1/);
 });
 
-/** Runs a one-binding kernel `out0[gid] = value(gid, in0)` over `n` elements. */
-function runKernel(value: (i: Expr) => Expr, input: Float32Array, n: number): Float32Array {
+/**
+ * Runs a one-binding kernel `out0[gid] = value(gid, in0)` over `[start, end)` of `n` elements
+ * (outputs outside stay NaN), four elements a step where it vectorizes unless `simd` is false.
+ */
+function runKernel(
+  value: (i: Expr) => Expr,
+  input: Float32Array,
+  n: number,
+  range: { start?: number; end?: number; simd?: boolean; vectorized?: boolean } = {},
+): Float32Array {
   const gid = name("gid", "u32");
   const kernel: Kernel = {
     name: "t",
@@ -50,7 +58,11 @@ function runKernel(value: (i: Expr) => Expr, input: Float32Array, n: number): Fl
     }],
   };
   const f = new FunctionBuilder(["i32", "i32", "i32"]);
-  renderWasmFunction(kernel, f, { elements: (b) => b.name === "in0" ? input.length : n });
+  const { vectorized } = renderWasmFunction(kernel, f, {
+    elements: (b) => b.name === "in0" ? input.length : n,
+    simd: range.simd,
+  });
+  if (range.vectorized !== undefined) assert.equal(vectorized, range.vectorized, "vectorized");
   const bytes = encodeModule({
     imports: MATH_IMPORTS,
     memory: { initial: 1, maximum: 1, shared: false },
@@ -66,7 +78,12 @@ function runKernel(value: (i: Expr) => Expr, input: Float32Array, n: number): Fl
   i32[0] = 64;
   i32[1] = 64 + 4 * input.length;
   new Float32Array(memory.buffer, 64, input.length).set(input);
-  (inst.exports.k as (a: number, s: number, e: number) => void)(0, 0, n);
+  new Float32Array(memory.buffer, 64 + 4 * input.length, n).fill(NaN);
+  (inst.exports.k as (a: number, s: number, e: number) => void)(
+    0,
+    range.start ?? 0,
+    range.end ?? n,
+  );
   return new Float32Array(memory.buffer, 64 + 4 * input.length, n).slice();
 }
 
@@ -97,6 +114,50 @@ Deno.test("the renderer computes arithmetic, selects, conversions and math calls
   for (const [what, expr, want] of cases) {
     const got = runKernel(expr, x, x.length);
     x.forEach((v, i) => assert.equal(got[i], Math.fround(want(v, i)), `${what} at ${v}`));
+  }
+});
+
+Deno.test("maps run four elements a step in SIMD lanes with the scalar loop's exact results", () => {
+  const x = Float32Array.from({ length: 37 }, (_, i) => Math.sin(i * 1.7) * (i % 5 === 0 ? -3 : 2));
+  const at = (i: Expr) => load("in0", i, "f32");
+  const f32 = (v: number) => lit(v, "f32");
+  const cases: [string, (i: Expr) => Expr][] = [
+    ["arithmetic", (i) => bin("/", bin("-", at(i), f32(0.25)), bin("+", at(i), f32(4)))],
+    // A per-channel value (uniform over each aligned group of 4), as batch norm reads it.
+    [
+      "channel",
+      (i) =>
+        bin("*", at(i), call("sqrt", [call("abs", [at(bin("%", bin("/", i, u32(8)), u32(3)))])])),
+    ],
+    ["prelu", (i) => select(bin(">", at(i), f32(0)), bin("*", at(i), f32(0.1)), at(i))],
+    // Lanes read apart (one clamped load per lane), and past the end (the last element).
+    ["gather", (i) => at(bin("*", i, u32(3)))],
+    ["clamped", (i) => at(bin("+", i, u32(30)))],
+    ["math", (i) => call("exp", [at(i)])],
+    ["min max clamp", (i) => call("clamp", [call("max", [at(i), f32(-1)]), f32(-0.5), f32(0.75)])],
+    ["u32", (i) => call("f32", [call("min", [bin("*", i, u32(7)), u32(100)])])],
+    ["i32 trunc", (i) => call("f32", [call("i32", [bin("*", at(i), f32(3))])])],
+    [
+      "bool logic",
+      (i) =>
+        select(
+          bin("&&", bin("<", at(i), f32(1)), bin("!=", bin("%", i, u32(4)), u32(1))),
+          f32(1),
+          f32(0),
+        ),
+    ],
+  ];
+  for (const [what, expr] of cases) {
+    for (const [start, end] of [[0, 37], [1, 35], [3, 6], [2, 3], [4, 8], [0, 0]]) {
+      const scalar = runKernel(expr, x, 37, { start, end, simd: false, vectorized: false });
+      const vector = runKernel(expr, x, 37, { start, end, vectorized: true });
+      assert.deepEqual(
+        new Uint32Array(vector.buffer),
+        new Uint32Array(scalar.buffer),
+        `${what} over [${start}, ${end})`,
+      );
+      if (end > start) assert.ok(!Number.isNaN(scalar[start]) || what === "math", what);
+    }
   }
 });
 
