@@ -4,7 +4,8 @@
  * C[bz][row][col] = Σ_k A(bz, row, k) · B(bz, k, col), where the operands are described by
  * index functions, so transposes, broadcasts and the implicit im2col of a convolution are all
  * folded into the loads. Each workgroup computes a `bm x bn` tile of C; each thread keeps a
- * `tm x tn` register block in named `vec4<f32>` variables (unrolled, no indexed arrays).
+ * `tm x tn` register block in named `vec4<f32>` variables (unrolled, no indexed arrays). The
+ * kernels are built as kernel IR (`src/kernel/ir.ts`) and rendered by its one WGSL renderer.
  *
  * Two stagings:
  * - `"workgroup"` (discrete GPUs): `bk`-deep slices of A and B are staged in workgroup memory
@@ -25,16 +26,45 @@
  *
  * @module
  */
+import {
+  bin,
+  call,
+  type Expr,
+  lane,
+  lit,
+  load,
+  name,
+  select,
+  type Shared,
+  splat,
+  type Stmt,
+} from "../src/kernel/ir.ts";
 import type { BindingSplit, Epilogue, KernelPlan, KernelSource } from "./types.ts";
 import {
+  add,
   align16,
-  declareBindings,
-  epilogueBindings,
-  epilogueFunction,
-  foldWorkgroups,
-  loadAt,
-  storeAt,
-} from "./_wgsl.ts";
+  allOf,
+  assign,
+  type BindingDecl,
+  div,
+  epilogueInputs,
+  epilogueStore,
+  foldGrid,
+  irStep,
+  letS,
+  loadF,
+  loadV,
+  loop,
+  lt,
+  mod,
+  mul,
+  store,
+  sub,
+  U,
+  v,
+  varS,
+  when,
+} from "./_ir.ts";
 
 /** Tile configuration of a GEMM kernel. */
 export interface GemmTile {
@@ -60,7 +90,7 @@ export interface GemmTile {
 
 /** How to read one operand; `t` is the tile-dimension index (row of A, column of B). */
 export interface GemmOperand {
-  /** WGSL name of the storage binding. */
+  /** Name of the storage binding. */
   binding: string;
   /**
    * Vector width of the global loads: `"tile"`: vec4 of 4 consecutive tile indices at one k;
@@ -69,19 +99,22 @@ export interface GemmOperand {
   vec: "tile" | "k" | "none";
   /** For scalar loads: map consecutive threads along the tile index or along k. */
   scalarOrder?: "tile" | "k";
-  /** WGSL statements computed once per load slot before the K loop (names end in `s`). */
-  hoist?: (t: string, s: string) => string;
-  /** Extra validity condition of element (t, k), e.g. convolution padding; "" when none. */
-  cond?: (t: string, k: string, s: string) => string;
-  /** Flat element index of (t, k) in the binding (`bz` is in scope). */
-  index: (t: string, k: string, s: string) => string;
+  /**
+   * Statements computed once per load slot before the K loop, from the slot's tile index `t`;
+   * the names they define end in `_${s}` (the slot's suffix), so `cond` and `index` can use them.
+   */
+  hoist?: (t: Expr, s: string) => Stmt[];
+  /** Extra validity condition of element (t, k), e.g. convolution padding; undefined when none. */
+  cond?: (t: Expr, k: Expr, s: string) => Expr | undefined;
+  /** Flat element index of (t, k) in the binding (the name `bz`, the batch entry, is defined). */
+  index: (t: Expr, k: Expr, s: string) => Expr;
   /** Set by {@linkcode gemmPlan} from {@linkcode GemmSpec.split}: the binding's parts. */
   split?: BindingSplit;
 }
 
 /** Everything the GEMM core needs. */
 export interface GemmSpec {
-  /** Independent products (dispatched along z; `bz` in WGSL). */
+  /** Independent products (dispatched along z; the name `bz` in the kernel). */
   batch: number;
   /** Rows of C. */
   m: number;
@@ -93,8 +126,8 @@ export interface GemmSpec {
   a: GemmOperand;
   /** Right operand, k x n. */
   b: GemmOperand;
-  /** Flat output index of C[bz][row][col] (`bz` is in scope). */
-  outIndex: (row: string, col: string) => string;
+  /** Flat output index of C[bz][row][col] (`bz` is defined). */
+  outIndex: (row: Expr, col: Expr) => Expr;
   /** Number of elements of the output binding (every one is written exactly once). */
   outSize: number;
   /** Tile configuration. */
@@ -189,241 +222,255 @@ export function splitChunks(k: number, bk: number, splits: number): [number, num
   return [Math.ceil(k / chunk), chunk];
 }
 
+const ZERO = lit(0, "f32");
+const ZERO4 = splat(ZERO);
+const f = (n: string): Expr => name(n, "f32");
+const f4 = (n: string): Expr => name(n, "vec4<f32>");
+
+/** A load of element `index` of an operand (a `vec4` of four consecutive ones with `quad`). */
+function read(op: GemmOperand, index: Expr, quad: boolean): Expr {
+  return quad ? loadV(op.binding, div(index, U(4))) : loadF(op.binding, index);
+}
+
+/** The register block's accumulators `acc_i_q`, one `vec4` per row and quad of columns. */
+function accumulators(tm: number, tn: number): Stmt[] {
+  const out: Stmt[] = [];
+  for (let i = 0; i < tm; i++) {
+    for (let q = 0; q < tn / 4; q++) out.push(varS(`acc_${i}_${q}`, ZERO4));
+  }
+  return out;
+}
+
+/** `acc_i_q = fma(vec4(a), b, acc_i_q)`. */
+function fmaInto(i: number, q: number, a: Expr, b: Expr): Stmt {
+  const acc = `acc_${i}_${q}`;
+  return assign(acc, call("fma", [splat(a), b, f4(acc)]));
+}
+
+/** Load slots of one operand (workgroup staging): hoisted index math, global load, workgroup store. */
 interface Slot {
   /** Statements before the K loop (index math, the register `v_*` holding the loaded value). */
-  hoist: string;
-  /** Statements loading the slot for the K-step starting at the given k into `v_*`. */
-  load: (kBase: string) => string;
+  hoist: Stmt[];
+  /** Statements loading the slot for the K-step starting at `kBase` into `v_*`. */
+  load: (kBase: Expr) => Stmt[];
   /** Statements writing `v_*` to workgroup memory. */
-  store: string;
+  store: Stmt[];
 }
 
-function u(x: number): string {
-  return `${x}u`;
-}
-
-/** Load slots of one operand: hoisted index math, global load, and workgroup store. */
 function operandSlots(
   op: GemmOperand,
   side: "a" | "b",
-  dims: { tileDim: number; tileBase: string; k: number; bt: number; bk: number },
+  dims: { tileDim: number; tileBase: Expr; k: number; bt: number; bk: number },
   threads: number,
 ): Slot[] {
   const { tileDim, tileBase, k, bt, bk } = dims;
-  const vw = op.vec === "none" ? 1 : 4;
-  const items = (bt * bk) / vw;
+  const quad = op.vec !== "none";
+  const items = (bt * bk) / (quad ? 4 : 1);
   const perThread = Math.ceil(items / threads);
   const sh = side === "a" ? "As" : "Bs";
   const slots: Slot[] = [];
   for (let i = 0; i < perThread; i++) {
     const s = `${side}${i}`;
-    const uExpr = `(lid + ${u(i * threads)})`;
-    let r: string, kk: string;
+    const at = add(v("lid"), U(i * threads));
+    let r: Expr, kk: Expr;
     if (op.vec === "tile") {
-      kk = `${uExpr} / ${u(bt / 4)}`;
-      r = `(${uExpr} % ${u(bt / 4)}) * 4u`;
+      kk = div(at, U(bt / 4));
+      r = mul(mod(at, U(bt / 4)), U(4));
     } else if (op.vec === "k") {
-      r = `${uExpr} / ${u(bk / 4)}`;
-      kk = `(${uExpr} % ${u(bk / 4)}) * 4u`;
+      r = div(at, U(bk / 4));
+      kk = mul(mod(at, U(bk / 4)), U(4));
     } else if ((op.scalarOrder ?? "tile") === "tile") {
-      kk = `${uExpr} / ${u(bt)}`;
-      r = `${uExpr} % ${u(bt)}`;
+      kk = div(at, U(bt));
+      r = mod(at, U(bt));
     } else {
-      r = `${uExpr} / ${u(bk)}`;
-      kk = `${uExpr} % ${u(bk)}`;
+      r = div(at, U(bk));
+      kk = mod(at, U(bk));
     }
     const partial = (i + 1) * threads > items;
-    const t = `t_${s}`;
-    const kg = `k_${s}`;
-    const zero = vw === 4 ? "vec4<f32>(0.0)" : "0.0";
-    const hoist = [
-      `let r_${s} = ${r};`,
-      `let kk_${s} = ${kk};`,
-      `let ${t} = ${tileBase} + r_${s};`,
-      op.hoist ? op.hoist(t, s) : "",
-      partial ? `let ok_${s} = ${uExpr} < ${u(items)};` : "",
-      `var v_${s} = ${zero};`,
-    ].filter((x) => x).join("\n  ");
-    const conds: string[] = [];
-    if (partial) conds.push(`ok_${s}`);
-    if (tileDim % bt !== 0) conds.push(`${t} < ${u(tileDim)}`);
-    if (k % bk !== 0) conds.push(`${kg} < ${u(k)}`);
-    const extra = op.cond ? op.cond(t, kg, s) : "";
-    if (extra) conds.push(`(${extra})`);
-    const idx = op.index(t, kg, s);
-    const ref = { name: op.binding, split: op.split };
-    const read = vw === 4 ? loadAt(ref, `(${idx}) / 4u`) : loadAt(ref, idx);
-    const load = (kBase: string) =>
-      `{\n      let ${kg} = ${kBase} + kk_${s};\n      ` +
-      (conds.length
-        // Non-short-circuit `&` (see conv2d.ts's allOf: `&&` hangs SwiftShader's compiler).
-        ? `if (${
-          conds.map((c) => `(${c})`).join(" & ")
-        }) { v_${s} = ${read}; } else { v_${s} = ${zero}; }`
-        : `v_${s} = ${read};`) +
-      "\n    }";
-    let store: string;
+    const t = v(`t_${s}`), kg = v(`k_${s}`), rs = v(`r_${s}`), kks = v(`kk_${s}`);
+    const value = `v_${s}`;
+    const zero = quad ? ZERO4 : ZERO;
+    const hoist: Stmt[] = [
+      letS(`r_${s}`, r),
+      letS(`kk_${s}`, kk),
+      letS(`t_${s}`, add(tileBase, rs)),
+      ...(op.hoist ? op.hoist(t, s) : []),
+      ...(partial ? [letS(`ok_${s}`, lt(at, U(items)))] : []),
+      varS(value, zero),
+    ];
+    const conds: Expr[] = [];
+    if (partial) conds.push(name(`ok_${s}`, "bool"));
+    if (tileDim % bt !== 0) conds.push(lt(t, U(tileDim)));
+    if (k % bk !== 0) conds.push(lt(kg, U(k)));
+    const extra = op.cond?.(t, kg, s);
+    if (extra !== undefined) conds.push(extra);
+    const loaded = read(op, op.index(t, kg, s), quad);
+    const cond = allOf(conds);
+    const load = (kBase: Expr): Stmt[] => [{
+      kind: "block",
+      body: [
+        letS(`k_${s}`, add(kBase, kks)),
+        ...(cond === undefined
+          ? [assign(value, loaded)]
+          : [assign(value, zero), ...when(cond, [assign(value, loaded)])]),
+      ],
+    }];
+    const slotAt = div(add(mul(kks, U(bt)), rs), U(4));
+    let store: Stmt[];
     if (op.vec === "tile") {
-      store = `${sh}[(kk_${s} * ${u(bt)} + r_${s}) / 4u] = v_${s};`;
+      store = [{ kind: "store", buf: sh, index: slotAt, value: f4(value) }];
     } else if (op.vec === "k") {
-      store = [0, 1, 2, 3].map((c) =>
-        `${sh}[((kk_${s} + ${u(c)}) * ${u(bt)} + r_${s}) / 4u][r_${s} % 4u] = v_${s}[${c}];`
-      ).join("\n    ");
+      store = [0, 1, 2, 3].map((c): Stmt => ({
+        kind: "store",
+        buf: sh,
+        index: div(add(mul(add(kks, U(c)), U(bt)), rs), U(4)),
+        lane: mod(rs, U(4)),
+        value: lane(f4(value), c),
+      }));
     } else {
-      store = `${sh}[(kk_${s} * ${u(bt)} + r_${s}) / 4u][r_${s} % 4u] = v_${s};`;
+      store = [{ kind: "store", buf: sh, index: slotAt, lane: mod(rs, U(4)), value: f(value) }];
     }
-    if (partial) store = `if (ok_${s}) {\n    ${store}\n    }`;
+    if (partial) store = when(name(`ok_${s}`, "bool"), store);
     slots.push({ hoist, load, store });
   }
   return slots;
 }
 
-/** WGSL of the output stores of a register block (bounds-checked, epilogue or partial sums). */
+/** The output stores of a register block (bounds-checked; epilogue or partial sums). */
 function storeBlock(
   spec: GemmSpec,
-  rows: string[],
-  cols: string[],
-  value: (i: number, j: number) => string,
+  rows: Expr[],
+  cols: Expr[],
+  value: (i: number, j: number) => Expr,
   split: boolean,
-): string {
+): Stmt[] {
   const { m, n, tile } = spec;
-  const lines: string[] = [];
+  const out: Stmt[] = [];
   for (let i = 0; i < rows.length; i++) {
     for (let j = 0; j < cols.length; j++) {
-      const conds: string[] = [];
-      if (m % tile.bm !== 0) conds.push(`${rows[i]} < ${u(m)}`);
-      if (n % tile.bn !== 0) conds.push(`${cols[j]} < ${u(n)}`);
+      const conds: Expr[] = [];
+      if (m % tile.bm !== 0) conds.push(lt(rows[i], U(m)));
+      if (n % tile.bn !== 0) conds.push(lt(cols[j], U(n)));
       const idx = spec.outIndex(rows[i], cols[j]);
-      const sk = spec.splitOffset ? `(sk + ${u(spec.splitOffset)})` : "sk";
+      const sk = add(v("sk"), U(spec.splitOffset ?? 0));
       const body = split
-        ? `partial[${sk} * ${u(spec.outSize)} + ${idx}] = ${value(i, j)};`
-        : `let idx = ${idx}; ${
-          storeAt({ name: spec.outBinding ?? "out", split: spec.split?.out }, {
-            index: "idx",
-            value: `epilogue(${value(i, j)}, idx)`,
-          })
-        }`;
-      lines.push(conds.length ? `if (${conds.join(" && ")}) { ${body} }` : `{ ${body} }`);
+        ? [store("partial", add(mul(sk, U(spec.outSize)), idx), value(i, j))]
+        : epilogueStore(spec.epilogue, spec.outBinding ?? "out", idx, value(i, j));
+      out.push(...when(allOf(conds, true), body));
     }
   }
-  return lines.join("\n  ");
+  return out;
 }
 
 /** Kernel body (after the tile decode) for workgroup-memory staging. */
-function workgroupBody(spec: GemmSpec, split: boolean): { decls: string; body: string } {
+function workgroupBody(spec: GemmSpec, split: boolean, kRange: [Expr, Expr]) {
   const { m, n, k, a, b, tile } = spec;
   const { bm, bn, bk, tm, tn } = tile;
+  const [kBegin, kEnd] = kRange;
   const threads = gemmThreads(tile);
   const slots = [
-    ...operandSlots(a, "a", { tileDim: m, tileBase: "row0", k, bt: bm, bk }, threads),
-    ...operandSlots(b, "b", { tileDim: n, tileBase: "col0", k, bt: bn, bk }, threads),
+    ...operandSlots(a, "a", { tileDim: m, tileBase: v("row0"), k, bt: bm, bk }, threads),
+    ...operandSlots(b, "b", { tileDim: n, tileBase: v("col0"), k, bt: bn, bk }, threads),
   ];
-  const accs: string[] = [];
-  for (let i = 0; i < tm; i++) {
-    for (let q = 0; q < tn / 4; q++) accs.push(`var acc_${i}_${q} = vec4<f32>(0.0);`);
-  }
-  const compute: string[] = [];
+  const compute: Stmt[] = [];
   for (let kk = 0; kk < bk; kk++) {
-    const lines: string[] = [];
+    const body: Stmt[] = [];
     for (let q = 0; q < tm / 4; q++) {
-      lines.push(`let a${q} = As[${u((kk * bm) / 4 + (q * bm) / tm)} + ty];`);
+      body.push(letS(`a${q}`, loadV("As", add(U((kk * bm) / 4 + (q * bm) / tm), v("ty")))));
     }
     for (let q = 0; q < tn / 4; q++) {
-      lines.push(`let b${q} = Bs[${u((kk * bn) / 4 + (q * bn) / tn)} + tx];`);
+      body.push(letS(`b${q}`, loadV("Bs", add(U((kk * bn) / 4 + (q * bn) / tn), v("tx")))));
     }
     for (let i = 0; i < tm; i++) {
-      const av = `a${Math.floor(i / 4)}[${i % 4}]`;
-      for (let q = 0; q < tn / 4; q++) {
-        lines.push(`acc_${i}_${q} = fma(vec4<f32>(${av}), b${q}, acc_${i}_${q});`);
-      }
+      const av = lane(f4(`a${Math.floor(i / 4)}`), i % 4);
+      for (let q = 0; q < tn / 4; q++) body.push(fmaInto(i, q, av, f4(`b${q}`)));
     }
-    compute.push(`{\n      ${lines.join("\n      ")}\n    }`);
+    compute.push({ kind: "block", body });
   }
-  const rows: string[] = [];
-  const cols: string[] = [];
-  const rowVars: string[] = [];
+  const rows: Expr[] = [];
+  const cols: Expr[] = [];
+  const coords: Stmt[] = [];
   for (let i = 0; i < tm; i++) {
     const off = Math.floor(i / 4) * ((4 * bm) / tm) + (i % 4);
-    rowVars.push(`let row_${i} = row0 + ty * 4u + ${u(off)};`);
-    rows.push(`row_${i}`);
+    coords.push(letS(`row_${i}`, add(add(v("row0"), mul(v("ty"), U(4))), U(off))));
+    rows.push(v(`row_${i}`));
   }
   for (let j = 0; j < tn; j++) {
     const off = Math.floor(j / 4) * ((4 * bn) / tn) + (j % 4);
-    rowVars.push(`let col_${j} = col0 + tx * 4u + ${u(off)};`);
-    cols.push(`col_${j}`);
+    coords.push(letS(`col_${j}`, add(add(v("col0"), mul(v("tx"), U(4))), U(off))));
+    cols.push(v(`col_${j}`));
   }
-  const store = storeBlock(
-    spec,
-    rows,
-    cols,
-    (i, j) => `acc_${i}_${Math.floor(j / 4)}[${j % 4}]`,
-    split,
-  );
-  const decls = `var<workgroup> As: array<vec4<f32>, ${(bk * bm) / 4}>;
-var<workgroup> Bs: array<vec4<f32>, ${(bk * bn) / 4}>;`;
-  const body = `${slots.map((s) => s.hoist).join("\n  ")}
-  ${accs.join("\n  ")}
-  // Global loads of the next K-step are issued before computing the current one (prefetch
-  // into registers), so their latency overlaps the FMAs.
-  ${slots.map((s) => s.load("kBegin")).join("\n  ")}
-  for (var k0 = kBegin; k0 < kEnd; k0 = k0 + ${u(bk)}) {
-    workgroupBarrier();
-    ${slots.map((s) => s.store).join("\n    ")}
-    workgroupBarrier();
-    if (k0 + ${u(bk)} < kEnd) {
-      ${slots.map((s) => s.load(`k0 + ${u(bk)}`)).join("\n      ")}
-    }
-    ${compute.join("\n    ")}
-  }
-  ${rowVars.join("\n  ")}
-  ${store}`;
-  return { decls, body };
+  const next = add(v("k0"), U(bk));
+  const body: Stmt[] = [
+    ...slots.flatMap((s) => s.hoist),
+    ...accumulators(tm, tn),
+    // Global loads of the next K-step are issued before computing the current one (prefetch
+    // into registers), so their latency overlaps the FMAs.
+    ...slots.flatMap((s) => s.load(kBegin)),
+    loop("k0", kBegin, kEnd, bk, [
+      { kind: "barrier" },
+      ...slots.flatMap((s) => s.store),
+      { kind: "barrier" },
+      ...when(lt(next, kEnd), slots.flatMap((s) => s.load(next))),
+      ...compute,
+    ]),
+    ...coords,
+    ...storeBlock(
+      spec,
+      rows,
+      cols,
+      (i, j) => lane(f4(`acc_${i}_${Math.floor(j / 4)}`), j % 4),
+      split,
+    ),
+  ];
+  const shared: Shared[] = [
+    { name: "As", scalar: "f32", lanes: 4, size: (bk * bm) / 4 },
+    { name: "Bs", scalar: "f32", lanes: 4, size: (bk * bn) / 4 },
+  ];
+  return { shared, body };
 }
 
-/** Loads of one operand in registers staging, as WGSL lines plus an accessor of the values. */
+/** Loads of one operand in registers staging, and an accessor of the loaded values. */
 interface RegisterLoads {
   /** Statements before the K loop (clamped tile indices, hoisted index math). */
-  hoist: string[];
+  hoist: Stmt[];
   /** Statements loading the values for k0..k0+steps-1 (inside the loop). */
-  load: (steps: number) => string[];
+  load: (steps: number) => Stmt[];
   /** Scalar value for tile element `i` at k step `kk` (A), or vec4 of 4 columns (B). */
-  value: (i: number, kk: number) => string;
+  value: (i: number, kk: number) => Expr;
 }
 
 function registerLoads(
   op: GemmOperand,
   side: "a" | "b",
-  dims: { tileDim: number; base: string; count: number; k: number },
+  dims: { tileDim: number; base: Expr; count: number; k: number },
 ): RegisterLoads {
   const { tileDim, base, count, k } = dims;
-  const hoist: string[] = [];
+  const hoist: Stmt[] = [];
   // Tile indices are clamped into range, so loads never need a tile bound check; stores skip
   // the clamped rows/columns.
   const quads = op.vec === "tile";
   const nIdx = quads ? count / 4 : count;
   for (let q = 0; q < nIdx; q++) {
     const s = `${side}${q}`;
-    const t = `t_${s}`;
     const off = quads ? 4 * q : q;
     const last = quads ? tileDim - 4 : tileDim - 1;
-    hoist.push(`let ${t} = min(${base} + ${u(off)}, ${u(last)});`);
-    if (op.hoist) hoist.push(op.hoist(t, s));
+    hoist.push(letS(`t_${s}`, call("min", [add(base, U(off)), U(last)])));
+    if (op.hoist) hoist.push(...op.hoist(v(`t_${s}`), s));
   }
-  const scalar = (q: number, kExpr: string) => {
+  const scalar = (q: number, kAt: Expr): Expr => {
     const s = `${side}${q}`;
-    const idx = op.index(`t_${s}`, kExpr, s);
-    const cond = op.cond ? op.cond(`t_${s}`, kExpr, s) : "";
-    const read = loadAt({ name: op.binding, split: op.split }, idx);
-    return cond ? `select(0.0, ${read}, ${cond})` : read;
+    const t = v(`t_${s}`);
+    const loaded = read(op, op.index(t, kAt, s), false);
+    const cond = op.cond?.(t, kAt, s);
+    return cond === undefined ? loaded : select(cond, loaded, ZERO);
   };
-  const vec4At = (q: number, kExpr: string) => {
+  const quadAt = (q: number, kAt: Expr) => {
     const s = `${side}${q}`;
-    return loadAt(
-      { name: op.binding, split: op.split },
-      `(${op.index(`t_${s}`, kExpr, s)}) / 4u`,
-    );
+    return read(op, op.index(v(`t_${s}`), kAt, s), true);
   };
-  const kAt = (kk: number) => (kk === 0 ? "k0" : `(k0 + ${u(kk)})`);
+  const kAt = (kk: number) => add(v("k0"), U(kk));
+  const columns = (parts: Expr[]): Expr => ({ kind: "vec", parts, type: "vec4<f32>" });
   if (op.vec === "k") {
     if (k % 4 !== 0) {
       throw new RangeError(`Cannot use vec4 loads along k with k = ${k}: expected k % 4 == 0`);
@@ -431,112 +478,102 @@ function registerLoads(
     return {
       hoist,
       load: () =>
-        Array.from({ length: count }, (_, q) => `let ${side}k_${q} = ${vec4At(q, "k0")};`),
+        Array.from({ length: count }, (_, q) => letS(`${side}k_${q}`, quadAt(q, v("k0")))),
       value: side === "a"
-        ? (i, kk) => `${side}k_${i}[${kk}]`
-        : (q, kk) =>
-          `vec4<f32>(${[0, 1, 2, 3].map((e) => `${side}k_${4 * q + e}[${kk}]`).join(", ")})`,
+        ? (i, kk) => lane(f4(`${side}k_${i}`), kk)
+        : (q, kk) => columns([0, 1, 2, 3].map((e) => lane(f4(`${side}k_${4 * q + e}`), kk))),
     };
   }
   if (op.vec === "tile") {
     return {
       hoist,
       load: (steps) => {
-        const lines: string[] = [];
+        const out: Stmt[] = [];
         for (let kk = 0; kk < steps; kk++) {
           for (let q = 0; q < count / 4; q++) {
-            lines.push(`let ${side}t_${kk}_${q} = ${vec4At(q, kAt(kk))};`);
+            out.push(letS(`${side}t_${kk}_${q}`, quadAt(q, kAt(kk))));
           }
         }
-        return lines;
+        return out;
       },
       value: side === "a"
-        ? (i, kk) => `${side}t_${kk}_${Math.floor(i / 4)}[${i % 4}]`
-        : (q, kk) => `${side}t_${kk}_${q}`,
+        ? (i, kk) => lane(f4(`${side}t_${kk}_${Math.floor(i / 4)}`), i % 4)
+        : (q, kk) => f4(`${side}t_${kk}_${q}`),
     };
   }
   return {
     hoist,
     load: (steps) => {
-      const lines: string[] = [];
+      const out: Stmt[] = [];
       for (let kk = 0; kk < steps; kk++) {
-        for (let q = 0; q < count; q++) {
-          lines.push(`let ${side}s_${kk}_${q} = ${scalar(q, kAt(kk))};`);
-        }
+        for (let q = 0; q < count; q++) out.push(letS(`${side}s_${kk}_${q}`, scalar(q, kAt(kk))));
       }
-      return lines;
+      return out;
     },
     value: side === "a"
-      ? (i, kk) => `${side}s_${kk}_${i}`
-      : (q, kk) =>
-        `vec4<f32>(${[0, 1, 2, 3].map((e) => `${side}s_${kk}_${4 * q + e}`).join(", ")})`,
+      ? (i, kk) => f(`${side}s_${kk}_${i}`)
+      : (q, kk) => columns([0, 1, 2, 3].map((e) => f(`${side}s_${kk}_${4 * q + e}`))),
   };
 }
 
 /** Kernel body for registers staging (no workgroup memory, no barriers). */
-function registersBody(spec: GemmSpec, split: boolean): { decls: string; body: string } {
+function registersBody(spec: GemmSpec, split: boolean, kRange: [Expr, Expr]) {
   const { m, n, k, a, b, tile } = spec;
   const { tm, tn } = tile;
-  const la = registerLoads(a, "a", { tileDim: m, base: "rowT", count: tm, k });
-  const lb = registerLoads(b, "b", { tileDim: n, base: "colT", count: tn, k });
-  const accs: string[] = [];
-  for (let i = 0; i < tm; i++) {
-    for (let q = 0; q < tn / 4; q++) accs.push(`var acc_${i}_${q} = vec4<f32>(0.0);`);
-  }
-  const fmas = (steps: number) => {
-    const lines: string[] = [];
+  const [kBegin, kEnd] = kRange;
+  const la = registerLoads(a, "a", { tileDim: m, base: v("rowT"), count: tm, k });
+  const lb = registerLoads(b, "b", { tileDim: n, base: v("colT"), count: tn, k });
+  const fmas = (steps: number): Stmt[] => {
+    const out: Stmt[] = [];
     for (let kk = 0; kk < steps; kk++) {
-      for (let q = 0; q < tn / 4; q++) lines.push(`let bv_${kk}_${q} = ${lb.value(q, kk)};`);
+      for (let q = 0; q < tn / 4; q++) out.push(letS(`bv_${kk}_${q}`, lb.value(q, kk)));
       for (let i = 0; i < tm; i++) {
         for (let q = 0; q < tn / 4; q++) {
-          lines.push(
-            `acc_${i}_${q} = fma(vec4<f32>(${la.value(i, kk)}), bv_${kk}_${q}, acc_${i}_${q});`,
-          );
+          out.push(fmaInto(i, q, la.value(i, kk), f4(`bv_${kk}_${q}`)));
         }
       }
     }
-    return lines;
+    return out;
   };
-  const rows = Array.from({ length: tm }, (_, i) => `(rowT + ${u(i)})`);
-  const cols = Array.from({ length: tn }, (_, j) => `(colT + ${u(j)})`);
-  const store = storeBlock(
-    spec,
-    rows,
-    cols,
-    (i, j) => `acc_${i}_${Math.floor(j / 4)}[${j % 4}]`,
-    split,
-  );
-  const tail = k % 4 !== 0
-    ? `for (var k0 = kMain; k0 < kEnd; k0 = k0 + 1u) {
-    ${[...la.load(1), ...lb.load(1), ...fmas(1)].join("\n    ")}
-  }`
-    : "";
-  const body = `let rowT = row0 + ty * ${u(tm)};
-  let colT = col0 + tx * ${u(tn)};
-  ${[...la.hoist, ...lb.hoist].join("\n  ")}
-  ${accs.join("\n  ")}
-  let kMain = kBegin + ((kEnd - kBegin) / 4u) * 4u;
-  for (var k0 = kBegin; k0 < kMain; k0 = k0 + 4u) {
-    ${[...la.load(4), ...lb.load(4), ...fmas(4)].join("\n    ")}
-  }
-  ${tail}
-  ${store}`;
-  return { decls: "", body };
+  const rows = Array.from({ length: tm }, (_, i) => add(v("rowT"), U(i)));
+  const cols = Array.from({ length: tn }, (_, j) => add(v("colT"), U(j)));
+  const kMain = add(kBegin, mul(div(sub(kEnd, kBegin), U(4)), U(4)));
+  const body: Stmt[] = [
+    letS("rowT", add(v("row0"), mul(v("ty"), U(tm)))),
+    letS("colT", add(v("col0"), mul(v("tx"), U(tn)))),
+    ...la.hoist,
+    ...lb.hoist,
+    ...accumulators(tm, tn),
+    letS("kMain", kMain),
+    loop("k0", kBegin, v("kMain"), 4, [...la.load(4), ...lb.load(4), ...fmas(4)]),
+    ...(k % 4 !== 0
+      ? [loop("k0", v("kMain"), kEnd, 1, [...la.load(1), ...lb.load(1), ...fmas(1)])]
+      : []),
+    ...storeBlock(
+      spec,
+      rows,
+      cols,
+      (i, j) => lane(f4(`acc_${i}_${Math.floor(j / 4)}`), j % 4),
+      split,
+    ),
+  ];
+  return { shared: [] as Shared[], body };
 }
 
 /**
- * Generates the GEMM plan: one tiled kernel, plus a reduction kernel when `splits > 1`.
+ * Builds the GEMM plan: one tiled kernel, plus a reduction kernel when `splits > 1`.
  *
  * @example
  * ```ts
  * import { gemmPlan } from "./_gemm.ts";
+ * import { add, mul, U } from "./_ir.ts";
  * import assert from "node:assert/strict";
  * const plan = gemmPlan({
  *   batch: 1, m: 8, n: 8, k: 8, label: "8x8x8", splits: 1, outSize: 64,
  *   tile: { bm: 16, bn: 16, bk: 8, tm: 4, tn: 4 },
- *   a: { binding: "a", vec: "k", index: (t, k) => `${t} * 8u + ${k}` },
- *   b: { binding: "b", vec: "tile", index: (t, k) => `${k} * 8u + ${t}` },
- *   outIndex: (r, c) => `${r} * 8u + ${c}`,
+ *   a: { binding: "a", vec: "k", index: (t, k) => add(mul(t, U(8)), k) },
+ *   b: { binding: "b", vec: "tile", index: (t, k) => add(mul(k, U(8)), t) },
+ *   outIndex: (r, c) => add(mul(r, U(8)), c),
  * });
  * assert(plan.steps.length === 1);
  * ```
@@ -573,8 +610,7 @@ export function gemmPlan(spec: GemmSpec): KernelPlan {
   const [splits, chunk] = splitChunks(k, bk, spec.splits);
   const tilesM = Math.ceil(m / bm);
   const tilesN = Math.ceil(n / bn);
-  const grid = foldWorkgroups(tilesM * tilesN * batch * splits);
-  const ep = epilogueBindings(epilogue);
+  const grid = foldGrid(tilesM * tilesN * batch * splits);
   const external = spec.splitOffset !== undefined;
   const split = splits > 1 || external;
   const totalSplits = external ? (spec.splitTotal ?? 0) : splits;
@@ -587,75 +623,59 @@ export function gemmPlan(spec: GemmSpec): KernelPlan {
   if ((split ? totalSplits : 1) * spec.outSize >= 2 ** 32) {
     throw new RangeError(`Output of ${spec.outSize} elements is too large: expected < 2^32`);
   }
-  const { decls: shared, body } = registers
-    ? registersBody(spec, split)
-    : workgroupBody(spec, split);
-  const kRange = split
-    ? `let kBegin = sk * ${u(chunk)};\n  let kEnd = min(kBegin + ${u(chunk)}, ${u(k)});`
-    : `let kBegin = 0u;\n  let kEnd = ${u(k)};`;
-  const inputs = (spec.bFirst ? [b, a] : [a, b]).map((op) => ({
+  const kRange: [Expr, Expr] = split ? [v("kBegin"), v("kEnd")] : [U(0), U(k)];
+  const { shared, body } = registers
+    ? registersBody(spec, split, kRange)
+    : workgroupBody(spec, split, kRange);
+  const inputs = (spec.bFirst ? [b, a] : [a, b]).map((op): BindingDecl => ({
     name: op.binding,
-    type: op.vec === "none" ? "f32" as const : "vec4<f32>" as const,
-    access: "read" as const,
+    type: op.vec === "none" ? "f32" : "vec4<f32>",
     split: op.split,
   }));
-  const decls = declareBindings([
-    ...inputs,
-    ...(split ? [] : ep),
-    split ? { name: "partial", type: "f32", access: "read_write" } : {
+  const output: BindingDecl[] = split
+    ? [{ name: "partial", type: "f32", write: true }]
+    : [...epilogueInputs(epilogue), {
       name: spec.outBinding ?? "out",
       type: "f32",
-      access: "read_write",
+      write: true,
       split: spec.split?.out,
-    },
-  ]);
-  const code = `// ${spec.label}
-// tile ${bm}x${bn}x${bk}, ${tile.tm}x${tile.tn} per thread, ${threads} threads, ` +
-    `${registers ? "registers" : "workgroup"} staging, split-K ${splits}
-${decls}
-${shared}
-${split ? "" : epilogueFunction(epilogue)}
-@compute @workgroup_size(${threads})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  ${grid.prelude}
-  let tn_ = lin % ${u(tilesN)};
-  let tm_ = (lin / ${u(tilesN)}) % ${u(tilesM)};
-  let zz = lin / ${u(tilesN * tilesM)};
-  let bz = zz % ${u(batch)};
-  let sk = zz / ${u(batch)};
-  let tx = lid % ${u(bn / tile.tn)};
-  let ty = lid / ${u(bn / tile.tn)};
-  let row0 = tm_ * ${u(bm)};
-  let col0 = tn_ * ${u(bn)};
-  ${kRange}
-  ${body}
-}
-`;
-  const main: KernelSource = {
-    code,
-    workgroups: grid.workgroups,
-    bindings: [
-      ...inputs.map((i) => i.name),
-      ...(split ? [] : ep.map((e) => e.name)),
-      split ? "partial" : spec.outBinding ?? "out",
+    }];
+  const main = irStep("gemm", {
+    comment: `${spec.label}; tile ${bm}x${bn}x${bk}, ${tile.tm}x${tile.tn} per thread, ` +
+      `${threads} threads, ${registers ? "registers" : "workgroup"} staging, split-K ${splits}`,
+    bindings: [...inputs, ...output],
+    shared,
+    threads,
+    grid,
+    body: [
+      letS("tn_", mod(v("lin"), U(tilesN))),
+      letS("tm_", mod(div(v("lin"), U(tilesN)), U(tilesM))),
+      letS("zz", div(v("lin"), U(tilesN * tilesM))),
+      letS("bz", mod(v("zz"), U(batch))),
+      letS("sk", div(v("zz"), U(batch))),
+      letS("tx", mod(v("lid"), U(bn / tile.tn))),
+      letS("ty", div(v("lid"), U(bn / tile.tn))),
+      letS("row0", mul(v("tm_"), U(bm))),
+      letS("col0", mul(v("tn_"), U(bn))),
+      ...(split
+        ? [
+          letS("kBegin", mul(v("sk"), U(chunk))),
+          letS("kEnd", call("min", [add(v("kBegin"), U(chunk)), U(k)])),
+        ]
+        : []),
+      ...body,
     ],
-    writes: [split ? "partial" : spec.outBinding ?? "out"],
-  };
+  });
   if (!split) return { algorithm: "gemm", steps: [main], scratch: [] };
-  if (external) {
-    return {
-      algorithm: "gemm",
-      steps: [main],
-      scratch: [{ name: "partial", size: align16(totalSplits * spec.outSize * 4) }],
-    };
-  }
+  const scratch = [{ name: "partial", size: align16(totalSplits * spec.outSize * 4) }];
+  if (external) return { algorithm: "gemm", steps: [main], scratch };
   return {
     algorithm: "gemm",
     steps: [
       main,
       splitReduceKernel(spec.outSize, splits, epilogue, spec.label, { out: spec.split?.out }),
     ],
-    scratch: [{ name: "partial", size: align16(splits * spec.outSize * 4) }],
+    scratch,
   };
 }
 
@@ -676,43 +696,36 @@ export function splitReduceKernel(
   label: string,
   options: { out?: BindingSplit } = {},
 ): KernelSource {
-  const vec = size % 4 === 0;
-  const items = vec ? size / 4 : size;
+  const quad = size % 4 === 0;
+  const items = quad ? size / 4 : size;
   const threads = 256;
-  const grid = foldWorkgroups(Math.ceil(items / threads));
-  const ep = epilogueBindings(epilogue);
-  const decls = declareBindings([
-    { name: "partial", type: vec ? "vec4<f32>" : "f32", access: "read" },
-    ...ep,
-    { name: "out", type: "f32", access: "read_write", split: options.out },
-  ]);
-  const out = { name: "out", split: options.out };
-  const writes = vec
-    ? [0, 1, 2, 3].map((c) =>
-      storeAt(out, { index: `v * 4u + ${c}u`, value: `epilogue(s[${c}], v * 4u + ${c}u)` })
-    ).join("\n  ")
-    : storeAt(out, { index: "v", value: "epilogue(s, v)" });
-  const code = `// split-K reduction for ${label}: ${splits} partial sums of ${size} elements
-${decls}
-${epilogueFunction(epilogue)}
-@compute @workgroup_size(${threads})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  ${grid.prelude}
-  let v = lin * ${threads}u + lid;
-  if (v >= ${items}u) { return; }
-  var s = partial[v];
-  for (var sp = 1u; sp < ${splits}u; sp = sp + 1u) {
-    s = s + partial[sp * ${items}u + v];
-  }
-  ${writes}
-}
-`;
-  return {
-    code,
-    workgroups: grid.workgroups,
-    bindings: ["partial", ...ep.map((e) => e.name), "out"],
-    writes: ["out"],
-  };
+  const type = quad ? "vec4<f32>" : "f32";
+  const s = name("s", type);
+  const at = (i: Expr) => load("partial", i, type);
+  const writes = quad
+    ? [0, 1, 2, 3].flatMap((c) =>
+      epilogueStore(epilogue, "out", add(mul(v("v"), U(4)), U(c)), lane(s, c))
+    )
+    : epilogueStore(epilogue, "out", v("v"), s);
+  return irStep("splitReduce", {
+    comment: `split-K reduction for ${label}: ${splits} partial sums of ${size} elements`,
+    bindings: [
+      { name: "partial", type },
+      ...epilogueInputs(epilogue),
+      { name: "out", type: "f32", write: true, split: options.out },
+    ],
+    threads,
+    grid: foldGrid(Math.ceil(items / threads)),
+    body: [
+      letS("v", add(mul(v("lin"), U(threads)), v("lid"))),
+      { kind: "exit", index: v("v"), limit: items, unit: "thread" },
+      varS("s", at(v("v"))),
+      loop("sp", U(1), U(splits), 1, [
+        assign("s", bin("+", s, at(add(mul(v("sp"), U(items)), v("v"))))),
+      ]),
+      ...writes,
+    ],
+  });
 }
 
 /** Tuning profile: register tiles for CPU-emulated adapters, workgroup tiles for discrete GPUs. */

@@ -88,9 +88,7 @@ async function main(): Promise<void> {
     const gflops = (ms: number) => (2 * n ** 3 / ms / 1e6).toFixed(1);
     console.log(
       `matmul ${n}³: median ${t.median.toFixed(1)} ms (${gflops(t.median)} GFLOP/s), ` +
-        `min ${t.min.toFixed(1)} ms (${gflops(t.min)} GFLOP/s)  ${
-          plan.steps[0].code.split("\n")[1]
-        }`,
+        `min ${t.min.toFixed(1)} ms (${gflops(t.min)} GFLOP/s)  ${plan.steps[0].kernel.comment}`,
     );
   }
 

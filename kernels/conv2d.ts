@@ -25,15 +25,33 @@ import {
   splitChunks,
   splitReduceKernel,
 } from "./_gemm.ts";
+import { bin, type Expr, lit, name, select, type Stmt } from "../src/kernel/ir.ts";
 import {
+  add,
+  allOf,
+  assign,
   checkInts,
-  declareBindings,
-  epilogueBindings,
-  epilogueFunction,
-  foldWorkgroups,
-  loadAt,
-  storeAt,
-} from "./_wgsl.ts";
+  div,
+  epilogueInputs,
+  epilogueStore,
+  foldGrid,
+  I,
+  inRange,
+  irStep,
+  letS,
+  loadF,
+  lt,
+  mod,
+  mul,
+  store,
+  sub,
+  toI32,
+  toU32,
+  U,
+  v,
+  varS,
+  when,
+} from "./_ir.ts";
 
 /** Padding of the input, in pixels, on each side. */
 export interface Conv2dPadding {
@@ -205,29 +223,10 @@ export function conv2dGeometry(spec: Conv2dSpec): Conv2dGeometry {
   return { n, c, h, w, o, kh, kw, sh, sw, dh, dw, pad, groups, oh, ow };
 }
 
-function u(x: number): string {
-  return `${x}u`;
-}
-
-function i(x: number): string {
-  return `${x}i`;
-}
-
-/** `[0, size)` bounds test of an i32 expression, as one unsigned comparison. */
-function inRange(e: string, size: number): string {
-  return `u32(${e}) < ${u(size)}`;
-}
-
-/**
- * The conjunction of pure bool terms without short-circuit (`&`, each term parenthesized).
- * With `&&`, each bounds test of an implicit-GEMM load became a branch, and SwiftShader
- * (Chromium's software WebGPU) did not finish creating such pipelines in 15 minutes (a 12x12
- * forward with 8x8 register tiles; a stride-2 input gradient with workgroup tiles); with `&`
- * they take about 0.4 s there. The weight gradient's `implicit 8` candidate (12x12) hung alike.
- */
-function allOf(terms: readonly string[]): string {
-  return terms.map((t) => `(${t})`).join(" & ");
-}
+/** An i32 name. */
+const si = (n: string): Expr => name(n, "i32");
+/** The f32 zero. */
+const F0 = lit(0, "f32");
 
 function config(
   spec: Conv2dSpec,
@@ -295,36 +294,30 @@ export function conv2dForwardKernel(spec: Conv2dSpec): KernelPlan {
     binding: "w",
     vec: k % 4 === 0 ? "k" : "none",
     scalarOrder: "k",
-    index: (t, kk) => `(bz * ${u(og)} + ${t}) * ${u(k)} + ${kk}`,
+    index: (t, kk) => add(mul(add(mul(v("bz"), U(og)), t), U(k)), kk),
   };
+  // k = (c, kh, kw) decoding; the compiler shares it between the columns of a thread.
+  const ih = (kk: Expr, s: string) =>
+    add(si(`ih0_${s}`), mul(toI32(div(mod(kk, U(khw)), U(g.kw))), I(g.dh)));
+  const iw = (kk: Expr, s: string) => add(si(`iw0_${s}`), mul(toI32(mod(kk, U(g.kw))), I(g.dw)));
   const x: GemmOperand = {
     binding: "x",
     vec: "none",
     scalarOrder: "tile",
-    hoist: (t, s) =>
-      [
-        `let nb_${s} = ${t} / ${u(ohw)};`,
-        `let p_${s} = ${t} % ${u(ohw)};`,
-        `let ih0_${s} = i32(p_${s} / ${u(g.ow)}) * ${i(g.sh)} - ${i(g.pad.top)};`,
-        `let iw0_${s} = i32(p_${s} % ${u(g.ow)}) * ${i(g.sw)} - ${i(g.pad.left)};`,
-        `let xb_${s} = (nb_${s} * ${u(g.c)} + bz * ${u(cg)}) * ${u(g.h * g.w)};`,
-      ].join("\n  "),
-    cond: (_t, kk, s) =>
-      allOf([
-        inRange(`ih0_${s} + ${dec(kk, "kh")} * ${i(g.dh)}`, g.h),
-        inRange(`iw0_${s} + ${dec(kk, "kw")} * ${i(g.dw)}`, g.w),
-      ]),
+    hoist: (t, s) => [
+      letS(`nb_${s}`, div(t, U(ohw))),
+      letS(`p_${s}`, mod(t, U(ohw))),
+      letS(`ih0_${s}`, sub(mul(toI32(div(v(`p_${s}`), U(g.ow))), I(g.sh)), I(g.pad.top))),
+      letS(`iw0_${s}`, sub(mul(toI32(mod(v(`p_${s}`), U(g.ow))), I(g.sw)), I(g.pad.left))),
+      letS(`xb_${s}`, mul(add(mul(v(`nb_${s}`), U(g.c)), mul(v("bz"), U(cg))), U(g.h * g.w))),
+    ],
+    cond: (_t, kk, s) => allOf([inRange(ih(kk, s), g.h), inRange(iw(kk, s), g.w)]),
     index: (_t, kk, s) =>
-      `xb_${s} + ${dec(kk, "c")} * ${u(g.h * g.w)} + ` +
-      `u32(ih0_${s} + ${dec(kk, "kh")} * ${i(g.dh)}) * ${u(g.w)} + ` +
-      `u32(iw0_${s} + ${dec(kk, "kw")} * ${i(g.dw)})`,
+      add(
+        add(add(v(`xb_${s}`), mul(div(kk, U(khw)), U(g.h * g.w))), mul(toU32(ih(kk, s)), U(g.w))),
+        toU32(iw(kk, s)),
+      ),
   };
-  // k = (c, kh, kw) decoding; the compiler shares it between the columns of a thread.
-  function dec(kk: string, part: "c" | "kh" | "kw"): string {
-    if (part === "c") return `(${kk} / ${u(khw)})`;
-    if (part === "kh") return `i32((${kk} % ${u(khw)}) / ${u(g.kw)})`;
-    return `i32(${kk} % ${u(g.kw)})`;
-  }
   return gemmPlan({
     batch: g.groups,
     m,
@@ -334,7 +327,10 @@ export function conv2dForwardKernel(spec: Conv2dSpec): KernelPlan {
     b: x,
     bFirst: true,
     outIndex: (r, c) =>
-      `((${c}) / ${u(ohw)} * ${u(g.o)} + bz * ${u(og)} + ${r}) * ${u(ohw)} + (${c}) % ${u(ohw)}`,
+      add(
+        mul(add(add(mul(div(c, U(ohw)), U(g.o)), mul(v("bz"), U(og))), r), U(ohw)),
+        mod(c, U(ohw)),
+      ),
     outSize: g.n * g.o * ohw,
     tile,
     splits,
@@ -392,40 +388,45 @@ export function conv2dBackwardInputKernel(spec: Conv2dSpec): KernelPlan {
     vec: "none",
     scalarOrder: "k",
     index: (t, kk) =>
-      `((bz * ${u(og)} + ${kk} / ${u(khw)}) * ${u(cg)} + ${t}) * ${u(khw)} + ${kk} % ${u(khw)}`,
+      add(
+        mul(add(mul(add(mul(v("bz"), U(og)), div(kk, U(khw))), U(cg)), t), U(khw)),
+        mod(kk, U(khw)),
+      ),
   };
-  const kh = (kk: string) => `i32((${kk} % ${u(khw)}) / ${u(g.kw)})`;
-  const kw = (kk: string) => `i32(${kk} % ${u(g.kw)})`;
+  const kh = (kk: Expr) => toI32(div(mod(kk, U(khw)), U(g.kw)));
+  const kw = (kk: Expr) => toI32(mod(kk, U(g.kw)));
   // th = oh * sh for the tap (kh); valid when divisible by the stride and inside the output.
-  const th = (kk: string, s: string) => `(ihp_${s} - ${kh(kk)} * ${i(g.dh)})`;
-  const tw = (kk: string, s: string) => `(iwp_${s} - ${kw(kk)} * ${i(g.dw)})`;
+  const th = (kk: Expr, s: string) => sub(si(`ihp_${s}`), mul(kh(kk), I(g.dh)));
+  const tw = (kk: Expr, s: string) => sub(si(`iwp_${s}`), mul(kw(kk), I(g.dw)));
+  const ohE = (kk: Expr, s: string) => div(th(kk, s), I(g.sh));
+  const owE = (kk: Expr, s: string) => div(tw(kk, s), I(g.sw));
   const dy: GemmOperand = {
     binding: "dy",
     vec: "none",
     scalarOrder: "tile",
-    hoist: (t, s) =>
-      [
-        `let nb_${s} = ${t} / ${u(hw)};`,
-        `let p_${s} = ${t} % ${u(hw)};`,
-        `let ihp_${s} = i32(p_${s} / ${u(g.w)}) + ${i(g.pad.top)};`,
-        `let iwp_${s} = i32(p_${s} % ${u(g.w)}) + ${i(g.pad.left)};`,
-        `let db_${s} = (nb_${s} * ${u(g.o)} + bz * ${u(og)}) * ${u(ohw)};`,
-      ].join("\n  "),
+    hoist: (t, s) => [
+      letS(`nb_${s}`, div(t, U(hw))),
+      letS(`p_${s}`, mod(t, U(hw))),
+      letS(`ihp_${s}`, add(toI32(div(v(`p_${s}`), U(g.w))), I(g.pad.top))),
+      letS(`iwp_${s}`, add(toI32(mod(v(`p_${s}`), U(g.w))), I(g.pad.left))),
+      letS(`db_${s}`, mul(add(mul(v(`nb_${s}`), U(g.o)), mul(v("bz"), U(og))), U(ohw))),
+    ],
     cond: (_t, kk, s) => {
-      const parts = [
-        inRange(g.sh === 1 ? th(kk, s) : `${th(kk, s)} / ${i(g.sh)}`, g.oh),
-        inRange(g.sw === 1 ? tw(kk, s) : `${tw(kk, s)} / ${i(g.sw)}`, g.ow),
-      ];
+      const parts = [inRange(ohE(kk, s), g.oh), inRange(owE(kk, s), g.ow)];
       // i32 division truncates toward zero, so also require th >= 0 (and divisibility).
-      if (g.sh > 1) parts.push(`${th(kk, s)} >= 0i`, `${th(kk, s)} % ${i(g.sh)} == 0i`);
-      if (g.sw > 1) parts.push(`${tw(kk, s)} >= 0i`, `${tw(kk, s)} % ${i(g.sw)} == 0i`);
+      if (g.sh > 1) {
+        parts.push(bin(">=", th(kk, s), I(0)), bin("==", mod(th(kk, s), I(g.sh)), I(0)));
+      }
+      if (g.sw > 1) {
+        parts.push(bin(">=", tw(kk, s), I(0)), bin("==", mod(tw(kk, s), I(g.sw)), I(0)));
+      }
       return allOf(parts);
     },
-    index: (_t, kk, s) => {
-      const ohE = g.sh === 1 ? th(kk, s) : `${th(kk, s)} / ${i(g.sh)}`;
-      const owE = g.sw === 1 ? tw(kk, s) : `${tw(kk, s)} / ${i(g.sw)}`;
-      return `db_${s} + (${kk} / ${u(khw)}) * ${u(ohw)} + u32(${ohE}) * ${u(g.ow)} + u32(${owE})`;
-    },
+    index: (_t, kk, s) =>
+      add(
+        add(add(v(`db_${s}`), mul(div(kk, U(khw)), U(ohw))), mul(toU32(ohE(kk, s)), U(g.ow))),
+        toU32(owE(kk, s)),
+      ),
   };
   return gemmPlan({
     batch: g.groups,
@@ -436,7 +437,7 @@ export function conv2dBackwardInputKernel(spec: Conv2dSpec): KernelPlan {
     b: dy,
     bFirst: true,
     outIndex: (r, c) =>
-      `((${c}) / ${u(hw)} * ${u(g.c)} + bz * ${u(cg)} + ${r}) * ${u(hw)} + (${c}) % ${u(hw)}`,
+      add(mul(add(add(mul(div(c, U(hw)), U(g.c)), mul(v("bz"), U(cg))), r), U(hw)), mod(c, U(hw))),
     outSize: g.n * g.c * hw,
     tile,
     splits,
@@ -491,26 +492,30 @@ export function conv2dBackwardFilterKernel(spec: Conv2dSpec): KernelPlan {
     vec: dyVec ? "k" : "none",
     scalarOrder: "k",
     index: (t, kk) =>
-      `((${kk} / ${u(ohw)}) * ${u(g.o)} + bz * ${u(og)} + ${t}) * ${u(ohw)} + ${kk} % ${u(ohw)}`,
+      add(
+        mul(add(add(mul(div(kk, U(ohw)), U(g.o)), mul(v("bz"), U(og))), t), U(ohw)),
+        mod(kk, U(ohw)),
+      ),
   };
-  const oh = (kk: string) => `i32((${kk} % ${u(ohw)}) / ${u(g.ow)})`;
-  const ow = (kk: string) => `i32(${kk} % ${u(g.ow)})`;
-  const ih = (kk: string, s: string) => `(${oh(kk)} * ${i(g.sh)} + kh_${s})`;
-  const iw = (kk: string, s: string) => `(${ow(kk)} * ${i(g.sw)} + kw_${s})`;
+  const oh = (kk: Expr) => toI32(div(mod(kk, U(ohw)), U(g.ow)));
+  const ow = (kk: Expr) => toI32(mod(kk, U(g.ow)));
+  const ih = (kk: Expr, s: string) => add(mul(oh(kk), I(g.sh)), si(`kh_${s}`));
+  const iw = (kk: Expr, s: string) => add(mul(ow(kk), I(g.sw)), si(`kw_${s}`));
   const x: GemmOperand = {
     binding: "x",
     vec: "none",
     scalarOrder: "k",
-    hoist: (t, s) =>
-      [
-        `let xc_${s} = (bz * ${u(cg)} + ${t} / ${u(khw)}) * ${u(hw)};`,
-        `let kh_${s} = i32((${t} % ${u(khw)}) / ${u(g.kw)}) * ${i(g.dh)} - ${i(g.pad.top)};`,
-        `let kw_${s} = i32(${t} % ${u(g.kw)}) * ${i(g.dw)} - ${i(g.pad.left)};`,
-      ].join("\n  "),
+    hoist: (t, s) => [
+      letS(`xc_${s}`, mul(add(mul(v("bz"), U(cg)), div(t, U(khw))), U(hw))),
+      letS(`kh_${s}`, sub(mul(toI32(div(mod(t, U(khw)), U(g.kw))), I(g.dh)), I(g.pad.top))),
+      letS(`kw_${s}`, sub(mul(toI32(mod(t, U(g.kw))), I(g.dw)), I(g.pad.left))),
+    ],
     cond: (_t, kk, s) => allOf([inRange(ih(kk, s), g.h), inRange(iw(kk, s), g.w)]),
     index: (_t, kk, s) =>
-      `(${kk} / ${u(ohw)}) * ${u(g.c * hw)} + xc_${s} + u32(${ih(kk, s)}) * ${u(g.w)} + ` +
-      `u32(${iw(kk, s)})`,
+      add(
+        add(add(mul(div(kk, U(ohw)), U(g.c * hw)), v(`xc_${s}`)), mul(toU32(ih(kk, s)), U(g.w))),
+        toU32(iw(kk, s)),
+      ),
   };
   return gemmPlan({
     batch: g.groups,
@@ -520,7 +525,7 @@ export function conv2dBackwardFilterKernel(spec: Conv2dSpec): KernelPlan {
     a: dy,
     b: x,
     bFirst: true,
-    outIndex: (r, c) => `(bz * ${u(og)} + ${r}) * ${u(n)} + ${c}`,
+    outIndex: (r, c) => add(mul(add(mul(v("bz"), U(og)), r), U(n)), c),
     outSize: g.o * n,
     tile,
     splits,
@@ -702,40 +707,53 @@ function im2colStep(
   const ncols = chunk.images * ohw;
   const quads = (g.c * khw * ncols) / 4;
   const threads = 64;
-  const grid = foldWorkgroups(Math.ceil(quads / threads));
-  const x = { name: "x", split };
-  const decls = declareBindings([
-    { name: "x", type: "f32", access: "read", split },
-    { name: "cols", type: "vec4<f32>", access: "read_write" },
-  ]);
-  const lanes = [0, 1, 2, 3].map((e) =>
-    [
-      `let p${e} = (j0 + ${u(e)}) % ${u(ohw)};`,
-      `let ih${e} = i32(p${e} / ${u(g.ow)}) * ${i(g.sh)} + dh;`,
-      `let iw${e} = i32(p${e} % ${u(g.ow)}) * ${i(g.sw)} + dw;`,
-      `let xi${e} = ((${u(chunk.n0)} + (j0 + ${u(e)}) / ${u(ohw)}) * ${u(g.c)} + c) * ` +
-      `${u(g.h * g.w)} + u32(ih${e}) * ${u(g.w)} + u32(iw${e});`,
-      `let v${e} = select(0.0, ${loadAt(x, `xi${e}`)}, ${inRange(`ih${e}`, g.h)} && ` +
-      `${inRange(`iw${e}`, g.w)});`,
-    ].join("\n  ")
-  ).join("\n  ");
-  const code = `// im2col of images ${chunk.n0}..${chunk.n0 + chunk.images - 1} for ${label}
-${decls}
-@compute @workgroup_size(${threads})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  ${grid.prelude}
-  let q = lin * ${u(threads)} + lid;
-  if (q >= ${u(quads)}) { return; }
-  let row = q / ${u(ncols / 4)};
-  let j0 = (q % ${u(ncols / 4)}) * 4u;
-  let c = row / ${u(khw)};
-  let dh = i32((row % ${u(khw)}) / ${u(g.kw)}) * ${i(g.dh)} - ${i(g.pad.top)};
-  let dw = i32(row % ${u(g.kw)}) * ${i(g.dw)} - ${i(g.pad.left)};
-  ${lanes}
-  cols[q] = vec4<f32>(v0, v1, v2, v3);
-}
-`;
-  return { code, workgroups: grid.workgroups, bindings: ["x", "cols"], writes: ["cols"] };
+  const lanes: Stmt[] = [0, 1, 2, 3].flatMap((e) => {
+    const j = add(v("j0"), U(e));
+    const ih = si(`ih${e}`), iw = si(`iw${e}`);
+    return [
+      letS(`p${e}`, mod(j, U(ohw))),
+      letS(`ih${e}`, add(mul(toI32(div(v(`p${e}`), U(g.ow))), I(g.sh)), si("dh"))),
+      letS(`iw${e}`, add(mul(toI32(mod(v(`p${e}`), U(g.ow))), I(g.sw)), si("dw"))),
+      letS(
+        `xi${e}`,
+        add(
+          add(
+            mul(add(mul(add(U(chunk.n0), div(j, U(ohw))), U(g.c)), v("c")), U(g.h * g.w)),
+            mul(toU32(ih), U(g.w)),
+          ),
+          toU32(iw),
+        ),
+      ),
+      letS(
+        `v${e}`,
+        select(allOf([inRange(ih, g.h), inRange(iw, g.w)], true)!, loadF("x", v(`xi${e}`)), F0),
+      ),
+    ];
+  });
+  return irStep("im2col", {
+    comment: `im2col of images ${chunk.n0}..${chunk.n0 + chunk.images - 1} for ${label}`,
+    bindings: [
+      { name: "x", type: "f32", split },
+      { name: "cols", type: "vec4<f32>", write: true },
+    ],
+    threads,
+    grid: foldGrid(Math.ceil(quads / threads)),
+    body: [
+      letS("q", add(mul(v("lin"), U(threads)), v("lid"))),
+      { kind: "exit", index: v("q"), limit: quads, unit: "thread" },
+      letS("row", div(v("q"), U(ncols / 4))),
+      letS("j0", mul(mod(v("q"), U(ncols / 4)), U(4))),
+      letS("c", div(v("row"), U(khw))),
+      letS("dh", sub(mul(toI32(div(mod(v("row"), U(khw)), U(g.kw))), I(g.dh)), I(g.pad.top))),
+      letS("dw", sub(mul(toI32(mod(v("row"), U(g.kw))), I(g.dw)), I(g.pad.left))),
+      ...lanes,
+      store("cols", v("q"), {
+        kind: "vec",
+        parts: [0, 1, 2, 3].map((e) => name(`v${e}`, "f32")),
+        type: "vec4<f32>",
+      }),
+    ],
+  });
 }
 
 /**
@@ -754,15 +772,13 @@ function col2imStep(
   const ncols = chunk.images * ohw;
   const total = chunk.images * g.c * hw;
   const threads = 64;
-  const grid = foldWorkgroups(Math.ceil(total / threads));
-  const outSplit = spec.split?.out;
-  const ep = epilogueBindings(spec.epilogue);
-  const decls = declareBindings([
-    { name: "cols", type: "f32", access: "read" },
-    ...ep,
-    { name: "out", type: "f32", access: "read_write", split: outSplit },
-  ]);
-  const taps: string[] = [];
+  const sum = name("sum", "f32");
+  const tap = (row: Expr, oh: Expr, ow: Expr) =>
+    loadF(
+      "cols",
+      add(add(add(mul(row, U(ncols)), v("jb")), mul(toU32(oh), U(g.ow))), toU32(ow)),
+    );
+  const taps: Stmt[] = [];
   if (g.dh === 1 && g.dw === 1) {
     // Without dilation, the taps reaching input row ih are kh = (ih + top) % sh + t*sh with
     // oh = (ih + top) / sh - t: only ceil(KH/sh) candidates per axis (2 of 3 for a 3x3 kernel
@@ -771,76 +787,71 @@ function col2imStep(
     const tw = Math.ceil(g.kw / g.sw);
     for (let a = 0; a < th; a++) {
       taps.push(
-        `let khA${a} = kh0 + ${u(a * g.sh)};`,
-        `let ohA${a} = ohb - ${i(a)};`,
-        `let okh${a} = khA${a} < ${u(g.kh)} && ${inRange(`ohA${a}`, g.oh)};`,
+        letS(`khA${a}`, add(v("kh0"), U(a * g.sh))),
+        letS(`ohA${a}`, sub(si("ohb"), I(a))),
+        letS(`okh${a}`, bin("&&", lt(v(`khA${a}`), U(g.kh)), inRange(si(`ohA${a}`), g.oh))),
       );
     }
     for (let b = 0; b < tw; b++) {
       taps.push(
-        `let kwB${b} = kw0 + ${u(b * g.sw)};`,
-        `let owB${b} = owb - ${i(b)};`,
-        `let okw${b} = kwB${b} < ${u(g.kw)} && ${inRange(`owB${b}`, g.ow)};`,
+        letS(`kwB${b}`, add(v("kw0"), U(b * g.sw))),
+        letS(`owB${b}`, sub(si("owb"), I(b))),
+        letS(`okw${b}`, bin("&&", lt(v(`kwB${b}`), U(g.kw)), inRange(si(`owB${b}`), g.ow))),
       );
     }
     for (let a = 0; a < th; a++) {
       for (let b = 0; b < tw; b++) {
+        const row = add(add(v("cb"), mul(v(`khA${a}`), U(g.kw))), v(`kwB${b}`));
+        const ok = bin("&&", name(`okh${a}`, "bool"), name(`okw${b}`, "bool"));
         taps.push(
-          `acc = acc + select(0.0, cols[(cb + khA${a} * ${u(g.kw)} + kwB${b}) * ${u(ncols)} + ` +
-            `jb + u32(ohA${a}) * ${u(g.ow)} + u32(owB${b})], okh${a} && okw${b});`,
+          assign("sum", add(sum, select(ok, tap(row, si(`ohA${a}`), si(`owB${b}`)), F0))),
         );
       }
     }
   } else {
     for (let kh = 0; kh < g.kh; kh++) {
-      const th = `(ihp - ${i(kh * g.dh)})`;
-      const ohE = g.sh === 1 ? th : `${th} / ${i(g.sh)}`;
+      const th = sub(si("ihp"), I(kh * g.dh));
+      const ohE = div(th, I(g.sh));
       const condH = [inRange(ohE, g.oh)];
-      if (g.sh > 1) condH.push(`${th} >= 0i`, `${th} % ${i(g.sh)} == 0i`);
+      if (g.sh > 1) condH.push(bin(">=", th, I(0)), bin("==", mod(th, I(g.sh)), I(0)));
       for (let kw = 0; kw < g.kw; kw++) {
-        const tw = `(iwp - ${i(kw * g.dw)})`;
-        const owE = g.sw === 1 ? tw : `${tw} / ${i(g.sw)}`;
+        const tw = sub(si("iwp"), I(kw * g.dw));
+        const owE = div(tw, I(g.sw));
         const cond = [...condH, inRange(owE, g.ow)];
-        if (g.sw > 1) cond.push(`${tw} >= 0i`, `${tw} % ${i(g.sw)} == 0i`);
-        const row = kh * g.kw + kw;
-        taps.push(
-          `if (${cond.join(" && ")}) { acc = acc + cols[(cb + ${u(row)}) * ${u(ncols)} + jb + ` +
-            `u32(${ohE}) * ${u(g.ow)} + u32(${owE})]; }`,
-        );
+        if (g.sw > 1) cond.push(bin(">=", tw, I(0)), bin("==", mod(tw, I(g.sw)), I(0)));
+        const row = add(v("cb"), U(kh * g.kw + kw));
+        taps.push(...when(allOf(cond, true), [assign("sum", add(sum, tap(row, ohE, owE)))]));
       }
     }
   }
-  const code = `// col2im of images ${chunk.n0}..${chunk.n0 + chunk.images - 1} for ${label}
-${decls}
-${epilogueFunction(spec.epilogue)}
-@compute @workgroup_size(${threads})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  ${grid.prelude}
-  let e = lin * ${u(threads)} + lid;
-  if (e >= ${u(total)}) { return; }
-  let nl = e / ${u(g.c * hw)};
-  let c = (e / ${u(hw)}) % ${u(g.c)};
-  let p = e % ${u(hw)};
-  let ihp = i32(p / ${u(g.w)}) + ${i(g.pad.top)};
-  let iwp = i32(p % ${u(g.w)}) + ${i(g.pad.left)};
-  let cb = c * ${u(g.kh * g.kw)};
-  let kh0 = u32(ihp) % ${u(g.sh)};
-  let ohb = ihp / ${i(g.sh)};
-  let kw0 = u32(iwp) % ${u(g.sw)};
-  let owb = iwp / ${i(g.sw)};
-  let jb = nl * ${u(ohw)};
-  var acc = 0.0;
-  ${taps.join("\n  ")}
-  let idx = ${u(chunk.n0 * g.c * hw)} + e;
-  ${storeAt({ name: "out", split: outSplit }, { index: "idx", value: "epilogue(acc, idx)" })}
-}
-`;
-  return {
-    code,
-    workgroups: grid.workgroups,
-    bindings: ["cols", ...ep.map((e) => e.name), "out"],
-    writes: ["out"],
-  };
+  return irStep("col2im", {
+    comment: `col2im of images ${chunk.n0}..${chunk.n0 + chunk.images - 1} for ${label}`,
+    bindings: [
+      { name: "cols", type: "f32" },
+      ...epilogueInputs(spec.epilogue),
+      { name: "out", type: "f32", write: true, split: spec.split?.out },
+    ],
+    threads,
+    grid: foldGrid(Math.ceil(total / threads)),
+    body: [
+      letS("e", add(mul(v("lin"), U(threads)), v("lid"))),
+      { kind: "exit", index: v("e"), limit: total, unit: "thread" },
+      letS("nl", div(v("e"), U(g.c * hw))),
+      letS("c", mod(div(v("e"), U(hw)), U(g.c))),
+      letS("p", mod(v("e"), U(hw))),
+      letS("ihp", add(toI32(div(v("p"), U(g.w))), I(g.pad.top))),
+      letS("iwp", add(toI32(mod(v("p"), U(g.w))), I(g.pad.left))),
+      letS("cb", mul(v("c"), U(g.kh * g.kw))),
+      letS("kh0", mod(toU32(si("ihp")), U(g.sh))),
+      letS("ohb", div(si("ihp"), I(g.sh))),
+      letS("kw0", mod(toU32(si("iwp")), U(g.sw))),
+      letS("owb", div(si("iwp"), I(g.sw))),
+      letS("jb", mul(v("nl"), U(ohw))),
+      varS("sum", F0),
+      ...taps,
+      ...epilogueStore(spec.epilogue, "out", add(U(chunk.n0 * g.c * hw), v("e")), sum),
+    ],
+  });
 }
 
 /** Forward convolution through `cols` (see the section comment). */
@@ -864,13 +875,15 @@ function explicitForward(spec: Conv2dSpec, g: Conv2dGeometry, chunks: ImageChunk
         binding: "w",
         vec: k % 4 === 0 ? "k" : "none",
         scalarOrder: "k",
-        index: (t, kk) => `${t} * ${u(k)} + ${kk}`,
+        index: (t, kk) => add(mul(t, U(k)), kk),
       },
-      b: { binding: "cols", vec: "tile", index: (t, kk) => `${kk} * ${u(ncols)} + ${t}` },
+      b: { binding: "cols", vec: "tile", index: (t, kk) => add(mul(kk, U(ncols)), t) },
       bFirst: true,
       outIndex: (r, c) =>
-        `(${u(chunk.n0)} + (${c}) / ${u(ohw)}) * ${u(g.o * ohw)} + (${r}) * ${u(ohw)} + ` +
-        `(${c}) % ${u(ohw)}`,
+        add(
+          add(mul(add(U(chunk.n0), div(c, U(ohw))), U(g.o * ohw)), mul(r, U(ohw))),
+          mod(c, U(ohw)),
+        ),
       outSize: g.n * g.o * ohw,
       tile,
       // The summing pass of split-K covers the whole output, so only a single chunk splits.
@@ -911,17 +924,19 @@ function explicitBackwardInput(
       a: {
         binding: "w",
         vec: wVec && tile.tm % 4 === 0 ? "tile" : "none",
-        index: (t, kk) => `${kk} * ${u(kc)} + ${t}`,
+        index: (t, kk) => add(mul(kk, U(kc)), t),
       },
       b: {
         binding: "dy",
         vec: "tile",
         index: (t, kk) =>
-          `(${u(chunk.n0)} + ${t} / ${u(ohw)}) * ${u(g.o * ohw)} + ${kk} * ${u(ohw)} + ` +
-          `${t} % ${u(ohw)}`,
+          add(
+            add(mul(add(U(chunk.n0), div(t, U(ohw))), U(g.o * ohw)), mul(kk, U(ohw))),
+            mod(t, U(ohw)),
+          ),
       },
       bFirst: true,
-      outIndex: (r, c) => `(${r}) * ${u(ncols)} + ${c}`,
+      outIndex: (r, c) => add(mul(r, U(ncols)), c),
       outSize: kc * ncols,
       outBinding: "cols",
       tile,
@@ -967,12 +982,14 @@ function explicitBackwardFilter(
         binding: "dy",
         vec: "k",
         index: (t, kk) =>
-          `(${u(chunk.n0)} + ${kk} / ${u(ohw)}) * ${u(g.o * ohw)} + ${t} * ${u(ohw)} + ` +
-          `${kk} % ${u(ohw)}`,
+          add(
+            add(mul(add(U(chunk.n0), div(kk, U(ohw))), U(g.o * ohw)), mul(t, U(ohw))),
+            mod(kk, U(ohw)),
+          ),
       },
-      b: { binding: "cols", vec: "k", index: (t, kk) => `${t} * ${u(ncols)} + ${kk}` },
+      b: { binding: "cols", vec: "k", index: (t, kk) => add(mul(t, U(ncols)), kk) },
       bFirst: true,
-      outIndex: (r, c) => `(${r}) * ${u(kc)} + ${c}`,
+      outIndex: (r, c) => add(mul(r, U(kc)), c),
       outSize,
       tile,
       splits,

@@ -13,15 +13,46 @@
  *
  * @module
  */
+import {
+  bin,
+  call,
+  type Expr,
+  lane,
+  lit,
+  name,
+  select,
+  splat,
+  type Stmt,
+} from "../src/kernel/ir.ts";
 import type { Epilogue, KernelPlan, KernelSource } from "./types.ts";
 import {
+  add,
+  assign,
   checkInts,
-  declareBindings,
-  epilogueBindings,
-  epilogueFunction,
-  foldWorkgroups,
-} from "./_wgsl.ts";
+  div,
+  epilogueInputs,
+  foldGrid,
+  irStep,
+  letS,
+  loadF,
+  loadV,
+  loop,
+  lt,
+  mod,
+  mul,
+  store,
+  sub,
+  U,
+  v,
+  varS,
+  withEpilogue,
+} from "./_ir.ts";
 import { splitReduceKernel } from "./_gemm.ts";
+
+const F0 = lit(0, "f32");
+const ZERO4 = splat(F0);
+const f4 = (n: string): Expr => name(n, "vec4<f32>");
+const vec4 = (parts: Expr[]): Expr => ({ kind: "vec", parts, type: "vec4<f32>" });
 
 /** A convolution the row kernel computes (see {@linkcode conv2dRowsKernel}). */
 export interface Conv2dRowsSpec {
@@ -145,7 +176,6 @@ function rowsStep(spec: Conv2dRowsSpec, { tm, tn }: { tm: number; tn: number }):
   const input = mode === "forward" ? "x" : "dy";
   const segs = (n * p) / tn;
   const colGroups = Math.ceil(segs / 8);
-  const grid = foldWorkgroups(colGroups * (cout / tm));
   // Where quad q of a thread's pixels lies, relative to its first pixel: a thread covers
   // whole images (tn a multiple of H*W), whole rows of one image (tn a multiple of W) or part
   // of one row (W a multiple of tn).
@@ -156,7 +186,7 @@ function rowsStep(spec: Conv2dRowsSpec, { tm, tn }: { tm: number; tn: number }):
     return {
       img: images ? Math.floor((4 * q) / p) : 0,
       row: partRow ? 0 : Math.floor(at / w),
-      ow: partRow ? `ow0 + ${4 * q}u` : `${at % w}u`,
+      ow: partRow ? add(v("ow0"), U(4 * q)) : U(at % w),
       /** The static column (whole images or rows). */
       col: at % w,
       pix: at,
@@ -164,93 +194,101 @@ function rowsStep(spec: Conv2dRowsSpec, { tm, tn }: { tm: number; tn: number }):
   };
   const sameRow = (a: number, b: number) =>
     b >= 0 && b < quads && quad(a).img === quad(b).img && quad(a).row === quad(b).row;
-  const L: string[] = [
-    grid.prelude,
-    `let seg = (lin % ${colGroups}u) * 8u + lid;`,
-    `if (seg >= ${segs}u) { return; }`,
-    `let o0 = (lin / ${colGroups}u) * ${tm}u;`,
-    `let col0 = seg * ${tn}u;`,
-    `let nb = col0 / ${p}u;`,
-    `let p0 = col0 % ${p}u;`,
-    `let oh0 = p0 / ${w}u;`,
-    `let ow0 = p0 % ${w}u;`,
-    `let xb = nb * ${(cin * p) / 4}u;`,
+  const body: Stmt[] = [
+    letS("seg", add(mul(mod(v("lin"), U(colGroups)), U(8)), v("lid"))),
+    { kind: "exit", index: v("seg"), limit: segs, unit: "thread" },
+    letS("o0", mul(div(v("lin"), U(colGroups)), U(tm))),
+    letS("col0", mul(v("seg"), U(tn))),
+    letS("nb", div(v("col0"), U(p))),
+    letS("p0", mod(v("col0"), U(p))),
+    letS("oh0", div(v("p0"), U(w))),
+    letS("ow0", mod(v("p0"), U(w))),
+    letS("xb", mul(v("nb"), U((cin * p) / 4))),
   ];
   for (let i = 0; i < tm; i++) {
-    for (let q = 0; q < quads; q++) L.push(`var acc_${i}_${q} = vec4<f32>(0.0);`);
+    for (let q = 0; q < quads; q++) body.push(varS(`acc_${i}_${q}`, ZERO4));
   }
-  L.push(`for (var ci = 0u; ci < ${cin}u; ci = ci + 1u) {`);
-  const B: string[] = [`let xc = xb + ci * ${p / 4}u;`];
+  const B: Stmt[] = [letS("xc", add(v("xb"), mul(v("ci"), U(p / 4))))];
   for (let kh = 0; kh < 3; kh++) {
     for (let q = 0; q < quads; q++) {
       const { img, row, ow, col } = quad(q);
-      const base = `xc + ${(img * cin * p) / 4}u`;
+      const base = add(v("xc"), U((img * cin * p) / 4));
       const xv = `xv_${kh}_${q}`;
       if (images) {
         // Every index is known: rows above or below the image are zeros.
         const ih = row + kh - 1;
         B.push(
-          ih < 0 || ih >= h
-            ? `let ${xv} = vec4<f32>(0.0);`
-            : `let ${xv} = ${input}[${base} + ${(ih * w + col) / 4}u];`,
+          letS(xv, ih < 0 || ih >= h ? ZERO4 : loadV(input, add(base, U((ih * w + col) / 4)))),
         );
         continue;
       }
-      B.push(`let ih_${kh}_${q} = oh0 + ${row + kh}u - 1u;`);
+      const ih = v(`ih_${kh}_${q}`);
+      B.push(letS(`ih_${kh}_${q}`, sub(add(v("oh0"), U(row + kh)), U(1))));
       B.push(
-        `let ${xv} = select(vec4<f32>(0.0), ${input}[${base} + (ih_${kh}_${q} * ${w}u + ${ow}) / 4u], ih_${kh}_${q} < ${h}u);`,
+        letS(
+          xv,
+          select(lt(ih, U(h)), loadV(input, add(base, div(add(mul(ih, U(w)), ow), U(4)))), ZERO4),
+        ),
       );
     }
     for (let q = 0; q < quads; q++) {
-      const ok = `ih_${kh}_${q} < ${h}u`;
-      const at = (off: string) => `${input}[xc + (ih_${kh}_${q} * ${w}u + ow0 ${off}) / 4u]`;
+      const ih = v(`ih_${kh}_${q}`);
+      const ok = lt(ih, U(h));
+      const at = (off: Expr) => loadV(input, add(v("xc"), div(add(mul(ih, U(w)), off), U(4))));
+      const x = f4(`xv_${kh}_${q}`);
       const left = sameRow(q, q - 1)
-        ? `xv_${kh}_${q - 1}.w`
+        ? lane(f4(`xv_${kh}_${q - 1}`), 3)
         : partRow
-        ? `select(0.0, ${at("- 1u")}.w, ow0 > 0u && ${ok})`
-        : "0.0";
-      const right = sameRow(q, q + 1)
-        ? `xv_${kh}_${q + 1}.x`
-        : partRow
-        ? `select(0.0, ${at(`+ ${tn}u`)}.x, ow0 + ${tn}u < ${w}u && ${ok})`
-        : "0.0";
-      const v = `xv_${kh}_${q}`;
-      B.push(`let xl_${kh}_${q} = vec4<f32>(${left}, ${v}.x, ${v}.y, ${v}.z);`);
-      B.push(`let xr_${kh}_${q} = vec4<f32>(${v}.y, ${v}.z, ${v}.w, ${right});`);
+        ? select(bin("&&", bin(">", v("ow0"), U(0)), ok), lane(at(sub(v("ow0"), U(1))), 3), F0)
+        : F0;
+      const right = sameRow(q, q + 1) ? lane(f4(`xv_${kh}_${q + 1}`), 0) : partRow
+        ? select(
+          bin("&&", lt(add(v("ow0"), U(tn)), U(w)), ok),
+          lane(at(add(v("ow0"), U(tn))), 0),
+          F0,
+        )
+        : F0;
+      B.push(letS(`xl_${kh}_${q}`, vec4([left, lane(x, 0), lane(x, 1), lane(x, 2)])));
+      B.push(letS(`xr_${kh}_${q}`, vec4([lane(x, 1), lane(x, 2), lane(x, 3), right])));
     }
     for (let i = 0; i < tm; i++) {
-      B.push(`let w_${kh}_${i} = wq[((o0 + ${i}u) * ${cin}u + ci) * 3u + ${kh}u];`);
+      const wv = f4(`w_${kh}_${i}`);
+      B.push(
+        letS(
+          `w_${kh}_${i}`,
+          loadV("wq", add(mul(add(mul(add(v("o0"), U(i)), U(cin)), v("ci")), U(3)), U(kh))),
+        ),
+      );
       for (let q = 0; q < quads; q++) {
-        const wv = `w_${kh}_${i}`;
-        B.push(
-          `acc_${i}_${q} = acc_${i}_${q} + ${wv}.x * xl_${kh}_${q} + ${wv}.y * xv_${kh}_${q} + ${wv}.z * xr_${kh}_${q};`,
-        );
+        const acc = f4(`acc_${i}_${q}`);
+        const taps = ["xl", "xv", "xr"].map((x, kw) => mul(lane(wv, kw), f4(`${x}_${kh}_${q}`)));
+        B.push(assign(`acc_${i}_${q}`, taps.reduce(add, acc)));
       }
     }
   }
-  L.push(...B.map((l) => "  " + l), `}`);
+  body.push(loop("ci", U(0), U(cin), 1, B));
   for (let i = 0; i < tm; i++) {
     for (let q = 0; q < quads; q++) {
       const { img, pix } = quad(q);
-      L.push(
-        `out[(((nb + ${img}u) * ${cout}u + o0 + ${i}u) * ${p}u + p0 + ${pix}u) / 4u] = acc_${i}_${q};`,
+      const at = add(
+        add(mul(add(add(mul(add(v("nb"), U(img)), U(cout)), v("o0")), U(i)), U(p)), v("p0")),
+        U(pix),
       );
+      body.push(store("out", div(at, U(4)), f4(`acc_${i}_${q}`)));
     }
   }
-  const decls = declareBindings([
-    { name: input, type: "vec4<f32>", access: "read" },
-    { name: "wq", type: "vec4<f32>", access: "read" },
-    { name: "out", type: "vec4<f32>", access: "read_write" },
-  ]);
-  const code =
-    `// conv2d 3x3 by rows (${mode}): ${input} [${n}, ${cin}, ${h}, ${w}] -> out [${n}, ${cout}, ${h}, ${w}], ${tm} channels x ${tn} pixels per thread
-${decls}
-@compute @workgroup_size(8)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-${L.join("\n  ")}
-}
-`;
-  return { code, workgroups: grid.workgroups, bindings: [input, "wq", "out"], writes: ["out"] };
+  return irStep("conv2dRows", {
+    comment:
+      `conv2d 3x3 by rows (${mode}): ${input} [${n}, ${cin}, ${h}, ${w}] -> out [${n}, ${cout}, ${h}, ${w}], ${tm} channels x ${tn} pixels per thread`,
+    bindings: [
+      { name: input, type: "vec4<f32>" },
+      { name: "wq", type: "vec4<f32>" },
+      { name: "out", type: "vec4<f32>", write: true },
+    ],
+    threads: 8,
+    grid: foldGrid(colGroups * (cout / tm)),
+    body,
+  });
 }
 
 /**
@@ -259,31 +297,30 @@ ${L.join("\n  ")}
  * PReLU at inference reading per-channel inputs, llvmpipe took over two minutes to compile such
  * a kernel (measured), against milliseconds for this pass.
  */
-function epilogueStep(size: number, epilogue: Epilogue) {
+function epilogueStep(size: number, epilogue: Epilogue): KernelSource {
   const items = size / 4;
-  const grid = foldWorkgroups(Math.ceil(items / 64));
-  const decls = declareBindings([
-    ...epilogueBindings(epilogue),
-    { name: "out", type: "vec4<f32>", access: "read_write" },
+  const lanes: Stmt[] = [0, 1, 2, 3].flatMap((j) => [
+    varS(`r${j}`, F0),
+    ...withEpilogue(
+      epilogue,
+      add(mul(v("i"), U(4)), U(j)),
+      lane(f4("v"), j),
+      (x) => assign(`r${j}`, x),
+    ),
   ]);
-  const e = (c: string, j: number) => `epilogue(v.${c}, i * 4u + ${j}u)`;
-  return {
-    code: `// conv2d 3x3 by rows: epilogue
-${decls}
-${epilogueFunction(epilogue)}
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  ${grid.prelude}
-  let i = lin * 64u + lid;
-  if (i >= ${items}u) { return; }
-  let v = out[i];
-  out[i] = vec4<f32>(${e("x", 0)}, ${e("y", 1)}, ${e("z", 2)}, ${e("w", 3)});
-}
-`,
-    workgroups: grid.workgroups,
-    bindings: [...epilogueBindings(epilogue).map((b) => b.name), "out"],
-    writes: ["out"],
-  };
+  return irStep("conv2dRowsEpilogue", {
+    comment: "conv2d 3x3 by rows: epilogue",
+    bindings: [...epilogueInputs(epilogue), { name: "out", type: "vec4<f32>", write: true }],
+    threads: 64,
+    grid: foldGrid(Math.ceil(items / 64)),
+    body: [
+      letS("i", add(mul(v("lin"), U(64)), v("lid"))),
+      { kind: "exit", index: v("i"), limit: items, unit: "thread" },
+      letS("v", loadV("out", v("i"))),
+      ...lanes,
+      store("out", v("i"), vec4([0, 1, 2, 3].map((j) => name(`r${j}`, "f32")))),
+    ],
+  });
 }
 
 /**
@@ -291,32 +328,30 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
  * channel `co` and input channel `ci`; for the input gradient the weights are transposed and
  * flipped (`w'[c, o, kh, kw] = w[o, c, 2 - kh, 2 - kw]`).
  */
-function repackStep(cin: number, cout: number, mode: "forward" | "backInput") {
+function repackStep(cin: number, cout: number, mode: "forward" | "backInput"): KernelSource {
   const total = cout * cin * 3;
-  const grid = foldWorkgroups(Math.ceil(total / 64));
   const src = (kw: number) =>
-    mode === "forward"
-      ? `w[i * 3u + ${kw}u]`
-      : `w[((ci * ${cout}u + co) * 3u + 2u - kh) * 3u + ${2 - kw}u]`;
-  return {
-    code: `// conv2d 3x3 by rows: weights repacked (${mode})
-@group(0) @binding(0) var<storage, read> w: array<f32>;
-@group(0) @binding(1) var<storage, read_write> wq: array<vec4<f32>>;
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  ${grid.prelude}
-  let i = lin * 64u + lid;
-  if (i >= ${total}u) { return; }
-  let co = i / ${cin * 3}u;
-  let ci = (i / 3u) % ${cin}u;
-  let kh = i % 3u;
-  wq[i] = vec4<f32>(${src(0)}, ${src(1)}, ${src(2)}, 0.0);
-}
-`,
-    workgroups: grid.workgroups,
-    bindings: ["w", "wq"],
-    writes: ["wq"],
-  };
+    loadF(
+      "w",
+      mode === "forward" ? add(mul(v("i"), U(3)), U(kw)) : add(
+        mul(sub(add(mul(add(mul(v("ci"), U(cout)), v("co")), U(3)), U(2)), v("kh")), U(3)),
+        U(2 - kw),
+      ),
+    );
+  return irStep("conv2dRowsRepack", {
+    comment: `conv2d 3x3 by rows: weights repacked (${mode})`,
+    bindings: [{ name: "w", type: "f32" }, { name: "wq", type: "vec4<f32>", write: true }],
+    threads: 64,
+    grid: foldGrid(Math.ceil(total / 64)),
+    body: [
+      letS("i", add(mul(v("lin"), U(64)), v("lid"))),
+      { kind: "exit", index: v("i"), limit: total, unit: "thread" },
+      letS("co", div(v("i"), U(cin * 3))),
+      letS("ci", mod(div(v("i"), U(3)), U(cin))),
+      letS("kh", mod(v("i"), U(3))),
+      store("wq", v("i"), vec4([src(0), src(1), src(2), F0])),
+    ],
+  });
 }
 
 /** A weight gradient the row kernel computes (see {@linkcode conv2dRowsFilterKernel}). */
@@ -386,69 +421,76 @@ export function conv2dRowsFilterKernel(spec: Conv2dRowsFilterSpec): KernelPlan {
   const p = h * w;
   const qw = w / 4;
   const threads = tiles * splits;
-  const grid = foldWorkgroups(Math.ceil(threads / 8));
   const acc = (i: number, j: number, kh: number, kw: number) => `a_${i}_${j}_${kh}_${kw}`;
-  const L: string[] = [
-    grid.prelude,
-    `let t = lin * 8u + lid;`,
-    `if (t >= ${threads}u) { return; }`,
-    `let tile = t % ${tiles}u;`,
-    `let sp = t / ${tiles}u;`,
-    `let o0 = (tile / ${c / tc}u) * ${to}u;`,
-    `let c0 = (tile % ${c / tc}u) * ${tc}u;`,
+  const body: Stmt[] = [
+    letS("t", add(mul(v("lin"), U(8)), v("lid"))),
+    { kind: "exit", index: v("t"), limit: threads, unit: "thread" },
+    letS("tile", mod(v("t"), U(tiles))),
+    letS("sp", div(v("t"), U(tiles))),
+    letS("o0", mul(div(v("tile"), U(c / tc)), U(to))),
+    letS("c0", mul(mod(v("tile"), U(c / tc)), U(tc))),
   ];
   for (let i = 0; i < to; i++) {
     for (let j = 0; j < tc; j++) {
       for (let kh = 0; kh < 3; kh++) {
-        for (let kw = 0; kw < 3; kw++) L.push(`var ${acc(i, j, kh, kw)} = 0.0;`);
+        for (let kw = 0; kw < 3; kw++) body.push(varS(acc(i, j, kh, kw), F0));
       }
     }
   }
-  const R: string[] = [
-    `let nb = r / ${h}u;`,
-    `let oh = r % ${h}u;`,
-    `let dyb = (nb * ${o}u + o0) * ${p / 4}u + oh * ${qw}u;`,
+  const R: Stmt[] = [
+    letS("nb", div(v("r"), U(h))),
+    letS("oh", mod(v("r"), U(h))),
+    letS("dyb", add(mul(add(mul(v("nb"), U(o)), v("o0")), U(p / 4)), mul(v("oh"), U(qw)))),
   ];
   // The x row of channel c0 + j at kernel row kh: its start (in vec4s) and whether it exists.
+  const ok = (j: number, kh: number) => name(`ok_${j}_${kh}`, "bool");
   for (let j = 0; j < tc; j++) {
     for (let kh = 0; kh < 3; kh++) {
-      R.push(`let ih_${j}_${kh} = oh + ${kh}u - 1u;`);
-      R.push(`let ok_${j}_${kh} = ih_${j}_${kh} < ${h}u;`);
-      R.push(`let xb_${j}_${kh} = ((nb * ${c}u + c0 + ${j}u) * ${h}u + ih_${j}_${kh}) * ${qw}u;`);
-      R.push(`var cur_${j}_${kh} = select(vec4<f32>(0.0), x[xb_${j}_${kh}], ok_${j}_${kh});`);
-      R.push(`var prev_${j}_${kh} = 0.0;`);
+      const ih = v(`ih_${j}_${kh}`);
+      R.push(
+        letS(`ih_${j}_${kh}`, sub(add(v("oh"), U(kh)), U(1))),
+        letS(`ok_${j}_${kh}`, lt(ih, U(h))),
+        letS(
+          `xb_${j}_${kh}`,
+          mul(add(mul(add(add(mul(v("nb"), U(c)), v("c0")), U(j)), U(h)), ih), U(qw)),
+        ),
+        varS(`cur_${j}_${kh}`, select(ok(j, kh), loadV("x", v(`xb_${j}_${kh}`)), ZERO4)),
+        varS(`prev_${j}_${kh}`, F0),
+      );
     }
   }
-  const Q: string[] = [`let more = q + 1u < ${qw}u;`];
-  for (let i = 0; i < to; i++) Q.push(`let d_${i} = dy[dyb + ${(i * p) / 4}u + q];`);
+  const Q: Stmt[] = [letS("more", lt(add(v("q"), U(1)), U(qw)))];
+  for (let i = 0; i < to; i++) {
+    Q.push(letS(`d_${i}`, loadV("dy", add(add(v("dyb"), U((i * p) / 4)), v("q")))));
+  }
   for (let j = 0; j < tc; j++) {
     for (let kh = 0; kh < 3; kh++) {
-      const cur = `cur_${j}_${kh}`;
+      const cur = f4(`cur_${j}_${kh}`);
+      const next = f4(`next_${j}_${kh}`);
+      const nextAt = add(v(`xb_${j}_${kh}`), call("min", [add(v("q"), U(1)), U(qw - 1)]));
       Q.push(
-        `let next_${j}_${kh} = select(vec4<f32>(0.0), x[xb_${j}_${kh} + min(q + 1u, ${
-          qw - 1
-        }u)], more && ok_${j}_${kh});`,
-        `let s0_${j}_${kh} = vec4<f32>(prev_${j}_${kh}, ${cur}.x, ${cur}.y, ${cur}.z);`,
-        `let s2_${j}_${kh} = vec4<f32>(${cur}.y, ${cur}.z, ${cur}.w, next_${j}_${kh}.x);`,
+        letS(
+          `next_${j}_${kh}`,
+          select(bin("&&", name("more", "bool"), ok(j, kh)), loadV("x", nextAt), ZERO4),
+        ),
+        letS(
+          `s0_${j}_${kh}`,
+          vec4([name(`prev_${j}_${kh}`, "f32"), lane(cur, 0), lane(cur, 1), lane(cur, 2)]),
+        ),
+        letS(`s2_${j}_${kh}`, vec4([lane(cur, 1), lane(cur, 2), lane(cur, 3), lane(next, 0)])),
       );
       for (let i = 0; i < to; i++) {
-        Q.push(
-          `${acc(i, j, kh, 0)} = ${acc(i, j, kh, 0)} + dot(d_${i}, s0_${j}_${kh});`,
-          `${acc(i, j, kh, 1)} = ${acc(i, j, kh, 1)} + dot(d_${i}, ${cur});`,
-          `${acc(i, j, kh, 2)} = ${acc(i, j, kh, 2)} + dot(d_${i}, s2_${j}_${kh});`,
-        );
+        const d = f4(`d_${i}`);
+        const taps = [f4(`s0_${j}_${kh}`), cur, f4(`s2_${j}_${kh}`)];
+        taps.forEach((x, kw) => {
+          const a = acc(i, j, kh, kw);
+          Q.push(assign(a, add(name(a, "f32"), call("dot", [d, x]))));
+        });
       }
-      Q.push(`prev_${j}_${kh} = ${cur}.w;`, `${cur} = next_${j}_${kh};`);
+      Q.push(assign(`prev_${j}_${kh}`, lane(cur, 3)), assign(`cur_${j}_${kh}`, next));
     }
   }
-  L.push(
-    `for (var r = sp; r < ${rows}u; r = r + ${splits}u) {`,
-    ...R.map((l) => "  " + l),
-    `  for (var q = 0u; q < ${qw}u; q = q + 1u) {`,
-    ...Q.map((l) => "    " + l),
-    `  }`,
-    `}`,
-  );
+  body.push(loop("r", v("sp"), U(rows), splits, [...R, loop("q", U(0), U(qw), 1, Q)]));
   // With an epilogue the shares always go through the summing pass, which applies it once per
   // value (inlined into this kernel it would be compiled to x tc x 9 times).
   const direct = splits === 1 && spec.epilogue === undefined;
@@ -456,44 +498,34 @@ export function conv2dRowsFilterKernel(spec: Conv2dRowsFilterSpec): KernelPlan {
     for (let j = 0; j < tc; j++) {
       for (let kh = 0; kh < 3; kh++) {
         for (let kw = 0; kw < 3; kw++) {
-          const at = `((o0 + ${i}u) * ${c}u + c0 + ${j}u) * 9u + ${kh * 3 + kw}u`;
-          L.push(
+          const at = add(
+            mul(add(add(mul(add(v("o0"), U(i)), U(c)), v("c0")), U(j)), U(9)),
+            U(kh * 3 + kw),
+          );
+          const value = name(acc(i, j, kh, kw), "f32");
+          body.push(
             direct
-              ? `out[${at}] = epilogue(${acc(i, j, kh, kw)}, ${at});`
-              : `partial[sp * ${size}u + ${at}] = ${acc(i, j, kh, kw)};`,
+              ? store("out", at, value)
+              : store("partial", add(mul(v("sp"), U(size)), at), value),
           );
         }
       }
     }
   }
-  const target = direct
-    ? [...epilogueBindings(spec.epilogue), {
-      name: "out",
-      type: "f32" as const,
-      access: "read_write" as const,
-    }]
-    : [{ name: "partial", type: "f32" as const, access: "read_write" as const }];
-  const decls = declareBindings([
-    { name: "x", type: "vec4<f32>", access: "read" },
-    { name: "dy", type: "vec4<f32>", access: "read" },
-    ...target,
-  ]);
-  const code =
-    `// conv2d 3x3 by rows (weight gradient): x [${n}, ${c}, ${h}, ${w}], dy [${n}, ${o}, ${h}, ${w}], ${to}x${tc} channels per thread, ${splits} splits
-${decls}
-${direct ? epilogueFunction(spec.epilogue) : ""}
-@compute @workgroup_size(8)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  ${L.join("\n  ")}
-}
-`;
-  const first = {
-    code,
-    workgroups: grid.workgroups,
-    bindings: ["x", "dy", ...target.map((b) => b.name)],
-    writes: [target[target.length - 1].name],
-  };
+  const first = irStep("conv2dRowsFilter", {
+    comment:
+      `conv2d 3x3 by rows (weight gradient): x [${n}, ${c}, ${h}, ${w}], dy [${n}, ${o}, ${h}, ${w}], ${to}x${tc} channels per thread, ${splits} splits`,
+    bindings: [
+      { name: "x", type: "vec4<f32>" },
+      { name: "dy", type: "vec4<f32>" },
+      { name: direct ? "out" : "partial", type: "f32", write: true },
+    ],
+    threads: 8,
+    grid: foldGrid(Math.ceil(threads / 8)),
+    body,
+  });
   if (direct) return { algorithm: "rowsFilter", steps: [first], scratch: [] };
+
   return {
     algorithm: "rowsFilter",
     steps: [

@@ -13,6 +13,7 @@ import {
   referenceForward,
 } from "./_conv2d_reference_test_util.ts";
 import { getTestDevice, hashFill, maxScaledError, runPlan } from "./_harness_test_util.ts";
+import { bin, lit, load, name, u32 } from "../src/kernel/ir.ts";
 
 const device = await getTestDevice();
 const ignore = device === null;
@@ -33,7 +34,18 @@ async function checkForward(spec: Conv2dSpec, withBias = false) {
   const bias = hashFill(g.o, 14);
   const ohw = g.oh * g.ow;
   const epilogue = withBias
-    ? { code: `acc = acc + e0[(idx / ${ohw}u) % ${g.o}u];`, extraInputs: 1 }
+    ? {
+      stmts: [{
+        kind: "assign" as const,
+        name: "acc",
+        value: bin(
+          "+",
+          name("acc", "f32"),
+          load("e0", bin("%", bin("/", name("idx", "u32"), u32(ohw)), u32(g.o)), "f32"),
+        ),
+      }],
+      extraInputs: 1,
+    }
     : undefined;
   const plan = conv2dForwardKernel({ ...spec, epilogue });
   const inputs: Record<string, Float32Array> = withBias ? { x, w, e0: bias } : { x, w };
@@ -370,7 +382,18 @@ Deno.test(
     const plan = conv2dRowsFilterKernel({
       ...rows,
       splits: 1,
-      epilogue: { code: "acc = 2.0 * acc + e0[idx];", extraInputs: 1 },
+      epilogue: {
+        stmts: [{
+          kind: "assign",
+          name: "acc",
+          value: bin(
+            "+",
+            bin("*", lit(2, "f32"), name("acc", "f32")),
+            load("e0", name("idx", "u32"), "f32"),
+          ),
+        }],
+        extraInputs: 1,
+      },
     });
     assert.equal(plan.steps.length, 2);
     const e0 = hashFill(size, 5);

@@ -1,5 +1,5 @@
 /**
- * Batched matrix product kernel generator: `C[b] = op(A[b]) · op(B[b])`, register-blocked,
+ * Batched matrix product kernel builder: `C[b] = op(A[b]) · op(B[b])`, register-blocked,
  * shape-specialised, with an optional fused epilogue and split-K for thin shapes with a long
  * reduction. See `_gemm.ts` for the kernel structure.
  *
@@ -13,7 +13,8 @@ import {
   type GemmTile,
   type KernelProfile,
 } from "./_gemm.ts";
-import { checkInts } from "./_wgsl.ts";
+import { add, checkInts, mul, U, v } from "./_ir.ts";
+import type { Expr } from "../src/kernel/ir.ts";
 
 export { chooseGemmConfig };
 export type { GemmConfig, GemmTile, KernelProfile } from "./_gemm.ts";
@@ -89,8 +90,9 @@ export function matmulKernel(spec: MatmulSpec): KernelPlan {
   checkTile(tile);
   const splitK = spec.splitK ?? (spec.tile ? 1 : auto.splitK);
   checkInts("matmulKernel", { splitK });
-  const aOff = spec.broadcastA ? "" : `bz * ${m * k}u + `;
-  const bOff = spec.broadcastB ? "" : `bz * ${k * n}u + `;
+  // bz * stride + x * dim + y, summed left to right.
+  const aOff = (x: Expr, y: Expr) => add(spec.broadcastA ? x : add(mul(v("bz"), U(m * k)), x), y);
+  const bOff = (x: Expr, y: Expr) => add(spec.broadcastB ? x : add(mul(v("bz"), U(k * n)), x), y);
   const vecAlongTileA = transA && m % 4 === 0 &&
     (tile.staging !== "registers" || tile.tm % 4 === 0);
   return gemmPlan({
@@ -103,28 +105,28 @@ export function matmulKernel(spec: MatmulSpec): KernelPlan {
         binding: "a",
         vec: vecAlongTileA ? "tile" : "none",
         scalarOrder: "tile",
-        index: (t, kk) => `${aOff}${kk} * ${m}u + ${t}`,
+        index: (t, kk) => aOff(mul(kk, U(m)), t),
       }
       : {
         binding: "a",
         vec: k % 4 === 0 ? "k" : "none",
         scalarOrder: "k",
-        index: (t, kk) => `${aOff}${t} * ${k}u + ${kk}`,
+        index: (t, kk) => aOff(mul(t, U(k)), kk),
       },
     b: transB
       ? {
         binding: "b",
         vec: k % 4 === 0 ? "k" : "none",
         scalarOrder: "k",
-        index: (t, kk) => `${bOff}${t} * ${k}u + ${kk}`,
+        index: (t, kk) => bOff(mul(t, U(k)), kk),
       }
       : {
         binding: "b",
         vec: n % 4 === 0 ? "tile" : "none",
         scalarOrder: "tile",
-        index: (t, kk) => `${bOff}${kk} * ${n}u + ${t}`,
+        index: (t, kk) => bOff(mul(kk, U(n)), t),
       },
-    outIndex: (r, c) => `(bz * ${m}u + ${r}) * ${n}u + ${c}`,
+    outIndex: (r, c) => add(mul(add(mul(v("bz"), U(m)), r), U(n)), c),
     outSize: batch * m * n,
     tile,
     splits: splitK,

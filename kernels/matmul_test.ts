@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { chooseGemmConfig, matmulKernel, type MatmulSpec } from "./matmul.ts";
 import { getTestDevice, hashFill, maxScaledError, runPlan } from "./_harness_test_util.ts";
 import type { Epilogue } from "./types.ts";
+import { bin, lit, load, name, u32 } from "../src/kernel/ir.ts";
 
 const device = await getTestDevice();
 const ignore = device === null;
@@ -83,7 +84,13 @@ Deno.test(
 Deno.test(
   { name: "matmulKernel() fuses an epilogue, directly and after split-K", ignore },
   async (t) => {
-    const epilogue: Epilogue = { code: "acc = 0.5 * acc + e0[idx % 12u];", extraInputs: 1 };
+    // acc = 0.5 * acc + e0[idx % 12u]
+    const value = bin(
+      "+",
+      bin("*", lit(0.5, "f32"), name("acc", "f32")),
+      load("e0", bin("%", name("idx", "u32"), u32(12)), "f32"),
+    );
+    const epilogue: Epilogue = { stmts: [{ kind: "assign", name: "acc", value }], extraInputs: 1 };
     const bias = hashFill(12, 3);
     const apply = (v: number, idx: number) => 0.5 * v + bias[idx % 12];
     await t.step("single pass", async () => {

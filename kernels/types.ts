@@ -1,5 +1,5 @@
 /**
- * Shared types of the hand-written WGSL kernel generators in `kernels/`.
+ * Shared types of the kernel builders in `kernels/`.
  *
  * A generator takes a shape spec and returns a {@linkcode KernelPlan}: one or more
  * {@linkcode KernelSource} steps to dispatch in order, plus the scratch buffers the steps
@@ -10,8 +10,12 @@
  *
  * @module
  */
+import type { Kernel, Stmt } from "../src/kernel/ir.ts";
 
-/** One compute dispatch: WGSL source, workgroup count and the names of its bindings. */
+/**
+ * One compute dispatch: its kernel IR, the WGSL rendered from it, workgroup count and the
+ * names of its bindings.
+ */
 export interface KernelSource {
   /**
    * WGSL source; bindings in `@group(0)`: inputs at `0..k-1` (`var<storage, read>`,
@@ -25,20 +29,23 @@ export interface KernelSource {
   bindings: string[];
   /** The bindings this step writes (declared `read_write`; all others are `read`). */
   writes: readonly string[];
+  /** The kernel IR `code` was rendered from (binding references are binding names). */
+  kernel: Kernel<string>;
 }
 
 /**
- * A fused epilogue: a WGSL snippet run on each output value before it is stored.
+ * A fused epilogue: kernel-IR statements run on each output value before it is stored.
  *
- * The snippet sees `acc: f32` (a mutable `var`, assign the result to it) and `idx: u32`, the
- * flat row-major index of the value in the output tensor; it may read `extraInputs` extra
- * bindings named `e0, e1, ...` (`var<storage, read>` `array<f32>`, declared after the main
- * inputs and before the output). Example, a bias per output column of an `m x 64` product:
- * `{ code: "acc = acc + e0[idx % 64u];", extraInputs: 1 }`.
+ * They see `acc: f32` (a mutable `var`, assign the result to it) and `idx: u32`, the flat
+ * row-major index of the value in the output tensor; they may read `extraInputs` extra
+ * bindings named `e0, e1, ...` (read-only f32 arrays, declared after the main inputs and before
+ * the output). Example, a bias per output column of an `m x 64` product:
+ * `{ stmts: [{ kind: "assign", name: "acc", value: bin("+", name("acc", "f32"),
+ * load("e0", bin("%", name("idx", "u32"), u32(64)), "f32")) }], extraInputs: 1 }`.
  */
 export interface Epilogue {
-  /** WGSL statements that update `acc` (f32) for the output element at flat index `idx` (u32). */
-  code: string;
+  /** Statements that update `acc` (f32) for the output element at flat index `idx` (u32). */
+  stmts: readonly Stmt[];
   /** Number of extra read-only `array<f32>` bindings `e0..e{n-1}` the snippet reads. */
   extraInputs: number;
 }

@@ -92,6 +92,10 @@ function builtin(fn: Builtin, args: number[], argTypes: Scalar[], t: Scalar): nu
       return f32(Math.exp(a));
     case "exp2":
       return f32(2 ** a);
+    case "fma":
+      return f32(a * b + c);
+    case "dot":
+      throw new TypeError("interpreter: dot is not lane-wise");
     case "log":
       return f32(Math.log(a));
     case "log2":
@@ -144,6 +148,7 @@ class Invocation {
     private readonly kernel: Kernel,
     private readonly buffers: Buffers,
     private readonly shared: Map<string, Float32Array | Int32Array>,
+    private readonly robust: boolean,
     lid: number,
     wid: readonly [number, number, number],
   ) {
@@ -158,7 +163,8 @@ class Invocation {
     return a;
   }
   lanesOf(buf: string): number {
-    return this.kernel.bindings.find((b) => b.name === buf)?.lanes ?? 1;
+    return this.kernel.bindings.find((b) => b.name === buf)?.lanes ??
+      this.kernel.shared.find((s) => s.name === buf)?.lanes ?? 1;
   }
   expr(e: Expr): Value {
     switch (e.kind) {
@@ -181,6 +187,10 @@ class Invocation {
         return lanes([this.expr(e.a), this.expr(e.b)], ([a, b]) => binary(e.op, a, b, t));
       }
       case "call": {
+        if (e.fn === "dot") {
+          const [a, b] = e.args.map((x) => this.expr(x) as readonly number[]);
+          return f32(a.reduce((s, v, j) => f32(s + f32(v * b[j])), 0));
+        }
         const argTypes = e.args.map((a) => scalarOf(a.type));
         return lanes(
           e.args.map((a) => this.expr(a)),
@@ -192,14 +202,17 @@ class Invocation {
         const a = this.array(e.buf);
         const w = this.lanesOf(e.buf);
         if (i < 0 || (i + 1) * w > a.length) {
+          if (this.robust) return w === 1 ? 0 : [0, 0, 0, 0];
           throw new RangeError(`interpreter: ${e.buf}[${i}] is out of range (${a.length / w})`);
         }
         return w === 1 ? a[i] : Array.from(a.subarray(i * 4, i * 4 + 4));
       }
       case "lane":
         return (this.expr(e.x) as readonly number[])[e.lane];
-      case "vec":
-        return e.parts.map((p) => this.expr(p) as number);
+      case "vec": {
+        const parts = e.parts.map((p) => this.expr(p) as number);
+        return parts.length === 1 ? [parts[0], parts[0], parts[0], parts[0]] : parts;
+      }
     }
   }
   /** Runs `body`; returns true when the invocation returned. Yields at barriers. */
@@ -217,7 +230,13 @@ class Invocation {
           const i = this.expr(s.index) as number;
           const a = this.array(s.buf);
           const v = this.expr(s.value);
-          if (typeof v === "number") {
+          if (s.lane !== undefined) {
+            const j = this.expr(s.lane) as number;
+            if (i < 0 || j < 0 || j > 3 || i * 4 + j >= a.length) {
+              throw new RangeError(`interpreter: store ${s.buf}[${i}][${j}] is out of range`);
+            }
+            a[i * 4 + j] = v as number;
+          } else if (typeof v === "number") {
             if (i < 0 || i >= a.length) {
               throw new RangeError(`interpreter: store ${s.buf}[${i}] is out of range`);
             }
@@ -236,6 +255,9 @@ class Invocation {
         }
         case "if":
           if (this.expr(s.cond) && (yield* this.run(s.body))) return true;
+          break;
+        case "block":
+          if (yield* this.run(s.body)) return true;
           break;
         case "return":
           return true;
@@ -259,7 +281,9 @@ class Invocation {
 
 /**
  * Runs `kernel` over its whole grid on `buffers` (modified in place). Invocations of a
- * workgroup run in lockstep between barriers; workgroups run one after another.
+ * workgroup run in lockstep between barriers; workgroups run one after another. An
+ * out-of-range load throws, or with `robust` gives zero (one of the values WGSL's robust
+ * buffer access allows: kernels that select away such loads rely on it).
  *
  * @example
  * ```ts
@@ -275,7 +299,11 @@ class Invocation {
  * out; // Float32Array [0, 2, 4, 6]
  * ```
  */
-export function interpret(kernel: Kernel, buffers: Buffers): void {
+export function interpret(
+  kernel: Kernel,
+  buffers: Buffers,
+  options: { robust?: boolean } = {},
+): void {
   const [gx, gy, gz] = kernel.workgroups;
   for (let z = 0; z < gz; z++) {
     for (let y = 0; y < gy; y++) {
@@ -283,12 +311,17 @@ export function interpret(kernel: Kernel, buffers: Buffers): void {
         const shared = new Map(
           kernel.shared.map((s) => [
             s.name,
-            s.scalar === "f32" ? new Float32Array(s.size) : new Int32Array(s.size),
+            s.scalar === "f32"
+              ? new Float32Array(s.size * (s.lanes ?? 1))
+              : new Int32Array(s.size * (s.lanes ?? 1)),
           ]),
         );
         const threads = Array.from(
           { length: kernel.threads },
-          (_, lid) => new Invocation(kernel, buffers, shared, lid, [x, y, z]).run(kernel.body),
+          (_, lid) =>
+            new Invocation(kernel, buffers, shared, options.robust ?? false, lid, [x, y, z]).run(
+              kernel.body,
+            ),
         );
         let live = threads;
         while (live.length > 0) live = live.filter((t) => !t.next().done);

@@ -40,6 +40,8 @@ export type BinOp =
 export type Builtin =
   | "exp"
   | "exp2"
+  | "fma"
+  | "dot"
   | "log"
   | "log2"
   | "sqrt"
@@ -85,7 +87,7 @@ export type Expr =
   | { readonly kind: "load"; readonly buf: string; readonly index: Expr; readonly type: Type }
   /** Lane `lane` of a vector. */
   | { readonly kind: "lane"; readonly x: Expr; readonly lane: number; readonly type: Scalar }
-  /** A vector built from four scalars. */
+  /** A vector built from four scalars, or from one (every lane the same: a splat). */
   | { readonly kind: "vec"; readonly parts: readonly Expr[]; readonly type: Type }
   /** Field `x`, `y` or `z` of the workgroup id. */
   | { readonly kind: "wid"; readonly axis: "x" | "y" | "z"; readonly type: "u32" };
@@ -95,7 +97,17 @@ export type Stmt =
   | { readonly kind: "let"; readonly name: string; readonly value: Expr }
   | { readonly kind: "var"; readonly name: string; readonly type: Type; readonly init: Expr }
   | { readonly kind: "assign"; readonly name: string; readonly value: Expr }
-  | { readonly kind: "store"; readonly buf: string; readonly index: Expr; readonly value: Expr }
+  /**
+   * `buf[index] = value`, or with `lane` (workgroup arrays of `vec4` only) lane `lane` of
+   * element `index`: `buf[index][lane] = value`.
+   */
+  | {
+    readonly kind: "store";
+    readonly buf: string;
+    readonly index: Expr;
+    readonly value: Expr;
+    readonly lane?: Expr;
+  }
   | {
     readonly kind: "for";
     readonly index: string;
@@ -105,6 +117,8 @@ export type Stmt =
     readonly body: readonly Stmt[];
   }
   | { readonly kind: "if"; readonly cond: Expr; readonly body: readonly Stmt[] }
+  /** A scope of its own (`{ ... }`): names it defines are not seen after it. */
+  | { readonly kind: "block"; readonly body: readonly Stmt[] }
   | { readonly kind: "return" }
   /**
    * `if (index >= limit) { return; }` where `index` counts the dispatch's threads (`unit`
@@ -143,6 +157,8 @@ export interface Shared {
   readonly name: string;
   /** Element type. */
   readonly scalar: "f32" | "i32";
+  /** Lanes per element: 4 for an array of `vec4` (default 1). */
+  readonly lanes?: 1 | 4;
   /** Elements. */
   readonly size: number;
 }
@@ -284,7 +300,8 @@ function foldBinary(op: BinOp, a: number, b: number, type: Scalar, operand: Scal
  */
 export function bin(op: BinOp, a: Expr, b: Expr): Expr {
   const operand = laneType(a.type);
-  const type: Type = RELATIONAL.has(op) ? "bool" : a.type;
+  // A scalar with a vector (`s * v`) is a vector.
+  const type: Type = RELATIONAL.has(op) ? "bool" : laneType(a.type) === a.type ? b.type : a.type;
   if (a.kind === "lit" && b.kind === "lit") {
     const v = foldBinary(op, a.value, b.value, laneType(type), operand);
     if (v !== null && (operand !== "f32" || RELATIONAL.has(op) || Number.isFinite(v))) {
@@ -313,7 +330,9 @@ export function bin(op: BinOp, a: Expr, b: Expr): Expr {
  */
 export function call(fn: Builtin, args: readonly Expr[], type?: Type): Expr {
   const t: Type = type ??
-    (fn === "f32" || fn === "bitcast<f32>"
+    (fn === "dot"
+      ? laneType(args[0].type)
+      : fn === "f32" || fn === "bitcast<f32>"
       ? "f32"
       : fn === "i32" || fn === "bitcast<i32>"
       ? "i32"
@@ -382,6 +401,23 @@ export function load(buf: string, index: Expr, type: Type): Expr {
  */
 export function lane(x: Expr, j: number): Expr {
   return { kind: "lane", x, lane: j, type: laneType(x.type) };
+}
+
+/**
+ * The vector with `x` in every lane (`vec4<f32>(x)`).
+ *
+ * @example
+ * ```ts
+ * import { name, splat } from "./ir.ts";
+ * splat(name("a", "f32")).type; // "vec4<f32>"
+ * ```
+ */
+export function splat(x: Expr): Expr {
+  const t = laneType(x.type);
+  if (t !== "f32" && t !== "i32") {
+    throw new TypeError(`Cannot splat a ${x.type} value: expected f32 or i32`);
+  }
+  return { kind: "vec", parts: [x], type: t === "f32" ? "vec4<f32>" : "vec4<i32>" };
 }
 
 /** `let name = value;` */
@@ -542,7 +578,7 @@ export function stmtExprs(s: Stmt): Expr[] {
     case "var":
       return [s.init];
     case "store":
-      return [s.index, s.value];
+      return s.lane === undefined ? [s.index, s.value] : [s.index, s.value, s.lane];
     case "for":
       return [s.from, s.to, s.step];
     case "if":
@@ -573,7 +609,12 @@ export function mapStmt(s: Stmt, f: (e: Expr) => Expr): Stmt {
     case "var":
       return { ...s, init: f(s.init) };
     case "store":
-      return { ...s, index: f(s.index), value: f(s.value) };
+      return {
+        ...s,
+        index: f(s.index),
+        value: f(s.value),
+        ...(s.lane === undefined ? {} : { lane: f(s.lane) }),
+      };
     case "for":
       return {
         ...s,
@@ -584,6 +625,8 @@ export function mapStmt(s: Stmt, f: (e: Expr) => Expr): Stmt {
       };
     case "if":
       return { ...s, cond: f(s.cond), body: s.body.map((x) => mapStmt(x, f)) };
+    case "block":
+      return { ...s, body: s.body.map((x) => mapStmt(x, f)) };
     case "report":
       return { ...s, cond: f(s.cond), value: f(s.value) };
     case "exit":
@@ -607,6 +650,6 @@ export function mapStmt(s: Stmt, f: (e: Expr) => Expr): Stmt {
 export function walkStmts(body: readonly Stmt[], visit: (s: Stmt) => void): void {
   for (const s of body) {
     visit(s);
-    if (s.kind === "for" || s.kind === "if") walkStmts(s.body, visit);
+    if (s.kind === "for" || s.kind === "if" || s.kind === "block") walkStmts(s.body, visit);
   }
 }

@@ -51,10 +51,18 @@ export interface LoopSpec {
   vector?: (e: Emitter, out: Index, r: Expr) => Index;
 }
 
+/**
+ * The primitives of kind `gemm`, computed by the GEMM family (`kernels/`). A primitive is of
+ * kind `gemm` exactly when it is listed here (the type of {@link Lowering.kind} says so), and
+ * the backend dispatches these through a table typed `{ [P in GemmPrim]: ... }`, so a new one
+ * fails `deno check` until the GEMM family builds it.
+ */
+export type GemmPrim = "matmul" | "conv2d" | "conv2dBackInput" | "conv2dBackFilter";
+
 /** The lowering of one primitive. */
 export interface Lowering<P extends Prim> {
-  /** How the scheduler treats the primitive. */
-  kind: LoweringKind;
+  /** How the scheduler treats the primitive (`gemm` for the {@link GemmPrim}s, and only them). */
+  kind: P extends GemmPrim ? "gemm" : Exclude<LoweringKind, "gemm">;
   /** The value at `idx`, for primitives fused into a kernel as an expression. */
   inline?: (e: Emitter, node: Node<P>, idx: Index) => Expr;
   /** The loop, for primitives of kind `loop`. */
@@ -102,7 +110,10 @@ function one(dtype: DType): Expr {
   return lit(1, scalarOf(dtype));
 }
 
-function unary(f: (x: Expr, e: Emitter, node: Node) => Expr, cost = 1): Lowering<Prim> {
+function unary(
+  f: (x: Expr, e: Emitter, node: Node) => Expr,
+  cost = 1,
+): Lowering<Exclude<Prim, GemmPrim>> {
   return {
     kind: "elementwise",
     inline: (e, node, idx) => f(e.value(node.inputs[0], idx), e, node),
@@ -113,7 +124,7 @@ function unary(f: (x: Expr, e: Emitter, node: Node) => Expr, cost = 1): Lowering
 function binary(
   f: (a: Expr, b: Expr, e: Emitter, node: Node) => Expr,
   cost = 1,
-): Lowering<Prim> {
+): Lowering<Exclude<Prim, GemmPrim>> {
   return {
     kind: "elementwise",
     inline: (e, node, idx) =>

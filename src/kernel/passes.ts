@@ -106,7 +106,9 @@ export function hoist<R>(kernel: Kernel<R>): Kernel<R> {
           continue;
         }
         if (x.kind === "let" || x.kind === "var") local.add(x.name);
-        if (x.kind === "for" || x.kind === "if") defined(x.body).forEach((n) => local.add(n));
+        if (x.kind === "for" || x.kind === "if" || x.kind === "block") {
+          defined(x.body).forEach((n) => local.add(n));
+        }
         kept.push(x);
       }
       out.push(...moved, { ...s, body: kept });
@@ -150,13 +152,9 @@ export function cse<R>(kernel: Kernel<R>): Kernel<R> {
       rename.size === 0 ? e : mapExpr(e, (x) => x.kind === "name" ? rename.get(x.name) ?? x : x);
     for (const s of body) {
       // The block's own expressions first (a loop's bounds), then its body.
-      const head = mapStmt(
-        s.kind === "for" || s.kind === "if" ? { ...s, body: [] } : s,
-        sub,
-      );
-      const stmt: Stmt = s.kind === "for" || s.kind === "if"
-        ? { ...head, body: block(s.body, known, rename) } as Stmt
-        : head;
+      const nested = s.kind === "for" || s.kind === "if" || s.kind === "block";
+      const head = mapStmt(nested ? { ...s, body: [] } : s, sub);
+      const stmt: Stmt = nested ? { ...head, body: block(s.body, known, rename) } as Stmt : head;
       if (stmt.kind === "let" && pure(stmt.value, mutable, buffers)) {
         const key = exprKey(stmt.value);
         const have = known.get(key);
@@ -289,7 +287,7 @@ export function elideBounds<R>(kernel: Kernel<R>): Kernel<R> {
     s.kind !== "exit" || (s.unit === "thread" ? groups * kernel.threads : groups) > s.limit;
   const block = (body: readonly Stmt[]): Stmt[] =>
     body.filter(needed).map((s) =>
-      s.kind === "for" || s.kind === "if" ? { ...s, body: block(s.body) } : s
+      s.kind === "for" || s.kind === "if" || s.kind === "block" ? { ...s, body: block(s.body) } : s
     );
   return { ...kernel, body: block(kernel.body) };
 }
@@ -320,7 +318,9 @@ export function dce<R>(kernel: Kernel<R>): Kernel<R> {
           removed = true;
           return [];
         }
-        return s.kind === "for" || s.kind === "if" ? [{ ...s, body: block(s.body) }] : [s];
+        return s.kind === "for" || s.kind === "if" || s.kind === "block"
+          ? [{ ...s, body: block(s.body) }]
+          : [s];
       });
     body = block(body);
     if (!removed) return { ...kernel, body };

@@ -575,6 +575,11 @@ class Renderer {
         return;
       }
       case "store": {
+        if (s.lane !== undefined) {
+          throw new TypeError(
+            `Cannot render kernel ${this.kernel.name} to wasm: it stores a lane of ${s.buf} (a workgroup-array construct)`,
+          );
+        }
         const { local, binding } = this.base(s.buf);
         f.get(local);
         this.expr(s.index);
@@ -605,6 +610,9 @@ class Renderer {
         f.op(OP.if, [0x40]);
         this.stmts(s.body);
         f.op(OP.end);
+        return;
+      case "block":
+        this.stmts(s.body);
         return;
       case "report": {
         if (this.err === undefined) {
@@ -699,7 +707,7 @@ class Renderer {
         const isF = e.type === "vec4<f32>";
         this.expr(e.parts[0]);
         f.op(isF ? OP.f32x4_splat : OP.i32x4_splat);
-        for (let j = 1; j < 4; j++) {
+        for (let j = 1; j < e.parts.length; j++) {
           this.expr(e.parts[j]);
           f.op(isF ? OP.f32x4_replace_lane : OP.i32x4_replace_lane, [j]);
         }
@@ -880,7 +888,9 @@ class Renderer {
         if (from === "f32") f.op(OP.i32_reinterpret_f32);
         return;
       default:
-        throw new TypeError(`Internal error: builtin ${e.fn} is not rendered to wasm`);
+        throw new TypeError(
+          `Cannot render kernel ${this.kernel.name} to wasm: builtin ${e.fn} has no wasm form (expected a map or loop kernel's builtins)`,
+        );
     }
   }
   private minMax(fn: "max" | "min", a: Expr, b: Expr, type: string): void {

@@ -99,7 +99,10 @@ class Printer {
   }
   block(head: string, body: readonly Stmt[], pad: string, err: string): string[] {
     const inner = this.stmts(body, "", err);
-    if (inner.length === 1 && !body.some((s) => s.kind === "for" || s.kind === "if")) {
+    if (
+      inner.length === 1 &&
+      !body.some((s) => s.kind === "for" || s.kind === "if" || s.kind === "block")
+    ) {
       return [`${pad}${head} { ${inner[0]} }`];
     }
     return [`${pad}${head} {`, ...this.stmts(body, pad + "  ", err), `${pad}}`];
@@ -113,6 +116,16 @@ class Printer {
       case "assign":
         return [`${pad}${s.name} = ${this.expr(s.value)};`];
       case "store":
+        if (s.lane !== undefined) {
+          if (this.split.has(s.buf)) {
+            throw new TypeError(
+              `Cannot store a lane of split binding ${s.buf}: expected a whole one`,
+            );
+          }
+          return [
+            `${pad}${s.buf}[${this.expr(s.index)}][${this.expr(s.lane)}] = ${this.expr(s.value)};`,
+          ];
+        }
         return [
           this.split.has(s.buf)
             ? `${pad}${s.buf}_put(${this.expr(s.index)}, ${this.expr(s.value)});`
@@ -129,6 +142,8 @@ class Printer {
         );
       case "if":
         return this.block(`if (${this.expr(s.cond)})`, s.body, pad, err);
+      case "block":
+        return [`${pad}{`, ...this.stmts(s.body, pad + "  ", err), `${pad}}`];
       case "return":
         return [`${pad}return;`];
       case "exit":
@@ -142,22 +157,6 @@ class Printer {
         ];
     }
   }
-}
-
-/**
- * WGSL lines of a statement list outside a kernel (the GEMM family's fused epilogues, which
- * are still text kernels and splice them in).
- *
- * @example
- * ```ts
- * import { bin, name } from "./ir.ts";
- * import { renderStatements } from "./wgsl.ts";
- * renderStatements([{ kind: "assign", name: "acc", value: bin("*", name("acc", "f32"), name("s", "f32")) }]);
- * // ["acc = acc * s;"]
- * ```
- */
-export function renderStatements(body: readonly Stmt[]): string[] {
-  return new Printer(new Set()).stmts(body, "", "cg_err");
 }
 
 function elementType(b: Binding): string {
@@ -194,7 +193,7 @@ function accessor(b: Binding): string[] {
 /**
  * The declarations of `bindings` in `@group(0)`, numbered from 0 in order (a split binding takes
  * one number per part), then the accessors of split bindings: the one binding declaration of
- * every WGSL kernel, IR-built or text.
+ * every WGSL kernel.
  *
  * @example
  * ```ts
@@ -266,7 +265,8 @@ export function renderWgsl(kernel: Kernel): string {
   const printer = new Printer(split);
   const lines: string[] = [`// ${kernel.comment}`, ...bindingDeclarations(kernel.bindings)];
   for (const s of kernel.shared) {
-    lines.push(`var<workgroup> ${s.name}: array<${s.scalar}, ${s.size}>;`);
+    const type = s.lanes === 4 ? `vec4<${s.scalar}>` : s.scalar;
+    lines.push(`var<workgroup> ${s.name}: array<${type}, ${s.size}>;`);
   }
   const err = kernel.bindings.find((b) => b.scalar === "atomic")?.name ?? "cg_err";
   lines.push(

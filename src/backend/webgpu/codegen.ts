@@ -11,8 +11,9 @@
  *   reductions, many outputs) or split over a workgroup and combined in workgroup memory in a
  *   fixed tree order (row-like reductions, few outputs); the fused elementwise consumers run
  *   on the result;
- * - `gemm` kernels come from `kernels/` (the GEMM family), with the fused consumers as its
- *   epilogue, rendered from kernel IR statements.
+ * - `gemm` kernels are built as kernel IR by `kernels/` (the GEMM family: matmul, the three
+ *   convolution directions by each algorithm), with the fused consumers as their epilogue
+ *   statements.
  *
  * A tensor larger than one storage binding (`CodegenOptions.maxBindingBytes`) is bound as
  * several parts over consecutive ranges of its buffer and read or written through accessors
@@ -53,9 +54,9 @@ import {
   type Stmt,
   u32,
 } from "../../kernel/ir.ts";
-import { inlineRule, loopOf, LOWERING } from "../../kernel/lowering.ts";
+import { type GemmPrim, inlineRule, loopOf, LOWERING } from "../../kernel/lowering.ts";
 import { optimize, quadOffset, vectorizeLanes } from "../../kernel/passes.ts";
-import { renderStatements, renderWgsl } from "../../kernel/wgsl.ts";
+import { renderWgsl } from "../../kernel/wgsl.ts";
 import type { Kernel } from "./schedule.ts";
 import { type BindingParts, bindingParts } from "./split.ts";
 
@@ -92,7 +93,7 @@ export interface Dispatch {
   workgroups: [number, number, number];
   /** What each binding (in order) refers to; its access mode is the layout's. */
   bindings: BindingRef[];
-  /** The kernel IR the source was rendered from (absent for the GEMM family's text kernels). */
+  /** The kernel IR the source was rendered from (absent for a clear, which runs no shader). */
   kernel?: KernelAst<BindingRef>;
   /** Set for an output of zeros: the encoder clears its one binding, no shader runs. */
   clear?: boolean;
@@ -848,26 +849,33 @@ function convSpec(
   };
 }
 
-function tiledPlan(
-  k: Kernel,
-  options: CodegenOptions & { epilogue?: Epilogue; split?: Record<string, BindingSplit> },
-): KernelPlan {
-  const core = k.core!;
-  const { epilogue, split } = options;
-  const conv = (direction: ConvDirection): Conv2dSpec => {
-    const spec = { ...convSpec(core, undefined, options.profile), split };
-    // Split bindings take the default path (the variants are measured without them).
-    const variant = split === undefined ? options.choose?.(direction, spec) : undefined;
-    return { ...spec, epilogue, variant: variant ?? undefined };
-  };
-  switch (core.op) {
-    case "conv2d":
-      return conv2dForwardKernel(conv("forward"));
-    case "conv2dBackInput":
-      return conv2dBackwardInputKernel(conv("backInput"));
-    case "conv2dBackFilter":
-      return conv2dBackwardFilterKernel(conv("backFilter"));
-    default: {
+/** What the GEMM table's plans are built with. */
+type TiledOptions = CodegenOptions & { epilogue?: Epilogue; split?: Record<string, BindingSplit> };
+
+/** How the GEMM family computes one gemm-kind primitive: its operand bindings and its plan. */
+interface GemmLowering<P extends GemmPrim> {
+  /** The operand nodes by binding name (the output is `out`). */
+  operands: (core: Node<P>, k: Kernel) => Record<string, Node>;
+  /** The kernels, with the fused epilogue and split bindings of `options`. */
+  plan: (core: Node<P>, k: Kernel, options: TiledOptions) => KernelPlan;
+}
+
+/** The `kernels/` conv2d spec of a convolution with its tuned variant, epilogue and splits. */
+function convOf(core: Node, direction: ConvDirection, options: TiledOptions): Conv2dSpec {
+  const spec = { ...convSpec(core, undefined, options.profile), split: options.split };
+  // Split bindings take the default path (the variants are measured without them).
+  const variant = options.split === undefined ? options.choose?.(direction, spec) : undefined;
+  return { ...spec, epilogue: options.epilogue, variant: variant ?? undefined };
+}
+
+/**
+ * The GEMM family's table, exhaustive over the gemm-kind primitives ({@link GemmPrim}): a new
+ * one fails `deno check` until it has an entry.
+ */
+const GEMM: { [P in GemmPrim]: GemmLowering<P> } = {
+  matmul: {
+    operands: (_core, k) => ({ a: k.gemm!.a, b: k.gemm!.b }),
+    plan: (_core, k, options) => {
       const g = k.gemm!;
       return matmulKernel({
         batch: g.batch,
@@ -878,12 +886,32 @@ function tiledPlan(
         transB: g.transB,
         broadcastA: g.broadcastA && g.batch > 1,
         broadcastB: g.broadcastB && g.batch > 1,
-        epilogue,
+        epilogue: options.epilogue,
         profile: options.profile,
-        split,
+        split: options.split,
       });
-    }
+    },
+  },
+  conv2d: {
+    operands: (core) => ({ x: core.inputs[0], w: core.inputs[1] }),
+    plan: (core, _k, options) => conv2dForwardKernel(convOf(core, "forward", options)),
+  },
+  conv2dBackInput: {
+    operands: (core) => ({ dy: core.inputs[0], w: core.inputs[1] }),
+    plan: (core, _k, options) => conv2dBackwardInputKernel(convOf(core, "backInput", options)),
+  },
+  conv2dBackFilter: {
+    operands: (core) => ({ x: core.inputs[0], dy: core.inputs[1] }),
+    plan: (core, _k, options) => conv2dBackwardFilterKernel(convOf(core, "backFilter", options)),
+  },
+};
+
+/** The GEMM table's entry of `core`. */
+function gemmRule(core: Node): GemmLowering<GemmPrim> {
+  if (LOWERING[core.op].kind !== "gemm") {
+    throw new TypeError(`Internal error: ${core.op} is not computed by the GEMM family`);
   }
+  return GEMM[core.op as GemmPrim] as GemmLowering<GemmPrim>;
 }
 
 function gemmKernel(
@@ -897,23 +925,18 @@ function gemmKernel(
   let epilogue: Epilogue | undefined;
   const scope = new Scope(new Set([root, core]), isMem, alias, "epilogue", options);
   if (root !== core) {
-    // The fused consumers as kernel-IR statements on `acc` at flat index `idx`, rendered into
-    // the GEMM family's text kernels.
+    // The fused consumers as kernel-IR statements on `acc` at flat index `idx`, which the GEMM
+    // family's builders run before each store.
     const e = new Emitter(scope, inlineRule);
     const idx = flatIndex(k.shape, name("idx", "u32"));
     e.seed(core, idx, name("acc", "f32"));
     e.push({ kind: "assign", name: "acc", value: e.value(root, idx) });
-    epilogue = { code: renderStatements(e.stmts).join("\n  "), extraInputs: scope.reads.length };
+    epilogue = { stmts: e.stmts, extraInputs: scope.reads.length };
   }
   const epilogueInputs = new Map(scope.reads.map((n, i) => [`e${i}`, n]));
   const kname = kernelName(k);
-  const operands: Record<string, Node> = core.op === "matmul"
-    ? { a: k.gemm!.a, b: k.gemm!.b }
-    : core.op === "conv2d"
-    ? { x: core.inputs[0], w: core.inputs[1] }
-    : core.op === "conv2dBackInput"
-    ? { dy: core.inputs[0], w: core.inputs[1] }
-    : { x: core.inputs[0], dy: core.inputs[1] };
+  const rule = gemmRule(core);
+  const operands = rule.operands(core as Node<GemmPrim>, k);
   for (const [b, n] of Object.entries(operands)) operands[b] = alias.get(n) ?? n;
   // Operands and output over the binding limit are bound in parts (the generators read them
   // through accessors).
@@ -922,7 +945,7 @@ function gemmKernel(
     const parts = partsOf(n, options);
     if (parts.count > 1) split[b] = { parts: parts.count, elements: parts.elements };
   }
-  const plan = tiledPlan(k, {
+  const plan = rule.plan(core as Node<GemmPrim>, k, {
     ...options,
     epilogue,
     split: Object.keys(split).length > 0 ? split : undefined,
@@ -947,12 +970,22 @@ function gemmKernel(
     }
     throw new TypeError(`Internal error: unknown binding ${b} of ${kname}`);
   };
-  return plan.steps.map((step, i) => ({
-    name: plan.steps.length > 1 ? `${kname}#${i}` : kname,
-    code: step.code,
-    workgroups: step.workgroups,
-    bindings: step.bindings.flatMap((b) => refs(b, step.writes.includes(b))),
-  }));
+  return plan.steps.map((step, i): Dispatch => {
+    const dname = plan.steps.length > 1 ? `${kname}#${i}` : kname;
+    // The step's IR with the runtime's binding references in place of binding names.
+    const kernel: KernelAst<BindingRef> = {
+      ...step.kernel,
+      name: dname,
+      bindings: step.kernel.bindings.map((b) => ({ ...b, refs: refs(b.name, b.write) })),
+    };
+    return {
+      name: dname,
+      code: step.code,
+      workgroups: step.workgroups,
+      bindings: kernel.bindings.flatMap((b) => b.refs),
+      kernel,
+    };
+  });
 }
 
 /**
