@@ -172,7 +172,7 @@ export function gemmThreads(tile: GemmTile): number {
 }
 
 /**
- * Throws a `RangeError` unless the tile is one the generator supports.
+ * Throws a `RangeError` unless the tile is one the builder supports.
  *
  * @example
  * ```ts

@@ -1,5 +1,5 @@
 /**
- * 2-D convolution kernel generators (NCHW input, OIHW weights) as implicit GEMMs: the
+ * 2-D convolution kernel builders (NCHW input, OIHW weights) as implicit GEMMs: the
  * im2col matrix is never materialised, its elements are gathered inside the tiled GEMM's
  * loads (see `_gemm.ts`). Forward, gradient of the input, and gradient of the weights (a
  * reduction over `batch * outH * outW`, split into chunks with a second summing pass when

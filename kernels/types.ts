@@ -1,7 +1,7 @@
 /**
  * Shared types of the kernel builders in `kernels/`.
  *
- * A generator takes a shape spec and returns a {@linkcode KernelPlan}: one or more
+ * A builder takes a shape spec and returns a {@linkcode KernelPlan}: one or more
  * {@linkcode KernelSource} steps to dispatch in order, plus the scratch buffers the steps
  * share. Every binding lives in `@group(0)`, numbered in the order of
  * {@linkcode KernelSource.bindings}; a binding name refers to the same buffer in every step of
@@ -19,7 +19,7 @@ import type { Kernel, Stmt } from "../src/kernel/ir.ts";
 export interface KernelSource {
   /**
    * WGSL source; bindings in `@group(0)`: inputs at `0..k-1` (`var<storage, read>`,
-   * `array<f32>` or `array<vec4<f32>>` as each generator documents), the output last
+   * `array<f32>` or `array<vec4<f32>>` as each builder documents), the output last
    * (`read_write`). The entry point is always named `main`.
    */
   code: string;
@@ -46,7 +46,7 @@ export interface KernelSource {
 export interface Epilogue {
   /** Statements that update `acc` (f32) for the output element at flat index `idx` (u32). */
   stmts: readonly Stmt[];
-  /** Number of extra read-only `array<f32>` bindings `e0..e{n-1}` the snippet reads. */
+  /** Number of extra read-only `array<f32>` bindings `e0..e{n-1}` the statements read. */
   extraInputs: number;
 }
 
@@ -73,7 +73,7 @@ export interface ScratchBuffer {
 }
 
 /**
- * What every generator returns: steps to dispatch in order (one compute pass or several,
+ * What every builder returns: steps to dispatch in order (one compute pass or several,
  * the caller must keep them in order) and the scratch buffers to allocate for them.
  */
 export interface KernelPlan {

@@ -938,7 +938,7 @@ function gemmKernel(
   const rule = gemmRule(core);
   const operands = rule.operands(core as Node<GemmPrim>, k);
   for (const [b, n] of Object.entries(operands)) operands[b] = alias.get(n) ?? n;
-  // Operands and output over the binding limit are bound in parts (the generators read them
+  // Operands and output over the binding limit are bound in parts (the builders read them
   // through accessors).
   const split: Record<string, BindingSplit> = {};
   for (const [b, n] of [...Object.entries(operands), ["out", root] as const]) {
@@ -1024,7 +1024,7 @@ export function generate(
     return [toDispatch(mapKernel(k, scope, k.core === null ? undefined : zeroCore()))];
   }
   if (k.kind === "gemm") {
-    // A product over an empty reduction is zero; the tiled generator needs k >= 1.
+    // A product over an empty reduction is zero; the tiled builder needs k >= 1.
     if (k.gemm !== undefined && k.gemm.k === 0) {
       return [toDispatch(mapKernel(k, scope, zeroCore()))];
     }
