@@ -152,16 +152,12 @@ class Renderer {
     });
     // `lid` (the local invocation index) is 0: one "thread" runs a range.
     this.localFor("lid", "i32");
-    const body = this.kernel.body;
-    const loop = body[body.length - 1];
-    if (this.options.simd !== false && loop?.kind === "for" && this.vectorizable(loop)) {
-      this.stmts(body.slice(0, -1));
-      this.vectorLoops(loop);
-      return true;
-    }
-    this.stmts(body);
-    return false;
+    this.stmts(this.kernel.body);
+    return this.vectorized > 0;
   }
+
+  /** Loops rendered four elements a step. */
+  private vectorized = 0;
 
   /** Lanes of each name of the vectorized loop body (absent: uniform). */
   private readonly lanes = new Map<string, Lanes>();
@@ -169,20 +165,16 @@ class Renderer {
   private readonly vlocals = new Map<string, number>();
 
   /**
-   * Whether `loop` is `for gid in [start, end)` whose body the vector renderer expresses
-   * (lets and stores, no integer division that varies per lane, no vector bindings); fills
-   * {@link lanes}.
+   * Whether `loop` steps by 1 over a body the vector renderer expresses (lets and stores of
+   * scalar bindings: an innermost loop, such as a map's loop over `gid` or im2col's over output
+   * columns); fills {@link lanes}.
    */
   private vectorizable(loop: Extract<Stmt, { kind: "for" }>): boolean {
-    const isName = (e: Expr, n: string) => e.kind === "name" && e.name === n;
-    if (
-      loop.index !== "gid" || !isName(loop.from, "start") || !isName(loop.to, "end") ||
-      loop.step.kind !== "lit" || loop.step.value !== 1
-    ) {
+    if (loop.step.kind !== "lit" || loop.step.value !== 1 || this.options.simd === false) {
       return false;
     }
     this.lanes.clear();
-    this.lanes.set("gid", { kind: "affine", aligned: true });
+    this.lanes.set(loop.index, { kind: "affine", aligned: true });
     for (const st of loop.body) {
       if (st.kind === "let") {
         const l = this.lanesOf(st.value);
@@ -232,14 +224,12 @@ class Renderer {
         }
         if (e.op === "/" || e.op === "%") {
           // (s + lane) / d with s and d multiples of 4 is the same in every lane; the
-          // remainder is s % d + lane. Other integer divisions vary per lane: not vectorized.
-          if (
-            operand !== "u32" || a.kind !== "affine" || !a.aligned || e.b.kind !== "lit" ||
-            e.b.value <= 0 || e.b.value % 4 !== 0
-          ) {
-            return null;
+          // remainder is s % d + lane. Other divisions by a positive literal run per lane.
+          if (e.b.kind !== "lit" || e.b.value <= 0 || b.kind !== "uniform") return null;
+          if (operand === "u32" && a.kind === "affine" && a.aligned && e.b.value % 4 === 0) {
+            return e.op === "/" ? UNIFORM : { kind: "affine", aligned: true };
           }
-          return e.op === "/" ? UNIFORM : { kind: "affine", aligned: true };
+          return VECTOR;
         }
         return VECTOR;
       }
@@ -279,11 +269,17 @@ class Renderer {
    */
   private vectorLoops(loop: Extract<Stmt, { kind: "for" }>): void {
     const f = this.f;
-    const gid = this.localFor("gid", "i32");
+    this.vectorized++;
+    const gid = this.localFor(loop.index, "i32");
+    const from = f.local("i32"), to = f.local("i32");
     const vs = f.local("i32"), ve = f.local("i32"), head = f.local("i32");
-    f.get(1).i32(3).op(OP.i32_add).i32(-4).op(OP.i32_and).set(vs);
-    f.get(2).i32(-4).op(OP.i32_and).set(ve);
-    f.get(vs).get(2).get(vs).get(2).op(OP.i32_lt_u).op(OP.select).set(head);
+    this.expr(loop.from);
+    f.set(from);
+    this.expr(loop.to);
+    f.set(to);
+    f.get(from).i32(3).op(OP.i32_add).i32(-4).op(OP.i32_and).set(vs);
+    f.get(to).i32(-4).op(OP.i32_and).set(ve);
+    f.get(vs).get(to).get(vs).get(to).op(OP.i32_lt_u).op(OP.select).set(head);
     const range = (from: () => void, to: () => void, step: number, body: () => void) => {
       from();
       f.set(gid);
@@ -295,11 +291,11 @@ class Renderer {
       f.get(gid).i32(step).op(OP.i32_add).set(gid).op(OP.br, uleb(0));
       f.op(OP.end).op(OP.end);
     };
-    range(() => f.get(1), () => f.get(head), 1, () => this.stmts(loop.body));
+    range(() => f.get(from), () => f.get(head), 1, () => this.stmts(loop.body));
     range(() => f.get(vs), () => f.get(ve), 4, () => this.vectorBody(loop.body));
     range(
       () => f.get(ve).get(head).get(ve).get(head).op(OP.i32_gt_u).op(OP.select),
-      () => f.get(2),
+      () => f.get(to),
       1,
       () => this.stmts(loop.body),
     );
@@ -395,6 +391,21 @@ class Renderer {
   private vectorBinary(e: Extract<Expr, { kind: "binary" }>): void {
     const f = this.f;
     const operand = laneType(e.a.type);
+    if ((e.op === "/" || e.op === "%") && operand !== "f32") {
+      // A division by a positive literal (see lanesOf), lane by lane.
+      const x = this.temp("v128");
+      this.vector(e.a);
+      f.set(x);
+      f.get(x);
+      for (let l = 0; l < 4; l++) {
+        f.get(x).op(OP.i32x4_extract_lane, [l]);
+        this.expr(e.b);
+        this.divOp(e.op, operand === "i32");
+        f.op(OP.i32x4_replace_lane, [l]);
+      }
+      this.free("v128", x);
+      return;
+    }
     this.vector(e.a);
     this.vector(e.b);
     if (operand === "f32") {
@@ -591,6 +602,10 @@ class Renderer {
         return;
       }
       case "for": {
+        if (this.vectorizable(s)) {
+          this.vectorLoops(s);
+          return;
+        }
         const i = this.localFor(s.index, "i32");
         this.expr(s.from);
         f.set(i);

@@ -137,6 +137,9 @@ Deno.test("maps run four elements a step in SIMD lanes with the scalar loop's ex
     ["min max clamp", (i) => call("clamp", [call("max", [at(i), f32(-1)]), f32(-0.5), f32(0.75)])],
     ["u32", (i) => call("f32", [call("min", [bin("*", i, u32(7)), u32(100)])])],
     ["i32 trunc", (i) => call("f32", [call("i32", [bin("*", at(i), f32(3))])])],
+    // Divisions by literals that differ per lane: one lane at a time.
+    ["u32 / %", (i) => call("f32", [bin("+", bin("/", i, u32(3)), bin("%", i, u32(5)))])],
+    ["i32 /", (i) => call("f32", [bin("/", call("i32", [at(i)]), lit(2, "i32"))])],
     [
       "bool logic",
       (i) =>
@@ -159,6 +162,80 @@ Deno.test("maps run four elements a step in SIMD lanes with the scalar loop's ex
       if (end > start) assert.ok(!Number.isNaN(scalar[start]) || what === "math", what);
     }
   }
+});
+
+Deno.test("an innermost loop runs four elements a step (im2col's rows) with the scalar results", () => {
+  // out0[gid * 11 + ox] = ox*2 + gid - 1 < 9 ? in0[gid * 9 + ox*2 - 1] : 0, for ox in [0, 11).
+  const u = (n: string) => name(n, "u32");
+  const kernel: Kernel = {
+    name: "rows",
+    comment: "",
+    shared: [],
+    threads: 1,
+    workgroups: [1, 1, 1],
+    bindings: [
+      { name: "in0", scalar: "f32", write: false, lanes: 1, refs: [] },
+      { name: "out0", scalar: "f32", write: true, lanes: 1, refs: [] },
+    ],
+    body: [{
+      kind: "for",
+      index: "gid",
+      from: name("start", "u32"),
+      to: name("end", "u32"),
+      step: u32(1),
+      body: [
+        { kind: "let", name: "row", value: bin("*", u("gid"), u32(11)) },
+        {
+          kind: "for",
+          index: "ox",
+          from: u32(0),
+          to: u32(11),
+          step: u32(1),
+          body: [
+            {
+              kind: "let",
+              name: "ix",
+              value: bin("-", bin("+", bin("*", u("ox"), u32(2)), u("gid")), u32(1)),
+            },
+            {
+              kind: "store",
+              buf: "out0",
+              index: bin("+", u("row"), u("ox")),
+              value: select(
+                bin("<", u("ix"), u32(9)),
+                load("in0", bin("+", bin("*", u("gid"), u32(9)), u("ix")), "f32"),
+                lit(0, "f32"),
+              ),
+            },
+          ],
+        },
+      ],
+    }],
+  };
+  const run = (simd: boolean) => {
+    const f = new FunctionBuilder(["i32", "i32", "i32"]);
+    const r = renderWasmFunction(kernel, f, { elements: (b) => b.name === "in0" ? 45 : 55, simd });
+    assert.equal(r.vectorized, simd);
+    const bytes = encodeModule({
+      imports: MATH_IMPORTS,
+      memory: { initial: 1, maximum: 1, shared: false },
+      functions: [{ name: "k", body: f }],
+    });
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 1 });
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
+      env: { memory },
+      ...mathImports(),
+    });
+    const i32 = new Int32Array(memory.buffer);
+    i32[0] = 64;
+    i32[1] = 64 + 4 * 45;
+    new Float32Array(memory.buffer, 64, 45).set(Array.from({ length: 45 }, (_, i) => i + 0.5));
+    (inst.exports.k as (a: number, s: number, e: number) => void)(0, 0, 5);
+    return new Float32Array(memory.buffer, 64 + 4 * 45, 55).slice();
+  };
+  const scalar = run(false);
+  assert.equal(scalar[11 + 1], 11.5); // gid 1, ox 1: in0[9 + 2]
+  assert.deepEqual(run(true), scalar);
 });
 
 Deno.test("the GEMM function agrees with float64 sums on odd shapes, layouts and row splits", () => {
