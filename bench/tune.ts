@@ -3,6 +3,9 @@
  * WebGPU adapter and saves the choices to the tuning cache (see `kernels/tune_cache.ts`), then
  * prints each choice with its candidates' times. Later runs read the cache and tune nothing.
  *
+ * With `--backend wasm`, measures the wasm GEMM's blockings on this engine and CPU instead (see
+ * `src/backend/wasm/tune.ts`) and saves the record.
+ *
  * Usage: `deno task tune [--workloads T1,C1-fwdbwd] [--budget-s 900] [--shipped FILE]`
  *
  * @module
@@ -11,6 +14,16 @@ import { parseArgs } from "node:util";
 import { startWebGpuBackend } from "../src/backend/webgpu/start.ts";
 import { prepareCosgradWebGpu } from "./cosgrad.ts";
 import type { Variant } from "./peers/_result.ts";
+import { TuningTable } from "../kernels/tune_cache.ts";
+import { type GemmShape, gemmShapeName, relaxedSimd } from "../src/kernel/wasm_gemm.ts";
+import { canShare } from "../src/backend/wasm/memory.ts";
+import {
+  chosenGemm,
+  GEMM_CLASS,
+  gemmCandidates,
+  measureGemm,
+  wasmProfileKey,
+} from "../src/backend/wasm/tune.ts";
 
 const USAGE = `Usage: deno task tune [options]
   --workloads LIST   workloads whose kernels to tune (default T1): T1,T2,C1-fwd,C1-fwdbwd,...
@@ -25,6 +38,7 @@ The cache file is COSGRAD_TUNE_CACHE, else $XDG_CACHE_HOME/cosgrad/tune.json, el
 ~/.cache/cosgrad/tune.json. Classes already recorded (in the cache or a shipped table) are not measured again; --fresh
 ignores the shipped records (point COSGRAD_TUNE_CACHE at a new file to ignore the cache too).
   --fresh            ignore shipped records
+  --backend wasm     measure the wasm GEMM's blockings (about a second) and save the choice
   --retune           measure again every class recorded in the cache file (no workloads run;
                      e.g. with MESA_SHADER_CACHE_DISABLE=true for cold compile times)`;
 
@@ -38,12 +52,20 @@ async function main(): Promise<void> {
       shipped: { type: "string" },
       fresh: { type: "boolean", default: false },
       retune: { type: "boolean", default: false },
+      backend: { type: "string", default: "webgpu" },
       help: { type: "boolean", default: false },
     },
   });
   if (values.help) {
     console.log(USAGE);
     return;
+  }
+  if (values.backend === "wasm") {
+    tuneWasm();
+    return;
+  }
+  if (values.backend !== "webgpu") {
+    throw new TypeError(`Invalid --backend "${values.backend}": expected webgpu or wasm`);
   }
   const budgetMs = Number(values["budget-s"]) * 1000;
   if (!(budgetMs >= 0)) throw new TypeError(`Invalid --budget-s "${values["budget-s"]}"`);
@@ -104,6 +126,32 @@ async function main(): Promise<void> {
     Deno.writeTextFileSync(values.shipped, tuning.shippedTable(tuning.adapter.split(" ")[0]));
     console.log(`wrote ${values.shipped}`);
   }
+}
+
+/** Measures the wasm GEMM's blockings, records them in the cache and prints them, best first. */
+function tuneWasm(): void {
+  const fma = relaxedSimd();
+  const table = new TuningTable(wasmProfileKey(fma), "wasm");
+  const t0 = performance.now();
+  const candidates = measureGemm(gemmCandidates(), { fma, shared: canShare() });
+  table.record(GEMM_CLASS, { candidates });
+  const path = table.save();
+  console.log(
+    `wasm GEMM on ${table.key}: ${candidates.length} blockings in ${
+      ((performance.now() - t0) / 1000).toFixed(1)
+    } s (steady ms of ${"64x4096x576 + 384^3"}, one thread)`,
+  );
+  const rows = [...candidates].sort((a, b) => a.runMs - b.runMs);
+  for (const m of rows) {
+    const shape = m.variant as unknown as Omit<GemmShape, "fma">;
+    console.log(
+      `${m.runMs.toFixed(2).padStart(8)} ms  compile ${m.compileMs.toFixed(1).padStart(5)} ms  ${
+        gemmShapeName({ ...shape, fma })
+      }${m.error > 1e-4 ? `  wrong (error ${m.error.toExponential(1)})` : ""}`,
+    );
+  }
+  console.log(`chosen: ${gemmShapeName({ ...chosenGemm(table.get(GEMM_CLASS)!, 500), fma })}`);
+  console.log(path === null ? "not saved (no cache file)" : `saved to ${path}`);
 }
 
 if (import.meta.main) await main();

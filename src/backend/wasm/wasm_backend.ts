@@ -13,6 +13,8 @@ import type { TypedArray } from "../../ir/dtype.ts";
 import type { Node } from "../../ir/node.ts";
 import { mathImports } from "../../kernel/wasm.ts";
 import { type GemmShape, gemmShapeName, relaxedSimd } from "../../kernel/wasm_gemm.ts";
+import { TuningTable } from "../../../kernels/tune_cache.ts";
+import { gemmShapeFor, wasmProfileKey } from "./tune.ts";
 import type { Backend, Program, Storage } from "../storage.ts";
 import { wasmRangeError } from "./codegen.ts";
 import { BARRIER_WORDS, type ProgramExports, runShare } from "./execute.ts";
@@ -49,6 +51,10 @@ export interface WasmBackendOptions {
   threads?: number;
   /** Whether the GEMM uses relaxed-SIMD FMA (default: when the engine validates it). */
   fma?: boolean;
+  /** The GEMM's blocking (default: chosen by the tuning table, see `tune.ts`). */
+  gemm?: Omit<GemmShape, "fma">;
+  /** The tuning table (default: this engine's and CPU's, from the cache). */
+  tuning?: TuningTable;
   /** Starts a worker running `url` (none: one thread). See {@link WasmBackend.create}. */
   spawn?: (url: URL) => PoolWorker;
 }
@@ -121,22 +127,6 @@ async function browserSpawner(): Promise<((url: URL) => PoolWorker) | undefined>
   };
 }
 
-/**
- * The GEMM blocking used without a tuning record: a 4x8 block of C (eight accumulators), A's
- * four values per step in one load and splatted by lane shuffles, four reduction steps per loop
- * iteration. Measured on a 2-core AMD EPYC (Zen 4) under Deno 2.9.6, single thread, CPU time:
- * 45.0 GFLOP/s on a 1024^3 product and 38.6 on a 64 x 12544 x 576 convolution-shaped one, against
- * 37.4 and 30.7 for the earlier 6x8 block with one step per iteration.
- */
-export const DEFAULT_GEMM: Omit<GemmShape, "fma"> = {
-  mr: 4,
-  nr: 8,
-  kc: 256,
-  nc: 512,
-  unroll: 4,
-  aLoad: "shuffle",
-};
-
 /** The number of threads asked for: `COSGRAD_THREADS`, else the cores the engine reports. */
 export function defaultThreads(): number {
   const v = envVar("COSGRAD_THREADS");
@@ -157,8 +147,13 @@ export class WasmBackend implements Backend {
   readonly name = "wasm";
   /** The memory all tensors live in. */
   readonly heap: WasmHeap;
-  /** The GEMM micro-kernel's blocking (relaxed-SIMD FMA when the engine validates it). */
+  /**
+   * The GEMM micro-kernel's blocking (relaxed-SIMD FMA when the engine validates it): the
+   * tuning table's choice (see `tune.ts`), else the default.
+   */
   readonly gemmShape: GemmShape;
+  /** The tuning table of this engine and CPU (the GEMM's blocking). */
+  readonly tuning: TuningTable;
   /** Worker threads (1: the calling thread runs programs). */
   readonly threads: number = 1;
   private readonly workers: PoolWorker[] = [];
@@ -184,7 +179,11 @@ export class WasmBackend implements Backend {
     const shared = canShare();
     this.threads = shared ? want : 1;
     this.heap = new WasmHeap(shared);
-    this.gemmShape = { ...DEFAULT_GEMM, fma: (options.fma ?? true) && relaxedSimd() };
+    const fma = (options.fma ?? true) && relaxedSimd();
+    this.tuning = options.tuning ?? new TuningTable(wasmProfileKey(fma), "wasm");
+    this.gemmShape = options.gemm === undefined
+      ? gemmShapeFor(this.tuning, { fma, shared })
+      : { ...options.gemm, fma };
     const prof = envVar("COSGRAD_PROFILE");
     this.profile = this.threads === 1 && prof !== undefined && prof !== "" && prof !== "0"
       ? new Map()
