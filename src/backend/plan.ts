@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { debugEnabled } from "../_env.ts";
 import { sizeOf } from "../ir/dtype.ts";
 import type { Node } from "../ir/node.ts";
 import type { MemoryReport } from "./storage.ts";
@@ -51,6 +52,47 @@ export interface MemoryPlan<C> {
   consumed: number[];
   /** The most bytes of slots holding live values (not yet-unread donated inputs) at once. */
   livePeak: number;
+}
+
+/** A value the plan gives memory: a tensor or scratch, live from step `first` to `last`. */
+interface Value {
+  bytes: number;
+  first: number;
+  last: number;
+  node?: Node;
+  label?: string;
+}
+
+/** The plan as text (`COSGRAD_DEBUG=plan`): its slots, and the values live at its peak. */
+function describePlan(
+  values: readonly Value[],
+  slotOf: readonly number[],
+  slots: readonly { bytes: number; input: number }[],
+  delta: readonly number[],
+): string {
+  const mib = (b: number) => `${(b / 2 ** 20).toFixed(2)} MiB`;
+  let live = 0, peak = 0, at = 0;
+  delta.forEach((x, d) => {
+    live += x;
+    if (live > peak) [peak, at] = [live, d];
+  });
+  const name = (v: Value) =>
+    v.node === undefined ? `scratch ${v.label}` : `${v.node.op}[${v.node.shape}] #${v.node.id}`;
+  const pool = slots.filter((s) => s.input < 0);
+  const lines = [
+    `memory plan: ${values.length} values in ${slots.length} slots (${pool.length} from the pool, ${
+      mib(pool.reduce((a, s) => a + s.bytes, 0))
+    }); live peak ${mib(peak)} at step ${at} of ${delta.length - 2}:`,
+  ];
+  values
+    .map((v, i) => ({ v, slot: slotOf[i] }))
+    .filter(({ v }) => v.first <= at && at <= v.last)
+    .sort((a, b) => b.v.bytes - a.v.bytes)
+    .forEach(({ v, slot }) => {
+      const last = v.last === delta.length - 2 ? "end" : v.last;
+      lines.push(`  ${mib(v.bytes)} ${name(v)} steps ${v.first}..${last}, slot ${slot}`);
+    });
+  return lines.join("\n");
 }
 
 /** Bytes of a tensor's buffer (its size class; empty tensors take 4 bytes). */
@@ -101,113 +143,137 @@ export class MemoryPlanner<C> {
     const key = donated.join(",");
     const have = this.plans.get(key);
     if (have !== undefined) return have;
+    const end = this.steps.length;
     const outs = new Set(this.outputs.map((o) => this.memOf(o)));
-    const lastUse = new Map<Node, number>();
-    this.steps.forEach(({ refs }, d) => {
-      for (const r of refs) if (r.kind === "node") lastUse.set(this.memOf(r.node), d);
-    });
+    // 1. Every value the plan holds (intermediates, outputs, scratch) and its live interval
+    // [first, last] in steps, inclusive: a step never writes a value into the memory of one it
+    // reads.
+    const values: Value[] = [];
+    const valueOf = new Map<Node, number>();
     const slots: { bytes: number; input: number }[] = [];
-    const free = new Map<number, number[]>();
-    const slotOf = new Map<Node, number>();
-    // Slots holding a value taken by `take`, for the liveness peak.
-    const held = new Set<number>();
-    let live = 0, livePeak = 0;
-    const release = (slot: number) => {
-      const bytes = slots[slot].bytes;
-      if (held.delete(slot)) live -= bytes;
-      let list = free.get(bytes);
-      if (list === undefined) free.set(bytes, list = []);
-      list.push(slot);
-    };
-    const take = (bytes: number): number => {
-      let slot = free.get(bytes)?.pop();
-      if (slot === undefined) {
-        slots.push({ bytes, input: -1 });
-        slot = slots.length - 1;
-      }
-      held.add(slot);
-      live += bytes;
-      livePeak = Math.max(livePeak, live);
-      return slot;
-    };
-    // Donated inputs not needed after their last read give their buffer to later values.
-    const donatedAt = new Map<number, number>();
+    /** Occupied intervals of each slot. */
+    const busy: [number, number][][] = [];
+    const donatedSlot = new Map<Node, number>();
     for (const i of donated) {
       const v = this.vars[i];
+      donatedSlot.set(v, slots.length);
       slots.push({ bytes: tensorBytes(v), input: i });
-      const slot = slots.length - 1;
-      slotOf.set(v, slot);
-      const last = lastUse.get(v);
-      if (last === undefined) release(slot);
-      else donatedAt.set(last, slot);
+      busy.push([]);
     }
-    const scratch = new Map<string, number>();
-    const source = (r: PlanRef): Source<C> => {
-      if (r.kind === "errors") return { kind: "errors" };
-      if (r.kind === "scratch") {
-        let slot = scratch.get(r.name);
-        if (slot === undefined) {
-          slot = take(sizeClass(r.bytes));
-          scratch.set(r.name, slot);
+    /** Last read of each donated input still unread. */
+    const donatedLast = new Map<number, number>();
+    let scratch = new Map<string, number>();
+    const refValues = this.steps.map(({ refs, kernel }, d) => {
+      const ids = refs.map((r): number => {
+        if (r.kind === "errors") return -1;
+        if (r.kind === "scratch") {
+          let id = scratch.get(r.name);
+          if (id === undefined) {
+            id = values.length;
+            values.push({ bytes: sizeClass(r.bytes), first: d, last: d, label: r.name });
+            scratch.set(r.name, id);
+          }
+          return id;
         }
-        return { kind: "slot", slot };
-      }
-      const m = this.memOf(r.node);
-      const c = this.consts.get(m);
-      if (c !== undefined) return { kind: "const", storage: c };
-      const have = slotOf.get(m);
-      if (have !== undefined) return { kind: "slot", slot: have };
-      const input = this.inputIndex.get(m);
-      if (input !== undefined) return { kind: "input", index: input };
-      if (r.write === false) {
-        throw new TypeError(`Internal error: ${m.op} is read before it is written`);
-      }
-      const slot = take(tensorBytes(m));
-      slotOf.set(m, slot);
-      return { kind: "slot", slot };
-    };
-    const sources = this.steps.map(({ refs, kernel }, d) => {
-      const src = refs.map(source);
-      for (const r of refs) {
-        if (r.kind !== "node") continue;
         const m = this.memOf(r.node);
-        if (
-          lastUse.get(m) === d && !outs.has(m) && slotOf.has(m) &&
-          this.inputIndex.get(m) === undefined
-        ) {
-          release(slotOf.get(m)!);
-          lastUse.delete(m);
+        if (this.consts.has(m)) return -1;
+        const ds = donatedSlot.get(m);
+        if (ds !== undefined) {
+          donatedLast.set(ds, d);
+          return -1;
         }
-      }
-      const donatedSlot = donatedAt.get(d);
-      if (donatedSlot !== undefined) release(donatedSlot);
+        if (this.inputIndex.has(m)) return -1;
+        let id = valueOf.get(m);
+        if (id === undefined) {
+          if (r.write === false) {
+            throw new TypeError(`Internal error: ${m.op} is read before it is written`);
+          }
+          id = values.length;
+          values.push({ bytes: tensorBytes(m), first: d, last: d, node: m });
+          valueOf.set(m, id);
+        }
+        values[id].last = outs.has(m) ? end : d;
+        return id;
+      });
       // Scratch buffers live across the steps of one kernel (split-K partial sums).
       if (this.steps[d + 1]?.kernel !== kernel) {
-        scratch.forEach(release);
-        scratch.clear();
+        for (const id of scratch.values()) values[id].last = d;
+        scratch = new Map();
       }
-      return src;
+      return ids;
     });
+    // An empty output no step writes gets a slot of its own; anything else is a bug.
+    for (const o of this.outputs) {
+      const m = this.memOf(o);
+      if (
+        valueOf.has(m) || this.consts.has(m) || donatedSlot.has(m) || this.inputIndex.has(m)
+      ) continue;
+      if (sizeOf(m.shape) !== 0) {
+        throw new TypeError(`Internal error: output ${o.op} has no memory`);
+      }
+      valueOf.set(m, values.length);
+      values.push({ bytes: sizeClass(4), first: end, last: end, node: m });
+    }
+    // Donated inputs hold their slot until their last read.
+    slots.forEach((_, s) => busy[s].push([-1, donatedLast.get(s) ?? -1]));
+    // 2. Slots: largest values first, each into the smallest free slot that holds it (an output
+    // only into one of its own size class: the caller keeps that buffer), else a new slot.
+    const order = values.map((_, i) => i).sort((a, b) =>
+      values[b].bytes - values[a].bytes || values[a].first - values[b].first
+    );
+    const slotOfValue = new Array<number>(values.length);
+    for (const id of order) {
+      const v = values[id];
+      const output = v.node !== undefined && outs.has(v.node);
+      let best = -1;
+      slots.forEach((s, k) => {
+        if (s.bytes < v.bytes || (output && s.bytes !== v.bytes)) return;
+        if (best >= 0 && slots[best].bytes <= s.bytes) return;
+        if (busy[k].some(([a, b]) => a <= v.last && v.first <= b)) return;
+        best = k;
+      });
+      if (best < 0) {
+        best = slots.length;
+        slots.push({ bytes: v.bytes, input: -1 });
+        busy.push([]);
+      }
+      busy[best].push([v.first, v.last]);
+      slotOfValue[id] = best;
+    }
+    // 3. The liveness peak: bytes of the values live at each step.
+    const delta = new Array<number>(end + 2).fill(0);
+    for (const v of values) {
+      delta[v.first] += v.bytes;
+      delta[v.last + 1] -= v.bytes;
+    }
+    let live = 0, livePeak = 0;
+    for (const x of delta) livePeak = Math.max(livePeak, live += x);
+    const sources = this.steps.map(({ refs }, d) =>
+      refs.map((r, i): Source<C> => {
+        if (r.kind === "errors") return { kind: "errors" };
+        const id = refValues[d][i];
+        if (id >= 0) return { kind: "slot", slot: slotOfValue[id] };
+        const m = this.memOf((r as { node: Node }).node);
+        const c = this.consts.get(m);
+        if (c !== undefined) return { kind: "const", storage: c };
+        const ds = donatedSlot.get(m);
+        if (ds !== undefined) return { kind: "slot", slot: ds };
+        return { kind: "input", index: this.inputIndex.get(m)! };
+      })
+    );
     const outputs = this.outputs.map((o) => {
       const m = this.memOf(o);
       const input = this.inputIndex.get(m);
-      if (input !== undefined && !slotOf.has(m)) {
+      if (input !== undefined) {
         return { kind: "input" as const, index: input, alias: m !== o };
       }
       const c = this.consts.get(m);
       if (c !== undefined) return { kind: "const" as const, storage: c };
-      let slot = slotOf.get(m);
-      if (slot === undefined) {
-        // An empty tensor no step writes gets a slot of its own; anything else is a bug.
-        if (sizeOf(m.shape) !== 0) {
-          throw new TypeError(`Internal error: output ${o.op} has no memory`);
-        }
-        slotOf.set(m, slot = take(sizeClass(4)));
-      }
-      return { kind: "slot" as const, slot };
+      return { kind: "slot" as const, slot: slotOfValue[valueOf.get(m)!] };
     });
     const consumed = donated.filter((i) => slots.some((s) => s.input === i));
     const plan: MemoryPlan<C> = { sources, slots, outputs, consumed, livePeak };
+    if (debugEnabled("plan")) console.log(describePlan(values, slotOfValue, slots, delta));
     this.plans.set(key, plan);
     return plan;
   }
@@ -259,4 +325,96 @@ export class MemoryPlanner<C> {
       peakBytes: donatedBytes + keptBytes + constBytes + intermediateBytes,
     };
   }
+}
+
+/** A unit of work to order (one kernel): the memory it writes and reads. */
+export interface OrderUnit {
+  /** Memory it writes. */
+  writes: readonly Node[];
+  /** Memory it reads. */
+  reads: readonly Node[];
+  /** Memory that must be written before it runs although it does not read it. */
+  after?: readonly Node[];
+}
+
+/**
+ * An order of `units` (given in a valid order, each after the units writing what it reads or
+ * waits `after`) that keeps less memory live: a unit that frees at least as many bytes as it
+ * writes (it is the last reader of values no later unit needs) runs as soon as it can, the one
+ * freeing most first; otherwise the first unit not yet run in the given order runs. Values
+ * `keep` holds (outputs) are never freed. Returns the units' indices in the new order.
+ *
+ * Reverse-mode graphs are the case in point: a weight gradient that is the last reader of an
+ * activation runs as soon as its cotangent exists, not when the walk from the outputs reaches
+ * its parameter, and a rematerialized forward (`checkpoint`) is not held across the backward
+ * passes of other stages.
+ *
+ * @example
+ * ```ts
+ * import { makeNode } from "../ir/node.ts";
+ * import { memoryOrder } from "./plan.ts";
+ * const x = makeNode("var", [], { id: "x", shape: [1024], dtype: "float32" });
+ * const a = makeNode("exp", [x], {}), b = makeNode("sin", [x], {});
+ * const sa = makeNode("sum", [a], { axes: [0] }), sb = makeNode("sum", [b], { axes: [0] });
+ * // Given order: a, b, sum(a), sum(b) holds a and b at once; sum(a) frees a first.
+ * memoryOrder([
+ *   { writes: [a], reads: [x] },
+ *   { writes: [b], reads: [x] },
+ *   { writes: [sa], reads: [a] },
+ *   { writes: [sb], reads: [b] },
+ * ], (n) => n === sa || n === sb); // [0, 2, 1, 3]
+ * ```
+ */
+export function memoryOrder(units: readonly OrderUnit[], keep: (n: Node) => boolean): number[] {
+  const producer = new Map<Node, number>();
+  units.forEach((u, i) => u.writes.forEach((n) => producer.set(n, i)));
+  const pending = units.map(() => 0);
+  const next: number[][] = units.map(() => []);
+  const readers = new Map<Node, number>();
+  const reads = units.map((u) => [...new Set(u.reads)]);
+  units.forEach((u, i) => {
+    const preds = new Set<number>();
+    for (const n of [...u.reads, ...(u.after ?? [])]) {
+      const p = producer.get(n);
+      if (p !== undefined && p !== i) preds.add(p);
+    }
+    for (const p of preds) {
+      if (p > i) {
+        throw new TypeError(`Internal error: unit ${i} reads what unit ${p} writes later`);
+      }
+      next[p].push(i);
+    }
+    pending[i] = preds.size;
+    for (const n of reads[i]) readers.set(n, (readers.get(n) ?? 0) + 1);
+  });
+  const written = units.map((u) => u.writes.reduce((a, n) => a + tensorBytes(n), 0));
+  const gain = (i: number) => {
+    let freed = 0;
+    for (const n of reads[i]) {
+      if (readers.get(n) === 1 && producer.has(n) && !keep(n)) freed += tensorBytes(n);
+    }
+    return freed > 0 && freed >= written[i] ? freed - written[i] : -1;
+  };
+  const ready = new Set<number>();
+  units.forEach((_, i) => pending[i] === 0 && ready.add(i));
+  const done = units.map(() => false);
+  const out: number[] = [];
+  let first = 0;
+  while (out.length < units.length) {
+    let pick = -1, best = -1;
+    for (const i of ready) {
+      const g = gain(i);
+      if (g >= 0 && (g > best || (g === best && i < pick))) [pick, best] = [i, g];
+    }
+    if (best < 0) {
+      while (done[first]) first++;
+      pick = first;
+    }
+    ready.delete(pick);
+    done[pick] = true;
+    out.push(pick);
+    for (const n of reads[pick]) readers.set(n, readers.get(n)! - 1);
+    for (const s of next[pick]) if (--pending[s] === 0) ready.add(s);
+  }
+  return out;
 }

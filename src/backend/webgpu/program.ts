@@ -150,12 +150,19 @@ export class GpuProgram implements Program {
       entries: buffers.map((buffer, binding) => {
         const b = pd.dispatch.bindings[binding];
         const part = b.kind === "node" ? b.part : undefined;
-        return {
-          binding,
-          resource: part === undefined
-            ? { buffer }
-            : { buffer, offset: part.offset, size: part.size },
-        };
+        if (part !== undefined) {
+          return { binding, resource: { buffer, offset: part.offset, size: part.size } };
+        }
+        // The plan may give a value a slot larger than its own size class: past the binding
+        // limit, bind the tensor's bytes (whole vec4s) instead of the whole buffer.
+        if (b.kind !== "node" || buffer.size <= this.backend.bindingLimit) {
+          return { binding, resource: { buffer } };
+        }
+        const size = Math.min(
+          buffer.size,
+          Math.ceil(Math.max(4, sizeOf(b.node.shape) * 4) / 16) * 16,
+        );
+        return { binding, resource: { buffer, offset: 0, size } };
       }),
     });
     pd.bindGroups.set(key, group);

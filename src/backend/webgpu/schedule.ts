@@ -20,6 +20,8 @@ import { sizeOf } from "../../ir/dtype.ts";
 import type { Node } from "../../ir/node.ts";
 import { makeNode, topoSort } from "../../ir/node.ts";
 import { LOWERING, type LoweringKind } from "../../kernel/lowering.ts";
+import type { PrimParams } from "../../ir/primitives.ts";
+import { memoryOrder } from "../plan.ts";
 import { contractOrder, siblingGroups } from "./siblings.ts";
 
 /** How a matrix product reads its operands. */
@@ -70,6 +72,11 @@ export interface Kernel {
   reads: Node[];
   /** Whether the kernel reports out-of-range indices (gather, scatter-add). */
   checksRange: boolean;
+  /**
+   * Memory that must be written before the kernel runs although it reads none of it: the
+   * ordering inputs of a rematerialization barrier that shares its input's memory.
+   */
+  after?: Node[];
 }
 
 /** The schedule of a graph. */
@@ -96,6 +103,11 @@ export interface ScheduleOptions {
    * `split.ts`); 1 when absent.
    */
   bindingsOf?: (n: Node) => number;
+}
+
+/** Whether `n` is a rematerialization barrier (an identity the passes keep; `checkpoint`). */
+function isBarrier(n: Node): boolean {
+  return n.op === "custom" && (n.params as PrimParams["custom"]).rule.kind === "barrier";
 }
 
 function kindOf(n: Node): LoweringKind {
@@ -295,7 +307,13 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
     const kernels = buildKernels();
     const over = kernels.find((k) => bindingsOf(k) > options.maxBindings);
     if (over === undefined) {
-      return { order, realized, alias: aliases(), kernels };
+      // Kernels in an order that frees memory early (weight gradients as soon as their
+      // cotangent exists, rematerialized values just before their backward use).
+      const alias = aliases();
+      const keep = new Set(outputs.map((o) => alias.get(o) ?? o));
+      const units = kernels.map((k) => ({ writes: k.roots, reads: k.reads, after: k.after }));
+      const ordered = memoryOrder(units, (n) => keep.has(n)).map((i) => kernels[i]);
+      return { order, realized, alias, kernels: ordered };
     }
     if (iter > order.length) {
       throw new RangeError(
@@ -315,43 +333,60 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
       // The replacement precedes `n` in `order`, so its own alias is known.
       const r = replaced.get(n);
       if (r !== undefined) alias.set(n, alias.get(r) ?? r);
-      else if (realized.has(n) && n.op === "reshape" && isMem(n.inputs[0])) {
+      else if (
+        realized.has(n) && (n.op === "reshape" || isBarrier(n)) && isMem(n.inputs[0])
+      ) {
         alias.set(n, alias.get(n.inputs[0]) ?? n.inputs[0]);
       }
     }
     return alias;
   }
 
-  /** Memory nodes read by computing `from` inline, and whether range checks occur. */
+  /**
+   * Memory nodes read by computing `from` inline, whether range checks occur, and the memory a
+   * barrier read through its input's memory waits for (`after`).
+   */
   function readsOf(from: readonly Node[], own: ReadonlySet<Node>): {
     reads: Node[];
     checksRange: boolean;
     nodes: Node[];
+    after: Node[];
   } {
     const alias = aliases();
     const reads = new Set<Node>();
+    const after = new Set<Node>();
     const seen = new Set<Node>();
     const nodes: Node[] = [];
     let checksRange = false;
+    const read = (m: Node) => {
+      const base = alias.get(m) ?? m;
+      reads.add(base);
+      // A barrier sharing its input's memory has no kernel: what it waits for orders the
+      // kernels that read it.
+      if (base !== m && isBarrier(m)) {
+        const gate = readsOf(m.inputs.slice(1), new Set());
+        for (const g of [...gate.reads, ...gate.after]) after.add(g);
+      }
+    };
     const stack = [...from];
     while (stack.length > 0) {
       const x = stack.pop()!;
       if (seen.has(x)) continue;
       seen.add(x);
       if (!own.has(x) && isMem(x)) {
-        reads.add(alias.get(x) ?? x);
+        read(x);
         continue;
       }
       nodes.push(x);
       if (x.op === "gather" || x.op === "scatterAdd") checksRange = true;
       if (kindOf(x) === "gemm" && own.has(x)) {
         const g = gemms.get(x);
-        for (const m of g === undefined ? x.inputs : [g.a, g.b]) reads.add(alias.get(m) ?? m);
+        for (const m of g === undefined ? x.inputs : [g.a, g.b]) read(m);
         continue;
       }
       stack.push(...x.inputs);
     }
-    return { reads: [...reads], checksRange, nodes };
+    return { reads: [...reads], checksRange, nodes, after: [...after] };
   }
 
   /** The single elementwise root fusing `core` as its prologue, or null. */
@@ -410,7 +445,7 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
       const group = groupOf.get(n);
       if (group !== undefined) {
         if (group[0] !== n) continue;
-        const { reads, checksRange } = readsOf(group, new Set(group));
+        const { reads, checksRange, after } = readsOf(group, new Set(group));
         kernels.push({
           kind: "loop",
           shape: n.shape,
@@ -419,6 +454,7 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
           cores: [...group],
           reads,
           checksRange,
+          ...(after.length > 0 ? { after } : {}),
         });
         continue;
       }
@@ -431,7 +467,7 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
         : "loop";
       const own = new Set<Node>([n]);
       if (core !== null) own.add(core);
-      const { reads, checksRange } = readsOf([n], own);
+      const { reads, checksRange, after } = readsOf([n], own);
       kernels.push({
         kind,
         shape: n.shape,
@@ -440,6 +476,7 @@ export function schedule(outputs: readonly Node[], options: ScheduleOptions): Sc
         gemm: core !== null && kind === "gemm" ? gemms.get(core) : undefined,
         reads,
         checksRange,
+        ...(after.length > 0 ? { after } : {}),
       });
     }
     return kernels;
