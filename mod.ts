@@ -111,7 +111,7 @@ export { vmap } from "./src/autodiff/vmap.ts";
 export type { AxisSpec, VmapOptions } from "./src/autodiff/vmap.ts";
 export { checkpoint, customJvp, customVjp } from "./src/autodiff/custom.ts";
 export { hessian, jacfwd, jacrev } from "./src/autodiff/jacobian.ts";
-export type { JacobianOptions } from "./src/autodiff/jacobian.ts";
+export type { JacobianOf, JacobianOptions } from "./src/autodiff/jacobian.ts";
 export { checkGrad } from "./src/autodiff/check_grad.ts";
 export type { CheckGradOptions, CheckGradReport } from "./src/autodiff/check_grad.ts";
 export {

@@ -299,6 +299,123 @@ Deno.test("hessian is symmetric and matches the analytic one", async () => {
   }, 4);
 });
 
+// Pytree arguments and outputs: blocks nested as out-tree of in-tree (a list of in-trees for
+// several argnums), each [...outLeaf.shape, ...inLeaf.shape], as JAX nests them.
+
+interface PyArg {
+  a: T;
+  b: T;
+}
+
+/** A function of a pytree and a tensor returning a pytree (float64). */
+function pyF(p: PyArg, c: T): [{ u: T; v: T }, T] {
+  return [
+    { u: cg.mul(cg.sin(p.a), cg.sum(p.b)), v: cg.matmul(p.b, cg.tanh(c)) },
+    cg.mul(cg.exp(c), cg.sum(cg.mul(p.a, p.a))),
+  ];
+}
+
+/** Central differences of `f`'s output leaves by each leaf of `args[k]` for k in `ks`. */
+async function finiteBlocks(
+  f: (...args: [PyArg, T]) => unknown,
+  args: [PyArg, T],
+  ks: number[],
+): Promise<T[][]> {
+  const eps = 1e-6;
+  const outLeaves = (xs: [PyArg, T]) => cg.treeFlatten(f(...xs)).leaves;
+  const base = outLeaves(args);
+  // blocks[j][q]: output leaf j by the q-th differentiated leaf (argnums in ks order).
+  const blocks: T[][] = base.map(() => []);
+  for (const k of ks) {
+    const fl = cg.treeFlatten(args[k]);
+    for (const [i, leaf] of fl.leaves.entries()) {
+      const xv = await leaf.data();
+      const cols: T[][] = base.map(() => []);
+      for (let e = 0; e < xv.length; e++) {
+        const shifted = (d: number) => {
+          const v = Float64Array.from(xv);
+          v[e] += d;
+          const leaves = fl.leaves.map((l, m) => m === i ? cg.tensor(v, l.shape, f64) : l);
+          const xs = [...args] as [PyArg, T];
+          xs[k] = cg.treeUnflatten(fl.def, leaves);
+          return outLeaves(xs);
+        };
+        const plus = shifted(eps), minus = shifted(-eps);
+        plus.forEach((p, j) => cols[j].push(cg.div(cg.sub(p, minus[j]), 2 * eps)));
+      }
+      cols.forEach((c, j) =>
+        blocks[j].push(cg.reshape(cg.stack(c, -1), [...base[j].shape, ...leaf.shape]))
+      );
+    }
+  }
+  return blocks;
+}
+
+Deno.test("jacfwd and jacrev take pytrees and argnums, nested out-tree of in-tree", async () => {
+  const cases: { argnums: number | number[]; ks: number[] }[] = [
+    { argnums: 0, ks: [0] },
+    { argnums: 1, ks: [1] },
+    { argnums: [0, 1], ks: [0, 1] },
+    { argnums: [1, 0], ks: [1, 0] },
+  ];
+  await check("jacobian pytrees", fc.integer({ min: 0, max: 1e6 }), async (seed) => {
+    const p = { a: rand(seed, [3], -1, 1), b: rand(seed + 1, [2, 2], -1, 1) };
+    const c = rand(seed + 2, [2], -1, 1);
+    for (const { argnums, ks } of cases) {
+      const what = `argnums ${JSON.stringify(argnums)}`;
+      const jr = cg.jacrev(pyF, { argnums })(p, c), jf = cg.jacfwd(pyF, { argnums })(p, c);
+      // Structure: the output's, each leaf replaced by the argument's (or a list of them).
+      const inner = (t: unknown) => typeof argnums === "number" ? [t] : t as unknown[];
+      const rLeaves = cg.treeFlatten(jr).leaves, fLeaves = cg.treeFlatten(jf).leaves;
+      assert.equal(
+        cg.treeFlatten(inner((jr as unknown[])[1])).leaves.length,
+        ks.length === 2 ? 3 : ks[0] === 0 ? 2 : 1,
+        what,
+      );
+      const want = (await finiteBlocks(pyF, [p, c], ks)).flat();
+      assert.equal(rLeaves.length, want.length, `${what}: blocks`);
+      for (let q = 0; q < want.length; q++) {
+        await assertNear(rLeaves[q], fLeaves[q], `${what}: jacrev vs jacfwd, block ${q}`, 1e-10);
+        await assertNear(rLeaves[q], want[q], `${what}: jacrev vs differences, block ${q}`, 1e-6);
+      }
+    }
+  }, 3);
+  const p = { a: rand(1, [3], -1, 1), b: rand(2, [2, 2], -1, 1) }, c = rand(3, [2]);
+  const j = cg.jacrev(pyF)(p, c);
+  assert.deepEqual(j[0].u.b.shape, [3, 2, 2]);
+  assert.deepEqual(j[1].a.shape, [2, 3]);
+  const both = cg.jacfwd(pyF, { argnums: [1, 0] })(p, c);
+  assert.deepEqual(both[0].v[0].shape, [2, 2]);
+  assert.deepEqual(both[0].v[1].b.shape, [2, 2, 2]);
+  const int = { a: p.a, b: cg.tensor([1, 2], [2], { dtype: "int32" }) };
+  assert.throws(
+    () => cg.jacrev((q: typeof int) => cg.sum(q.a))(int),
+    /leaf 1 of argument 0 is int32\[2\]/,
+  );
+  assert.throws(() => cg.jacfwd(pyF, { argnums: [0, 0] })(p, c), /names an argument twice/);
+  assert.throws(() => cg.jacfwd(pyF, { argnums: 2 })(p, c), /argnums 2 is out of range/);
+});
+
+Deno.test("hessian of a pytree argument is symmetric block by block", async () => {
+  await check("hessian pytree", fc.integer({ min: 0, max: 1e6 }), async (seed) => {
+    const p = { a: rand(seed, [3], -1, 1), b: rand(seed + 1, [2], -1, 1) };
+    const g = (q: { a: T; b: T }) =>
+      cg.add(cg.mul(cg.sum(cg.exp(q.a)), cg.sum(cg.mul(q.b, q.b))), cg.sum(cg.sin(q.a)));
+    const h = cg.hessian(g)(p);
+    const keys = ["a", "b"] as const;
+    for (const x of keys) {
+      for (const y of keys) {
+        const hxy = h[x][y], hyx = h[y][x];
+        assert.deepEqual(hxy.shape, [...p[x].shape, ...p[y].shape]);
+        await assertNear(hxy, cg.transpose(hyx), `H[${x}][${y}] = H[${y}][${x}]^T`, 1e-10);
+      }
+    }
+    // Analytic cross block: d2/da db = exp(a) (2b)^T.
+    const cross = cg.mul(cg.reshape(cg.exp(p.a), [3, 1]), cg.reshape(cg.mul(p.b, 2), [1, 2]));
+    await assertNear(h.a.b, cross, "H[a][b] analytic", 1e-10);
+  }, 3);
+});
+
 Deno.test("linearize gives the jvp, and its linear map runs without the forward ops", async () => {
   const x = rand(2, [3]);
   const f = (v: T) => cg.exp(cg.sin(v));

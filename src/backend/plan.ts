@@ -1,9 +1,14 @@
 /**
- * The memory plan by liveness that the compiling backends (webgpu, wasm) share: given a
- * program's steps in order and what each refers to, assigns every intermediate, output and
- * scratch buffer a slot of the backend's buffer pool (slots reused by liveness within one size
- * class), lets donated inputs hand their buffer to later values, and reports the plan as a
- * {@link MemoryReport}. The backends only turn slots into their own buffers.
+ * The memory plan by liveness that the compiling backends (webgpu, wasm) share. `memoryOrder`
+ * orders a schedule's kernels so that values die early; `MemoryPlanner`, given a program's
+ * steps in that order and what each refers to, assigns every intermediate, output and scratch
+ * buffer a slot of the backend's buffer pool: each value is live from the step that writes it
+ * to the last that reads it, and values are placed largest first into the smallest slot free
+ * over their whole interval (a slot may be of a larger size class than the value; an output
+ * only takes a slot of its own size class, since the caller keeps that buffer). Donated
+ * inputs hand their buffer to later values. The plan is reported as a {@link MemoryReport};
+ * `COSGRAD_DEBUG=plan` prints the values live at its peak. The backends only turn slots into
+ * their own buffers.
  *
  * @module
  */

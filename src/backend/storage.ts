@@ -94,12 +94,15 @@ export interface MemoryReport {
   /**
    * Buffers the run takes from the pool: the sum of the sizes of the plan's distinct slots,
    * which hold intermediates, outputs and scratch (split-K and split reductions' partial
-   * sums). Slots are reused by liveness, within one size class.
+   * sums). Slots are reused by liveness: a value may take a free slot of a larger size
+   * class (outputs only one of their own).
    */
   intermediateBytes: number;
   /**
-   * The most slot bytes holding live values at one dispatch (the liveness lower bound of
-   * `intermediateBytes`; the difference is what size classes keep from reusing).
+   * The most bytes of live values (each at its own size class) at one dispatch, values in
+   * donated inputs' buffers included: the liveness lower bound of `intermediateBytes` plus
+   * `donatedBytes`; the difference is what size classes and outputs (which keep slots of their
+   * own size) keep from reusing.
    */
   liveIntermediateBytes: number;
   /** The largest single slot (the largest intermediate, output or scratch buffer). */
