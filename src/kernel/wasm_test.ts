@@ -87,6 +87,57 @@ function runKernel(
   return new Float32Array(memory.buffer, 64 + 4 * input.length, n).slice();
 }
 
+Deno.test("the renderer runs scoped blocks and names the GPU-only constructs it refuses", () => {
+  const gid = name("gid", "u32");
+  const kernel = (body: Kernel["body"]): Kernel => ({
+    name: "gemm",
+    comment: "",
+    shared: [],
+    threads: 1,
+    workgroups: [1, 1, 1],
+    bindings: [{ name: "out0", scalar: "f32", write: true, lanes: 1, refs: [] }],
+    body: [{ kind: "for", index: "gid", from: u32(0), to: u32(4), step: u32(1), body }],
+  });
+  const render = (k: Kernel) => {
+    const f = new FunctionBuilder(["i32", "i32", "i32"]);
+    renderWasmFunction(k, f, { elements: () => 4 });
+    return f;
+  };
+  const value = call("f32", [gid]);
+  const block = kernel([{
+    kind: "block",
+    body: [{ kind: "let", name: "v", value }, {
+      kind: "store",
+      buf: "out0",
+      index: gid,
+      value: name("v", "f32"),
+    }],
+  }]);
+  // A block of its own (as the GEMM family's epilogues are) runs as its statements.
+  const bytes = encodeModule({
+    imports: MATH_IMPORTS,
+    memory: { initial: 1, maximum: 1, shared: false },
+    functions: [{ name: "k", body: render(block) }],
+  });
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 1 });
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
+    env: { memory },
+    ...mathImports(),
+  });
+  new Int32Array(memory.buffer)[0] = 64;
+  (inst.exports.k as (a: number, s: number, e: number) => void)(0, 0, 4);
+  assert.deepEqual([...new Float32Array(memory.buffer, 64, 4)], [0, 1, 2, 3]);
+  const fma = call("fma", [value, value, value]);
+  assert.throws(
+    () => render(kernel([{ kind: "store", buf: "out0", index: gid, value: fma }])),
+    /Cannot render kernel gemm to wasm: builtin fma/,
+  );
+  assert.throws(
+    () => render(kernel([{ kind: "store", buf: "out0", index: gid, value, lane: u32(0) }])),
+    /Cannot render kernel gemm to wasm: it stores a lane of out0/,
+  );
+});
+
 Deno.test("the renderer computes arithmetic, selects, conversions and math calls", () => {
   const x = Float32Array.from([-2.5, -1, 0, 0.5, 3, 7.25]);
   const at = (i: Expr) => load("in0", i, "f32");
