@@ -6,6 +6,7 @@
  * @module
  */
 import type { KernelPlan, KernelSource } from "./types.ts";
+import { renderWgsl } from "../src/kernel/wgsl.ts";
 
 let devicePromise: Promise<GPUDevice | null> | undefined;
 const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
@@ -65,7 +66,7 @@ export interface PreparedPlan {
 }
 
 function pipelineFor(device: GPUDevice, step: KernelSource): GPUComputePipeline {
-  const { code } = step;
+  const code = renderWgsl(step.kernel);
   let cache = pipelines.get(device);
   if (!cache) pipelines.set(device, cache = new Map());
   const key = `${step.bindings.join(",")}|${step.writes.join(",")}\n${code}`;

@@ -18,7 +18,6 @@ import {
   type Stmt,
   u32,
 } from "../src/kernel/ir.ts";
-import { renderWgsl } from "../src/kernel/wgsl.ts";
 import type { BindingSplit, Epilogue, KernelSource } from "./types.ts";
 
 /** Largest workgroup count per dispatch dimension that every WebGPU adapter accepts. */
@@ -304,8 +303,8 @@ export interface KernelParts {
 }
 
 /**
- * A plan step from a built kernel: the IR, its WGSL (rendered by the one renderer), the grid,
- * the binding names in order and the ones it writes.
+ * A plan step from a built kernel: the IR, the grid, the binding names in order and the ones
+ * it writes.
  *
  * @example
  * ```ts
@@ -330,7 +329,6 @@ export function irStep(kernelName: string, parts: KernelParts): KernelSource {
     body: [...parts.grid.prelude, ...parts.body],
   };
   return {
-    code: renderWgsl(kernel),
     workgroups: parts.grid.workgroups,
     bindings: kernel.bindings.map((b) => b.name),
     writes: kernel.bindings.filter((b) => b.write).map((b) => b.name),

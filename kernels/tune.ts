@@ -23,6 +23,7 @@ import {
   type ConvVariant,
 } from "./conv2d.ts";
 import type { KernelPlan } from "./types.ts";
+import { renderWgsl } from "../src/kernel/wgsl.ts";
 import { hashFill, preparePlan, readBuffer } from "./_harness_test_util.ts";
 
 /** The three convolution kernels. */
@@ -152,7 +153,7 @@ export function convCandidates(
   for (const v of [space[0], null, ...space.slice(1)]) {
     const plan = planOrNull(direction, v === null ? base : { ...base, variant: v });
     if (plan === null) continue;
-    const code = plan.steps.map((s) => s.code).join("\n");
+    const code = plan.steps.map((s) => renderWgsl(s.kernel)).join("\n");
     if (seen.has(code)) continue;
     seen.add(code);
     out.push(v);

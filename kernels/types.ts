@@ -13,23 +13,21 @@
 import type { Kernel, Stmt } from "../src/kernel/ir.ts";
 
 /**
- * One compute dispatch: its kernel IR, the WGSL rendered from it, workgroup count and the
- * names of its bindings.
+ * One compute dispatch: its kernel IR (the backend renders it to WGSL with the one renderer),
+ * workgroup count and the names of its bindings.
  */
 export interface KernelSource {
-  /**
-   * WGSL source; bindings in `@group(0)`: inputs at `0..k-1` (`var<storage, read>`,
-   * `array<f32>` or `array<vec4<f32>>` as each builder documents), the output last
-   * (`read_write`). The entry point is always named `main`.
-   */
-  code: string;
   /** Number of workgroups to dispatch in x, y, z (each ≤ 65535; larger counts are folded into y/z). */
   workgroups: [number, number, number];
   /** Names of the bindings in binding order, e.g. `["a", "b", "out"]`. */
   bindings: string[];
   /** The bindings this step writes (declared `read_write`; all others are `read`). */
   writes: readonly string[];
-  /** The kernel IR `code` was rendered from (binding references are binding names). */
+  /**
+   * The kernel, its bindings in `@group(0)` in this order (inputs, then the output; lanes say
+   * `array<f32>` or `array<vec4<f32>>` as each builder documents), its references the binding
+   * names. Rendered, its entry point is `main`.
+   */
   kernel: Kernel<string>;
 }
 

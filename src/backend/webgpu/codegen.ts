@@ -980,7 +980,7 @@ function gemmKernel(
     };
     return {
       name: dname,
-      code: step.code,
+      code: renderWgsl(kernel),
       workgroups: step.workgroups,
       bindings: kernel.bindings.flatMap((b) => b.refs),
       kernel,
