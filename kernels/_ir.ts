@@ -11,6 +11,7 @@ import {
   call,
   type Expr,
   type Kernel,
+  letS,
   lit,
   load,
   name,
@@ -19,6 +20,8 @@ import {
   u32,
 } from "../src/kernel/ir.ts";
 import type { BindingSplit, Epilogue, KernelSource } from "./types.ts";
+
+export { letS };
 
 /** Largest workgroup count per dispatch dimension that every WebGPU adapter accepts. */
 export const MAX_GROUPS_PER_DIM = 65535;
@@ -97,11 +100,6 @@ export function allOf(terms: readonly Expr[], lazy = false): Expr | undefined {
 /** `[0, size)` bounds test of an i32 expression, as one unsigned comparison. */
 export function inRange(e: Expr, size: number): Expr {
   return lt(toU32(e), U(size));
-}
-
-/** `let name = value;` */
-export function letS(n: string, value: Expr): Stmt {
-  return { kind: "let", name: n, value };
 }
 
 /** `var name: type = init;` */

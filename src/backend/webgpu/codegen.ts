@@ -824,11 +824,7 @@ function splitLoopKernel(k: Kernel, scope: Scope, splits: number): KernelAst<Bin
 }
 
 /** The `kernels/` conv2d spec of a convolution node (any of the three). */
-function convSpec(
-  node: Node,
-  epilogue: Epilogue | undefined,
-  profile: CodegenOptions["profile"],
-): Conv2dSpec {
+function convSpec(node: Node, profile: CodegenOptions["profile"]): Conv2dSpec {
   const p = node.params as ConvParams;
   const x = node.op === "conv2dBackInput" ? node.shape : node.inputs[0].shape;
   const w = node.op === "conv2dBackFilter" ? node.shape : node.inputs[1].shape;
@@ -844,7 +840,6 @@ function convSpec(
     padding: { top: p.padding[0], bottom: p.padding[1], left: p.padding[2], right: p.padding[3] },
     dilation: p.dilation,
     groups: p.groups,
-    epilogue,
     profile,
   };
 }
@@ -862,7 +857,7 @@ interface GemmLowering<P extends GemmPrim> {
 
 /** The `kernels/` conv2d spec of a convolution with its tuned variant, epilogue and splits. */
 function convOf(core: Node, direction: ConvDirection, options: TiledOptions): Conv2dSpec {
-  const spec = { ...convSpec(core, undefined, options.profile), split: options.split };
+  const spec = { ...convSpec(core, options.profile), split: options.split };
   // Split bindings take the default path (the variants are measured without them).
   const variant = options.split === undefined ? options.choose?.(direction, spec) : undefined;
   return { ...spec, epilogue: options.epilogue, variant: variant ?? undefined };
