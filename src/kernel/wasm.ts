@@ -445,10 +445,68 @@ class Renderer {
     f.op(op);
   }
 
+  /**
+   * `exp` of the f32x4 on the stack, in wasm (no call to the host: a call per element cost
+   * more than the rest of a softmax): Cephes' `expf`, `x = n ln 2 + r` with `|r| <= ln 2 / 2`,
+   * a degree-7 polynomial for `e^r` (about 1 ulp), and `2^n` applied as two powers of two so
+   * that results below the normal range round to denormals as `Math.exp` does; `x` clamped to
+   * `[-105, 88.8]` (0 and infinity beyond), NaN kept.
+   */
+  private expVector(): void {
+    const f = this.f;
+    const x = this.temp("v128"), fx = this.temp("v128"), r = this.temp("v128");
+    const y = this.temp("v128"), n = this.temp("v128");
+    const k = (v: number) =>
+      f.op(OP.v128_const, [...new Uint8Array(new Float32Array(4).fill(v).buffer)]);
+    f.set(x);
+    f.get(x);
+    k(88.8);
+    f.op(OP.f32x4_min);
+    k(-105);
+    f.op(OP.f32x4_max).set(x);
+    f.get(x);
+    k(1.44269504088896341);
+    f.op(OP.f32x4_mul).op(OP.f32x4_nearest).set(fx);
+    // r = (x - fx * 0.693359375) - fx * -2.12194440e-4 (the first product is exact)
+    f.get(x).get(fx);
+    k(0.693359375);
+    f.op(OP.f32x4_mul).op(OP.f32x4_sub).get(fx);
+    k(-2.12194440e-4);
+    f.op(OP.f32x4_mul).op(OP.f32x4_sub).set(r);
+    k(1.9875691500e-4);
+    for (const c of [1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1]) {
+      f.get(r).op(OP.f32x4_mul);
+      k(c);
+      f.op(OP.f32x4_add);
+    }
+    f.get(r).op(OP.f32x4_mul);
+    k(5.0000001201e-1);
+    f.op(OP.f32x4_add).set(y);
+    // y = y * r^2 + r + 1
+    f.get(y).get(r).get(r).op(OP.f32x4_mul).op(OP.f32x4_mul).get(r).op(OP.f32x4_add);
+    k(1);
+    f.op(OP.f32x4_add).set(y);
+    // 2^n = 2^(n >> 1) * 2^(n - (n >> 1)), each a normal number for n in [-152, 128].
+    f.get(fx).op(OP.i32x4_trunc_sat_f32x4_s).set(n);
+    f.get(y);
+    f.get(n).i32(1).op(OP.i32x4_shr_s);
+    f.i32(127).op(OP.i32x4_splat).op(OP.i32x4_add).i32(23).op(OP.i32x4_shl);
+    f.op(OP.f32x4_mul);
+    f.get(n).get(n).i32(1).op(OP.i32x4_shr_s).op(OP.i32x4_sub);
+    f.i32(127).op(OP.i32x4_splat).op(OP.i32x4_add).i32(23).op(OP.i32x4_shl);
+    f.op(OP.f32x4_mul);
+    for (const t of [x, fx, r, y, n]) this.free("v128", t);
+  }
+
   private vectorCall(e: Extract<Expr, { kind: "call" }>): void {
     const f = this.f;
     const from = laneType(e.args[0].type);
     const isF = from === "f32", signed = from === "i32";
+    if (e.fn === "exp") {
+      this.vector(e.args[0]);
+      this.expVector();
+      return;
+    }
     const math = MATH_INDEX.get(e.fn);
     if (math !== undefined) {
       const x = this.temp("v128"), r = this.temp("v128");
@@ -822,6 +880,14 @@ class Renderer {
     const f = this.f;
     const [x] = e.args;
     const from = x === undefined ? "f32" : laneType(x.type);
+    if (e.fn === "exp") {
+      // The vector code in lane 0: the same bits as a vectorized loop's.
+      this.expr(x);
+      f.op(OP.f32x4_splat);
+      this.expVector();
+      f.op(OP.f32x4_extract_lane, [0]);
+      return;
+    }
     const math = MATH_INDEX.get(e.fn);
     if (math !== undefined) {
       this.expr(x);

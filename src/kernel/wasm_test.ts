@@ -215,6 +215,26 @@ Deno.test("maps run four elements a step in SIMD lanes with the scalar loop's ex
   }
 });
 
+Deno.test("exp is computed in wasm within 2 ulp of Math.exp, with its special values", () => {
+  const xs: number[] = [0, -0, 1, -1, 88.72, 88.73, 89, 100, -87.3, -95, -103.9, -104, -110];
+  xs.push(Infinity, -Infinity, NaN);
+  for (let i = 0; i < 4000; i++) xs.push(-110 + 200 * i / 4000 + 1e-3 * Math.sin(i));
+  const x = Float32Array.from(xs);
+  const got = runKernel((i) => call("exp", [load("in0", i, "f32")]), x, x.length, {
+    vectorized: true,
+  });
+  const bits = new Int32Array(got.buffer);
+  x.forEach((v, i) => {
+    const want = Math.fround(Math.exp(v));
+    if (Number.isNaN(want) || !Number.isFinite(want) || want === 0) {
+      assert.ok(Object.is(got[i], want), `exp(${v}) = ${got[i]}, expected ${want}`);
+      return;
+    }
+    const ulps = Math.abs(bits[i] - new Int32Array(new Float32Array([want]).buffer)[0]);
+    assert.ok(ulps <= 2, `exp(${v}) = ${got[i]}, expected ${want} (${ulps} ulp)`);
+  });
+});
+
 Deno.test("an innermost loop runs four elements a step (im2col's rows) with the scalar results", () => {
   // out0[gid * 11 + ox] = ox*2 + gid - 1 < 9 ? in0[gid * 9 + ox*2 - 1] : 0, for ox in [0, 11).
   const u = (n: string) => name(n, "u32");
