@@ -35,8 +35,14 @@ export function barrier(words: Int32Array, threads: number): void {
 
 /** Chunks per thread a kernel's range is cut into (claimed one at a time). */
 const KERNEL_CHUNKS = 8;
-/** Chunks per thread of a GEMM (each packs its share of an operand again: few). */
+/**
+ * Chunks per thread of a GEMM: each chunk packs the whole of the operand it does not split
+ * again, so two a thread (for balance when the OS holds one back) only while a chunk keeps at
+ * least {@link GEMM_MIN_SPLIT} rows or columns of C, else one.
+ */
 const GEMM_CHUNKS = 2;
+/** Fewest rows or columns of C per GEMM chunk beyond one chunk a thread. */
+const GEMM_MIN_SPLIT = 128;
 
 /**
  * Runs one thread's share of the `count` commands at `block` (`_thread`, its index, is kept
@@ -86,10 +92,12 @@ export function runShare(
         } else {
           // Split C by its longer side, in whole register blocks.
           const m = words[at + 3], n = words[at + 2], p = words[at + 1];
+          const side = Math.max(m, n);
+          const per = side >= threads * GEMM_CHUNKS * GEMM_MIN_SPLIT ? GEMM_CHUNKS : 1;
           if (m >= n) {
-            claim(m, job.mr, GEMM_CHUNKS, (lo, hi) => exports.gemm(p, lo, hi, 0, n, job.scratch));
+            claim(m, job.mr, per, (lo, hi) => exports.gemm(p, lo, hi, 0, n, job.scratch));
           } else {
-            claim(n, job.nr, GEMM_CHUNKS, (lo, hi) => exports.gemm(p, 0, m, lo, hi, job.scratch));
+            claim(n, job.nr, per, (lo, hi) => exports.gemm(p, 0, m, lo, hi, job.scratch));
           }
         }
       }
