@@ -1,20 +1,30 @@
 // Fault suite: `kill -9` at random moments of a training run (checkpoint writes included), then
 // `--resume`. Every resume must succeed, no checkpoint may be torn, at most one checkpoint
 // interval may be lost, and the resumed run must end with the parameters and loss curve of an
-// uninterrupted run, bit for bit. CI runs 2 trials; COSGRAD_FUZZ=full runs 20. With
-// COSGRAD_FAULT_OUT=file.json the figures are written there (RELIABILITY.md quotes them).
+// uninterrupted run, bit for bit. CI runs 2 trials; COSGRAD_FUZZ=full runs 20;
+// COSGRAD_FAULT_TRIALS=N runs N. The runs train on the cpu backend; COSGRAD_FAULT_BACKEND=webgpu
+// (or wasm) trains on that one instead. With COSGRAD_FAULT_OUT=file.json the figures are written
+// there (RELIABILITY.md quotes them).
 import assert from "node:assert/strict";
 import { loadCheckpoint } from "../src/io/mod.ts";
 import { mulberry32 } from "../src/eval/_random.ts";
 
 const FULL = Deno.env.get("COSGRAD_FUZZ") === "full";
-const TRIALS = FULL ? 20 : 2;
+const BACKEND = Deno.env.get("COSGRAD_FAULT_BACKEND") ?? "cpu";
+if (!["cpu", "webgpu", "wasm"].includes(BACKEND)) {
+  throw new Error(`COSGRAD_FAULT_BACKEND=${BACKEND}: expected cpu, webgpu or wasm`);
+}
+const TRIALS_TEXT = Deno.env.get("COSGRAD_FAULT_TRIALS");
+const TRIALS = TRIALS_TEXT === undefined ? (FULL ? 20 : 2) : Number(TRIALS_TEXT);
+if (!Number.isInteger(TRIALS) || TRIALS < 1) {
+  throw new Error(`COSGRAD_FAULT_TRIALS=${TRIALS_TEXT}: expected a whole number of trials >= 1`);
+}
 const SEED = Number(Deno.env.get("COSGRAD_PROPERTY_SEED") ?? 20180126);
 const SCRIPT = new URL("../examples/train_cosface.ts", import.meta.url).pathname;
 const STEPS = 40;
 const INTERVAL = 2;
 const ARGS = [
-  ...["--backend", "cpu", "--steps", String(STEPS), "--batch", "8", "--identities", "4"],
+  ...["--backend", BACKEND, "--steps", String(STEPS), "--batch", "8", "--identities", "4"],
   ...["--images", "4", "--size", "16", "--widths", "4,4,8,8", "--embedding", "8"],
   ...["--pairs-per-fold", "5", "--read-every", "1", "--eval-every", "0", "--baseline", "none"],
   ...["--checkpoint-every", String(INTERVAL)],
@@ -118,12 +128,14 @@ async function killAt(out: string, target: number, jitterMs: number, duringWrite
 }
 
 Deno.test({
-  name: `kill -9 at random moments, then --resume: ${TRIALS} trials end as an uninterrupted run`,
+  name:
+    `kill -9 at random moments, then --resume: ${TRIALS} trials on ${BACKEND} end as an uninterrupted run`,
   sanitizeResources: false,
   fn: async () => {
     const root = await Deno.makeTempDir({ prefix: "cosgrad_kill_" });
     const random = mulberry32(SEED);
     const figures = {
+      backend: BACKEND,
       trials: TRIALS,
       killed: 0,
       killedDuringWrite: 0,
