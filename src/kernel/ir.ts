@@ -115,6 +115,17 @@ export type Stmt =
     readonly to: Expr;
     readonly step: Expr;
     readonly body: readonly Stmt[];
+    /**
+     * A hint for renderers with 4-lane SIMD (the wasm one): the body is a reduction unrolled
+     * four times, group `j` repeating group 0 with the `let` named `index` plus `j` and
+     * accumulating into `accumulators[i][j]` where group 0 accumulates into
+     * `accumulators[i][0]`; group 0 alone, run in lanes with accumulator `i`'s four variables
+     * as one vector, computes the same values. Renderers may ignore it.
+     */
+    readonly lanes?: {
+      readonly index: string;
+      readonly accumulators: readonly (readonly string[])[];
+    };
   }
   | { readonly kind: "if"; readonly cond: Expr; readonly body: readonly Stmt[] }
   /** A scope of its own (`{ ... }`): names it defines are not seen after it. */

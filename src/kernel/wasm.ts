@@ -55,6 +55,31 @@ const MATH_INDEX = new Map(MATH_IMPORTS.map((m, i) => [m.name as Builtin, i]));
 
 type WasmType = "i32" | "f32" | "v128";
 
+/** The names an expression reads. */
+function freeNamesOf(e: Expr, out = new Set<string>()): Set<string> {
+  switch (e.kind) {
+    case "name":
+      out.add(e.name);
+      break;
+    case "unary":
+    case "lane":
+      freeNamesOf(e.x, out);
+      break;
+    case "binary":
+      freeNamesOf(e.a, out);
+      freeNamesOf(e.b, out);
+      break;
+    case "call":
+    case "vec":
+      (e.kind === "call" ? e.args : e.parts).forEach((x) => freeNamesOf(x, out));
+      break;
+    case "load":
+      freeNamesOf(e.index, out);
+      break;
+  }
+  return out;
+}
+
 function wasmType(t: Expr["type"]): WasmType {
   return t === "f32" ? "f32" : t === "vec4<f32>" || t === "vec4<i32>" ? "v128" : "i32";
 }
@@ -184,12 +209,104 @@ class Renderer {
         const b = this.bases.get(st.buf)?.binding;
         const i = this.lanesOf(st.index), v = this.lanesOf(st.value);
         if (b === undefined || b.lanes !== 1 || b.scalar === "atomic") return false;
-        if (i === null || v === null || i.kind === "uniform") return false;
+        if (i === null || v === null || i.kind === "uniform" || st.lane !== undefined) {
+          return false;
+        }
       } else {
         return false;
       }
     }
     return true;
+  }
+
+  /**
+   * For a loop with a {@link Stmt} `lanes` hint (a reduction unrolled four times): the
+   * statements of group 0 (the accumulations into `accumulators[i][0]` and the lets they read)
+   * when the vector renderer expresses them, with {@link lanes} filled (the index `let`
+   * affine, the accumulators vectors); else null.
+   */
+  private reductionGroup(loop: Extract<Stmt, { kind: "for" }>): Stmt[] | null {
+    const hint = loop.lanes!;
+    if (this.options.simd === false || loop.step.kind !== "lit" || loop.step.value !== 1) {
+      return null;
+    }
+    const accs = new Set(hint.accumulators.map((a) => a[0]));
+    if (hint.accumulators.some((a) => a.length !== 4 || a.some((n) => !this.locals.has(n)))) {
+      return null;
+    }
+    // Group 0, found backwards from its accumulations: the lets they read, transitively.
+    const needed = new Set<string>();
+    const group: Stmt[] = [];
+    for (const st of [...loop.body].reverse()) {
+      if (st.kind === "assign" && accs.has(st.name)) {
+        freeNamesOf(st.value).forEach((n) => needed.add(n));
+        group.push(st);
+      } else if (st.kind === "let" && needed.has(st.name)) {
+        freeNamesOf(st.value).forEach((n) => needed.add(n));
+        group.push(st);
+      } else if (st.kind !== "let" && st.kind !== "assign") {
+        return null;
+      }
+    }
+    group.reverse();
+    if (group.filter((st) => st.kind === "assign").length !== accs.size) return null;
+    this.lanes.clear();
+    accs.forEach((n) => this.lanes.set(n, VECTOR));
+    for (const st of group) {
+      if (st.kind !== "let") continue;
+      if (st.name === hint.index) {
+        if (st.value.type !== "u32" && st.value.type !== "i32") return null;
+        this.lanes.set(st.name, { kind: "affine", aligned: false });
+        continue;
+      }
+      const l = this.lanesOf(st.value);
+      if (l === null) return null;
+      this.lanes.set(st.name, l);
+    }
+    for (const st of group) {
+      if (st.kind === "assign" && this.lanesOf(st.value) === null) return null;
+    }
+    if (!group.some((st) => st.kind === "let" && st.name === hint.index)) return null;
+    return group;
+  }
+
+  /**
+   * A reduction unrolled four times run as its group 0 in SIMD lanes: accumulator `i`'s four
+   * variables packed into one vector before the loop, unpacked after it (each lane sums the
+   * same terms in the same order as its variable did).
+   */
+  private vectorReduction(loop: Extract<Stmt, { kind: "for" }>, group: readonly Stmt[]): void {
+    const f = this.f;
+    this.vectorized++;
+    const packs = loop.lanes!.accumulators.map((names) => {
+      const type = this.locals.get(names[0])!.type;
+      const v = f.local("v128");
+      f.get(this.locals.get(names[0])!.index);
+      f.op(type === "f32" ? OP.f32x4_splat : OP.i32x4_splat);
+      for (let j = 1; j < 4; j++) {
+        f.get(this.locals.get(names[j])!.index);
+        f.op(type === "f32" ? OP.f32x4_replace_lane : OP.i32x4_replace_lane, [j]);
+      }
+      f.set(v);
+      this.vlocals.set(names[0], v);
+      return { names, type, v };
+    });
+    const i = this.localFor(loop.index, "i32");
+    this.expr(loop.from);
+    f.set(i);
+    f.op(OP.block, [0x40]).op(OP.loop, [0x40]);
+    f.get(i);
+    this.expr(loop.to);
+    f.op(OP.i32_ge_u).op(OP.br_if, uleb(1));
+    this.vectorBody(group);
+    f.get(i).i32(1).op(OP.i32_add).set(i).op(OP.br, uleb(0));
+    f.op(OP.end).op(OP.end);
+    for (const { names, type, v } of packs) {
+      names.forEach((n, j) => {
+        f.get(v).op(type === "f32" ? OP.f32x4_extract_lane : OP.i32x4_extract_lane, [j]);
+        f.set(this.locals.get(n)!.index);
+      });
+    }
   }
 
   /** How `e` varies across the lanes of a vectorized step, or null when it cannot be rendered so. */
@@ -316,6 +433,9 @@ class Renderer {
           this.expr(st.value);
           f.set(this.localFor(st.name, wasmType(st.value.type)));
         }
+      } else if (st.kind === "assign") {
+        this.vector(st.value);
+        f.set(this.vlocals.get(st.name)!);
       } else if (st.kind === "store") {
         const { local } = this.base(st.buf);
         const index = this.lanesOf(st.index)!;
@@ -662,6 +782,10 @@ class Renderer {
       case "for": {
         if (this.vectorizable(s)) {
           this.vectorLoops(s);
+          return;
+        }
+        if (s.lanes !== undefined && this.reductionGroup(s) !== null) {
+          this.vectorReduction(s, this.reductionGroup(s)!);
           return;
         }
         const i = this.localFor(s.index, "i32");

@@ -1,7 +1,18 @@
 // The wasm binary writer, the kernel-IR renderer and the GEMM micro-kernel, checked by the
 // engine (WebAssembly.validate, instantiation) and against plain JavaScript arithmetic.
 import assert from "node:assert/strict";
-import { bin, call, type Expr, type Kernel, lit, load, name, select, u32 } from "./ir.ts";
+import {
+  bin,
+  call,
+  type Expr,
+  type Kernel,
+  lit,
+  load,
+  name,
+  select,
+  type Stmt,
+  u32,
+} from "./ir.ts";
 import { MATH_IMPORTS, mathImports, renderWasmFunction } from "./wasm.ts";
 import {
   GEMM_PARAMS,
@@ -233,6 +244,112 @@ Deno.test("exp is computed in wasm within 2 ulp of Math.exp, with its special va
     const ulps = Math.abs(bits[i] - new Int32Array(new Float32Array([want]).buffer)[0]);
     assert.ok(ulps <= 2, `exp(${v}) = ${got[i]}, expected ${want} (${ulps} ulp)`);
   });
+});
+
+Deno.test("a reduction unrolled four times runs in SIMD lanes with the scalar loop's exact results", () => {
+  // out0[gid] = Σ exp(in0[gid*21 + r]) and max(in0[...]) over r < 21: four accumulators each,
+  // terms at 4q + j into accumulator j (the hint), the rest into accumulator 0.
+  const u = (n: string) => name(n, "u32");
+  const f = (n: string) => name(n, "f32");
+  const group = (j: number): Stmt[] => [
+    { kind: "let", name: `r${j}`, value: bin("+", bin("*", u("rq"), u32(4)), u32(j)) },
+    { kind: "let", name: `x${j}`, value: load("in0", bin("+", u("row"), u(`r${j}`)), "f32") },
+    { kind: "let", name: `e${j}`, value: call("exp", [f(`x${j}`)]) },
+  ];
+  const assigns = (j: number): Stmt[] => [
+    { kind: "assign", name: `s${j}`, value: bin("+", f(`s${j}`), f(`e${j}`)) },
+    {
+      kind: "assign",
+      name: `m${j}`,
+      value: select(bin(">", f(`x${j}`), f(`m${j}`)), f(`x${j}`), f(`m${j}`)),
+    },
+  ];
+  const vars: Stmt[] = [0, 1, 2, 3].flatMap((j): Stmt[] => [
+    { kind: "var", name: `s${j}`, type: "f32", init: lit(0, "f32") },
+    { kind: "var", name: `m${j}`, type: "f32", init: lit(-3e38, "f32") },
+  ]);
+  const kernel: Kernel = {
+    name: "sums",
+    comment: "",
+    shared: [],
+    threads: 1,
+    workgroups: [1, 1, 1],
+    bindings: [
+      { name: "in0", scalar: "f32", write: false, lanes: 1, refs: [] },
+      { name: "out0", scalar: "f32", write: true, lanes: 1, refs: [] },
+    ],
+    body: [{
+      kind: "for",
+      index: "gid",
+      from: name("start", "u32"),
+      to: name("end", "u32"),
+      step: u32(1),
+      body: [
+        { kind: "let", name: "row", value: bin("*", u("gid"), u32(21)) },
+        ...vars,
+        {
+          kind: "for",
+          index: "rq",
+          from: u32(0),
+          to: u32(5),
+          step: u32(1),
+          body: [0, 1, 2, 3].flatMap(group).concat([0, 1, 2, 3].flatMap(assigns)),
+          lanes: {
+            index: "r0",
+            accumulators: [["s0", "s1", "s2", "s3"], ["m0", "m1", "m2", "m3"]],
+          },
+        },
+        {
+          kind: "let",
+          name: "x20",
+          value: load("in0", bin("+", u("row"), u32(20)), "f32"),
+        },
+        { kind: "assign", name: "s0", value: bin("+", f("s0"), call("exp", [f("x20")])) },
+        {
+          kind: "store",
+          buf: "out0",
+          index: bin("*", u("gid"), u32(2)),
+          value: bin("+", bin("+", f("s0"), f("s1")), bin("+", f("s2"), f("s3"))),
+        },
+        {
+          kind: "store",
+          buf: "out0",
+          index: bin("+", bin("*", u("gid"), u32(2)), u32(1)),
+          value: call("max", [call("max", [f("m0"), f("m1")]), call("max", [f("m2"), f("m3")])]),
+        },
+      ],
+    }],
+  };
+  const input = Float32Array.from({ length: 63 }, (_, i) => Math.sin(i * 2.3) * 4);
+  const run = (simd: boolean) => {
+    const fb = new FunctionBuilder(["i32", "i32", "i32"]);
+    const r = renderWasmFunction(kernel, fb, { elements: (b) => b.name === "in0" ? 63 : 6, simd });
+    assert.equal(r.vectorized, simd);
+    const bytes = encodeModule({
+      imports: MATH_IMPORTS,
+      memory: { initial: 1, maximum: 1, shared: false },
+      functions: [{ name: "k", body: fb }],
+    });
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 1 });
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
+      env: { memory },
+      ...mathImports(),
+    });
+    const i32 = new Int32Array(memory.buffer);
+    i32[0] = 64;
+    i32[1] = 64 + 4 * 63;
+    new Float32Array(memory.buffer, 64, 63).set(input);
+    (inst.exports.k as (a: number, s: number, e: number) => void)(0, 0, 3);
+    return new Float32Array(memory.buffer, 64 + 4 * 63, 6).slice();
+  };
+  const scalar = run(false);
+  const want = [0, 1, 2].map((g) => input.slice(g * 21, g * 21 + 21));
+  want.forEach((xs, g) => {
+    assert.equal(scalar[2 * g + 1], Math.max(...xs));
+    const sum = xs.reduce((a, x) => a + Math.exp(x), 0);
+    assert.ok(Math.abs(scalar[2 * g] - sum) <= 1e-5 * sum, `${scalar[2 * g]} vs ${sum}`);
+  });
+  assert.deepEqual(new Uint32Array(run(true).buffer), new Uint32Array(scalar.buffer));
 });
 
 Deno.test("an innermost loop runs four elements a step (im2col's rows) with the scalar results", () => {

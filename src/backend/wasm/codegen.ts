@@ -349,8 +349,10 @@ function accumulate(
     out.push(...scope.stmts.splice(0));
     const body = scope.child();
     const rq = name("rq", "u32");
+    let index: string | undefined;
     const terms = Array.from({ length: unroll }, (_, j) => {
-      const at = body.let(bin("+", from, bin("+", bin("*", rq, u32(unroll)), u32(j))), "r");
+      const at = body.let(bin("+", from, bin("+", bin("*", rq, u32(unroll)), u32(j))), "r", true);
+      if (j === 0 && at.kind === "name") index = at.name;
       return specs.map((_, i) => walk.term(body, i, cidx, [...r.slice(0, d), at]));
     });
     terms.forEach((ts, j) =>
@@ -358,7 +360,19 @@ function accumulate(
         body.push({ kind: "assign", name: accName(i, j), value: specs[i].combine(acc(i, j), t) })
       )
     );
-    out.push({ kind: "for", index: "rq", from: u32(0), to: main, step: u32(1), body: body.stmts });
+    // Group j is group 0 at index + j (the wasm renderer may run group 0 in SIMD lanes).
+    const lanes = unroll === 4 && index !== undefined
+      ? { index, accumulators: specs.map((_, i) => [0, 1, 2, 3].map((j) => accName(i, j))) }
+      : undefined;
+    out.push({
+      kind: "for",
+      index: "rq",
+      from: u32(0),
+      to: main,
+      step: u32(1),
+      body: body.stmts,
+      ...(lanes === undefined ? {} : { lanes }),
+    });
     if (unroll > 1) {
       const rest = scope.child();
       const ts = specs.map((_, i) =>
