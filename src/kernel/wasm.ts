@@ -511,6 +511,14 @@ class Renderer {
   private vectorBinary(e: Extract<Expr, { kind: "binary" }>): void {
     const f = this.f;
     const operand = laneType(e.a.type);
+    const d = e.b.kind === "lit" ? e.b.value : 0;
+    if ((e.op === "/" || e.op === "%") && operand === "u32" && d > 0 && (d & (d - 1)) === 0) {
+      // An unsigned division by a power of two: a shift, or a mask for the remainder.
+      this.vector(e.a);
+      if (e.op === "/") f.i32(Math.log2(d)).op(OP.i32x4_shr_u);
+      else f.i32(d - 1).op(OP.i32x4_splat).op(OP.v128_and);
+      return;
+    }
     if ((e.op === "/" || e.op === "%") && operand !== "f32") {
       // A division by a positive literal (see lanesOf), lane by lane.
       const x = this.temp("v128");

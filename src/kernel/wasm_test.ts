@@ -202,6 +202,14 @@ Deno.test("maps run four elements a step in SIMD lanes with the scalar loop's ex
     // Divisions by literals that differ per lane: one lane at a time.
     ["u32 / %", (i) => call("f32", [bin("+", bin("/", i, u32(3)), bin("%", i, u32(5)))])],
     ["i32 /", (i) => call("f32", [bin("/", call("i32", [at(i)]), lit(2, "i32"))])],
+    // By powers of two: a shift and a mask.
+    [
+      "u32 / % by 2^k",
+      (i) =>
+        call("f32", [
+          bin("+", bin("/", bin("+", i, u32(1)), u32(8)), bin("%", bin("+", i, u32(3)), u32(4))),
+        ]),
+    ],
     [
       "bool logic",
       (i) =>
