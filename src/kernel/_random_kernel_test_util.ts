@@ -1,6 +1,6 @@
 /**
  * Random integer kernels for property tests of the passes and the renderers: lets, vars,
- * loops, branches, loads and stores, with i32/u32/bool arithmetic only, so results are exact
+ * loops, branches, scoped blocks, loads and stores, with i32/u32/bool arithmetic only, so results are exact
  * on every implementation. Built through the IR's constructors (which fold literals), with
  * repeated subexpressions and loop invariants on purpose so CSE and hoisting have work.
  *
@@ -162,7 +162,12 @@ class Gen {
         }
       } else {
         const inner = slots.length > 0 && this.r() < 0.5 ? [slots.shift()!] : [];
-        out.push({ kind: "if", cond: this.expr("bool", 2), body: this.block(depth - 1, inner) });
+        // A branch, or a scoped block (as the GEMM family's epilogues are).
+        out.push(
+          this.r() < 0.75
+            ? { kind: "if", cond: this.expr("bool", 2), body: this.block(depth - 1, inner) }
+            : { kind: "block", body: this.block(depth - 1, inner) },
+        );
       }
     }
     for (const s of slots.splice(0)) out.push(this.store(s));
