@@ -413,6 +413,12 @@ Deno.test("hessian of a pytree argument is symmetric block by block", async () =
     // Analytic cross block: d2/da db = exp(a) (2b)^T.
     const cross = cg.mul(cg.reshape(cg.exp(p.a), [3, 1]), cg.reshape(cg.mul(p.b, 2), [1, 2]));
     await assertNear(h.a.b, cross, "H[a][b] analytic", 1e-10);
+    // Several argnums: a list of lists, H[i][j] = d2 g / d args[i] d args[j].
+    const g2 = (a: T, b: T) => g({ a, b });
+    const hl = cg.hessian(g2, { argnums: [0, 1] })(p.a, p.b);
+    await assertNear(hl[0][1], h.a.b, "H[0][1] = H[a][b]", 1e-10);
+    await assertNear(hl[1][0], cg.transpose(hl[0][1]), "H[1][0] = H[0][1]^T", 1e-10);
+    await assertNear(hl[1][1], h.b.b, "H[1][1] = H[b][b]", 1e-10);
   }, 3);
 });
 
