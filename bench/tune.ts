@@ -15,7 +15,7 @@ import { startWebGpuBackend } from "../src/backend/webgpu/start.ts";
 import { prepareCosgradWebGpu } from "./cosgrad.ts";
 import type { Variant } from "./peers/_result.ts";
 import { TuningTable } from "../kernels/tune_cache.ts";
-import { type GemmShape, gemmShapeName, relaxedSimd } from "../src/kernel/wasm_gemm.ts";
+import { gemmShapeName, relaxedSimd } from "../src/kernel/wasm_gemm.ts";
 import { canShare } from "../src/backend/wasm/memory.ts";
 import {
   chosenGemm,
@@ -143,7 +143,8 @@ function tuneWasm(): void {
   );
   const rows = [...candidates].sort((a, b) => a.runMs - b.runMs);
   for (const m of rows) {
-    const shape = m.variant as unknown as Omit<GemmShape, "fma">;
+    if (m.variant?.algo !== "wasmGemm") continue;
+    const { algo: _algo, ...shape } = m.variant;
     console.log(
       `${m.runMs.toFixed(2).padStart(8)} ms  compile ${m.compileMs.toFixed(1).padStart(5)} ms  ${
         gemmShapeName({ ...shape, fma })

@@ -24,15 +24,22 @@ import {
 } from "./conv2d.ts";
 import type { KernelPlan } from "./types.ts";
 import { renderWgsl } from "../src/kernel/wgsl.ts";
+import type { GemmShape } from "../src/kernel/wasm_gemm.ts";
 import { hashFill, preparePlan, readBuffer } from "./_harness_test_util.ts";
 
 /** The three convolution kernels. */
 export type ConvDirection = "forward" | "backInput" | "backFilter";
 
+/** The wasm backend's GEMM blocking as a tuning variant (`src/backend/wasm/tune.ts`). */
+export type WasmGemmVariant = { algo: "wasmGemm" } & Omit<GemmShape, "fma">;
+
+/** What a tuning record chooses among: a convolution kernel's variant or the wasm GEMM's blocking. */
+export type Variant = ConvVariant | WasmGemmVariant;
+
 /** One candidate's measurement. */
 export interface Measured {
   /** The variant (`null`: the heuristic default). */
-  variant: ConvVariant | null;
+  variant: Variant | null;
   /** Steady milliseconds per run (minimum of trials). */
   runMs: number;
   /** Milliseconds of pipeline creation and first dispatch beyond one run (the compilation). */
@@ -86,8 +93,11 @@ export function convClass(direction: ConvDirection, spec: Conv2dSpec): string {
 }
 
 /** A short name of a variant, e.g. `rows 16x64`, `implicit 16`, `default`. */
-export function variantName(v: ConvVariant | null): string {
+export function variantName(v: Variant | null): string {
   if (v === null) return "default";
+  if (v.algo === "wasmGemm") {
+    return `wasm ${v.mr}x${v.nr} kc ${v.kc} nc ${v.nc} x${v.unroll} ${v.aLoad}`;
+  }
   if (v.algo === "rows") return `rows ${v.tm}x${v.tn}`;
   if (v.algo === "rowsFilter") return `rows ${v.to}x${v.tc}`;
   if (v.algo === "implicit") return `implicit ${v.cap}`;

@@ -345,10 +345,17 @@ export class TuningTable {
       for (const line of this.describe(cls)) console.log(`[cosgrad tune] ${line}`);
     }
     const full = pick(r, this.horizon);
-    if (this.stepCompileMs === Infinity || this.promoted.has(cls)) return full.variant;
     // Tiers: until a program using the class has run, the candidate quickest to compile and
     // run once (the least `run + compile`), so that a first step is not spent compiling.
-    return pick(r, 1).variant;
+    const v = this.stepCompileMs === Infinity || this.promoted.has(cls)
+      ? full.variant
+      : pick(r, 1).variant;
+    if (v?.algo === "wasmGemm") {
+      throw new TypeError(
+        `The tuning record of ${cls} holds a wasm GEMM blocking, not a conv variant`,
+      );
+    }
+    return v;
   }
 
   /**

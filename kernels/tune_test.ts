@@ -198,3 +198,20 @@ Deno.test("TuningTable: the shipped llvmpipe table is read for an llvmpipe adapt
   const other = new TuningTable("k", "NVIDIA H200", { mode: "cache", path: null });
   assert.equal(other.source(cls), undefined);
 });
+
+Deno.test("TuningTable.choose refuses a conv class whose record holds a wasm GEMM blocking", () => {
+  const t = new TuningTable("p", "test adapter", {
+    mode: "cache",
+    path: null,
+    stepCompileS: Infinity,
+  });
+  const blocking = { algo: "wasmGemm", mr: 4, nr: 8, kc: 256, nc: 512, unroll: 4 } as const;
+  t.record(CLS, {
+    candidates: [{ variant: { ...blocking, aLoad: "shuffle" }, runMs: 1, compileMs: 1, error: 0 }],
+  });
+  assert.throws(() => t.choose(CLS, "forward", SPEC), /holds a wasm GEMM blocking/);
+  assert.equal(
+    variantName({ ...blocking, aLoad: "splat" }),
+    "wasm 4x8 kc 256 nc 512 x4 splat",
+  );
+});

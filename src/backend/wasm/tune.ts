@@ -12,8 +12,7 @@
  *
  * @module
  */
-import type { ConvVariant } from "../../../kernels/conv2d.ts";
-import { type Measured, pick, type TuneRecord } from "../../../kernels/tune.ts";
+import { type Measured, pick, type TuneRecord, variantName } from "../../../kernels/tune.ts";
 import type { TuningTable } from "../../../kernels/tune_cache.ts";
 import {
   GEMM_PARAMS,
@@ -172,8 +171,7 @@ export function measureGemm(
     }
   }
   return compiled.map((c, i) => ({
-    // The tuning table holds variants as data; a blocking is this cache's wasm variant.
-    variant: { algo: "wasmGemm", ...shapes[i] } as unknown as ConvVariant,
+    variant: { algo: "wasmGemm", ...shapes[i] },
     runMs: c.best.reduce((a, b) => a + b, 0),
     compileMs: c.compileMs,
     error: errors[i],
@@ -182,7 +180,10 @@ export function measureGemm(
 
 /** The blocking a record chooses (its least `run + compile / horizon` within tolerance). */
 export function chosenGemm(record: TuneRecord, horizon: number): Omit<GemmShape, "fma"> {
-  const v = pick(record, horizon).variant as unknown as Omit<GemmShape, "fma"> & { algo: string };
+  const v = pick(record, horizon).variant;
+  if (v?.algo !== "wasmGemm") {
+    throw new TypeError(`The wasm GEMM's tuning record chose ${variantName(v)}, not a blocking`);
+  }
   const { algo: _algo, ...shape } = v;
   return shape;
 }

@@ -1,7 +1,7 @@
 // The wasm GEMM's blocking chosen by measurement through the shared tuning table.
 import assert from "node:assert/strict";
 import { TuningTable } from "../../../kernels/tune_cache.ts";
-import type { ConvVariant } from "../../../kernels/conv2d.ts";
+import type { GemmShape } from "../../kernel/wasm_gemm.ts";
 import {
   chosenGemm,
   DEFAULT_GEMM,
@@ -26,7 +26,7 @@ Deno.test("measureGemm times blockings that agree with the first one's results",
 });
 
 Deno.test("the tuning table's record chooses the backend's blocking; a wrong candidate never", () => {
-  const variant = (s: object) => ({ algo: "wasmGemm", ...s }) as unknown as ConvVariant;
+  const variant = (s: Omit<GemmShape, "fma">) => ({ algo: "wasmGemm" as const, ...s });
   const fast = { mr: 6, nr: 8, kc: 128, nc: 512, unroll: 2, aLoad: "splat" as const };
   const wrong = { ...fast, kc: 512 };
   const table = new TuningTable("test|wasm", "wasm", { mode: "cache", path: null });
