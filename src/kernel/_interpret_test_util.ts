@@ -215,13 +215,35 @@ class Invocation {
       }
     }
   }
-  /** Runs `body`; returns true when the invocation returned. Yields at barriers. */
+  /**
+   * Runs `body` as a scope (the names it defines are restored after it, as WGSL's inner
+   * declarations shadow outer ones); returns true when the invocation returned. Yields at
+   * barriers.
+   */
   *run(body: readonly Stmt[]): Generator<void, boolean> {
+    const outer = new Map<string, Value | undefined>();
+    const define = (n: string, v: Value) => {
+      if (!outer.has(n)) outer.set(n, this.env.get(n));
+      this.env.set(n, v);
+    };
+    try {
+      return yield* this.scope(body, define);
+    } finally {
+      for (const [n, v] of outer) {
+        if (v === undefined) this.env.delete(n);
+        else this.env.set(n, v);
+      }
+    }
+  }
+  private *scope(
+    body: readonly Stmt[],
+    define: (n: string, v: Value) => void,
+  ): Generator<void, boolean> {
     for (const s of body) {
       switch (s.kind) {
         case "let":
         case "var":
-          this.env.set(s.name, this.expr(s.kind === "let" ? s.value : s.init));
+          define(s.name, this.expr(s.kind === "let" ? s.value : s.init));
           break;
         case "assign":
           this.env.set(s.name, this.expr(s.value));
@@ -248,7 +270,7 @@ class Invocation {
           const to = () => this.expr(s.to) as number;
           const step = this.expr(s.step) as number;
           for (let i = this.expr(s.from) as number; i < to(); i = wrap(i + step, "u32")) {
-            this.env.set(s.index, i);
+            define(s.index, i);
             if (yield* this.run(s.body)) return true;
           }
           break;

@@ -162,7 +162,15 @@ export function cse<R>(kernel: Kernel<R>): Kernel<R> {
           rename.set(stmt.name, name(have, stmt.value.type));
           continue;
         }
-        known.set(key, stmt.name);
+      }
+      if (stmt.kind === "let" || stmt.kind === "var") {
+        // A name defined again (in an inner scope, shadowing) is its own value from here on:
+        // no earlier rename of it applies, and no earlier value is known under it.
+        rename.delete(stmt.name);
+        for (const [k, n] of known) if (n === stmt.name) known.delete(k);
+        if (stmt.kind === "let" && pure(stmt.value, mutable, buffers)) {
+          known.set(exprKey(stmt.value), stmt.name);
+        }
       }
       out.push(stmt);
     }

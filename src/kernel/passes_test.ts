@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "../../test/_fast_check.ts";
-import { bin, type Kernel, lit, load, name, type Stmt, u32 } from "./ir.ts";
+import { bin, type Expr, type Kernel, lit, load, name, type Stmt, u32 } from "./ir.ts";
 import { cse, dce, elideBounds, hoist, optimize, vectorizeLanes } from "./passes.ts";
 import { interpret } from "./_interpret_test_util.ts";
 import { INPUTS, OUTPUTS, randomKernel, rng } from "./_random_kernel_test_util.ts";
@@ -26,7 +26,7 @@ function count(body: readonly Stmt[], kind: Stmt["kind"]): number {
   const walk = (b: readonly Stmt[]) =>
     b.forEach((s) => {
       if (s.kind === kind) n++;
-      if (s.kind === "for" || s.kind === "if") walk(s.body);
+      if (s.kind === "for" || s.kind === "if" || s.kind === "block") walk(s.body);
     });
   walk(body);
   return n;
@@ -153,6 +153,41 @@ Deno.test("cse replaces a repeated value by the earlier name, not across blocks 
   const o = new Int32Array(4);
   interpret(c, { out0: o });
   assert.deepEqual([...o], [0, 6, 12, 18]);
+});
+
+Deno.test("cse respects names defined again in sibling and inner blocks (shadowing)", () => {
+  const i32 = (x: Expr): Expr => ({ kind: "call", fn: "i32", args: [x], type: "i32" });
+  const at = (j: number) => bin("+", bin("*", lid, u32(4)), u32(j));
+  const put = (j: number, n: string): Stmt => ({
+    kind: "store",
+    buf: "out0",
+    index: at(j),
+    value: i32(name(n, "u32")),
+  });
+  const let_ = (n: string, value: Expr): Stmt => ({ kind: "let", name: n, value });
+  const k: Kernel = {
+    ...base,
+    bindings: [{ name: "out0", scalar: "i32", write: true, lanes: 1, refs: [] }],
+    body: [
+      let_("w", bin("*", lid, u32(3))),
+      let_("a", bin("+", lid, u32(5))),
+      // As the GEMM family's epilogues: the same name in sibling blocks.
+      { kind: "block", body: [let_("idx", bin("*", lid, u32(3))), put(0, "idx")] },
+      { kind: "block", body: [let_("idx", bin("+", lid, u32(2))), put(1, "idx")] },
+      // An inner name shadowing an outer one whose value is repeated inside.
+      {
+        kind: "block",
+        body: [let_("a", bin("*", lid, u32(7))), let_("b", bin("+", lid, u32(5))), put(2, "b")],
+      },
+      put(3, "a"),
+    ],
+  };
+  const want = [0, 1, 2, 3].flatMap((l) => [3 * l, l + 2, l + 5, l + 5]);
+  for (const kernel of [k, cse(k), optimize(k)]) {
+    const o = new Int32Array(16);
+    interpret(kernel, { out0: o });
+    assert.deepEqual([...o], want);
+  }
 });
 
 Deno.test("elideBounds drops a check only where the grid has exactly that many threads", () => {
