@@ -641,6 +641,7 @@ export function gemmPlan(spec: GemmSpec): KernelPlan {
       split: spec.split?.out,
     }];
   const main = irStep("gemm", {
+    epilogue: split ? undefined : epilogue,
     comment: `${spec.label}; tile ${bm}x${bn}x${bk}, ${tile.tm}x${tile.tn} per thread, ` +
       `${threads} threads, ${registers ? "registers" : "workgroup"} staging, split-K ${splits}`,
     bindings: [...inputs, ...output],
@@ -708,6 +709,7 @@ export function splitReduceKernel(
     )
     : epilogueStore(epilogue, "out", v("v"), s);
   return irStep("splitReduce", {
+    epilogue,
     comment: `split-K reduction for ${label}: ${splits} partial sums of ${size} elements`,
     bindings: [
       { name: "partial", type },

@@ -236,8 +236,9 @@ export function epilogueInputs(epilogue: Epilogue | undefined): BindingDecl[] {
 
 /**
  * Runs the fused epilogue on `value` at element `index`, then `finish` on the result: in a
- * block of its own, `let idx = index; var acc = value;`, the epilogue's statements, then
- * `finish(acc, idx)`. Without an epilogue, `finish(value, index)` alone.
+ * block of its own, `let idx = index;` and `finish(epilogue(value, idx), idx)`, a call of the
+ * kernel's epilogue function (pass the epilogue to {@link irStep}). Without an epilogue,
+ * `finish(value, index)` alone.
  *
  * @example
  * ```ts
@@ -255,12 +256,7 @@ export function withEpilogue(
   if (epilogue === undefined || epilogue.stmts.length === 0) return [finish(value, index)];
   return [{
     kind: "block",
-    body: [
-      letS("idx", index),
-      varS("acc", value),
-      ...epilogue.stmts,
-      finish(name("acc", "f32"), v("idx")),
-    ],
+    body: [letS("idx", index), finish(call("epilogue", [value, v("idx")]), v("idx"))],
   }];
 }
 
@@ -298,6 +294,8 @@ export interface KernelParts {
   grid: FoldedGrid;
   /** The body after the grid's prelude. */
   body: Stmt[];
+  /** The fused epilogue the body calls (see {@link withEpilogue}). */
+  epilogue?: Epilogue;
 }
 
 /**
@@ -325,6 +323,9 @@ export function irStep(kernelName: string, parts: KernelParts): KernelSource {
     threads: parts.threads,
     workgroups: parts.grid.workgroups,
     body: [...parts.grid.prelude, ...parts.body],
+    ...(parts.epilogue === undefined || parts.epilogue.stmts.length === 0
+      ? {}
+      : { epilogue: parts.epilogue.stmts }),
   };
   return {
     workgroups: parts.grid.workgroups,

@@ -825,6 +825,7 @@ function col2imStep(
     }
   }
   return irStep("col2im", {
+    epilogue: spec.epilogue,
     comment: `col2im of images ${chunk.n0}..${chunk.n0 + chunk.images - 1} for ${label}`,
     bindings: [
       { name: "cols", type: "f32" },

@@ -309,6 +309,7 @@ function epilogueStep(size: number, epilogue: Epilogue): KernelSource {
     ),
   ]);
   return irStep("conv2dRowsEpilogue", {
+    epilogue,
     comment: "conv2d 3x3 by rows: epilogue",
     bindings: [...epilogueInputs(epilogue), { name: "out", type: "vec4<f32>", write: true }],
     threads: 64,

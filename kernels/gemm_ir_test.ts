@@ -212,6 +212,16 @@ Deno.test("conv2d row kernels fuse an epilogue in the interpreter", () => {
   const fwd = referenceForward(g, x, w);
   const y = run(conv2dForwardKernel(spec), { x, w, e0 }, g.n * g.o * g.h * g.w);
   assert.ok(maxScaledError(y, apply(fwd), { ...tol, scale: fwd.scale }) <= 1, "forward");
+  // The input gradient by explicit columns: the epilogue runs in col2im.
+  const cols = { ...spec, inChannels: 4, stride: 2, columns: "explicit" as const };
+  const gc = conv2dGeometry(cols);
+  const wc = hashFill(gc.o * gc.c * 9, 12, 1 / 4);
+  const dyc = hashFill(gc.n * gc.o * gc.oh * gc.ow, 13);
+  const bi = referenceBackwardInput(gc, dyc, wc);
+  const colsPlan = conv2dBackwardInputKernel(cols);
+  assert.equal(colsPlan.algorithm, "explicit");
+  const dx = run(colsPlan, { dy: dyc, w: wc, e0 }, gc.n * gc.c * gc.h * gc.w);
+  assert.ok(maxScaledError(dx, apply(bi), { ...tol, scale: bi.scale }) <= 1, "col2im");
   const bf = referenceBackwardFilter(g, x, dy);
   const plan = conv2dBackwardFilterKernel(spec);
   assert.equal(plan.steps.length, 2);

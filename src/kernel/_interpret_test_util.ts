@@ -94,6 +94,8 @@ function builtin(fn: Builtin, args: number[], argTypes: Scalar[], t: Scalar): nu
       return f32(2 ** a);
     case "fma":
       return f32(a * b + c);
+    case "epilogue":
+      throw new TypeError("interpreter: epilogue is the kernel's function");
     case "dot":
       throw new TypeError("interpreter: dot is not lane-wise");
     case "log":
@@ -187,6 +189,7 @@ class Invocation {
         return lanes([this.expr(e.a), this.expr(e.b)], ([a, b]) => binary(e.op, a, b, t));
       }
       case "call": {
+        if (e.fn === "epilogue") return this.epilogue(e.args);
         if (e.fn === "dot") {
           const [a, b] = e.args.map((x) => this.expr(x) as readonly number[]);
           return f32(a.reduce((s, v, j) => f32(s + f32(v * b[j])), 0));
@@ -214,6 +217,20 @@ class Invocation {
         return parts.length === 1 ? [parts[0], parts[0], parts[0], parts[0]] : parts;
       }
     }
+  }
+  /** Calls the kernel's epilogue function on (value, idx). */
+  epilogue(args: readonly Expr[]): number {
+    const body = this.kernel.epilogue;
+    if (body === undefined) throw new ReferenceError("interpreter: the kernel has no epilogue");
+    const [value, idx] = args.map((a) => this.expr(a) as number);
+    const saved = ["acc", "idx"].map((n) => [n, this.env.get(n)] as const);
+    this.env.set("acc", value);
+    this.env.set("idx", idx);
+    const run = this.run(body);
+    while (!run.next().done) { /* no barriers in an epilogue */ }
+    const acc = this.env.get("acc") as number;
+    for (const [n, v] of saved) v === undefined ? this.env.delete(n) : this.env.set(n, v);
+    return acc;
   }
   /**
    * Runs `body` as a scope (the names it defines are restored after it, as WGSL's inner

@@ -269,6 +269,15 @@ export function renderWgsl(kernel: Kernel): string {
     lines.push(`var<workgroup> ${s.name}: array<${type}, ${s.size}>;`);
   }
   const err = kernel.bindings.find((b) => b.scalar === "atomic")?.name ?? "cg_err";
+  if (kernel.epilogue !== undefined) {
+    lines.push(
+      `fn epilogue(acc_in: f32, idx: u32) -> f32 {`,
+      `  var acc = acc_in;`,
+      ...printer.stmts(kernel.epilogue, "  ", err),
+      `  return acc;`,
+      `}`,
+    );
+  }
   lines.push(
     `@compute @workgroup_size(${kernel.threads})`,
     `fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {`,
