@@ -340,6 +340,7 @@ export class WasmBackend implements Backend {
         scratchStride: this.scratch.bytes,
         mr: this.gemmShape.mr,
         nr: this.gemmShape.nr,
+        bytes: this.heap.memory.buffer.byteLength,
       });
     }
   }

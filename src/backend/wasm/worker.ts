@@ -24,6 +24,8 @@ interface Job {
   scratchStride: number;
   mr: number;
   nr: number;
+  /** The memory's size in bytes when the job was posted. */
+  bytes: number;
 }
 
 let memory: WebAssembly.Memory | null = null;
@@ -38,6 +40,10 @@ function handle(msg: Init | Job): unknown {
     threads = msg.threads;
     return null;
   }
+  // A grow on the host reaches this thread's view of the shared memory (and its instances'
+  // bounds) asynchronously: seen stale at the next job (1 in 200 posts in a test), which failed
+  // as "Invalid atomic access index". grow(0) refreshes both.
+  if (memory!.buffer.byteLength < msg.bytes) memory!.grow(0);
   let exports = instances.get(msg.program);
   if (exports === undefined) {
     const instance = new WebAssembly.Instance(msg.module, {
