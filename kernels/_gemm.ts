@@ -337,6 +337,11 @@ function operandSlots(
 }
 
 /** The output stores of a register block (bounds-checked; epilogue or partial sums). */
+/** Element (i, j) of the register block held as `vec4` accumulators `acc_<row>_<column / 4>`. */
+function accLane(i: number, j: number): Expr {
+  return lane(f4(`acc_${i}_${Math.floor(j / 4)}`), j % 4);
+}
+
 function storeBlock(
   spec: GemmSpec,
   rows: Expr[],
@@ -419,7 +424,7 @@ function workgroupBody(spec: GemmSpec, split: boolean, kRange: [Expr, Expr]) {
       spec,
       rows,
       cols,
-      (i, j) => lane(f4(`acc_${i}_${Math.floor(j / 4)}`), j % 4),
+      accLane,
       split,
     ),
   ];
@@ -553,7 +558,7 @@ function registersBody(spec: GemmSpec, split: boolean, kRange: [Expr, Expr]) {
       spec,
       rows,
       cols,
-      (i, j) => lane(f4(`acc_${i}_${Math.floor(j / 4)}`), j % 4),
+      accLane,
       split,
     ),
   ];

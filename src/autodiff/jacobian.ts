@@ -174,12 +174,21 @@ export function jacfwd<A extends unknown[], R, const O extends JacobianOptions =
   f: (...args: A) => R,
   options?: O,
 ): (...args: A) => JacobianOf<R, ArgGrads<A, ArgnumsOf<O>>> {
-  return (...args: A) => {
-    const [out, ins, flat] = deferred(() => jacfwdAt(f, args, options?.argnums));
-    const realized = realizeAll(flat);
-    let at = 0;
-    return assemble(out, ins, () => realized[at++]) as JacobianOf<R, ArgGrads<A, ArgnumsOf<O>>>;
-  };
+  return (...args: A) =>
+    realizeJacobian(() => jacfwdAt(f, args, options?.argnums)) as JacobianOf<
+      R,
+      ArgGrads<A, ArgnumsOf<O>>
+    >;
+}
+
+/** Traces a Jacobian's blocks without running anything, realizes them as one program, nests them. */
+function realizeJacobian(
+  trace: () => [{ def: TreeDef; leaves: Tensor[] }, Inputs, Tensor[]],
+): unknown {
+  const [out, ins, flat] = deferred(trace);
+  const realized = realizeAll(flat);
+  let at = 0;
+  return assemble(out, ins, () => realized[at++]);
 }
 
 function jacfwdAt<A extends unknown[], R>(
@@ -243,12 +252,11 @@ export function jacrev<A extends unknown[], R, const O extends JacobianOptions =
   f: (...args: A) => R,
   options?: O,
 ): (...args: A) => JacobianOf<R, ArgGrads<A, ArgnumsOf<O>>> {
-  return (...args: A) => {
-    const [out, ins, flat] = deferred(() => jacrevAt(f, args, options?.argnums));
-    const realized = realizeAll(flat);
-    let at = 0;
-    return assemble(out, ins, () => realized[at++]) as JacobianOf<R, ArgGrads<A, ArgnumsOf<O>>>;
-  };
+  return (...args: A) =>
+    realizeJacobian(() => jacrevAt(f, args, options?.argnums)) as JacobianOf<
+      R,
+      ArgGrads<A, ArgnumsOf<O>>
+    >;
 }
 
 function jacrevAt<A extends unknown[], R>(
