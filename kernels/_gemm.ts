@@ -826,12 +826,53 @@ export function chooseGemmConfig(
       }
     }
   }
+  return { tile, splitK: splitKFor(shape, tile, profile) };
+}
+
+/** The split-K factor of `tile`: enough workgroups for the profile, in chunks of at least 256. */
+function splitKFor(
+  shape: { batch: number; m: number; n: number; k: number },
+  tile: GemmTile,
+  profile: KernelProfile,
+): number {
+  const { batch, m, n, k } = shape;
   const target = TARGET_GROUPS[profile];
   const groups = batch * Math.ceil(m / tile.bm) * Math.ceil(n / tile.bn);
   const minChunk = 256;
-  let splitK = 1;
-  if (groups < target && k >= 2 * minChunk) {
-    splitK = Math.min(Math.ceil(target / groups), Math.floor(k / minChunk), 256);
+  if (groups >= target || k < 2 * minChunk) return 1;
+  return Math.min(Math.ceil(target / groups), Math.floor(k / minChunk), 256);
+}
+
+/**
+ * The tiles and split-K factors a GEMM of this shape can use, cheapest to compile first (the
+ * tuner's search space for matmul): on llvmpipe register blocks capped at 4, 8 and 16, each
+ * with its split-K factor and without split-K; on discrete GPUs each workgroup tile with its
+ * split-K factor.
+ *
+ * @example
+ * ```ts
+ * import { gemmConfigs } from "./_gemm.ts";
+ * import assert from "node:assert/strict";
+ * const c = gemmConfigs({ batch: 1, m: 1024, n: 1024, k: 1024 }, { profile: "llvmpipe" });
+ * assert.deepEqual(c.map((g) => g.tile.tm), [4, 8, 16]);
+ * ```
+ */
+export function gemmConfigs(
+  shape: { batch: number; m: number; n: number; k: number },
+  options: { profile?: KernelProfile; tmMultipleOf4?: boolean } = {},
+): GemmConfig[] {
+  const profile = options.profile ?? "llvmpipe";
+  const out: GemmConfig[] = [];
+  if (profile === "discrete") {
+    for (const tile of DISCRETE_TILES) {
+      out.push({ tile, splitK: splitKFor(shape, tile, profile) });
+    }
+    return out;
   }
-  return { tile, splitK };
+  for (const cap of [4, 8, 16]) {
+    const c = chooseGemmConfig(shape, { ...options, profile, cap });
+    out.push(c);
+    if (c.splitK > 1) out.push({ tile: c.tile, splitK: 1 });
+  }
+  return out;
 }

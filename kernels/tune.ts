@@ -1,10 +1,12 @@
 /**
- * Kernels chosen by measurement. Each convolution kernel class (direction and shape) has a
- * search space of variants ({@linkcode convCandidates}: rows with several thread tiles, the
- * implicit GEMM with several register blocks, explicit columns); {@linkcode measureConv} times
- * each on the device (pipeline creation and first dispatch, where llvmpipe compiles, counted
- * apart from the steady run time), checks it against the first candidate's result, and
- * {@linkcode pick} keeps the one with the least `run + compile / horizon` milliseconds.
+ * Kernels chosen by measurement. Each kernel class (a convolution's direction and shape, or a
+ * matmul's shape: a {@linkcode TunedKernel}) has a search space of variants
+ * ({@linkcode candidatesOf}: for convolutions rows with several thread tiles, the implicit GEMM
+ * with several register blocks, explicit columns; for matmul the tiles and split-K factors);
+ * {@linkcode measureKernel} times each on the device (pipeline creation and first dispatch,
+ * where llvmpipe compiles, counted apart from the steady run time), checks it against the first
+ * candidate's result, and {@linkcode pick} keeps the one with the least
+ * `run + compile / horizon` milliseconds.
  *
  * Choices live in a {@linkcode TuningTable}: in memory, in a JSON file that persists across runs
  * ({@linkcode tuneCachePath}: `COSGRAD_TUNE_CACHE`, else `$XDG_CACHE_HOME/cosgrad/tune.json`,
@@ -22,6 +24,8 @@ import {
   type Conv2dSpec,
   type ConvVariant,
 } from "./conv2d.ts";
+import { type GemmConfig, gemmConfigs } from "./_gemm.ts";
+import { matmulKernel, type MatmulSpec } from "./matmul.ts";
 import type { KernelPlan } from "./types.ts";
 import { renderWgsl } from "../src/kernel/wgsl.ts";
 import type { GemmShape } from "../src/kernel/wasm_gemm.ts";
@@ -33,8 +37,25 @@ export type ConvDirection = "forward" | "backInput" | "backFilter";
 /** The wasm backend's GEMM blocking as a tuning variant (`src/backend/wasm/tune.ts`). */
 export type WasmGemmVariant = { algo: "wasmGemm" } & Omit<GemmShape, "fma">;
 
-/** What a tuning record chooses among: a convolution kernel's variant or the wasm GEMM's blocking. */
-export type Variant = ConvVariant | WasmGemmVariant;
+/** A matmul's tile and split-K factor as a tuning variant. */
+export type MatmulVariant = { algo: "matmul" } & GemmConfig;
+
+/**
+ * What a tuning record chooses among: a convolution kernel's variant, a matmul's tile, or the
+ * wasm GEMM's blocking.
+ */
+export type Variant = ConvVariant | MatmulVariant | WasmGemmVariant;
+
+/** A matmul's shape as tuned (no epilogue, split bindings or tile). */
+export type MatmulShape = Pick<
+  MatmulSpec,
+  "batch" | "m" | "n" | "k" | "transA" | "transB" | "broadcastA" | "broadcastB" | "profile"
+>;
+
+/** A kernel the tuner chooses for: a convolution in one direction, or a matmul. */
+export type TunedKernel =
+  | { direction: ConvDirection; spec: Conv2dSpec }
+  | { direction: "matmul"; spec: MatmulShape };
 
 /** One candidate's measurement. */
 export interface Measured {
@@ -48,14 +69,19 @@ export interface Measured {
   error: number;
 }
 
-/** A kernel class's tuning record: every candidate measured, in the order tried. */
-export interface TuneRecord {
-  /** The candidates' measurements, in the order tried (the first is the reference). */
-  candidates: Measured[];
-  /** The kernel's direction (kept so that the class can be measured again). */
-  direction?: ConvDirection;
-  /** The kernel's shape (no epilogue or split). */
-  spec?: Conv2dSpec;
+/**
+ * A kernel class's tuning record: every candidate measured, in the order tried (the first is
+ * the reference), and the kernel's direction and shape, kept so that the class can be measured
+ * again.
+ */
+export type TuneRecord = { candidates: Measured[] } & Partial<TunedKernel>;
+
+/** The kernel a record was measured on, when it names one. */
+export function recordKernel(r: TuneRecord): TunedKernel | undefined {
+  if (r.direction === "matmul") return r.spec && { direction: "matmul", spec: r.spec };
+  const spec = r.spec;
+  if (r.direction === undefined || spec === undefined || !("inChannels" in spec)) return undefined;
+  return { direction: r.direction, spec };
 }
 
 /** The kernel's plan for `direction`. */
@@ -92,9 +118,43 @@ export function convClass(direction: ConvDirection, spec: Conv2dSpec): string {
     `s${g.sh}x${g.sw} p${p.top},${p.bottom},${p.left},${p.right} d${g.dh}x${g.dw} g${g.groups}`;
 }
 
-/** A short name of a variant, e.g. `rows 16x64`, `implicit 16`, `default`. */
+/**
+ * The class of a matmul: its shape and operand layout, e.g.
+ * `matmul x1 128x4096·4096x128 tA0 tB0 bA0 bB0`.
+ *
+ * @example
+ * ```ts
+ * import { matmulClass } from "./tune.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(matmulClass({ batch: 1, m: 2, n: 3, k: 4, transB: true }), "matmul x1 2x4·4x3 tA0 tB1 bA0 bB0");
+ * ```
+ */
+export function matmulClass(s: MatmulShape): string {
+  const f = (b: boolean | undefined) => b ? 1 : 0;
+  return `matmul x${s.batch} ${s.m}x${s.k}·${s.k}x${s.n} tA${f(s.transA)} tB${f(s.transB)} bA${
+    f(s.broadcastA)
+  } bB${f(s.broadcastB)}`;
+}
+
+/** The class key of a tuned kernel ({@linkcode convClass} or {@linkcode matmulClass}). */
+export function classOf(k: TunedKernel): string {
+  return k.direction === "matmul" ? matmulClass(k.spec) : convClass(k.direction, k.spec);
+}
+
+/** Whether a variant is a convolution's (not a matmul tile or a wasm blocking). */
+export function isConvVariant(v: Variant): v is ConvVariant {
+  return v.algo !== "matmul" && v.algo !== "wasmGemm";
+}
+
+/** A short name of a variant, e.g. `rows 16x64`, `implicit 16`, `matmul 8x8 split 4`, `default`. */
 export function variantName(v: Variant | null): string {
   if (v === null) return "default";
+  if (v.algo === "matmul") {
+    const t = v.tile;
+    return `matmul ${t.tm}x${t.tn}${t.staging === "registers" ? "" : ` of ${t.bm}x${t.bn}`}${
+      v.splitK > 1 ? ` split ${v.splitK}` : ""
+    }`;
+  }
   if (v.algo === "wasmGemm") {
     return `wasm ${v.mr}x${v.nr} kc ${v.kc} nc ${v.nc} x${v.unroll} ${v.aLoad}`;
   }
@@ -158,12 +218,49 @@ export function convCandidates(
     }
   }
   space.push({ algo: "explicit" }, { algo: "implicit", cap: 16 }, { algo: "implicit", cap: 32 });
+  return distinct(
+    [space[0], null, ...space.slice(1)],
+    (v) => planOrNull(direction, v === null ? base : { ...base, variant: v }),
+  );
+}
+
+/**
+ * The search space of a matmul class: its tiles and split-K factors ({@linkcode gemmConfigs}),
+ * the cheapest to compile first (the reference), the heuristic default (`null`) second, then
+ * the rest; variants that generate the same code as an earlier one are dropped.
+ *
+ * @example
+ * ```ts
+ * import { matmulCandidates } from "./tune.ts";
+ * const vs = matmulCandidates({ batch: 1, m: 512, n: 512, k: 512, profile: "llvmpipe" });
+ * vs[0]?.algo === "matmul" && vs[1] === null; // true
+ * ```
+ */
+export function matmulCandidates(spec: MatmulShape): (MatmulVariant | null)[] {
+  const configs = gemmConfigs(spec, {
+    profile: spec.profile,
+    tmMultipleOf4: (spec.transA ?? false) && spec.m % 4 === 0,
+  });
+  const space = configs.map((c): MatmulVariant => ({ algo: "matmul", ...c }));
+  return distinct(
+    [space[0], null, ...space.slice(1)],
+    (v) => planOf({ direction: "matmul", spec }, v),
+  );
+}
+
+/** The candidates of a tuned kernel class ({@linkcode convCandidates}, {@linkcode matmulCandidates}). */
+export function candidatesOf(k: TunedKernel): (Variant | null)[] {
+  return k.direction === "matmul" ? matmulCandidates(k.spec) : convCandidates(k.direction, k.spec);
+}
+
+/** The variants whose plans exist and differ in code, in order. */
+function distinct<V>(variants: readonly V[], plan: (v: V) => KernelPlan | null): V[] {
   const seen = new Set<string>();
-  const out: (ConvVariant | null)[] = [];
-  for (const v of [space[0], null, ...space.slice(1)]) {
-    const plan = planOrNull(direction, v === null ? base : { ...base, variant: v });
-    if (plan === null) continue;
-    const code = plan.steps.map((s) => renderWgsl(s.kernel)).join("\n");
+  const out: V[] = [];
+  for (const v of variants) {
+    const p = plan(v);
+    if (p === null) continue;
+    const code = p.steps.map((s) => renderWgsl(s.kernel)).join("\n");
     if (seen.has(code)) continue;
     seen.add(code);
     out.push(v);
@@ -171,56 +268,74 @@ export function convCandidates(
   return out;
 }
 
-/** Input and output bindings of a convolution kernel, with seeded values. */
-function convBuffers(
-  direction: ConvDirection,
-  spec: Conv2dSpec,
-): { inputs: Record<string, Float32Array>; out: number } {
-  const g = conv2dGeometry(spec);
+/** The plan of a tuned kernel with `variant` (null: the default), or null where it does not apply. */
+function planOf(k: TunedKernel, variant: Variant | null): KernelPlan | null {
+  if (k.direction === "matmul") {
+    if (variant !== null && variant.algo !== "matmul") return null;
+    const chosen = variant === null ? {} : { tile: variant.tile, splitK: variant.splitK };
+    return matmulKernel({ ...k.spec, ...chosen });
+  }
+  if (variant !== null && !isConvVariant(variant)) return null;
+  const base = { ...k.spec, epilogue: undefined, split: undefined };
+  return planOrNull(k.direction, variant === null ? base : { ...base, variant });
+}
+
+/** Input and output bindings of a tuned kernel, with seeded values (the workloads' seeds). */
+function kernelBuffers(k: TunedKernel): { inputs: Record<string, Float32Array>; out: number } {
+  if (k.direction === "matmul") {
+    const { batch, m, n } = k.spec;
+    const aLen = (k.spec.broadcastA ? 1 : batch) * m * k.spec.k;
+    const bLen = (k.spec.broadcastB ? 1 : batch) * k.spec.k * n;
+    return { inputs: { a: hashFill(aLen, 1), b: hashFill(bLen, 2) }, out: batch * m * n };
+  }
+  const g = conv2dGeometry(k.spec);
   const xLen = g.n * g.c * g.h * g.w;
   const wLen = g.o * (g.c / g.groups) * g.kh * g.kw;
   const yLen = g.n * g.o * g.oh * g.ow;
-  if (direction === "forward") {
+  if (k.direction === "forward") {
     return { inputs: { x: hashFill(xLen, 11), w: hashFill(wLen, 12, 1 / 24) }, out: yLen };
   }
-  if (direction === "backInput") {
+  if (k.direction === "backInput") {
     return { inputs: { dy: hashFill(yLen, 13), w: hashFill(wLen, 12, 1 / 24) }, out: xLen };
   }
   return { inputs: { x: hashFill(xLen, 11), dy: hashFill(yLen, 13) }, out: wLen };
 }
 
 /**
- * Measures the candidates of a convolution kernel class on `device`: for each, the pipeline
- * creation and first dispatch (llvmpipe compiles there) and the steady time per run (the
- * minimum of `trials` batches of back-to-back runs, at least `minBatchMs` each), and its result
- * against the first candidate's. Candidates after the time budget is spent are not measured.
+ * Measures the candidates of a kernel class on `device`: for each, the pipeline creation and
+ * first dispatch (llvmpipe compiles there) and the steady time per run (the minimum of
+ * `trials` batches of back-to-back runs, at least `minBatchMs` each), and its result against
+ * the first candidate's. Candidates after the time budget is spent are not measured.
  *
  * @example
  * ```ts ignore
- * import { convCandidates, measureConv } from "./tune.ts";
- * const spec = { batch: 8, inChannels: 16, height: 16, width: 16, outChannels: 16, kernelH: 3, kernelW: 3, padding: 1 };
- * const record = await measureConv(device, "forward", spec, convCandidates("forward", spec));
+ * import { candidatesOf, measureKernel } from "./tune.ts";
+ * const k = { direction: "forward", spec: { batch: 8, inChannels: 16, height: 16, width: 16, outChannels: 16, kernelH: 3, kernelW: 3, padding: 1 } } as const;
+ * const record = await measureKernel(device, k, candidatesOf(k));
  * ```
  */
-export async function measureConv(
+export async function measureKernel(
   device: GPUDevice,
-  direction: ConvDirection,
-  spec: Conv2dSpec,
-  candidates: readonly (ConvVariant | null)[],
+  kernel: TunedKernel,
+  candidates: readonly (Variant | null)[],
   options: { budgetMs?: number; trials?: number; minBatchMs?: number } = {},
 ): Promise<TuneRecord> {
   const start = performance.now();
   const budget = options.budgetMs ?? Infinity;
   const trials = options.trials ?? 3;
   const minBatch = options.minBatchMs ?? 100;
-  const { inputs, out } = convBuffers(direction, spec);
-  const base = { ...spec, epilogue: undefined, split: undefined };
+  const { inputs, out } = kernelBuffers(kernel);
   let reference: Float32Array | null = null;
   const measured: Measured[] = [];
   for (const variant of candidates) {
     // The reference and the default are always measured; the budget cuts the rest.
     if (measured.length > 1 && performance.now() - start > budget) break;
-    const plan = convPlan(direction, variant === null ? base : { ...base, variant });
+    const plan = planOf(kernel, variant);
+    if (plan === null) {
+      throw new RangeError(
+        `The variant ${variantName(variant)} does not apply to ${classOf(kernel)}`,
+      );
+    }
     const t0 = performance.now();
     const prepared = await preparePlan(device, plan, { inputs, outputs: { out } });
     try {
@@ -257,8 +372,17 @@ export async function measureConv(
       prepared.destroy();
     }
   }
-  const { epilogue: _e, split: _s, variant: _v, ...shape } = spec;
-  return { candidates: measured, direction, spec: shape };
+  if (kernel.direction === "matmul") {
+    return { candidates: measured, direction: "matmul", spec: shapeOf(kernel.spec) };
+  }
+  const { epilogue: _e, split: _s, variant: _v, ...shape } = kernel.spec;
+  return { candidates: measured, direction: kernel.direction, spec: shape };
+}
+
+/** A matmul spec's shape fields only (what a record keeps). */
+function shapeOf(s: MatmulShape): MatmulShape {
+  const { batch, m, n, k, transA, transB, broadcastA, broadcastB, profile } = s;
+  return { batch, m, n, k, transA, transB, broadcastA, broadcastB, profile };
 }
 
 function relativeError(got: Float32Array, want: Float32Array): number {

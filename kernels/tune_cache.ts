@@ -12,13 +12,15 @@
  *
  * @module
  */
-import type { ConvVariant } from "./conv2d.ts";
 import {
-  type ConvDirection,
+  isConvVariant,
   type Measured,
   pick,
+  recordKernel,
   TOLERANCE,
+  type TunedKernel,
   type TuneRecord,
+  type Variant,
   variantName,
 } from "./tune.ts";
 import LLVMPIPE_TABLE from "./tuned_llvmpipe.json" with { type: "json" };
@@ -248,15 +250,8 @@ function readCache(path: string, warn: (s: string) => void): CacheFile["profiles
   }
 }
 
-/** A kernel class that was used without a record (to tune later). */
-export interface Miss {
-  /** The class key. */
-  cls: string;
-  /** The convolution direction. */
-  direction: ConvDirection;
-  /** The shape (no epilogue or split). */
-  spec: import("./conv2d.ts").Conv2dSpec;
-}
+/** A kernel class that was used without a record (to tune later): the kernel and its class key. */
+export type Miss = TunedKernel & { cls: string };
 
 /**
  * The tuning table of one device profile: records from the shipped table for its adapter, the
@@ -268,9 +263,10 @@ export interface Miss {
  * import { TuningTable } from "./tune_cache.ts";
  * import assert from "node:assert/strict";
  * const t = new TuningTable("test|profile", "test adapter", { mode: "cache", path: null });
- * assert.equal(t.choose("conv2d.forward x1", "forward", { batch: 1, inChannels: 1, height: 4, width: 4, outChannels: 8, kernelH: 3, kernelW: 3 }), undefined);
+ * const k = { direction: "forward", spec: { batch: 1, inChannels: 1, height: 4, width: 4, outChannels: 8, kernelH: 3, kernelW: 3 } } as const;
+ * assert.equal(t.choose("conv2d.forward x1", k), undefined);
  * t.record("conv2d.forward x1", { candidates: [{ variant: { algo: "implicit", cap: 8 }, runMs: 1, compileMs: 1, error: 0 }] });
- * assert.deepEqual(t.choose("conv2d.forward x1", "forward", { batch: 1, inChannels: 1, height: 4, width: 4, outChannels: 8, kernelH: 3, kernelW: 3 }), { algo: "implicit", cap: 8 });
+ * assert.deepEqual(t.choose("conv2d.forward x1", k), { algo: "implicit", cap: 8 });
  * ```
  */
 export class TuningTable {
@@ -327,17 +323,15 @@ export class TuningTable {
 
   /**
    * The chosen variant of a class (`null`: the default measured best), or undefined when the
-   * class has no record (or tuning is off); a miss is remembered for {@linkcode misses}.
+   * class has no record (or tuning is off); a miss is remembered for {@linkcode misses}. A
+   * record whose variant is of another kind of kernel (a matmul tile for a convolution, a wasm
+   * blocking for either) is refused with the class named.
    */
-  choose(
-    cls: string,
-    direction: ConvDirection,
-    spec: Miss["spec"],
-  ): ConvVariant | null | undefined {
+  choose(cls: string, kernel: TunedKernel): Variant | null | undefined {
     if (this.mode === "off") return undefined;
     const r = this.records.get(cls);
     if (r === undefined) {
-      if (!this.misses.has(cls)) this.misses.set(cls, { cls, direction, spec });
+      if (!this.misses.has(cls)) this.misses.set(cls, { ...kernel, cls });
       return undefined;
     }
     if (!this.shown.has(cls) && debugTune()) {
@@ -350,9 +344,13 @@ export class TuningTable {
     const v = this.stepCompileMs === Infinity || this.promoted.has(cls)
       ? full.variant
       : pick(r, 1).variant;
-    if (v?.algo === "wasmGemm") {
+    const fits = v === null ||
+      (kernel.direction === "matmul" ? v.algo === "matmul" : isConvVariant(v));
+    if (!fits) {
       throw new TypeError(
-        `The tuning record of ${cls} holds a wasm GEMM blocking, not a conv variant`,
+        `The tuning record of ${cls} holds a ${variantName(v)} variant, not one for a ${
+          kernel.direction === "matmul" ? "matmul" : "convolution"
+        }`,
       );
     }
     return v;
@@ -437,9 +435,8 @@ export class TuningTable {
   /** Marks every record that names its shape as a miss, to measure it again (`deno task tune --retune`). */
   requeue(): void {
     for (const [cls, r] of this.records) {
-      if (r.direction !== undefined && r.spec !== undefined) {
-        this.misses.set(cls, { cls, direction: r.direction, spec: r.spec });
-      }
+      const kernel = recordKernel(r);
+      if (kernel !== undefined) this.misses.set(cls, { ...kernel, cls });
     }
   }
 

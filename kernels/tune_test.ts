@@ -1,6 +1,16 @@
 import assert from "node:assert/strict";
 import type { Conv2dSpec } from "./conv2d.ts";
-import { convCandidates, convClass, measureConv, pick, TOLERANCE, variantName } from "./tune.ts";
+import {
+  convCandidates,
+  convClass,
+  matmulCandidates,
+  matmulClass,
+  measureKernel,
+  pick,
+  TOLERANCE,
+  type TunedKernel,
+  variantName,
+} from "./tune.ts";
 import { shippedTable, TuningTable } from "./tune_cache.ts";
 import { getTestDevice } from "./_harness_test_util.ts";
 
@@ -15,6 +25,7 @@ const SPEC: Conv2dSpec = {
   padding: 1,
 };
 const CLS = convClass("forward", SPEC);
+const KERNEL: TunedKernel = { direction: "forward", spec: SPEC };
 const RECORD = {
   candidates: [
     { variant: null, runMs: 2, compileMs: 100, error: 0 },
@@ -27,27 +38,27 @@ Deno.test("TuningTable: a second run reads the cache file and tunes nothing", ()
   const path = `${dir}/sub/tune.json`;
   try {
     const first = new TuningTable("p", "test adapter", { mode: "cache", path });
-    assert.equal(first.choose(CLS, "forward", SPEC), undefined);
+    assert.equal(first.choose(CLS, KERNEL), undefined);
     assert.deepEqual([...first.misses.keys()], [CLS]);
     first.record(CLS, RECORD);
     assert.equal(first.misses.size, 0);
     assert.equal(first.save(), path);
     const second = new TuningTable("p", "test adapter", { mode: "cache", path });
-    assert.deepEqual(second.choose(CLS, "forward", SPEC), { algo: "rows", tm: 8, tn: 16 });
+    assert.deepEqual(second.choose(CLS, KERNEL), { algo: "rows", tm: 8, tn: 16 });
     assert.equal(second.misses.size, 0);
     assert.equal(second.source(CLS), "file");
     // Another profile's records are kept apart (and kept in the file).
     const other = new TuningTable("q", "test adapter", { mode: "cache", path });
-    assert.equal(other.choose(CLS, "forward", SPEC), undefined);
+    assert.equal(other.choose(CLS, KERNEL), undefined);
     other.record(CLS, { candidates: [RECORD.candidates[0]] });
     other.save();
     assert.deepEqual(
-      new TuningTable("p", "test adapter", { mode: "cache", path }).choose(CLS, "forward", SPEC),
+      new TuningTable("p", "test adapter", { mode: "cache", path }).choose(CLS, KERNEL),
       { algo: "rows", tm: 8, tn: 16 },
     );
     // Tuning off: no cache, heuristic defaults.
     const off = new TuningTable("p", "test adapter", { mode: "off", path });
-    assert.equal(off.choose(CLS, "forward", SPEC), undefined);
+    assert.equal(off.choose(CLS, KERNEL), undefined);
     assert.equal(off.misses.size, 0);
   } finally {
     Deno.removeSync(dir, { recursive: true });
@@ -75,7 +86,7 @@ Deno.test("TuningTable: a corrupt cache file is named and ignored, then rewritte
       assert.equal(warnings.length, 1, text);
       assert.match(warnings[0], /corrupt tuning cache/);
       assert.ok(warnings[0].includes(path), warnings[0]);
-      assert.equal(t.choose(CLS, "forward", SPEC), undefined);
+      assert.equal(t.choose(CLS, KERNEL), undefined);
       t.record(CLS, RECORD);
       t.save();
       const again: string[] = [];
@@ -98,7 +109,7 @@ Deno.test("pick() skips candidates outside the tolerance and counts compile time
   assert.throws(() => pick({ candidates: [bad] }, 500), /within tolerance/);
 });
 
-Deno.test("measureConv() times every candidate of a small convolution, all matching", async (t) => {
+Deno.test("measureKernel() times every candidate of a small convolution, all matching", async (t) => {
   const device = await getTestDevice();
   if (device === null) {
     console.warn("skipped: no WebGPU adapter");
@@ -116,7 +127,7 @@ Deno.test("measureConv() times every candidate of a small convolution, all match
           v === null || v.algo === "explicit" || (v.algo === "implicit" && v.cap === 8) ||
           (v.algo === "rowsFilter" && v.to * v.tc <= 8) || (v.algo === "rows" && v.tn <= 16)
         );
-      const r = await measureConv(device, direction, SPEC, candidates, {
+      const r = await measureKernel(device, { direction, spec: SPEC }, candidates, {
         trials: 1,
         minBatchMs: 1,
       });
@@ -151,19 +162,19 @@ Deno.test("TuningTable tiers: the quickest first, the tuned choice after a run",
   t.record(CLS, { candidates: [quick, slowCompile] });
   const other = "conv2d.other";
   t.record(other, { candidates: [quick, { ...slowCompile, compileMs: 30_000 }] });
-  assert.deepEqual(t.choose(CLS, "forward", SPEC), quick.variant);
+  assert.deepEqual(t.choose(CLS, KERNEL), quick.variant);
   const v = t.version;
   assert.equal(t.afterRun([CLS, other]), true);
   assert.equal(t.version, v + 1);
   // One class per run past the 20 s budget: the one saving the most first (a tie: in order).
   const promoted = [CLS, other].filter((c) =>
-    t.choose(c, "forward", SPEC)?.algo === "implicit" &&
-    (t.choose(c, "forward", SPEC) as { cap: number }).cap === 32
+    t.choose(c, KERNEL)?.algo === "implicit" &&
+    (t.choose(c, KERNEL) as { cap: number }).cap === 32
   );
   assert.equal(promoted.length, 1);
   assert.equal(t.afterRun([CLS, other]), true);
-  assert.deepEqual(t.choose(other, "forward", SPEC), slowCompile.variant);
-  assert.deepEqual(t.choose(CLS, "forward", SPEC), slowCompile.variant);
+  assert.deepEqual(t.choose(other, KERNEL), slowCompile.variant);
+  assert.deepEqual(t.choose(CLS, KERNEL), slowCompile.variant);
   assert.equal(t.afterRun([CLS, other]), false);
   const flat = new TuningTable("p", "a", {
     mode: "cache",
@@ -172,7 +183,7 @@ Deno.test("TuningTable tiers: the quickest first, the tuned choice after a run",
     stepCompileS: Infinity,
   });
   flat.record(CLS, { candidates: [quick, slowCompile] });
-  assert.deepEqual(flat.choose(CLS, "forward", SPEC), slowCompile.variant);
+  assert.deepEqual(flat.choose(CLS, KERNEL), slowCompile.variant);
 });
 
 Deno.test("TuningTable: shippedTable writes a table that shippedTable reads back", () => {
@@ -209,9 +220,66 @@ Deno.test("TuningTable.choose refuses a conv class whose record holds a wasm GEM
   t.record(CLS, {
     candidates: [{ variant: { ...blocking, aLoad: "shuffle" }, runMs: 1, compileMs: 1, error: 0 }],
   });
-  assert.throws(() => t.choose(CLS, "forward", SPEC), /holds a wasm GEMM blocking/);
+  assert.throws(
+    () => t.choose(CLS, KERNEL),
+    /holds a wasm 4x8 kc 256 nc 512 x4 shuffle variant, not one for a convolution/,
+  );
   assert.equal(
     variantName({ ...blocking, aLoad: "splat" }),
     "wasm 4x8 kc 256 nc 512 x4 splat",
   );
+});
+
+Deno.test("matmul classes: register blocks and split-K as candidates, measured against the first", async () => {
+  const shape = { batch: 1, m: 40, n: 36, k: 1024, transB: true, profile: "llvmpipe" } as const;
+  assert.equal(matmulClass(shape), "matmul x1 40x1024·1024x36 tA0 tB1 bA0 bB0");
+  const all = matmulCandidates(shape);
+  const names = all.map(variantName);
+  assert.deepEqual(names, [...new Set(names)]);
+  assert.ok(names.some((n) => n.includes("split")) && names.includes("matmul 4x4"), `${names}`);
+  const device = await getTestDevice();
+  if (device === null) {
+    console.warn("skipped: no WebGPU adapter");
+    return;
+  }
+  const r = await measureKernel(device, { direction: "matmul", spec: shape }, all, {
+    trials: 1,
+    minBatchMs: 1,
+  });
+  assert.equal(r.candidates.length, all.length);
+  assert.equal(r.direction, "matmul");
+  for (const m of r.candidates) {
+    assert.ok(m.error <= TOLERANCE, `${variantName(m.variant)}: error ${m.error}`);
+  }
+});
+
+Deno.test("TuningTable.choose refuses a matmul class whose record holds a conv variant", () => {
+  const t = new TuningTable("p", "test adapter", {
+    mode: "cache",
+    path: null,
+    stepCompileS: Infinity,
+  });
+  const spec = { batch: 1, m: 8, n: 8, k: 8 };
+  const cls = matmulClass(spec);
+  t.record(cls, {
+    candidates: [{ variant: { algo: "implicit", cap: 8 }, runMs: 1, compileMs: 1, error: 0 }],
+  });
+  assert.throws(
+    () => t.choose(cls, { direction: "matmul", spec }),
+    /holds a implicit 8 variant, not one for a matmul/,
+  );
+  const tile = { bm: 8, bn: 8, bk: 4, tm: 4, tn: 4, staging: "registers" } as const;
+  t.record(cls, {
+    candidates: [{
+      variant: { algo: "matmul", tile, splitK: 1 },
+      runMs: 1,
+      compileMs: 1,
+      error: 0,
+    }],
+  });
+  assert.deepEqual(t.choose(cls, { direction: "matmul", spec }), {
+    algo: "matmul",
+    tile,
+    splitK: 1,
+  });
 });

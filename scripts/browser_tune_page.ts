@@ -1,7 +1,7 @@
 /**
  * The tuning page (`scripts/browser_tune.ts` builds and drives it): measures the candidates of
- * each convolution kernel class it is given on the page's WebGPU adapter with the tuner's own
- * {@linkcode measureConv} (the timing `deno task tune` does under Deno), and publishes the
+ * each kernel class it is given on the page's WebGPU adapter with the tuner's own
+ * {@linkcode measureKernel} (the timing `deno task tune` does under Deno), and publishes the
  * records on `globalThis.__tune` as they finish. The classes come from the shipped llvmpipe table
  * (T1's kernels), so both adapters are measured on the same kernels.
  *
@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { convCandidates, measureConv, type TuneRecord } from "../kernels/tune.ts";
+import { candidatesOf, measureKernel, recordKernel, type TuneRecord } from "../kernels/tune.ts";
 import { shippedTable } from "../kernels/tune_cache.ts";
 import LLVMPIPE from "../kernels/tuned_llvmpipe.json" with { type: "json" };
 
@@ -51,9 +51,9 @@ async function main(): Promise<void> {
     .slice(0, Number(query.get("classes") ?? Infinity));
   status.total = classes.length;
   for (const [cls, r] of classes) {
-    if (r.direction === undefined || r.spec === undefined) continue;
-    const candidates = convCandidates(r.direction, r.spec);
-    status.records[cls] = await measureConv(device, r.direction, r.spec, candidates, {
+    const kernel = recordKernel(r);
+    if (kernel === undefined) continue;
+    status.records[cls] = await measureKernel(device, kernel, candidatesOf(kernel), {
       budgetMs: classMs,
       trials: 2,
       minBatchMs: 50,

@@ -305,12 +305,13 @@ const splits: ParityCase[] = [
 const matmuls: ParityCase[] = [
   {
     name: "matmul.epilogue",
-    paths: ["tiled matmul", "fused epilogue (bias, relu)"],
+    paths: ["tiled matmul", "fused epilogue (bias, relu)", "matmul tuning candidates"],
     inputs: [{ shape: [64, 48], seed: 60 }, { shape: [48, 40], seed: 61 }, {
       shape: [40],
       seed: 62,
     }],
     fn: (cg, a, b, bias) => [cg.relu(cg.add(cg.matmul(a, b), bias)), cg.matmul(a, b)],
+    tune: true,
   },
   {
     name: "matmul.odd",
@@ -325,6 +326,7 @@ const matmuls: ParityCase[] = [
       cg.matmul(a, cg.transpose(c)),
       cg.matmul(cg.transpose(a), cg.transpose(cg.transpose(a))),
     ],
+    tune: true,
   },
   {
     name: "matmul.batched",
@@ -351,6 +353,7 @@ const matmuls: ParityCase[] = [
     paths: ["split-K matmul (thin output, long reduction) and its reduction pass"],
     inputs: [{ shape: [8, 4096], seed: 69 }, { shape: [4096, 8], seed: 70 }],
     fn: (cg, a, b) => [cg.matmul(a, b), cg.tanh(cg.matmul(a, b))],
+    tune: true,
   },
   {
     name: "matmul.grad",

@@ -13,8 +13,7 @@
  * @module
  */
 import type * as Cosgrad from "../../mod.ts";
-import type { ConvVariant } from "../../kernels/conv2d.ts";
-import { convCandidates, type ConvDirection, variantName } from "../../kernels/tune.ts";
+import { candidatesOf, type TunedKernel, type Variant, variantName } from "../../kernels/tune.ts";
 import {
   type Cg,
   DEFAULT_TOLERANCE,
@@ -31,7 +30,7 @@ type Values = Float32Array | Int32Array;
 /** The tuning table as the runner sees it (`kernels/tune_cache.ts`'s `TuningTable`). */
 interface TableLike {
   version: number;
-  choose(cls: string, direction: ConvDirection, spec: unknown): ConvVariant | null | undefined;
+  choose(cls: string, kernel: TunedKernel): Variant | null | undefined;
 }
 
 /** The WebGPU backend's knobs the runner turns (`src/backend/webgpu/webgpu_backend.ts`). */
@@ -218,16 +217,16 @@ let forcedVersion = 0;
  */
 async function withTable<R>(
   gpu: GpuUnderTest,
-  force: ReadonlyMap<string, ConvVariant>,
-  seen: Map<string, { direction: ConvDirection; spec: unknown }>,
+  force: ReadonlyMap<string, Variant>,
+  seen: Map<string, TunedKernel>,
   fn: () => Promise<R>,
 ): Promise<R> {
   const saved = gpu.tuning;
   const table = Object.create(saved) as TableLike;
   table.version = --forcedVersion;
-  table.choose = (cls, direction, spec) => {
-    if (!seen.has(cls)) seen.set(cls, { direction, spec });
-    return force.has(cls) ? force.get(cls) : saved.choose(cls, direction, spec);
+  table.choose = (cls, kernel) => {
+    if (!seen.has(cls)) seen.set(cls, kernel);
+    return force.has(cls) ? force.get(cls) : saved.choose(cls, kernel);
   };
   gpu.tuning = table;
   try {
@@ -247,19 +246,20 @@ function withTimeout<R>(p: Promise<R>, ms: number, what: string): Promise<R> {
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
-/** The candidates to force for a class under `mode` (the default, `null`, already ran). */
-function chosen(
-  all: readonly (ConvVariant | null)[],
-  mode: RunOptions["candidates"],
-): ConvVariant[] {
-  const forced = all.filter((v): v is ConvVariant => v !== null);
+/**
+ * The candidates to force for a class under `mode` (the default, `null`, already ran); the
+ * representative set has one convolution variant per algorithm and every matmul tile.
+ */
+function chosen(all: readonly (Variant | null)[], mode: RunOptions["candidates"]): Variant[] {
+  const forced = all.filter((v): v is Variant => v !== null);
   if (mode === "all") return forced;
   if (mode === "none") return [];
-  const algos = new Set<string>();
-  const out: ConvVariant[] = [];
+  const kinds = new Set<string>();
+  const out: Variant[] = [];
   for (const v of forced) {
-    if (algos.has(v.algo)) continue;
-    algos.add(v.algo);
+    const kind = v.algo === "matmul" ? variantName(v) : v.algo;
+    if (kinds.has(kind)) continue;
+    kinds.add(kind);
     out.push(v);
   }
   return out;
@@ -308,7 +308,7 @@ export async function runParity(
       const profiles = c.profiles ?? (["llvmpipe", "discrete"] as const);
       const chosenProfiles = options.set === "quick" ? (c.quick ?? profiles) : profiles;
       for (const profile of chosenProfiles) {
-        const one = async (variant: string, force: Map<string, ConvVariant>) => {
+        const one = async (variant: string, force: Map<string, Variant>) => {
           const base = { case: c.name, profile, variant };
           const known = knownIssue(options.known, {
             case: c.name,
@@ -325,9 +325,9 @@ export async function runParity(
               pipelines: 0,
               ms: 0,
             });
-            return new Map<string, { direction: ConvDirection; spec: unknown }>();
+            return new Map<string, TunedKernel>();
           }
-          const seen = new Map<string, { direction: ConvDirection; spec: unknown }>();
+          const seen = new Map<string, TunedKernel>();
           const p0 = gpu.stats.pipelines;
           const start = performance.now();
           gpu.profile = profile;
@@ -371,9 +371,8 @@ export async function runParity(
         const seen = await one("default", new Map());
         if (aborted !== null) break;
         if (!c.tune || options.candidates === "none") continue;
-        for (const [cls, { direction, spec }] of seen) {
-          const all = convCandidates(direction, spec as Parameters<typeof convCandidates>[1]);
-          for (const v of chosen(all, options.candidates)) {
+        for (const [cls, kernel] of seen) {
+          for (const v of chosen(candidatesOf(kernel), options.candidates)) {
             await one(`${cls} = ${variantName(v)}`, new Map([[cls, v]]));
             if (aborted !== null) break;
           }

@@ -29,9 +29,13 @@ import {
   conv2dBackwardInputKernel,
   conv2dForwardKernel,
   type Conv2dSpec,
-  type ConvVariant,
 } from "../../../kernels/conv2d.ts";
-import type { ConvDirection } from "../../../kernels/tune.ts";
+import {
+  type ConvDirection,
+  isConvVariant,
+  type TunedKernel,
+  type Variant,
+} from "../../../kernels/tune.ts";
 import { matmulKernel } from "../../../kernels/matmul.ts";
 import type { BindingSplit, Epilogue, KernelPlan } from "../../../kernels/types.ts";
 import {
@@ -117,10 +121,11 @@ export interface CodegenOptions {
   /** `llvmpipe` (register tiles, software) or `discrete` (workgroup tiles) heuristic defaults. */
   profile: "llvmpipe" | "discrete";
   /**
-   * The measured choice of a convolution kernel class (`kernels/tune_cache.ts`): a variant,
-   * `null` for the heuristic default, undefined when the class has no record.
+   * The measured choice of a convolution or matmul kernel class (`kernels/tune_cache.ts`): a
+   * variant of that kernel's kind, `null` for the heuristic default, undefined when the class
+   * has no record.
    */
-  choose?: (direction: ConvDirection, spec: Conv2dSpec) => ConvVariant | null | undefined;
+  choose?: (kernel: TunedKernel) => Variant | null | undefined;
   /**
    * Bytes one storage binding may cover (the adapter's `maxStorageBufferBindingSize`); a
    * tensor over it is bound as several parts (`split.ts`). No limit when absent.
@@ -859,8 +864,9 @@ interface GemmLowering<P extends GemmPrim> {
 function convOf(core: Node, direction: ConvDirection, options: TiledOptions): Conv2dSpec {
   const spec = { ...convSpec(core, options.profile), split: options.split };
   // Split bindings take the default path (the variants are measured without them).
-  const variant = options.split === undefined ? options.choose?.(direction, spec) : undefined;
-  return { ...spec, epilogue: options.epilogue, variant: variant ?? undefined };
+  const v = options.split === undefined ? options.choose?.({ direction, spec }) : undefined;
+  const variant = v != null && isConvVariant(v) ? v : undefined;
+  return { ...spec, epilogue: options.epilogue, variant };
 }
 
 /**
@@ -872,7 +878,7 @@ const GEMM: { [P in GemmPrim]: GemmLowering<P> } = {
     operands: (_core, k) => ({ a: k.gemm!.a, b: k.gemm!.b }),
     plan: (_core, k, options) => {
       const g = k.gemm!;
-      return matmulKernel({
+      const spec = {
         batch: g.batch,
         m: g.m,
         n: g.n,
@@ -881,10 +887,14 @@ const GEMM: { [P in GemmPrim]: GemmLowering<P> } = {
         transB: g.transB,
         broadcastA: g.broadcastA && g.batch > 1,
         broadcastB: g.broadcastB && g.batch > 1,
-        epilogue: options.epilogue,
         profile: options.profile,
-        split: options.split,
-      });
+      };
+      // Split bindings take the default path (the variants are measured without them).
+      const v = options.split === undefined
+        ? options.choose?.({ direction: "matmul", spec })
+        : undefined;
+      const tuned = v?.algo === "matmul" ? { tile: v.tile, splitK: v.splitK } : {};
+      return matmulKernel({ ...spec, ...tuned, epilogue: options.epilogue, split: options.split });
     },
   },
   conv2d: {

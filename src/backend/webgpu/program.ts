@@ -21,8 +21,7 @@ import { LOWERING } from "../../kernel/lowering.ts";
 import { bindingParts } from "./split.ts";
 import { type Schedule, schedule } from "./schedule.ts";
 import type { CachedPipeline, WebGpuBackend } from "./webgpu_backend.ts";
-import type { Conv2dSpec } from "../../../kernels/conv2d.ts";
-import { convClass, type ConvDirection } from "../../../kernels/tune.ts";
+import { classOf, type TunedKernel } from "../../../kernels/tune.ts";
 
 /** Where a dispatch binding's memory comes from, once planned. */
 type Source = PlanSource<GpuStorage>;
@@ -115,10 +114,10 @@ export class GpuProgram implements Program {
       const options = {
         profile: backend.profile,
         maxBindingBytes: limit,
-        choose: (direction: ConvDirection, spec: Conv2dSpec) => {
-          const cls = convClass(direction, spec);
+        choose: (k: TunedKernel) => {
+          const cls = classOf(k);
           this.tuned.add(cls);
-          return backend.tuning.choose(cls, direction, spec);
+          return backend.tuning.choose(cls, k);
         },
       };
       for (const dispatch of generate(kernel, graph, options)) {

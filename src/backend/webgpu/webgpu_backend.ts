@@ -15,7 +15,7 @@ import { formatCompileMessages, type GpuContext, throwPendingError } from "./dev
 import { GpuProgram } from "./program.ts";
 import { profileKey } from "../../kernel/device_profile.ts";
 import { TuningTable } from "../../../kernels/tune_cache.ts";
-import { convCandidates, convClass, measureConv } from "../../../kernels/tune.ts";
+import { candidatesOf, measureKernel } from "../../../kernels/tune.ts";
 import { RunProfiler } from "./profile.ts";
 
 let backendCount = 0;
@@ -102,7 +102,7 @@ export class WebGpuBackend implements Backend {
   }
 
   /**
-   * Measures the convolution kernel classes that programs used without a tuning record, keeps
+   * Measures the convolution and matmul kernel classes that programs used without a tuning record, keeps
    * each one's best variant (in memory, and in the tuning cache file), and returns the
    * classes tuned. Stops starting candidates after `classBudgetMs` in a class (default 60 s)
    * and classes after `budgetMs` (a candidate started is finished); programs compiled afterwards use the choices. `COSGRAD_DEBUG=tune`
@@ -145,8 +145,8 @@ export class WebGpuBackend implements Backend {
       const left = budget - (performance.now() - start);
       if (left <= 0) break;
       const t0 = performance.now();
-      const candidates = convCandidates(miss.direction, miss.spec);
-      const record = await measureConv(this.gpu.device, miss.direction, miss.spec, candidates, {
+      const candidates = candidatesOf(miss);
+      const record = await measureKernel(this.gpu.device, miss, candidates, {
         budgetMs: Math.min(left, perClass),
       });
       this.checkUsable();
@@ -156,9 +156,7 @@ export class WebGpuBackend implements Backend {
       if (print !== null) {
         for (const line of this.tuning.describe(miss.cls)) print(`[cosgrad tune] ${line}`);
         print(
-          `[cosgrad tune] ${
-            convClass(miss.direction, miss.spec)
-          }: ${record.candidates.length}/${candidates.length} candidates in ${
+          `[cosgrad tune] ${miss.cls}: ${record.candidates.length}/${candidates.length} candidates in ${
             ((performance.now() - t0) / 1000).toFixed(1)
           } s`,
         );
