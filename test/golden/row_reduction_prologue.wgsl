@@ -30,18 +30,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   red[lid] = acc;
   workgroupBarrier();
-  if (lid < 32u) { red[lid] = red[lid] + red[lid + 32u]; }
-  workgroupBarrier();
-  if (lid < 16u) { red[lid] = red[lid] + red[lid + 16u]; }
-  workgroupBarrier();
-  if (lid < 8u) { red[lid] = red[lid] + red[lid + 8u]; }
-  workgroupBarrier();
-  if (lid < 4u) { red[lid] = red[lid] + red[lid + 4u]; }
-  workgroupBarrier();
-  if (lid < 2u) { red[lid] = red[lid] + red[lid + 2u]; }
-  workgroupBarrier();
-  if (lid < 1u) { red[lid] = red[lid] + red[lid + 1u]; }
-  workgroupBarrier();
+  if (lid == 0u) {
+    for (var j = 1u; j < 64u; j = j + 1u) { red[0u] = red[0u] + red[j]; }
+  }
   let cg_bits0 = 0x7fc00000u;
   if (lid == 0u) {
     let total = red[0u];
