@@ -29,7 +29,7 @@ import { matmulKernel, type MatmulSpec } from "./matmul.ts";
 import type { KernelPlan } from "./types.ts";
 import { renderWgsl } from "../src/kernel/wgsl.ts";
 import type { GemmShape } from "../src/kernel/wasm_gemm.ts";
-import { hashFill, preparePlan, readBuffer } from "./_harness_test_util.ts";
+import { hashFill, type PreparedPlan, preparePlan, readBuffer } from "./_harness_test_util.ts";
 
 /** The three convolution kernels. */
 export type ConvDirection = "forward" | "backInput" | "backFilter";
@@ -303,9 +303,11 @@ function kernelBuffers(k: TunedKernel): { inputs: Record<string, Float32Array>; 
 
 /**
  * Measures the candidates of a kernel class on `device`: for each, the pipeline creation and
- * first dispatch (llvmpipe compiles there) and the steady time per run (the minimum of
- * `trials` batches of back-to-back runs, at least `minBatchMs` each), and its result against
- * the first candidate's. Candidates after the time budget is spent are not measured.
+ * first dispatch (llvmpipe compiles there) and its result against the first candidate's; then
+ * the steady time per run, the minimum over `trials` rounds, each round timing every candidate
+ * once in turn (a batch of back-to-back runs of at least `minBatchMs`), so that a slow spell of
+ * a shared machine weighs on all candidates alike. Candidates after the time budget is spent
+ * are not measured.
  *
  * @example
  * ```ts ignore
@@ -326,57 +328,71 @@ export async function measureKernel(
   const minBatch = options.minBatchMs ?? 100;
   const { inputs, out } = kernelBuffers(kernel);
   let reference: Float32Array | null = null;
-  const measured: Measured[] = [];
-  for (const variant of candidates) {
-    // The reference and the default are always measured; the budget cuts the rest.
-    if (measured.length > 1 && performance.now() - start > budget) break;
-    const plan = planOf(kernel, variant);
-    if (plan === null) {
-      throw new RangeError(
-        `The variant ${variantName(variant)} does not apply to ${classOf(kernel)}`,
-      );
+  const measured: (Measured & { prepared: PreparedPlan; reps: number; firstMs: number })[] = [];
+  const submit = (prepared: PreparedPlan, n: number) => {
+    for (let i = 0; i < n; i++) {
+      const encoder = device.createCommandEncoder();
+      prepared.encode(encoder);
+      device.queue.submit([encoder.finish()]);
     }
-    const t0 = performance.now();
-    const prepared = await preparePlan(device, plan, { inputs, outputs: { out } });
-    try {
-      const submit = (n: number) => {
-        for (let i = 0; i < n; i++) {
-          const encoder = device.createCommandEncoder();
-          prepared.encode(encoder);
-          device.queue.submit([encoder.finish()]);
-        }
-        return device.queue.onSubmittedWorkDone();
-      };
-      await submit(1);
-      const firstMs = performance.now() - t0;
-      let t = performance.now();
-      await submit(1);
-      let single = performance.now() - t;
-      const reps = Math.max(1, Math.min(50, Math.ceil(minBatch / Math.max(single, 0.01))));
-      let runMs = Infinity;
-      for (let i = 0; i < trials; i++) {
-        t = performance.now();
-        await submit(reps);
-        runMs = Math.min(runMs, (performance.now() - t) / reps);
+    return device.queue.onSubmittedWorkDone();
+  };
+  try {
+    for (const variant of candidates) {
+      // The reference and the default are always measured; the budget cuts the rest.
+      if (measured.length > 1 && performance.now() - start > budget) break;
+      const plan = planOf(kernel, variant);
+      if (plan === null) {
+        throw new RangeError(
+          `The variant ${variantName(variant)} does not apply to ${classOf(kernel)}`,
+        );
       }
-      single = Math.min(single, runMs);
-      const got = await readBuffer(device, prepared.buffers.get("out")!, out);
-      reference ??= got;
-      measured.push({
-        variant,
-        runMs,
-        compileMs: Math.max(0, firstMs - single),
-        error: relativeError(got, reference),
-      });
-    } finally {
-      prepared.destroy();
+      const t0 = performance.now();
+      const prepared = await preparePlan(device, plan, { inputs, outputs: { out } });
+      try {
+        await submit(prepared, 1);
+        const firstMs = performance.now() - t0;
+        const t = performance.now();
+        await submit(prepared, 1);
+        const single = performance.now() - t;
+        const got = await readBuffer(device, prepared.buffers.get("out")!, out);
+        reference ??= got;
+        measured.push({
+          variant,
+          runMs: single,
+          compileMs: 0,
+          firstMs,
+          error: relativeError(got, reference),
+          prepared,
+          reps: Math.max(1, Math.min(50, Math.ceil(minBatch / Math.max(single, 0.01)))),
+        });
+      } catch (e) {
+        prepared.destroy();
+        throw e;
+      }
     }
+    for (let i = 0; i < trials; i++) {
+      for (const m of measured) {
+        const t = performance.now();
+        await submit(m.prepared, m.reps);
+        m.runMs = Math.min(m.runMs, (performance.now() - t) / m.reps);
+      }
+    }
+  } finally {
+    for (const m of measured) m.prepared.destroy();
   }
+  // Compilation: the first dispatch's time beyond one steady run.
+  const candidatesOut = measured.map(({ variant, runMs, firstMs, error }): Measured => ({
+    variant,
+    runMs,
+    compileMs: Math.max(0, firstMs - runMs),
+    error,
+  }));
   if (kernel.direction === "matmul") {
-    return { candidates: measured, direction: "matmul", spec: shapeOf(kernel.spec) };
+    return { candidates: candidatesOut, direction: "matmul", spec: shapeOf(kernel.spec) };
   }
   const { epilogue: _e, split: _s, variant: _v, ...shape } = kernel.spec;
-  return { candidates: measured, direction: kernel.direction, spec: shape };
+  return { candidates: candidatesOut, direction: kernel.direction, spec: shape };
 }
 
 /** A matmul spec's shape fields only (what a record keeps). */
