@@ -20,6 +20,7 @@ import {
   u32,
 } from "../src/kernel/ir.ts";
 import type { BindingSplit, Epilogue, KernelSource } from "./types.ts";
+import { optimize } from "../src/kernel/passes.ts";
 
 export { letS };
 
@@ -299,8 +300,9 @@ export interface KernelParts {
 }
 
 /**
- * A plan step from a built kernel: the IR, the grid, the binding names in order and the ones
- * it writes.
+ * A plan step from a built kernel: the IR after the kernel passes ({@linkcode optimize}:
+ * hoisting, common subexpressions, dead `let`s, bounds checks the grid makes redundant), the
+ * grid, the binding names in order and the ones it writes.
  *
  * @example
  * ```ts
@@ -315,7 +317,7 @@ export interface KernelParts {
  * ```
  */
 export function irStep(kernelName: string, parts: KernelParts): KernelSource {
-  const kernel: Kernel<string> = {
+  const kernel: Kernel<string> = optimize({
     name: kernelName,
     comment: parts.comment,
     bindings: parts.bindings.map(binding),
@@ -326,7 +328,7 @@ export function irStep(kernelName: string, parts: KernelParts): KernelSource {
     ...(parts.epilogue === undefined || parts.epilogue.stmts.length === 0
       ? {}
       : { epilogue: parts.epilogue.stmts }),
-  };
+  });
   return {
     workgroups: parts.grid.workgroups,
     bindings: kernel.bindings.map((b) => b.name),
