@@ -306,7 +306,9 @@ function kernelBuffers(k: TunedKernel): { inputs: Record<string, Float32Array>; 
  * first dispatch (llvmpipe compiles there) and its result against the first candidate's; then
  * the steady time per run, the minimum over `trials` rounds, each round timing every candidate
  * once in turn (a batch of back-to-back runs of at least `minBatchMs`), so that a slow spell of
- * a shared machine weighs on all candidates alike. Candidates after the time budget is spent
+ * a shared machine weighs on all candidates alike. A batch is timed on the device with
+ * `timestamp-query` where the device has it (one submission, no host round trips counted), else
+ * on the host. Candidates after the time budget is spent
  * are not measured.
  *
  * @example
@@ -371,12 +373,22 @@ export async function measureKernel(
         throw e;
       }
     }
-    for (let i = 0; i < trials; i++) {
-      for (const m of measured) {
-        const t = performance.now();
-        await submit(m.prepared, m.reps);
-        m.runMs = Math.min(m.runMs, (performance.now() - t) / m.reps);
+    const stamps = device.features.has("timestamp-query") ? new BatchStamps(device) : null;
+    // Device times only, where there are timestamps (the runs above were timed on the host).
+    if (stamps !== null) for (const m of measured) m.runMs = Infinity;
+    try {
+      for (let i = 0; i < trials; i++) {
+        for (const m of measured) {
+          const t = performance.now();
+          const deviceMs = stamps === null
+            ? null
+            : await stamps.time((e) => Array.from({ length: m.reps }, () => m.prepared.encode(e)));
+          if (deviceMs === null) await submit(m.prepared, m.reps);
+          m.runMs = Math.min(m.runMs, (deviceMs ?? performance.now() - t) / m.reps);
+        }
       }
+    } finally {
+      stamps?.destroy();
     }
   } finally {
     for (const m of measured) m.prepared.destroy();
@@ -393,6 +405,49 @@ export async function measureKernel(
   }
   const { epilogue: _e, split: _s, variant: _v, ...shape } = kernel.spec;
   return { candidates: candidatesOut, direction: kernel.direction, spec: shape };
+}
+
+/**
+ * Device time of a batch of work from `timestamp-query`: empty compute passes before and after
+ * it write the two timestamps, so the time excludes the submission and the readback on the host.
+ */
+class BatchStamps {
+  private readonly querySet: GPUQuerySet;
+  private readonly resolved: GPUBuffer;
+  private readonly read: GPUBuffer;
+  constructor(private readonly device: GPUDevice) {
+    this.querySet = device.createQuerySet({ type: "timestamp", count: 2 });
+    this.resolved = device.createBuffer({
+      size: 16,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+    this.read = device.createBuffer({
+      size: 16,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+  }
+  /** Milliseconds between the end of the pass before `record`'s work and the start of the one after; null when the timestamps are not increasing (an implementation that writes zeros). */
+  async time(record: (encoder: GPUCommandEncoder) => void): Promise<number | null> {
+    const encoder = this.device.createCommandEncoder();
+    const qs = this.querySet;
+    encoder.beginComputePass({ timestampWrites: { querySet: qs, endOfPassWriteIndex: 0 } }).end();
+    record(encoder);
+    encoder.beginComputePass({ timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 1 } })
+      .end();
+    encoder.resolveQuerySet(qs, 0, 2, this.resolved, 0);
+    encoder.copyBufferToBuffer(this.resolved, 0, this.read, 0, 16);
+    this.device.queue.submit([encoder.finish()]);
+    await this.read.mapAsync(GPUMapMode.READ);
+    const t = new BigInt64Array(this.read.getMappedRange().slice(0));
+    this.read.unmap();
+    const ns = Number(t[1] - t[0]);
+    return ns > 0 ? ns / 1e6 : null;
+  }
+  destroy(): void {
+    this.querySet.destroy();
+    this.resolved.destroy();
+    this.read.destroy();
+  }
 }
 
 /** A matmul spec's shape fields only (what a record keeps). */

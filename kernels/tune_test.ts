@@ -251,6 +251,23 @@ Deno.test("matmul classes: register blocks and split-K as candidates, measured a
   for (const m of r.candidates) {
     assert.ok(m.error <= TOLERANCE, `${variantName(m.variant)}: error ${m.error}`);
   }
+  // Timed on the device where the adapter offers timestamps (llvmpipe does under Deno).
+  const adapter = await navigator.gpu.requestAdapter();
+  if (adapter?.features.has("timestamp-query")) {
+    const timed = await adapter.requestDevice({ requiredFeatures: ["timestamp-query"] });
+    try {
+      const s = await measureKernel(timed, { direction: "matmul", spec: shape }, all.slice(0, 2), {
+        trials: 2,
+        minBatchMs: 1,
+      });
+      for (const m of s.candidates) {
+        assert.ok(Number.isFinite(m.runMs) && m.runMs > 0, `${variantName(m.variant)}: ${m.runMs}`);
+        assert.ok(m.error <= TOLERANCE);
+      }
+    } finally {
+      timed.destroy();
+    }
+  }
 });
 
 Deno.test("TuningTable.choose refuses a matmul class whose record holds a conv variant", () => {
