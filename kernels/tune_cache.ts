@@ -284,6 +284,8 @@ export class TuningTable {
   private readonly sources = new Map<string, "shipped" | "file" | "measured">();
   private readonly horizon: number;
   private readonly stepCompileMs: number;
+  /** Actual over predicted compile time, from the latest observed run ({@linkcode observeCompile}). */
+  private compileScale = 1;
   private readonly promoted = new Set<string>();
   private readonly shown = new Set<string>();
   private readonly warn: (s: string) => void;
@@ -378,13 +380,38 @@ export class TuningTable {
     waiting.sort((a, b) => b.saves - a.saves);
     let spent = 0;
     for (const w of waiting) {
-      if (spent > 0 && spent + w.compileMs > this.stepCompileMs) continue;
+      const ms = w.compileMs * this.compileScale;
+      if (spent > 0 && spent + ms > this.stepCompileMs) continue;
       this.promoted.add(w.cls);
-      spent += w.compileMs;
+      spent += ms;
     }
     if (waiting.length === 0) return false;
     this.version++;
     return true;
+  }
+
+  /**
+   * The predicted compile milliseconds of a class's current choice (its first-run or its full
+   * choice), from its record; 0 without one.
+   */
+  predictedCompileMs(cls: string): number {
+    const r = this.records.get(cls);
+    if (r === undefined || this.mode === "off") return 0;
+    const full = this.stepCompileMs === Infinity || this.promoted.has(cls);
+    return pick(r, full ? this.horizon : 1).compileMs;
+  }
+
+  /**
+   * Calibrates the tiers' predictions: a run whose only new pipelines were tuned classes'
+   * choices, predicted to compile in `predictedMs`, took `actualMs` from submission to
+   * completion. Later promotions count predicted compile times times the latest ratio
+   * (within 0.25-10), so a machine slower than the one the records came from (or kernels whose
+   * fused epilogues compile longer than the measured ones) spreads the compiling over more runs
+   * instead of overrunning `COSGRAD_TUNE_STEP_S`.
+   */
+  observeCompile(predictedMs: number, actualMs: number): void {
+    if (!(predictedMs > 0) || !(actualMs > 0)) return;
+    this.compileScale = Math.min(10, Math.max(0.25, actualMs / predictedMs));
   }
 
   /** Where a class's record came from, or undefined. */

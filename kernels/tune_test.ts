@@ -186,6 +186,44 @@ Deno.test("TuningTable tiers: the quickest first, the tuned choice after a run",
   assert.deepEqual(flat.choose(CLS, KERNEL), slowCompile.variant);
 });
 
+Deno.test("TuningTable tiers: observed compile times scale the promotions' predictions", () => {
+  const quick = { variant: null, runMs: 300, compileMs: 500, error: 0 };
+  const full = {
+    variant: { algo: "implicit", cap: 32 } as const,
+    runMs: 100,
+    compileMs: 8_000,
+    error: 0,
+  };
+  const make = () => {
+    const t = new TuningTable("p", "a", {
+      mode: "cache",
+      path: null,
+      horizon: 500,
+      stepCompileS: 20,
+    });
+    for (const c of ["a", "b", "c"]) t.record(c, { candidates: [quick, full] });
+    return t;
+  };
+  const promotedAfterOneRun = (t: TuningTable) => {
+    t.afterRun(["a", "b", "c"]);
+    return ["a", "b", "c"].filter((c) => t.choose(c, KERNEL) !== null).length;
+  };
+  // Predicted 8 s each: two fit a 20 s step.
+  assert.equal(make().predictedCompileMs("a"), 500);
+  assert.equal(promotedAfterOneRun(make()), 2);
+  // A run predicted to compile in 8 s took 24 s: each now counts 24 s, so one per step.
+  const slow = make();
+  slow.observeCompile(8_000, 24_000);
+  assert.equal(promotedAfterOneRun(slow), 1);
+  assert.equal(slow.predictedCompileMs("a") + slow.predictedCompileMs("b"), 8_500);
+  // A faster machine: all three in one step; nonsense observations are ignored.
+  const fast = make();
+  fast.observeCompile(8_000, 2_000);
+  fast.observeCompile(0, 5_000);
+  fast.observeCompile(8_000, Number.NaN);
+  assert.equal(promotedAfterOneRun(fast), 3);
+});
+
 Deno.test("TuningTable: shippedTable writes a table that shippedTable reads back", () => {
   const t = new TuningTable("p", "test adapter", { mode: "cache", path: null });
   t.record(CLS, RECORD);

@@ -64,6 +64,12 @@ export class GpuProgram implements Program {
   private readonly inputIndex = new Map<Node, number>();
   /** The tuned kernel classes this program uses. */
   private readonly tuned = new Set<string>();
+  /**
+   * The predicted compile milliseconds of the tuned kernels whose pipelines this program
+   * created, or null when it also created others (whose compile time is not predicted).
+   */
+  private predictedCompileMs: number | null = 0;
+  private ranOnce = false;
   /** Compiles the graph from `vars` to `outputs`. */
   constructor(
     private readonly backend: WebGpuBackend,
@@ -111,15 +117,17 @@ export class GpuProgram implements Program {
     const isMem = (n: Node) => LOWERING[n.op].kind === "input" || this.sched.realized.has(n);
     const graph = { isMem, alias: this.sched.alias };
     this.sched.kernels.forEach((kernel, index) => {
+      let cls: string | undefined;
       const options = {
         profile: backend.profile,
         maxBindingBytes: limit,
         choose: (k: TunedKernel) => {
-          const cls = classOf(k);
+          cls = classOf(k);
           this.tuned.add(cls);
           return backend.tuning.choose(cls, k);
         },
       };
+      const before = backend.stats.pipelines;
       for (const dispatch of generate(kernel, graph, options)) {
         this.dispatches.push({ kernel: index, dispatch });
         if (!dispatch.clear) {
@@ -127,6 +135,11 @@ export class GpuProgram implements Program {
             backend.pipeline(dispatch.code, dispatch.name, dispatch.bindings.map(writes)),
           );
         }
+      }
+      if (backend.stats.pipelines > before && this.predictedCompileMs !== null) {
+        this.predictedCompileMs = cls === undefined
+          ? null
+          : this.predictedCompileMs + backend.tuning.predictedCompileMs(cls);
       }
     });
     this.planner = new MemoryPlanner(
@@ -303,6 +316,18 @@ export class GpuProgram implements Program {
     }
     profiler?.resolve(encoder);
     device.queue.submit([encoder.finish()]);
+    // A first run whose new pipelines are all tuned kernels calibrates the tiers' compile-time
+    // predictions (llvmpipe compiles at the first dispatch: the run's time is mostly that).
+    const predicted = this.ranOnce ? 0 : this.predictedCompileMs;
+    this.ranOnce = true;
+    if (predicted !== null && predicted > 0) {
+      const t0 = performance.now();
+      const tuning = backend.tuning;
+      device.queue.onSubmittedWorkDone().then(
+        () => tuning.observeCompile(predicted, performance.now() - t0),
+        () => {},
+      );
+    }
     // Kernels run on their first-run choice are promoted to the tuned one (recompiled at the
     // next call, a few per run).
     if (this.tuned.size > 0) backend.tuning.afterRun(this.tuned);
