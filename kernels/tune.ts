@@ -76,7 +76,18 @@ export interface Measured {
  */
 export type TuneRecord = { candidates: Measured[] } & Partial<TunedKernel>;
 
-/** The kernel a record was measured on, when it names one. */
+/**
+ * The kernel a record was measured on, when it names one.
+ *
+ * @example
+ * ```ts
+ * import { recordKernel } from "./tune.ts";
+ * import assert from "node:assert/strict";
+ * const spec = { batch: 1, m: 2, n: 2, k: 2 };
+ * assert.deepEqual(recordKernel({ candidates: [], direction: "matmul", spec }), { direction: "matmul", spec });
+ * assert.equal(recordKernel({ candidates: [] }), undefined);
+ * ```
+ */
 export function recordKernel(r: TuneRecord): TunedKernel | undefined {
   if (r.direction === "matmul") return r.spec && { direction: "matmul", spec: r.spec };
   const spec = r.spec;
@@ -136,12 +147,28 @@ export function matmulClass(s: MatmulShape): string {
   } bB${f(s.broadcastB)}`;
 }
 
-/** The class key of a tuned kernel ({@linkcode convClass} or {@linkcode matmulClass}). */
+/**
+ * The class key of a tuned kernel ({@linkcode convClass} or {@linkcode matmulClass}).
+ *
+ * @example
+ * ```ts
+ * import { classOf } from "./tune.ts";
+ * classOf({ direction: "matmul", spec: { batch: 1, m: 2, n: 3, k: 4 } }); // "matmul x1 2x4·4x3 tA0 tB0 bA0 bB0"
+ * ```
+ */
 export function classOf(k: TunedKernel): string {
   return k.direction === "matmul" ? matmulClass(k.spec) : convClass(k.direction, k.spec);
 }
 
-/** Whether a variant is a convolution's (not a matmul tile or a wasm blocking). */
+/**
+ * Whether a variant is a convolution's (not a matmul tile or a wasm blocking).
+ *
+ * @example
+ * ```ts
+ * import { isConvVariant } from "./tune.ts";
+ * isConvVariant({ algo: "rows", tm: 8, tn: 16 }); // true
+ * ```
+ */
 export function isConvVariant(v: Variant): v is ConvVariant {
   return v.algo !== "matmul" && v.algo !== "wasmGemm";
 }
@@ -248,7 +275,15 @@ export function matmulCandidates(spec: MatmulShape): (MatmulVariant | null)[] {
   );
 }
 
-/** The candidates of a tuned kernel class ({@linkcode convCandidates}, {@linkcode matmulCandidates}). */
+/**
+ * The candidates of a tuned kernel class ({@linkcode convCandidates}, {@linkcode matmulCandidates}).
+ *
+ * @example
+ * ```ts
+ * import { candidatesOf } from "./tune.ts";
+ * candidatesOf({ direction: "matmul", spec: { batch: 1, m: 64, n: 64, k: 64 } }).length > 0; // true
+ * ```
+ */
 export function candidatesOf(k: TunedKernel): (Variant | null)[] {
   return k.direction === "matmul" ? matmulCandidates(k.spec) : convCandidates(k.direction, k.spec);
 }
@@ -375,7 +410,7 @@ export async function measureKernel(
     }
     const stamps = device.features.has("timestamp-query") ? new BatchStamps(device) : null;
     // Device times only, where there are timestamps (the runs above were timed on the host).
-    if (stamps !== null) for (const m of measured) m.runMs = Infinity;
+    if (stamps !== null) { for (const m of measured) m.runMs = Infinity; }
     try {
       for (let i = 0; i < trials; i++) {
         for (const m of measured) {

@@ -393,6 +393,14 @@ export class TuningTable {
   /**
    * The predicted compile milliseconds of a class's current choice (its first-run or its full
    * choice), from its record; 0 without one.
+   *
+   * @example
+   * ```ts
+   * import { TuningTable } from "./tune_cache.ts";
+   * const t = new TuningTable("p", "a", { mode: "cache", path: null });
+   * t.record("c", { candidates: [{ variant: null, runMs: 1, compileMs: 40, error: 0 }] });
+   * t.predictedCompileMs("c"); // 40
+   * ```
    */
   predictedCompileMs(cls: string): number {
     const r = this.records.get(cls);
@@ -408,6 +416,13 @@ export class TuningTable {
    * (within 0.25-10), so a machine slower than the one the records came from (or kernels whose
    * fused epilogues compile longer than the measured ones) spreads the compiling over more runs
    * instead of overrunning `COSGRAD_TUNE_STEP_S`.
+   *
+   * @example
+   * ```ts
+   * import { TuningTable } from "./tune_cache.ts";
+   * const t = new TuningTable("p", "a", { mode: "cache", path: null });
+   * t.observeCompile(10_000, 25_000); // later promotions count 2.5x their predicted compile time
+   * ```
    */
   observeCompile(predictedMs: number, actualMs: number): void {
     if (!(predictedMs > 0) || !(actualMs > 0)) return;
