@@ -1,7 +1,7 @@
 /**
  * The tuner in headless Chromium (Dawn + Tint; WebGPU on SwiftShader without a GPU): builds
- * `scripts/browser_tune_page.ts`, serves it, and has it measure the candidates of T1's
- * convolution kernel classes (the classes of the shipped llvmpipe table) with the tuner's own
+ * `scripts/browser_tune_page.ts`, serves it, and has it measure the candidates of the kernel
+ * classes of the shipped llvmpipe table (T1's convolutions and matmuls, M1, L1, C1) with the tuner's own
  * timing; prints what the tuner picks per class ({@linkcode pick} with the default horizon) on
  * stderr and writes every record as JSON (`--out`).
  *
@@ -24,9 +24,10 @@ import type { TuneStatus } from "./browser_tune_page.ts";
 const ROOT = new URL("../", import.meta.url);
 
 const USAGE = `Usage: deno run -A scripts/browser_tune.ts [--out FILE] [--class-s 60]
-          [--classes N] [--timeout-s 3600] [--chromium /usr/bin/chromium]
+          [--classes N] [--match S,S] [--timeout-s 3600] [--chromium /usr/bin/chromium]
 
-Measures T1's convolution kernel classes in headless Chromium with the tuner's timing and
+Measures the shipped llvmpipe table's kernel classes (T1's convolutions and matmuls, M1, L1, C1;
+--match keeps those whose name contains one of the substrings) in headless Chromium with the tuner's timing and
 prints each class's pick beside llvmpipe's (kernels/tuned_llvmpipe.json); --out writes the
 records as JSON.`;
 
@@ -60,6 +61,7 @@ if (import.meta.main) {
       out: { type: "string" },
       "class-s": { type: "string", default: "60" },
       classes: { type: "string" },
+      match: { type: "string" },
       "timeout-s": { type: "string", default: "3600" },
       chromium: { type: "string", default: "/usr/bin/chromium" },
       help: { type: "boolean", short: "h" },
@@ -91,6 +93,7 @@ if (import.meta.main) {
     const url = new URL("tune.html", site.url);
     url.searchParams.set("classMs", String(classS * 1000));
     if (values.classes !== undefined) url.searchParams.set("classes", values.classes);
+    if (values.match !== undefined) url.searchParams.set("match", values.match);
     await page.goto(url.href);
     const llvmpipe = shippedTable("kernels/tuned_llvmpipe.json", LLVMPIPE).records;
     const horizon = tuneHorizon();

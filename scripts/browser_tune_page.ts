@@ -5,7 +5,8 @@
  * records on `globalThis.__tune` as they finish. The classes come from the shipped llvmpipe table
  * (T1's kernels), so both adapters are measured on the same kernels.
  *
- * Query: `classes` (how many, default all), `classMs` (a class's budget after its first two
+ * Query: `match` (comma-separated substrings: only classes whose name contains one), `classes`
+ * (how many, default all), `classMs` (a class's budget after its first two
  * candidates, default 60000).
  *
  * @module
@@ -47,7 +48,9 @@ async function main(): Promise<void> {
     },
   });
   const classMs = Number(query.get("classMs") ?? 60_000);
+  const match = (query.get("match") ?? "").split(",").filter((m) => m !== "");
   const classes = Object.entries(shippedTable("tuned_llvmpipe.json", LLVMPIPE).records)
+    .filter(([cls]) => match.length === 0 || match.some((m) => cls.includes(m)))
     .slice(0, Number(query.get("classes") ?? Infinity));
   status.total = classes.length;
   for (const [cls, r] of classes) {
