@@ -229,7 +229,7 @@ export function convCandidates(
   // order of compile cost, which a spent tuning budget cuts short.
   const space: ConvVariant[] = [{ algo: "implicit", cap: 8 }];
   if (direction === "backFilter") {
-    for (const [to, tc] of [[4, 1], [4, 2], [8, 1], [8, 2], [8, 4]]) {
+    for (const [to, tc] of [[4, 1], [4, 2], [8, 1], [8, 2], [16, 1], [8, 4]]) {
       space.push({ algo: "rowsFilter", to, tc });
     }
   } else {
