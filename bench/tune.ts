@@ -1,5 +1,5 @@
 /**
- * `deno task tune`: tunes the convolution kernels the standard workloads use on this machine's
+ * `deno task tune`: tunes the convolution and matmul kernels the standard workloads use on this machine's
  * WebGPU adapter and saves the choices to the tuning cache (see `kernels/tune_cache.ts`), then
  * prints each choice with its candidates' times. Later runs read the cache and tune nothing.
  *
