@@ -365,7 +365,16 @@ export async function measureKernel(
   const minBatch = options.minBatchMs ?? 100;
   const { inputs, out } = kernelBuffers(kernel);
   let reference: Float32Array | null = null;
-  const measured: (Measured & { prepared: PreparedPlan; reps: number; firstMs: number })[] = [];
+  // Per candidate: its first dispatch and one steady run on the host, and its best batch.
+  const measured: {
+    variant: Variant | null;
+    error: number;
+    firstMs: number;
+    singleMs: number;
+    reps: number;
+    prepared: PreparedPlan;
+    bestMs: number;
+  }[] = [];
   const submit = (prepared: PreparedPlan, n: number) => {
     for (let i = 0; i < n; i++) {
       const encoder = device.createCommandEncoder();
@@ -374,6 +383,7 @@ export async function measureKernel(
     }
     return device.queue.onSubmittedWorkDone();
   };
+  const stamps = device.features.has("timestamp-query") ? new BatchStamps(device) : null;
   try {
     for (const variant of candidates) {
       // The reference and the default are always measured; the budget cuts the rest.
@@ -391,50 +401,44 @@ export async function measureKernel(
         const firstMs = performance.now() - t0;
         const t = performance.now();
         await submit(prepared, 1);
-        const single = performance.now() - t;
+        const singleMs = performance.now() - t;
         const got = await readBuffer(device, prepared.buffers.get("out")!, out);
         reference ??= got;
         measured.push({
           variant,
-          runMs: single,
-          compileMs: 0,
-          firstMs,
           error: relativeError(got, reference),
+          firstMs,
+          singleMs,
+          reps: Math.max(1, Math.min(50, Math.ceil(minBatch / Math.max(singleMs, 0.01)))),
           prepared,
-          reps: Math.max(1, Math.min(50, Math.ceil(minBatch / Math.max(single, 0.01)))),
+          bestMs: Infinity,
         });
       } catch (e) {
         prepared.destroy();
         throw e;
       }
     }
-    const stamps = device.features.has("timestamp-query") ? new BatchStamps(device) : null;
-    // Device times only, where there are timestamps (the runs above were timed on the host).
-    if (stamps !== null) { for (const m of measured) m.runMs = Infinity; }
-    try {
-      for (let i = 0; i < trials; i++) {
-        for (const m of measured) {
-          const t = performance.now();
-          const deviceMs = stamps === null
-            ? null
-            : await stamps.time((e) => Array.from({ length: m.reps }, () => m.prepared.encode(e)));
-          if (deviceMs === null) await submit(m.prepared, m.reps);
-          m.runMs = Math.min(m.runMs, (deviceMs ?? performance.now() - t) / m.reps);
-        }
+    for (let i = 0; i < trials; i++) {
+      for (const m of measured) {
+        const t = performance.now();
+        const deviceMs = stamps === null
+          ? await submit(m.prepared, m.reps).then(() => null)
+          : await stamps.time((e) => {
+            for (let r = 0; r < m.reps; r++) m.prepared.encode(e);
+          });
+        m.bestMs = Math.min(m.bestMs, (deviceMs ?? performance.now() - t) / m.reps);
       }
-    } finally {
-      stamps?.destroy();
     }
   } finally {
+    stamps?.destroy();
     for (const m of measured) m.prepared.destroy();
   }
-  // Compilation: the first dispatch's time beyond one steady run.
-  const candidatesOut = measured.map(({ variant, runMs, firstMs, error }): Measured => ({
-    variant,
-    runMs,
-    compileMs: Math.max(0, firstMs - runMs),
-    error,
-  }));
+  const candidatesOut = measured.map((m): Measured => {
+    // Device times only where there are timestamps; on the host the single run counts too.
+    const runMs = stamps === null ? Math.min(m.singleMs, m.bestMs) : m.bestMs;
+    // Compilation: the first dispatch's time beyond one steady run.
+    return { variant: m.variant, runMs, compileMs: Math.max(0, m.firstMs - runMs), error: m.error };
+  });
   if (kernel.direction === "matmul") {
     return { candidates: candidatesOut, direction: "matmul", spec: shapeOf(kernel.spec) };
   }

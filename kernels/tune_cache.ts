@@ -340,12 +340,7 @@ export class TuningTable {
       this.shown.add(cls);
       for (const line of this.describe(cls)) console.log(`[cosgrad tune] ${line}`);
     }
-    const full = pick(r, this.horizon);
-    // Tiers: until a program using the class has run, the candidate quickest to compile and
-    // run once (the least `run + compile`), so that a first step is not spent compiling.
-    const v = this.stepCompileMs === Infinity || this.promoted.has(cls)
-      ? full.variant
-      : pick(r, 1).variant;
+    const v = this.current(cls, r).variant;
     const fits = v === null ||
       (kernel.direction === "matmul" ? v.algo === "matmul" : isConvVariant(v));
     if (!fits) {
@@ -404,9 +399,17 @@ export class TuningTable {
    */
   predictedCompileMs(cls: string): number {
     const r = this.records.get(cls);
-    if (r === undefined || this.mode === "off") return 0;
+    return r === undefined || this.mode === "off" ? 0 : this.current(cls, r).compileMs;
+  }
+
+  /**
+   * The candidate a class runs on now. Tiers: until a program using the class has run, the one
+   * quickest to compile and run once (the least `run + compile`), so that a first step is not
+   * spent compiling; then the full choice.
+   */
+  private current(cls: string, r: TuneRecord): Measured {
     const full = this.stepCompileMs === Infinity || this.promoted.has(cls);
-    return pick(r, full ? this.horizon : 1).compileMs;
+    return pick(r, full ? this.horizon : 1);
   }
 
   /**

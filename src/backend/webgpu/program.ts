@@ -66,10 +66,10 @@ export class GpuProgram implements Program {
   private readonly tuned = new Set<string>();
   /**
    * The predicted compile milliseconds of the tuned kernels whose pipelines this program
-   * created, or null when it also created others (whose compile time is not predicted).
+   * created, until its first run; null when it also created others (whose compile time is not
+   * predicted) and after the first run.
    */
   private predictedCompileMs: number | null = 0;
-  private ranOnce = false;
   /** Compiles the graph from `vars` to `outputs`. */
   constructor(
     private readonly backend: WebGpuBackend,
@@ -318,8 +318,8 @@ export class GpuProgram implements Program {
     device.queue.submit([encoder.finish()]);
     // A first run whose new pipelines are all tuned kernels calibrates the tiers' compile-time
     // predictions (llvmpipe compiles at the first dispatch: the run's time is mostly that).
-    const predicted = this.ranOnce ? 0 : this.predictedCompileMs;
-    this.ranOnce = true;
+    const predicted = this.predictedCompileMs;
+    this.predictedCompileMs = null;
     if (predicted !== null && predicted > 0) {
       const t0 = performance.now();
       const tuning = backend.tuning;
