@@ -131,7 +131,7 @@ export interface Conv2dSpec {
  */
 export type ConvVariant =
   | { algo: "rows"; tm: number; tn: number }
-  | { algo: "rowsFilter"; to: number; tc: number }
+  | { algo: "rowsFilter"; to: number; tc: number; rh?: number }
   | { algo: "implicit"; cap: number }
   | { algo: "explicit" };
 
@@ -670,7 +670,9 @@ function rowsFilterPlan(spec: Conv2dSpec, g: Conv2dGeometry): KernelPlan | null 
     width: g.w,
     epilogue: spec.epilogue,
   };
-  if (v !== undefined) return conv2dRowsFilterKernel({ ...rows, tile: { to: v.to, tc: v.tc } });
+  if (v !== undefined) {
+    return conv2dRowsFilterKernel({ ...rows, tile: { to: v.to, tc: v.tc, rh: v.rh } });
+  }
   return filterTile(rows) === null ? null : conv2dRowsFilterKernel(rows);
 }
 

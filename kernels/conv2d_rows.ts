@@ -369,8 +369,11 @@ export interface Conv2dRowsFilterSpec {
   width: number;
   /** Fused epilogue on each gradient value (`idx`: its flat OIHW index). */
   epilogue?: Epilogue;
-  /** Override of the thread tile: output and input channels per thread. */
-  tile?: { to: number; tc: number };
+  /**
+   * Override of the thread tile: output and input channels per thread, and image rows per step
+   * (`rh`, default 1; it must divide the height).
+   */
+  tile?: { to: number; tc: number; rh?: number };
   /** Override of the number of partial sums (workgroup splits of the pixels). */
   splits?: number;
 }
@@ -406,14 +409,21 @@ export function conv2dRowsFilterKernel(spec: Conv2dRowsFilterSpec): KernelPlan {
     height: h,
     width: w,
   });
-  const tile = spec.tile ?? filterTile(spec);
+  const tile: { to: number; tc: number; rh?: number } | null = spec.tile ?? filterTile(spec);
   if (tile === null || w % 4 !== 0 || o % tile.to !== 0 || c % tile.tc !== 0) {
     throw new RangeError(
       `conv2dRowsFilterKernel: no tile for ${o}x${c} channels of width ${w} (expected a width multiple of 4 and channels multiples of the tile)`,
     );
   }
   const { to, tc } = tile;
-  const rows = n * h;
+  const rh = tile.rh ?? 1;
+  checkInts("conv2dRowsFilterKernel", { rows: rh });
+  if (h % rh !== 0) {
+    throw new RangeError(
+      `conv2dRowsFilterKernel: ${rh} rows per step do not divide the height ${h}`,
+    );
+  }
+  const rows = (n * h) / rh;
   const tiles = (o / to) * (c / tc);
   const splits = spec.splits ??
     Math.max(1, Math.min(rows, Math.ceil(FILTER_THREADS / tiles)));
@@ -438,57 +448,66 @@ export function conv2dRowsFilterKernel(spec: Conv2dRowsFilterSpec): KernelPlan {
       }
     }
   }
+  // A step covers `rh` output rows of one image, which read rh + 2 input rows (k = 0 is the row
+  // above the first): each input row loaded serves up to three kernel rows.
   const R: Stmt[] = [
-    letS("nb", div(v("r"), U(h))),
-    letS("oh", mod(v("r"), U(h))),
+    letS("nb", div(v("r"), U(h / rh))),
+    letS("oh", mul(mod(v("r"), U(h / rh)), U(rh))),
     letS("dyb", add(mul(add(mul(v("nb"), U(o)), v("o0")), U(p / 4)), mul(v("oh"), U(qw)))),
   ];
-  // The x row of channel c0 + j at kernel row kh: its start (in vec4s) and whether it exists.
-  const ok = (j: number, kh: number) => name(`ok_${j}_${kh}`, "bool");
+  // The x row k of channel c0 + j: its start (in vec4s) and whether it exists.
+  const ok = (j: number, k: number) => name(`ok_${j}_${k}`, "bool");
   for (let j = 0; j < tc; j++) {
-    for (let kh = 0; kh < 3; kh++) {
-      const ih = v(`ih_${j}_${kh}`);
+    for (let k = 0; k < rh + 2; k++) {
+      const ih = v(`ih_${j}_${k}`);
       R.push(
-        letS(`ih_${j}_${kh}`, sub(add(v("oh"), U(kh)), U(1))),
-        letS(`ok_${j}_${kh}`, lt(ih, U(h))),
+        letS(`ih_${j}_${k}`, sub(add(v("oh"), U(k)), U(1))),
+        letS(`ok_${j}_${k}`, lt(ih, U(h))),
         letS(
-          `xb_${j}_${kh}`,
+          `xb_${j}_${k}`,
           mul(add(mul(add(add(mul(v("nb"), U(c)), v("c0")), U(j)), U(h)), ih), U(qw)),
         ),
-        varS(`cur_${j}_${kh}`, select(ok(j, kh), loadV("x", v(`xb_${j}_${kh}`)), ZERO4)),
-        varS(`prev_${j}_${kh}`, F0),
+        varS(`cur_${j}_${k}`, select(ok(j, k), loadV("x", v(`xb_${j}_${k}`)), ZERO4)),
+        varS(`prev_${j}_${k}`, F0),
       );
     }
   }
   const Q: Stmt[] = [letS("more", lt(add(v("q"), U(1)), U(qw)))];
-  for (let i = 0; i < to; i++) {
-    Q.push(letS(`d_${i}`, loadV("dy", add(add(v("dyb"), U((i * p) / 4)), v("q")))));
+  for (let rr = 0; rr < rh; rr++) {
+    for (let i = 0; i < to; i++) {
+      Q.push(
+        letS(`d_${i}_${rr}`, loadV("dy", add(add(v("dyb"), U((i * p) / 4 + rr * qw)), v("q")))),
+      );
+    }
   }
   for (let j = 0; j < tc; j++) {
-    for (let kh = 0; kh < 3; kh++) {
-      const cur = f4(`cur_${j}_${kh}`);
-      const next = f4(`next_${j}_${kh}`);
-      const nextAt = add(v(`xb_${j}_${kh}`), call("min", [add(v("q"), U(1)), U(qw - 1)]));
+    for (let k = 0; k < rh + 2; k++) {
+      const cur = f4(`cur_${j}_${k}`);
+      const next = f4(`next_${j}_${k}`);
+      const nextAt = add(v(`xb_${j}_${k}`), call("min", [add(v("q"), U(1)), U(qw - 1)]));
       Q.push(
         letS(
-          `next_${j}_${kh}`,
-          select(bin("&&", name("more", "bool"), ok(j, kh)), loadV("x", nextAt), ZERO4),
+          `next_${j}_${k}`,
+          select(bin("&&", name("more", "bool"), ok(j, k)), loadV("x", nextAt), ZERO4),
         ),
         letS(
-          `s0_${j}_${kh}`,
-          vec4([name(`prev_${j}_${kh}`, "f32"), lane(cur, 0), lane(cur, 1), lane(cur, 2)]),
+          `s0_${j}_${k}`,
+          vec4([name(`prev_${j}_${k}`, "f32"), lane(cur, 0), lane(cur, 1), lane(cur, 2)]),
         ),
-        letS(`s2_${j}_${kh}`, vec4([lane(cur, 1), lane(cur, 2), lane(cur, 3), lane(next, 0)])),
+        letS(`s2_${j}_${k}`, vec4([lane(cur, 1), lane(cur, 2), lane(cur, 3), lane(next, 0)])),
       );
-      for (let i = 0; i < to; i++) {
-        const d = f4(`d_${i}`);
-        const taps = [f4(`s0_${j}_${kh}`), cur, f4(`s2_${j}_${kh}`)];
-        taps.forEach((x, kw) => {
-          const a = acc(i, j, kh, kw);
-          Q.push(assign(a, add(name(a, "f32"), call("dot", [d, x]))));
-        });
+      const taps = [f4(`s0_${j}_${k}`), cur, f4(`s2_${j}_${k}`)];
+      // Output row rr reads this input row at kernel row kh = k - rr.
+      for (let rr = Math.max(0, k - 2); rr <= Math.min(rh - 1, k); rr++) {
+        for (let i = 0; i < to; i++) {
+          const d = f4(`d_${i}_${rr}`);
+          taps.forEach((x, kw) => {
+            const a = acc(i, j, k - rr, kw);
+            Q.push(assign(a, add(name(a, "f32"), call("dot", [d, x]))));
+          });
+        }
       }
-      Q.push(assign(`prev_${j}_${kh}`, lane(cur, 3)), assign(`cur_${j}_${kh}`, next));
+      Q.push(assign(`prev_${j}_${k}`, lane(cur, 3)), assign(`cur_${j}_${k}`, next));
     }
   }
   body.push(loop("r", v("sp"), U(rows), splits, [...R, loop("q", U(0), U(qw), 1, Q)]));
@@ -515,7 +534,9 @@ export function conv2dRowsFilterKernel(spec: Conv2dRowsFilterSpec): KernelPlan {
   }
   const first = irStep("conv2dRowsFilter", {
     comment:
-      `conv2d 3x3 by rows (weight gradient): x [${n}, ${c}, ${h}, ${w}], dy [${n}, ${o}, ${h}, ${w}], ${to}x${tc} channels per thread, ${splits} splits`,
+      `conv2d 3x3 by rows (weight gradient): x [${n}, ${c}, ${h}, ${w}], dy [${n}, ${o}, ${h}, ${w}], ${to}x${tc} channels per thread${
+        rh > 1 ? `, ${rh} rows per step` : ""
+      }, ${splits} splits`,
     bindings: [
       { name: "x", type: "vec4<f32>" },
       { name: "dy", type: "vec4<f32>" },

@@ -405,6 +405,40 @@ Deno.test(
 );
 
 Deno.test(
+  { name: "conv2dRowsFilterKernel() walking several rows per step matches the reference", ignore },
+  async () => {
+    // Height 6: two and three rows per step; edges above and below each group come from the
+    // neighbouring rows (or zeros at the image border).
+    const spec: Conv2dSpec = {
+      batch: 2,
+      inChannels: 4,
+      height: 6,
+      width: 8,
+      outChannels: 8,
+      kernelH: 3,
+      kernelW: 3,
+      padding: 1,
+    };
+    const { g, x, dy } = inputsFor(spec);
+    const size = g.o * g.c * 9;
+    const ref = referenceBackwardFilter(g, x, dy);
+    const rows = { batch: g.n, inChannels: g.c, outChannels: g.o, height: g.h, width: g.w };
+    for (
+      const tile of [{ to: 8, tc: 2, rh: 2 }, { to: 4, tc: 4, rh: 3 }, { to: 8, tc: 1, rh: 6 }]
+    ) {
+      const plan = conv2dRowsFilterKernel({ ...rows, tile });
+      const got = await runPlan(device!, plan, { inputs: { x, dy }, outputs: { out: size } });
+      const err = maxScaledError(got.out, ref.value, { ...tolerance, scale: ref.scale });
+      assert.ok(err <= 1, `${JSON.stringify(tile)}: scaled error ${err}`);
+    }
+    assert.throws(
+      () => conv2dRowsFilterKernel({ ...rows, tile: { to: 8, tc: 1, rh: 4 } }),
+      /4 rows per step do not divide the height 6/,
+    );
+  },
+);
+
+Deno.test(
   { name: "conv2dRowsKernel() with the big tile (16 x 64) matches the reference", ignore },
   async () => {
     // Auto picks 16 x 64 only for big convolutions; force it on a small one (whole images of 4x4).

@@ -61,7 +61,7 @@ export type TunedKernel =
 export interface Measured {
   /** The variant (`null`: the heuristic default). */
   variant: Variant | null;
-  /** Steady milliseconds per run (minimum of trials). */
+  /** Steady milliseconds per run (median of trials). */
   runMs: number;
   /** Milliseconds of pipeline creation and first dispatch beyond one run (the compilation). */
   compileMs: number;
@@ -186,7 +186,7 @@ export function variantName(v: Variant | null): string {
     return `wasm ${v.mr}x${v.nr} kc ${v.kc} nc ${v.nc} x${v.unroll} ${v.aLoad}`;
   }
   if (v.algo === "rows") return `rows ${v.tm}x${v.tn}`;
-  if (v.algo === "rowsFilter") return `rows ${v.to}x${v.tc}`;
+  if (v.algo === "rowsFilter") return `rows ${v.to}x${v.tc}${v.rh ? ` by ${v.rh}` : ""}`;
   if (v.algo === "implicit") return `implicit ${v.cap}`;
   return "explicit";
 }
@@ -229,8 +229,14 @@ export function convCandidates(
   // order of compile cost, which a spent tuning budget cuts short.
   const space: ConvVariant[] = [{ algo: "implicit", cap: 8 }];
   if (direction === "backFilter") {
-    for (const [to, tc] of [[4, 1], [4, 2], [8, 1], [8, 2], [16, 1], [8, 4]]) {
-      space.push({ algo: "rowsFilter", to, tc });
+    // Two rows per step: each input row loaded serves two output rows (llvmpipe loads storage
+    // one lane at a time, so fewer loads per multiply-add is what a bigger tile buys).
+    for (
+      const [to, tc, rh] of [[4, 1], [4, 2], [8, 1], [8, 2], [8, 2, 2], [16, 1], [8, 4], [8, 4, 2]]
+    ) {
+      space.push(
+        rh === undefined ? { algo: "rowsFilter", to, tc } : { algo: "rowsFilter", to, tc, rh },
+      );
     }
   } else {
     for (const [tm, most] of [[8, 16], [8, 32], [16, 32], [8, 64], [16, 64]]) {
@@ -339,9 +345,11 @@ function kernelBuffers(k: TunedKernel): { inputs: Record<string, Float32Array>; 
 /**
  * Measures the candidates of a kernel class on `device`: for each, the pipeline creation and
  * first dispatch (llvmpipe compiles there) and its result against the first candidate's; then
- * the steady time per run, the minimum over `trials` rounds, each round timing every candidate
- * once in turn (a batch of back-to-back runs of at least `minBatchMs`), so that a slow spell of
- * a shared machine weighs on all candidates alike. A batch is timed on the device with
+ * the steady time per run, the median over `trials` rounds (5), each round timing every
+ * candidate once in turn (a batch of back-to-back runs of at least `minBatchMs`), so that a slow
+ * spell of a shared machine weighs on all candidates alike. The median, not the minimum: on a
+ * shared 2-core VM one lucky batch made a candidate 1.7x slower than the default look faster
+ * (C1's weight gradient, rows 8x1). A batch is timed on the device with
  * `timestamp-query` where the device has it (one submission, no host round trips counted), else
  * on the host. Candidates after the time budget is spent
  * are not measured.
@@ -361,11 +369,11 @@ export async function measureKernel(
 ): Promise<TuneRecord> {
   const start = performance.now();
   const budget = options.budgetMs ?? Infinity;
-  const trials = options.trials ?? 3;
+  const trials = options.trials ?? 5;
   const minBatch = options.minBatchMs ?? 100;
   const { inputs, out } = kernelBuffers(kernel);
   let reference: Float32Array | null = null;
-  // Per candidate: its first dispatch and one steady run on the host, and its best batch.
+  // Per candidate: its first dispatch and one steady run on the host, and its batches' times.
   const measured: {
     variant: Variant | null;
     error: number;
@@ -373,7 +381,7 @@ export async function measureKernel(
     singleMs: number;
     reps: number;
     prepared: PreparedPlan;
-    bestMs: number;
+    batchMs: number[];
   }[] = [];
   const submit = (prepared: PreparedPlan, n: number) => {
     for (let i = 0; i < n; i++) {
@@ -411,7 +419,7 @@ export async function measureKernel(
           singleMs,
           reps: Math.max(1, Math.min(50, Math.ceil(minBatch / Math.max(singleMs, 0.01)))),
           prepared,
-          bestMs: Infinity,
+          batchMs: [],
         });
       } catch (e) {
         prepared.destroy();
@@ -426,7 +434,7 @@ export async function measureKernel(
           : await stamps.time((e) => {
             for (let r = 0; r < m.reps; r++) m.prepared.encode(e);
           });
-        m.bestMs = Math.min(m.bestMs, (deviceMs ?? performance.now() - t) / m.reps);
+        m.batchMs.push((deviceMs ?? performance.now() - t) / m.reps);
       }
     }
   } finally {
@@ -434,8 +442,7 @@ export async function measureKernel(
     for (const m of measured) m.prepared.destroy();
   }
   const candidatesOut = measured.map((m): Measured => {
-    // Device times only where there are timestamps; on the host the single run counts too.
-    const runMs = stamps === null ? Math.min(m.singleMs, m.bestMs) : m.bestMs;
+    const runMs = median(m.batchMs);
     // Compilation: the first dispatch's time beyond one steady run.
     return { variant: m.variant, runMs, compileMs: Math.max(0, m.firstMs - runMs), error: m.error };
   });
@@ -444,6 +451,12 @@ export async function measureKernel(
   }
   const { epilogue: _e, split: _s, variant: _v, ...shape } = kernel.spec;
   return { candidates: candidatesOut, direction: kernel.direction, spec: shape };
+}
+
+/** The middle value (the lower of the two middle ones for an even count). */
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)];
 }
 
 /**
