@@ -1,7 +1,7 @@
 // COSGRAD_BACKEND alone selects and starts the backend of a plain script, with no
 // initDefaultBackend() or setBackend() call; a bad value is refused naming the variable.
 import assert from "node:assert/strict";
-import { gpu } from "../src/backend/webgpu/_testing.ts";
+import { gpu } from "../src/backend/webgpu/_gpu_test_util.ts";
 
 const mod = new URL("../mod.ts", import.meta.url).href;
 const script = `import * as cg from "${mod}";

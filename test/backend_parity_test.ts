@@ -8,7 +8,7 @@ import * as cg from "../mod.ts";
 import { cpuBackend, withBackendAsync } from "../src/backend/registry.ts";
 import type { Backend } from "../src/backend/storage.ts";
 import { convOutSize } from "../src/ir/shape_rules.ts";
-import { assertClose, gpu } from "../src/backend/webgpu/_testing.ts";
+import { assertClose, gpu } from "../src/backend/webgpu/_gpu_test_util.ts";
 import { WasmBackend } from "../src/backend/wasm/wasm_backend.ts";
 import { check, SEED } from "./_property.ts";
 

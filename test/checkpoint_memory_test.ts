@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import * as cg from "../mod.ts";
 import type { Backend } from "../src/backend/storage.ts";
 import { cpuBackend, withBackendAsync } from "../src/backend/registry.ts";
-import { assertClose, gpu } from "../src/backend/webgpu/_testing.ts";
+import { assertClose, gpu } from "../src/backend/webgpu/_gpu_test_util.ts";
 import { WasmBackend } from "../src/backend/wasm/wasm_backend.ts";
 
 type T = cg.Tensor;

@@ -8,7 +8,7 @@ import * as cg from "../mod.ts";
 import { withBackend, withBackendAsync } from "../src/backend/registry.ts";
 import { requestGpu, setAdapterHookForTesting } from "../src/backend/webgpu/device.ts";
 import { WebGpuBackend } from "../src/backend/webgpu/webgpu_backend.ts";
-import { gpu } from "../src/backend/webgpu/_testing.ts";
+import { gpu } from "../src/backend/webgpu/_gpu_test_util.ts";
 
 const LIMIT_MS = 1000;
 const opts = { ignore: gpu === null, sanitizeResources: false, sanitizeOps: false };

@@ -11,7 +11,7 @@ import * as cg from "../mod.ts";
 import * as L from "../src/losses/mod.ts";
 import { cpuBackend, withBackendAsync } from "../src/backend/registry.ts";
 import type { Backend } from "../src/backend/storage.ts";
-import { gpu } from "../src/backend/webgpu/_testing.ts";
+import { gpu } from "../src/backend/webgpu/_gpu_test_util.ts";
 import { mulberry32 } from "../src/eval/_random.ts";
 
 type T = cg.Tensor;

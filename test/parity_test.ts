@@ -6,7 +6,7 @@
 // COSGRAD_PARITY_CASES=prefix,... picks cases; COSGRAD_PARITY_LOG=1 prints every run.
 import assert from "node:assert/strict";
 import * as cg from "../mod.ts";
-import { gpu } from "../src/backend/webgpu/_testing.ts";
+import { gpu } from "../src/backend/webgpu/_gpu_test_util.ts";
 import { CASES } from "./parity/cases.ts";
 import { type GpuUnderTest, runParity, summarize } from "./parity/run.ts";
 

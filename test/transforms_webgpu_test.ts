@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import * as cg from "../mod.ts";
 import { cpuBackend, withBackend, withBackendAsync } from "../src/backend/registry.ts";
-import { assertClose, gpu } from "../src/backend/webgpu/_testing.ts";
+import { assertClose, gpu } from "../src/backend/webgpu/_gpu_test_util.ts";
 import { WasmBackend } from "../src/backend/wasm/wasm_backend.ts";
 
 type T = cg.Tensor;

@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import * as cg from "../mod.ts";
 import { withBackendAsync } from "../src/backend/registry.ts";
-import { rangeCodeCount } from "../src/backend/webgpu/codegen.ts";
-import { gpu } from "../src/backend/webgpu/_testing.ts";
+import { rangeCodeCount } from "../src/backend/range_errors.ts";
+import { gpu } from "../src/backend/webgpu/_gpu_test_util.ts";
 import type { GpuStorage } from "../src/backend/webgpu/buffers.ts";
 
 const ignore = gpu === null;

@@ -3,7 +3,7 @@
 // short (66,560 ones summed to 65,533), which made T1's loss wrong on webgpu.
 import assert from "node:assert/strict";
 import * as cg from "../mod.ts";
-import { gpu } from "../src/backend/webgpu/_testing.ts";
+import { gpu } from "../src/backend/webgpu/_gpu_test_util.ts";
 
 Deno.test("long reductions over non-contiguous axes are exact on webgpu", async () => {
   if (gpu === null) return;

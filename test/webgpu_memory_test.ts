@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import * as cg from "../mod.ts";
 import { cpuBackend, withBackend, withBackendAsync } from "../src/backend/registry.ts";
-import { assertClose, gpu } from "../src/backend/webgpu/_testing.ts";
+import { assertClose, gpu } from "../src/backend/webgpu/_gpu_test_util.ts";
 
 type T = cg.Tensor;
 const opts = { ignore: gpu === null, sanitizeResources: false, sanitizeOps: false };

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import * as cg from "../mod.ts";
 import { cpuBackend, withBackend, withBackendAsync } from "../src/backend/registry.ts";
 import { requestGpu, setAdapterHookForTesting } from "../src/backend/webgpu/device.ts";
-import { assertClose, gpu } from "../src/backend/webgpu/_testing.ts";
+import { assertClose, gpu } from "../src/backend/webgpu/_gpu_test_util.ts";
 import { TuningTable } from "../kernels/tune_cache.ts";
 
 type T = cg.Tensor;

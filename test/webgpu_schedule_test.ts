@@ -6,7 +6,7 @@ import * as cg from "../mod.ts";
 import { makeNode, type Node } from "../src/ir/node.ts";
 import { schedule } from "../src/backend/webgpu/schedule.ts";
 import { cpuBackend, withBackend } from "../src/backend/registry.ts";
-import { assertClose, gpu } from "../src/backend/webgpu/_testing.ts";
+import { assertClose, gpu } from "../src/backend/webgpu/_gpu_test_util.ts";
 
 function v(id: string, shape: number[]): Node {
   return makeNode("var", [], { id, shape, dtype: "float32" });

@@ -9,7 +9,7 @@ import { makeNode, type Node, topoSort } from "../src/ir/node.ts";
 import { schedule } from "../src/backend/webgpu/schedule.ts";
 import { contractOrder, siblingGroups } from "../src/backend/webgpu/siblings.ts";
 import { cpuBackend, withBackend } from "../src/backend/registry.ts";
-import { assertClose, gpu } from "../src/backend/webgpu/_testing.ts";
+import { assertClose, gpu } from "../src/backend/webgpu/_gpu_test_util.ts";
 
 function v(id: string, shape: number[]): Node {
   return makeNode("var", [], { id, shape, dtype: "float32" });

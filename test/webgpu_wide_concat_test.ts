@@ -7,7 +7,7 @@ import * as cg from "../mod.ts";
 import { makeNode, type Node } from "../src/ir/node.ts";
 import { schedule } from "../src/backend/webgpu/schedule.ts";
 import { cpuBackend, withBackend, withBackendAsync } from "../src/backend/registry.ts";
-import { assertClose, gpu } from "../src/backend/webgpu/_testing.ts";
+import { assertClose, gpu } from "../src/backend/webgpu/_gpu_test_util.ts";
 
 type T = cg.Tensor;
 const opts = { ignore: gpu === null, sanitizeResources: false, sanitizeOps: false };

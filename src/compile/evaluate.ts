@@ -14,9 +14,6 @@ const MAX_CACHE = 2048;
 /** Programs by structure (node ids are never reused, so a key names one graph). */
 const cache = new Map<string, Program>();
 
-/** Statistics of the program cache, for tests and profiling. */
-export const cacheStats = { hits: 0, misses: 0 };
-
 /** The positional input placeholder `a{i}`. */
 export function argVar(i: number, like: Node): Node<"var"> {
   return makeNode("var", [], { id: `a${i}`, shape: [...like.shape], dtype: like.dtype });
@@ -36,12 +33,10 @@ export function programFor(
   }`;
   const hit = cache.get(key);
   if (hit !== undefined) {
-    cacheStats.hits++;
     cache.delete(key);
     cache.set(key, hit);
     return hit;
   }
-  cacheStats.misses++;
   const optimized = runPasses(outputs);
   const program = backend.compile(vars, optimized);
   cache.set(key, program);

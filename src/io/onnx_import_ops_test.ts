@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import * as cg from "../../mod.ts";
 import { cpuBackend, withBackendAsync } from "../backend/registry.ts";
-import { gpu } from "../backend/webgpu/_testing.ts";
+import { gpu } from "../backend/webgpu/_gpu_test_util.ts";
 import {
   ATTR_TYPE,
   DATA_TYPE,

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import * as cg from "../../mod.ts";
 import { cpuBackend, withBackendAsync } from "../backend/registry.ts";
 import type { Backend } from "../backend/storage.ts";
-import { gpu } from "../backend/webgpu/_testing.ts";
+import { gpu } from "../backend/webgpu/_gpu_test_util.ts";
 import * as nn from "../nn/mod.ts";
 import { decodeModel, encodeModel, type OnnxAttribute, type OnnxModel } from "./_onnx_proto.ts";
 import { writeTensor } from "./_onnx_tensor.ts";

@@ -33,8 +33,3 @@ export function substitute(outputs: readonly Node[], map: ReadonlyMap<Node, Node
   }
   return outputs.map((o) => done.get(o)!);
 }
-
-/** Whether any node reachable from `outputs` is a `var` (a traced placeholder). */
-export function hasVars(outputs: readonly Node[]): boolean {
-  return topoSort(outputs).some((n) => n.op === "var");
-}

@@ -246,8 +246,6 @@ export const BINARY: readonly ["add", "sub", "mul", "div", "max", "pow", "cmplt"
   "cmpeq",
 ] as const;
 
-/** An elementwise unary primitive. */
-export type UnaryPrim = typeof UNARY[number];
 /** An elementwise binary primitive. */
 export type BinaryPrim = typeof BINARY[number];
 

@@ -14,7 +14,15 @@
  *
  * @module
  */
-import { type Binding, type Builtin, type Expr, type Kernel, laneType, type Stmt } from "./ir.ts";
+import {
+  type Binding,
+  type Builtin,
+  type Expr,
+  freeNames,
+  type Kernel,
+  laneType,
+  type Stmt,
+} from "./ir.ts";
 import { type FunctionBuilder, type FunctionImport, OP, uleb } from "./wasm_writer.ts";
 
 /** The math functions kernels import (`math.<name>`, float64 to float64). */
@@ -54,31 +62,6 @@ export function mathImports(): { math: Record<string, (x: number) => number> } {
 const MATH_INDEX = new Map(MATH_IMPORTS.map((m, i) => [m.name as Builtin, i]));
 
 type WasmType = "i32" | "f32" | "v128";
-
-/** The names an expression reads. */
-function freeNamesOf(e: Expr, out = new Set<string>()): Set<string> {
-  switch (e.kind) {
-    case "name":
-      out.add(e.name);
-      break;
-    case "unary":
-    case "lane":
-      freeNamesOf(e.x, out);
-      break;
-    case "binary":
-      freeNamesOf(e.a, out);
-      freeNamesOf(e.b, out);
-      break;
-    case "call":
-    case "vec":
-      (e.kind === "call" ? e.args : e.parts).forEach((x) => freeNamesOf(x, out));
-      break;
-    case "load":
-      freeNamesOf(e.index, out);
-      break;
-  }
-  return out;
-}
 
 function wasmType(t: Expr["type"]): WasmType {
   return t === "f32" ? "f32" : t === "vec4<f32>" || t === "vec4<i32>" ? "v128" : "i32";
@@ -239,10 +222,10 @@ class Renderer {
     const group: Stmt[] = [];
     for (const st of [...loop.body].reverse()) {
       if (st.kind === "assign" && accs.has(st.name)) {
-        freeNamesOf(st.value).forEach((n) => needed.add(n));
+        freeNames(st.value).forEach((n) => needed.add(n));
         group.push(st);
       } else if (st.kind === "let" && needed.has(st.name)) {
-        freeNamesOf(st.value).forEach((n) => needed.add(n));
+        freeNames(st.value).forEach((n) => needed.add(n));
         group.push(st);
       } else if (st.kind !== "let" && st.kind !== "assign") {
         return null;

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import * as cg from "../../mod.ts";
 import { cpuBackend, withBackendAsync } from "../backend/registry.ts";
 import type { Backend } from "../backend/storage.ts";
-import { gpu } from "../backend/webgpu/_testing.ts";
+import { gpu } from "../backend/webgpu/_gpu_test_util.ts";
 import { trainLoop } from "./loop.ts";
 
 type T = cg.Tensor;

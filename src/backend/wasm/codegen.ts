@@ -43,7 +43,8 @@ import {
 } from "../../kernel/ir.ts";
 import { inlineRule, loopOf, LOWERING } from "../../kernel/lowering.ts";
 import { cse, dce, hoist } from "../../kernel/passes.ts";
-import type { Kernel } from "../webgpu/schedule.ts";
+import { rangeCode } from "../range_errors.ts";
+import { type Kernel, kernelName } from "../webgpu/schedule.ts";
 
 /** What a binding of a step refers to. */
 export type Ref =
@@ -100,48 +101,9 @@ export interface KernelFunction {
   elements: number[];
 }
 
-/** Steps and the kernel functions they call (appended to `functions`). */
-export interface Generated {
-  steps: Step[];
-}
-
 const GID = name("gid", "u32");
 const START = name("start", "u32");
 const END = name("end", "u32");
-
-/** Messages for out-of-range index reports, by code (1-based). */
-const rangeReports: { op: string; axis: number; size: number }[] = [];
-const rangeCodes = new Map<string, number>();
-
-function rangeCode(node: Node): number {
-  const axis = (node.params as { axis: number }).axis;
-  const size = node.op === "gather" ? node.inputs[0].shape[axis] : node.shape[axis];
-  const key = `${node.op}|${axis}|${size}`;
-  let code = rangeCodes.get(key);
-  if (code === undefined) {
-    rangeReports.push({ op: node.op, axis, size });
-    code = rangeReports.length;
-    rangeCodes.set(key, code);
-  }
-  return code;
-}
-
-/**
- * The error for a reported out-of-range index (the cpu interpreter's message).
- *
- * @example
- * ```ts
- * import { wasmRangeError } from "./codegen.ts";
- * wasmRangeError(0, 5) instanceof RangeError; // true
- * ```
- */
-export function wasmRangeError(code: number, index: number): RangeError {
-  const r = rangeReports[code - 1];
-  if (r === undefined) {
-    return new RangeError(`An index is out of range (code ${code}, index ${index})`);
-  }
-  return new RangeError(`${r.op}: index ${index} is out of range [0, ${r.size}) on axis ${r.axis}`);
-}
 
 class Scope implements KernelScope {
   private count = 0;
@@ -223,11 +185,6 @@ function rangeKernel(
     body: [{ kind: "for", index: "gid", from: START, to: END, step: u32(1), body }],
   };
   return dce(cse(hoist(kernel)));
-}
-
-function kernelName(k: Kernel): string {
-  const core = k.core !== null && !k.roots.includes(k.core) ? `${k.core.op}+` : "";
-  return `${k.kind}:${core}${k.roots.map((r) => r.op).join("+")}[${k.shape.join(",")}]`;
 }
 
 /** The bindings of a kernel: reads, then outputs, then the error words when used. */

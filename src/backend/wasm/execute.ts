@@ -10,7 +10,7 @@
 import { CMD, CMD_WORDS } from "./program.ts";
 
 /** Byte address of the barrier words (count, generation). */
-export const BARRIER_WORDS = 32;
+const BARRIER_WORDS = 32;
 
 /** The exports of a program's instance. */
 export interface ProgramExports {

@@ -16,8 +16,8 @@ import { type GemmShape, gemmShapeName, relaxedSimd } from "../../kernel/wasm_ge
 import { TuningTable } from "../../../kernels/tune_cache.ts";
 import { gemmShapeFor, wasmProfileKey } from "./tune.ts";
 import type { Backend, Program, Storage } from "../storage.ts";
-import { wasmRangeError } from "./codegen.ts";
-import { BARRIER_WORDS, type ProgramExports, runShare } from "./execute.ts";
+import { rangeError } from "../range_errors.ts";
+import { type ProgramExports, runShare } from "./execute.ts";
 import { BlockHandle, canShare, ERROR_WORDS, WasmHeap, WasmStorage } from "./memory.ts";
 import { type Job, WasmProgram } from "./program.ts";
 
@@ -266,7 +266,7 @@ export class WasmBackend implements Backend {
       const words = this.heap.i32(0, 16);
       const code = words[ERROR_WORDS / 4];
       if (code !== 0) {
-        const e = wasmRangeError(code, words[ERROR_WORDS / 4 + 1]);
+        const e = rangeError(code, words[ERROR_WORDS / 4 + 1]);
         words[ERROR_WORDS / 4] = 0;
         for (const o of res.outputs) o.error = e;
       }
@@ -394,6 +394,3 @@ export class WasmBackend implements Backend {
     this.workers.length = 0;
   }
 }
-
-/** The barrier words' address (for tests). */
-export const BARRIER_ADDRESS = BARRIER_WORDS;

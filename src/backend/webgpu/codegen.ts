@@ -61,7 +61,8 @@ import {
 import { type GemmPrim, inlineRule, loopOf, LOWERING } from "../../kernel/lowering.ts";
 import { optimize, quadOffset, vectorizeLanes } from "../../kernel/passes.ts";
 import { renderWgsl } from "../../kernel/wgsl.ts";
-import type { Kernel } from "./schedule.ts";
+import { rangeCode } from "../range_errors.ts";
+import { type Kernel, kernelName } from "./schedule.ts";
 import { type BindingParts, bindingParts } from "./split.ts";
 
 /** WGSL type names that a prefix plus a counter could spell; never used as local names. */
@@ -139,68 +140,6 @@ function partsOf(node: Node, options: CodegenOptions): BindingParts {
   return options.maxBindingBytes === undefined
     ? { count: 1, elements: bytes / 4 }
     : bindingParts(bytes, options.maxBindingBytes);
-}
-
-/**
- * Messages for out-of-range index reports, by code (from 1, never reused). At most
- * `maxRangeCodes` are kept, the least recently used dropped: a dropped code's report then
- * says less (no op, axis or size), never something wrong.
- */
-const rangeReports = new Map<number, { op: string; axis: number; size: number }>();
-const rangeCodes = new Map<string, number>();
-let maxRangeCodes = 4096;
-let nextRangeCode = 1;
-
-/** The code reported by kernels for an out-of-range index of `node`. */
-function rangeCode(node: Node): number {
-  const axis = (node.params as { axis: number }).axis;
-  const size = node.op === "gather" ? node.inputs[0].shape[axis] : node.shape[axis];
-  const key = `${node.op}|${axis}|${size}`;
-  let code = rangeCodes.get(key);
-  if (code !== undefined) {
-    rangeCodes.delete(key);
-  } else {
-    code = nextRangeCode++;
-    rangeReports.set(code, { op: node.op, axis, size });
-  }
-  rangeCodes.set(key, code);
-  while (rangeCodes.size > maxRangeCodes) {
-    const [oldKey, oldCode] = rangeCodes.entries().next().value!;
-    rangeCodes.delete(oldKey);
-    rangeReports.delete(oldCode);
-  }
-  return code;
-}
-
-/**
- * How many out-of-range report codes are kept; with `limit`, first sets the bound (tests).
- *
- * @example
- * ```ts
- * import { rangeCodeCount } from "./codegen.ts";
- * rangeCodeCount() <= 4096; // true
- * ```
- */
-export function rangeCodeCount(limit?: number): number {
-  if (limit !== undefined) maxRangeCodes = limit;
-  return rangeReports.size;
-}
-
-/**
- * The error for a reported out-of-range index (the same message as the cpu interpreter's).
- *
- * @example
- * ```ts
- * import { rangeError } from "./codegen.ts";
- * rangeError(0, 5) instanceof RangeError; // true
- * ```
- */
-export function rangeError(code: number, index: number): RangeError {
-  const r = rangeReports.get(code);
-  if (r === undefined) {
-    return new RangeError(`An index is out of range (code ${code}, index ${index})`);
-  }
-  return new RangeError(`${r.op}: index ${index} is out of range [0, ${r.size}) on axis ${r.axis}`);
 }
 
 /** Workgroup size of map kernels and serial loops. */
@@ -329,11 +268,6 @@ function describe(k: Kernel, scope: Scope, computed: readonly Node[]): string {
   const root = k.roots[0];
   return `${k.kind} ${root.dtype}[${k.shape.join(",")}]: ${ops.join(", ")}` +
     (scope.reads.length > 0 ? ` (reads ${scope.reads.length})` : "");
-}
-
-function kernelName(k: Kernel): string {
-  const core = k.core !== null && !k.roots.includes(k.core) ? `${k.core.op}+` : "";
-  return `${k.kind}:${core}${k.roots.map((r) => r.op).join("+")}[${k.shape.join(",")}]`;
 }
 
 /** Nodes computed inline by a kernel (for the header comment), inputs first. */

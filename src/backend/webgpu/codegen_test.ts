@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import * as cg from "../../../mod.ts";
 import { makeNode, type Node } from "../../ir/node.ts";
 import { withBackendAsync } from "../registry.ts";
-import { gpu } from "./_testing.ts";
+import { gpu } from "./_gpu_test_util.ts";
 import { generate } from "./codegen.ts";
 import { schedule } from "./schedule.ts";
 

@@ -79,6 +79,19 @@ export interface Kernel {
   after?: Node[];
 }
 
+/**
+ * A kernel's name in profiles and generated code: kind, fused core, roots, shape.
+ *
+ * @example
+ * ```ts ignore
+ * kernelName(k); // e.g. "map:add+relu[2,3]"
+ * ```
+ */
+export function kernelName(k: Kernel): string {
+  const core = k.core !== null && !k.roots.includes(k.core) ? `${k.core.op}+` : "";
+  return `${k.kind}:${core}${k.roots.map((r) => r.op).join("+")}[${k.shape.join(",")}]`;
+}
+
 /** The schedule of a graph. */
 export interface Schedule {
   /** The graph in topological order. */

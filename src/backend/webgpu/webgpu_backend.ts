@@ -10,7 +10,7 @@ import type { TypedArray } from "../../ir/dtype.ts";
 import type { Node } from "../../ir/node.ts";
 import type { Backend, Program, Storage } from "../storage.ts";
 import { BufferHandle, BufferPool, float64Error, GpuStorage, sizeClass } from "./buffers.ts";
-import { rangeError } from "./codegen.ts";
+import { rangeError } from "../range_errors.ts";
 import { formatCompileMessages, type GpuContext, throwPendingError } from "./device.ts";
 import { GpuProgram } from "./program.ts";
 import { profileKey } from "../../kernel/device_profile.ts";
