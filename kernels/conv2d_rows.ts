@@ -3,8 +3,8 @@
  * channels at `tn` consecutive pixels of one image, four pixels per `vec4`. For every input
  * channel and kernel row it loads the input rows under its pixels as aligned `vec4`s once and
  * reads the three horizontal taps as shifted views of them (neighbour quads give the edges),
- * so one load serves three taps; the weights are first repacked to one `vec4` per output
- * channel, input channel and kernel row (`(kw0, kw1, kw2, 0)`). llvmpipe loads storage one
+ * so one load serves three taps; the weights are first repacked to one `vec4` per four output
+ * channels, input channel and tap (every lane used). llvmpipe loads storage one
  * lane at a time, so loads, not multiply-adds, bound its convolutions: measured on T1's shapes
  * (llvmpipe, 2 cores) 1.5-2.4x the implicit GEMM's rate.
  *
@@ -150,11 +150,11 @@ export function conv2dRowsKernel(spec: Conv2dRowsSpec): KernelPlan {
     throw new TypeError(`Invalid conv2dRowsKernel mode "${mode}": expected forward or backInput`);
   }
   const tile = spec.tile ?? rowsTile(spec);
-  if (tile === null || cout % tile.tm !== 0 || !fits(tile.tn, n, h, w)) {
+  if (tile === null || tile.tm % 4 !== 0 || cout % tile.tm !== 0 || !fits(tile.tn, n, h, w)) {
     throw new RangeError(
       `conv2dRowsKernel: no row tile${
         spec.tile ? ` ${spec.tile.tm}x${spec.tile.tn}` : ""
-      } for ${cout} output channels of ${h}x${w} pixels (expected a width multiple of 4, threads of up to 64 pixels in whole quads covering whole images, whole rows or equal parts of a row, output channels a multiple of 8)`,
+      } for ${cout} output channels of ${h}x${w} pixels (expected a width multiple of 4, threads of up to 64 pixels in whole quads covering whole images, whole rows or equal parts of a row, output channels a multiple of 8 and of the tile, itself a multiple of 4)`,
     );
   }
   return {
@@ -164,7 +164,7 @@ export function conv2dRowsKernel(spec: Conv2dRowsSpec): KernelPlan {
       rowsStep(spec, tile),
       ...(spec.epilogue === undefined ? [] : [epilogueStep(n * cout * h * w, spec.epilogue)]),
     ],
-    scratch: [{ name: "wq", size: cout * cin * 3 * 16 }],
+    scratch: [{ name: "wq", size: cout * cin * 9 * 4 }],
   };
 }
 
@@ -198,6 +198,7 @@ function rowsStep(spec: Conv2dRowsSpec, { tm, tn }: { tm: number; tn: number }):
     letS("seg", add(mul(mod(v("lin"), U(colGroups)), U(8)), v("lid"))),
     { kind: "exit", index: v("seg"), limit: segs, unit: "thread" },
     letS("o0", mul(div(v("lin"), U(colGroups)), U(tm))),
+    letS("g0", mul(div(v("lin"), U(colGroups)), U(tm / 4))),
     letS("col0", mul(v("seg"), U(tn))),
     letS("nb", div(v("col0"), U(p))),
     letS("p0", mod(v("col0"), U(p))),
@@ -251,17 +252,19 @@ function rowsStep(spec: Conv2dRowsSpec, { tm, tn }: { tm: number; tn: number }):
       B.push(letS(`xl_${kh}_${q}`, vec4([left, lane(x, 0), lane(x, 1), lane(x, 2)])));
       B.push(letS(`xr_${kh}_${q}`, vec4([lane(x, 1), lane(x, 2), lane(x, 3), right])));
     }
+    // The weights of four output channels at one tap are one vec4 (no lane wasted).
+    for (let g = 0; g < tm / 4; g++) {
+      for (let kw = 0; kw < 3; kw++) {
+        const at = mul(add(mul(add(v("g0"), U(g)), U(cin)), v("ci")), U(9));
+        B.push(letS(`w_${kh}_${g}_${kw}`, loadV("wq", add(at, U(kh * 3 + kw)))));
+      }
+    }
     for (let i = 0; i < tm; i++) {
-      const wv = f4(`w_${kh}_${i}`);
-      B.push(
-        letS(
-          `w_${kh}_${i}`,
-          loadV("wq", add(mul(add(mul(add(v("o0"), U(i)), U(cin)), v("ci")), U(3)), U(kh))),
-        ),
-      );
       for (let q = 0; q < quads; q++) {
         const acc = f4(`acc_${i}_${q}`);
-        const taps = ["xl", "xv", "xr"].map((x, kw) => mul(lane(wv, kw), f4(`${x}_${kh}_${q}`)));
+        const taps = ["xl", "xv", "xr"].map((x, kw) =>
+          mul(lane(f4(`w_${kh}_${Math.floor(i / 4)}_${kw}`), i % 4), f4(`${x}_${kh}_${q}`))
+        );
         B.push(assign(`acc_${i}_${q}`, taps.reduce(add, acc)));
       }
     }
@@ -325,20 +328,24 @@ function epilogueStep(size: number, epilogue: Epilogue): KernelSource {
 }
 
 /**
- * Step 1: `wq[(co * cin + ci) * 3 + kh] = (w(kw 0), w(kw 1), w(kw 2), 0)` of the kernel's output
- * channel `co` and input channel `ci`; for the input gradient the weights are transposed and
- * flipped (`w'[c, o, kh, kw] = w[o, c, 2 - kh, 2 - kw]`).
+ * Step 1: `wq[((g * cin + ci) * 3 + kh) * 3 + kw]` holds the weights of the kernel's output
+ * channels `4g .. 4g + 3` at input channel `ci` and tap `(kh, kw)`, one `vec4`; for the input
+ * gradient the weights are transposed and flipped (`w'[c, o, kh, kw] = w[o, c, 2 - kh, 2 - kw]`).
  */
 function repackStep(cin: number, cout: number, mode: "forward" | "backInput"): KernelSource {
-  const total = cout * cin * 3;
-  const src = (kw: number) =>
-    loadF(
+  const total = (cout / 4) * cin * 9;
+  const src = (j: number) => {
+    const co = add(mul(v("g"), U(4)), U(j));
+    return loadF(
       "w",
-      mode === "forward" ? add(mul(v("i"), U(3)), U(kw)) : add(
-        mul(sub(add(mul(add(mul(v("ci"), U(cout)), v("co")), U(3)), U(2)), v("kh")), U(3)),
-        U(2 - kw),
-      ),
+      mode === "forward"
+        ? add(mul(add(mul(add(mul(co, U(cin)), v("ci")), U(3)), v("kh")), U(3)), v("kw"))
+        : add(
+          mul(sub(add(mul(add(mul(v("ci"), U(cout)), co), U(3)), U(2)), v("kh")), U(3)),
+          sub(U(2), v("kw")),
+        ),
     );
+  };
   return irStep("conv2dRowsRepack", {
     comment: `conv2d 3x3 by rows: weights repacked (${mode})`,
     bindings: [{ name: "w", type: "f32" }, { name: "wq", type: "vec4<f32>", write: true }],
@@ -347,10 +354,11 @@ function repackStep(cin: number, cout: number, mode: "forward" | "backInput"): K
     body: [
       letS("i", add(mul(v("lin"), U(64)), v("lid"))),
       { kind: "exit", index: v("i"), limit: total, unit: "thread" },
-      letS("co", div(v("i"), U(cin * 3))),
-      letS("ci", mod(div(v("i"), U(3)), U(cin))),
-      letS("kh", mod(v("i"), U(3))),
-      store("wq", v("i"), vec4([src(0), src(1), src(2), F0])),
+      letS("g", div(v("i"), U(cin * 9))),
+      letS("ci", mod(div(v("i"), U(9)), U(cin))),
+      letS("kh", mod(div(v("i"), U(3)), U(3))),
+      letS("kw", mod(v("i"), U(3))),
+      store("wq", v("i"), vec4([src(0), src(1), src(2), src(3)])),
     ],
   });
 }
