@@ -382,6 +382,54 @@ Deno.test({
 });
 
 Deno.test({
+  name: "a tuned program's first run reports its build and run time to calibrate the tiers",
+  ...opts,
+  async fn() {
+    const f = cg.compile((x: T, w: T) => cg.conv2d(x, w, { padding: 1 }));
+    const x = cg.normal(cg.randomKey(9), [2, 4, 6, 8]);
+    const w = cg.normal(cg.randomKey(10), [8, 4, 3, 3]);
+    const tuning = gpu!.tuning;
+    if (tuning.mode === "off") return; // COSGRAD_TUNE=off: no records to add
+    const observe = tuning.observeCompile;
+    const seen: [number, number][] = [];
+    try {
+      await withBackendAsync(gpu!, async () => {
+        await f(x, w).data();
+        const miss = [...tuning.misses.values()].find((m) => m.cls.includes("x2x4x6x8"));
+        assert.ok(miss !== undefined, `a miss for the convolution: ${[...tuning.misses.keys()]}`);
+        tuning.record(miss.cls, {
+          candidates: [{
+            variant: { algo: "implicit", cap: 4 },
+            runMs: 1,
+            compileMs: 50,
+            error: 0,
+          }],
+        });
+        tuning.observeCompile = (predicted, actual) => {
+          seen.push([predicted, actual]);
+          observe.call(tuning, predicted, actual);
+        };
+        // The call builds the program (its new pipelines all the tuned kernel's) and submits it:
+        // llvmpipe compiles in there, so the observed time must cover it.
+        const t = performance.now();
+        const y = f(x, w);
+        const callMs = performance.now() - t;
+        await y.data();
+        await gpu!.synchronize();
+        assert.equal(seen.length, 1, "one observation");
+        assert.equal(seen[0][0], 50, "the record's compile time predicted");
+        assert.ok(
+          seen[0][1] + 5 >= 0.8 * callMs,
+          `observed ${seen[0][1].toFixed(1)} ms, the call took ${callMs.toFixed(1)} ms`,
+        );
+      });
+    } finally {
+      tuning.observeCompile = observe;
+    }
+  },
+});
+
+Deno.test({
   name:
     "tunePending() measures the classes a program used, saves them, and the next call uses them",
   ...opts,
