@@ -197,8 +197,9 @@ function rowsStep(spec: Conv2dRowsSpec, { tm, tn }: { tm: number; tn: number }):
   const body: Stmt[] = [
     letS("seg", add(mul(mod(v("lin"), U(colGroups)), U(8)), v("lid"))),
     { kind: "exit", index: v("seg"), limit: segs, unit: "thread" },
-    letS("o0", mul(div(v("lin"), U(colGroups)), U(tm))),
-    letS("g0", mul(div(v("lin"), U(colGroups)), U(tm / 4))),
+    letS("ot", div(v("lin"), U(colGroups))),
+    letS("o0", mul(v("ot"), U(tm))),
+    letS("g0", mul(v("ot"), U(tm / 4))),
     letS("col0", mul(v("seg"), U(tn))),
     letS("nb", div(v("col0"), U(p))),
     letS("p0", mod(v("col0"), U(p))),

@@ -357,23 +357,27 @@ Deno.test({ name: "conv2d by rows matches the reference", ignore }, async (t) =>
   }
 });
 
+/** A 3x3 stride-1 weight gradient, `inChannels` -> 8 on `height`x8 images: inputs, reference, row spec. */
+function rowsFilterCase(inChannels: number, height: number) {
+  const spec: Conv2dSpec = {
+    batch: 2,
+    inChannels,
+    height,
+    width: 8,
+    outChannels: 8,
+    kernelH: 3,
+    kernelW: 3,
+    padding: 1,
+  };
+  const { g, x, dy } = inputsFor(spec);
+  const rows = { batch: g.n, inChannels: g.c, outChannels: g.o, height: g.h, width: g.w };
+  return { x, dy, size: g.o * g.c * 9, ref: referenceBackwardFilter(g, x, dy), rows };
+}
+
 Deno.test(
   { name: "conv2dRowsFilterKernel() with one share: direct, or summed for its epilogue", ignore },
   async () => {
-    const spec: Conv2dSpec = {
-      batch: 2,
-      inChannels: 6,
-      height: 5,
-      width: 8,
-      outChannels: 8,
-      kernelH: 3,
-      kernelW: 3,
-      padding: 1,
-    };
-    const { g, x, dy } = inputsFor(spec);
-    const size = g.o * g.c * 9;
-    const ref = referenceBackwardFilter(g, x, dy);
-    const rows = { batch: g.n, inChannels: g.c, outChannels: g.o, height: g.h, width: g.w };
+    const { x, dy, size, ref, rows } = rowsFilterCase(6, 5);
     const direct = conv2dRowsFilterKernel({ ...rows, splits: 1 });
     assert.equal(direct.steps.length, 1);
     const got = await runPlan(device!, direct, { inputs: { x, dy }, outputs: { out: size } });
@@ -407,22 +411,9 @@ Deno.test(
 Deno.test(
   { name: "conv2dRowsFilterKernel() walking several rows per step matches the reference", ignore },
   async () => {
-    // Height 6: two and three rows per step; edges above and below each group come from the
-    // neighbouring rows (or zeros at the image border).
-    const spec: Conv2dSpec = {
-      batch: 2,
-      inChannels: 4,
-      height: 6,
-      width: 8,
-      outChannels: 8,
-      kernelH: 3,
-      kernelW: 3,
-      padding: 1,
-    };
-    const { g, x, dy } = inputsFor(spec);
-    const size = g.o * g.c * 9;
-    const ref = referenceBackwardFilter(g, x, dy);
-    const rows = { batch: g.n, inChannels: g.c, outChannels: g.o, height: g.h, width: g.w };
+    // Height 6: two, three and six rows per step; edges above and below each group come from
+    // the neighbouring rows (or zeros at the image border).
+    const { x, dy, size, ref, rows } = rowsFilterCase(4, 6);
     for (
       const tile of [{ to: 8, tc: 2, rh: 2 }, { to: 4, tc: 4, rh: 3 }, { to: 8, tc: 1, rh: 6 }]
     ) {

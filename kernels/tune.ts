@@ -373,12 +373,11 @@ export async function measureKernel(
   const minBatch = options.minBatchMs ?? 100;
   const { inputs, out } = kernelBuffers(kernel);
   let reference: Float32Array | null = null;
-  // Per candidate: its first dispatch and one steady run on the host, and its batches' times.
+  // Per candidate: its first dispatch, runs per batch (from one steady run), batches' times.
   const measured: {
     variant: Variant | null;
     error: number;
     firstMs: number;
-    singleMs: number;
     reps: number;
     prepared: PreparedPlan;
     batchMs: number[];
@@ -416,7 +415,6 @@ export async function measureKernel(
           variant,
           error: relativeError(got, reference),
           firstMs,
-          singleMs,
           reps: Math.max(1, Math.min(50, Math.ceil(minBatch / Math.max(singleMs, 0.01)))),
           prepared,
           batchMs: [],

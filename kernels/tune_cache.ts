@@ -414,11 +414,11 @@ export class TuningTable {
 
   /**
    * Calibrates the tiers' predictions: a run whose only new pipelines were tuned classes'
-   * choices, predicted to compile in `predictedMs`, took `actualMs` from submission to
-   * completion. Later promotions count predicted compile times times the latest ratio
-   * (within 0.25-10), so a machine slower than the one the records came from (or kernels whose
-   * fused epilogues compile longer than the measured ones) spreads the compiling over more runs
-   * instead of overrunning `COSGRAD_TUNE_STEP_S`.
+   * choices, predicted to compile in `predictedMs`, took `actualMs` to build and run once
+   * (pipeline creation, submission and completion). Later promotions count predicted compile
+   * times times the latest ratio (within 0.25-10), so a machine slower than the one the records
+   * came from (or kernels whose fused epilogues compile longer than the measured ones) spreads
+   * the compiling over more runs instead of overrunning `COSGRAD_TUNE_STEP_S`.
    *
    * @example
    * ```ts
