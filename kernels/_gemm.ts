@@ -22,7 +22,9 @@
  *
  * With `splits > 1` the K range is cut into equal chunks (multiples of `bk`); step 1 writes
  * the partial sums to a scratch buffer `partial` laid out as `[split][output element]`, and
- * step 2 sums them in a fixed order, applies the epilogue and writes `out`.
+ * step 2 sums them in a fixed order, applies the epilogue and writes `out`. A thread tile of more
+ * than 64 accumulators takes the same two steps (one split) when it has an epilogue, which
+ * inlined would be compiled once per accumulator.
  *
  * @module
  */
@@ -337,6 +339,9 @@ function operandSlots(
 }
 
 /** The output stores of a register block (bounds-checked; epilogue or partial sums). */
+/** Accumulators a thread may apply a fused epilogue to inline (see {@linkcode gemmPlan}). */
+const EPILOGUE_INLINE = 64;
+
 /** Element (i, j) of the register block held as `vec4` accumulators `acc_<row>_<column / 4>`. */
 function accLane(i: number, j: number): Expr {
   return lane(f4(`acc_${i}_${Math.floor(j / 4)}`), j % 4);
@@ -617,7 +622,11 @@ export function gemmPlan(spec: GemmSpec): KernelPlan {
   const tilesN = Math.ceil(n / bn);
   const grid = foldGrid(tilesM * tilesN * batch * splits);
   const external = spec.splitOffset !== undefined;
-  const split = splits > 1 || external;
+  // A fused epilogue is compiled once per accumulator: past EPILOGUE_INLINE accumulators a
+  // thread, it runs as its own pass over the output instead (the SGD update of T1's 64->128
+  // weight gradient, 32x16 a thread, took llvmpipe 31 s to compile inline).
+  const deferred = epilogue !== undefined && tile.tm * tile.tn > EPILOGUE_INLINE;
+  const split = splits > 1 || external || deferred;
   const totalSplits = external ? (spec.splitTotal ?? 0) : splits;
   if (external && (spec.splitOffset! < 0 || spec.splitOffset! + splits > totalSplits)) {
     throw new RangeError(

@@ -106,6 +106,22 @@ Deno.test(
       const splits = plan.scratch[0].size / (8 * 12 * 4);
       assert.ok(splits >= 2, `expected split-K, got scratch ${JSON.stringify(plan.scratch)}`);
     });
+    await t.step("its own pass after a thread tile of over 64 accumulators", async () => {
+      const tile = { bm: 32, bn: 32, bk: 4, tm: 16, tn: 8, staging: "registers" as const };
+      const plan = await check({ batch: 1, m: 40, n: 12, k: 40, epilogue, tile }, apply);
+      assert.deepEqual(plan.steps.map((s) => s.bindings.join()), ["a,b,partial", "partial,e0,out"]);
+      assert.deepEqual(plan.scratch, [{ name: "partial", size: 40 * 12 * 4 }]);
+      // 8 x 8 accumulators a thread: applied inline.
+      const small = await check({
+        batch: 1,
+        m: 40,
+        n: 12,
+        k: 40,
+        epilogue,
+        tile: { ...tile, tm: 8 },
+      }, apply);
+      assert.equal(small.steps.length, 1);
+    });
   },
 );
 

@@ -58,8 +58,16 @@ Deno.test({
       try {
         for (let i = 0; i < 4; i++) {
           const before = submits;
+          const pipelines = gpu!.stats.pipelines;
           const r = step(p, x, labels);
-          assert.equal(submits - before, 1, `step ${i} submitted ${submits - before} times`);
+          // The first step also compiles: with a compile pool, one submission per pipeline
+          // this thread compiles (compile_pool.ts).
+          const compiles = gpu!.compilePool === null ? 0 : gpu!.stats.pipelines - pipelines;
+          const most = 1 + (i === 0 ? compiles : 0);
+          assert.ok(
+            submits - before >= 1 && submits - before <= most,
+            `step ${i} submitted ${submits - before} times (at most ${most})`,
+          );
           p = r.p;
           losses.push(r.loss);
         }

@@ -21,6 +21,7 @@ import { LOWERING } from "../../kernel/lowering.ts";
 import { bindingParts } from "./split.ts";
 import { type Schedule, schedule } from "./schedule.ts";
 import type { CachedPipeline, WebGpuBackend } from "./webgpu_backend.ts";
+import type { LocalJob } from "./compile_pool.ts";
 import { classOf, type TunedKernel } from "../../../kernels/tune.ts";
 
 /** Where a dispatch binding's memory comes from, once planned. */
@@ -30,6 +31,8 @@ interface PlannedDispatch {
   dispatch: Dispatch;
   /** Null for a buffer clear. */
   pipeline: GPUComputePipeline | null;
+  /** The backend's cache entry of the pipeline; null for a buffer clear. */
+  cached: CachedPipeline | null;
   layout: GPUBindGroupLayout | null;
   sources: Source[];
   /** Whether the dispatch does any work (empty tensors skip it). */
@@ -217,12 +220,20 @@ export class GpuProgram implements Program {
     if (have !== undefined) return have;
     const mem = this.planner.plan(donated);
     const dispatches = this.dispatches.map(({ dispatch }, d): PlannedDispatch => {
-      const { pipeline, layout } = dispatch.clear
-        ? { pipeline: null, layout: null }
+      const cached = dispatch.clear
+        ? null
         : this.backend.pipeline(dispatch.code, dispatch.name, dispatch.bindings.map(writes));
       const empty = dispatch.clear === true ||
         dispatch.bindings.some((b) => b.kind === "node" && b.write && sizeOf(b.node.shape) === 0);
-      return { dispatch, pipeline, layout, sources: mem.sources[d], empty, bindGroups: new Map() };
+      return {
+        dispatch,
+        pipeline: cached?.pipeline ?? null,
+        layout: cached?.layout ?? null,
+        cached,
+        sources: mem.sources[d],
+        empty,
+        bindGroups: new Map(),
+      };
     });
     const plan: Plan = { ...mem, dispatches };
     this.plans.set(key, plan);
@@ -247,6 +258,24 @@ export class GpuProgram implements Program {
    */
   memory(donated?: ReadonlySet<number>): MemoryReport {
     return this.planner.memory(donated);
+  }
+
+  /**
+   * Compiles the plan's pipelines that no run has dispatched yet with the backend's compile
+   * pool (main thread and workers at once, `compile_pool.ts`), where there is one.
+   */
+  private precompile(plan: Plan): void {
+    const pool = this.backend.compilePool;
+    if (pool === null || !pool.active) return;
+    const fresh = new Map<CachedPipeline, LocalJob>();
+    for (const pd of plan.dispatches) {
+      const c = pd.cached;
+      if (pd.empty || c === null || c.dispatched || fresh.has(c)) continue;
+      const { name, code } = pd.dispatch;
+      const job = { name, code, writes: pd.dispatch.bindings.map(writes) };
+      fresh.set(c, { ...job, pipeline: c.pipeline, layout: c.layout });
+    }
+    pool.compile([...fresh.values()]);
   }
 
   run(inputs: readonly Storage[], donated?: ReadonlySet<number>): Storage[] {
@@ -277,6 +306,7 @@ export class GpuProgram implements Program {
         gpuInputs.some((t, j) => j !== i && t.handle === s.handle);
     });
     const plan = this.plan(reusable);
+    this.precompile(plan);
     const pool = backend.pool;
     const buffers = plan.slots.map((s) =>
       s.input >= 0 ? gpuInputs[s.input].handle.move() : pool.acquire(s.bytes)
@@ -321,6 +351,9 @@ export class GpuProgram implements Program {
     }
     profiler?.resolve(encoder);
     device.queue.submit([encoder.finish()]);
+    for (const pd of plan.dispatches) {
+      if (pd.cached !== null && !pd.empty) pd.cached.dispatched = true;
+    }
     // A first run whose new pipelines are all tuned kernels calibrates the tiers' compile-time
     // predictions: its build and its first run, submission included (llvmpipe may compile when
     // the pipeline is created, when the work is submitted, or when it runs; timing from after

@@ -1,6 +1,7 @@
 // Starting the WebGPU backend once per process (shared by mod.ts, the tests and the bench).
 import { requestGpu } from "./device.ts";
 import { WebGpuBackend } from "./webgpu_backend.ts";
+import { CompilePool, compileThreads } from "./compile_pool.ts";
 
 let starting: Promise<WebGpuBackend> | null = null;
 
@@ -17,7 +18,11 @@ let starting: Promise<WebGpuBackend> | null = null;
  */
 export function startWebGpuBackend(): Promise<WebGpuBackend> {
   if (starting === null) {
-    starting = requestGpu().then((ctx) => new WebGpuBackend(ctx));
+    starting = requestGpu().then(async (ctx) => {
+      const backend = new WebGpuBackend(ctx);
+      backend.compilePool = await CompilePool.start(ctx, compileThreads(ctx.description));
+      return backend;
+    });
     // A failed start may be retried (e.g. after a test's simulated missing adapter).
     starting.catch(() => starting = null);
   }

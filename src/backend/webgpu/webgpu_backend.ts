@@ -17,6 +17,7 @@ import { profileKey } from "../../kernel/device_profile.ts";
 import { TuningTable } from "../../../kernels/tune_cache.ts";
 import { candidatesOf, measureKernel } from "../../../kernels/tune.ts";
 import { RunProfiler } from "./profile.ts";
+import { type CompilePool, layoutEntries } from "./compile_pool.ts";
 
 let backendCount = 0;
 
@@ -40,6 +41,8 @@ export interface CachedPipeline {
   status: "pending" | "ok" | Error;
   /** Settles when the device has answered. */
   checked: Promise<void>;
+  /** Whether a run has dispatched it (so llvmpipe has compiled it). */
+  dispatched: boolean;
 }
 
 /** Pipelines kept per backend; the least recently used beyond this are dropped (recompiled). */
@@ -77,6 +80,11 @@ export class WebGpuBackend implements Backend {
   /** Statistics, for tests and profiling. */
   readonly stats = { pipelines: 0, programs: 0, pipelineNames: [] as string[] };
   private tuningNow = false;
+  /**
+   * Worker threads compiling new pipelines beside the main thread (`compile_pool.ts`; set by
+   * `startWebGpuBackend`), or null.
+   */
+  compilePool: CompilePool | null = null;
   /** Distinguishes backends over different devices in program cache keys. */
   private readonly id = ++backendCount;
   /** Starts the backend on a device from `requestGpu()`. */
@@ -205,12 +213,7 @@ export class WebGpuBackend implements Backend {
       return have;
     }
     const device = this.gpu.device;
-    const entries: GPUBindGroupLayoutEntry[] = writes.map((write, binding) => ({
-      binding,
-      visibility: GPUShaderStage.COMPUTE,
-      buffer: { type: write ? "storage" : "read-only-storage" },
-    }));
-    const layout = device.createBindGroupLayout({ entries, label: name });
+    const layout = device.createBindGroupLayout({ entries: layoutEntries(writes), label: name });
     device.pushErrorScope("validation");
     const module = device.createShaderModule({ code, label: name });
     const pipeline = device.createComputePipeline({
@@ -223,6 +226,7 @@ export class WebGpuBackend implements Backend {
       layout,
       status: "pending",
       checked: Promise.resolve(),
+      dispatched: false,
     };
     // A compile error belongs to this pipeline: it is thrown by the runs and reads that use it
     // (see checkPipelines, markWritten, readBuffer), never by an unrelated later call.
