@@ -130,6 +130,7 @@ export function compileThreads(adapter: string): number {
 interface PoolWorker {
   postMessage(m: CompileBatch): void;
   once(event: "message", f: () => void): void;
+  on(event: "error", f: (e: unknown) => void): void;
   unref(): void;
   terminate(): void;
 }
@@ -158,6 +159,8 @@ export class CompilePool {
         })
       );
     this.ready = Promise.all(workers.map(ready)).then(() => {});
+    // A worker that fails stops the pool (its error would otherwise end the process).
+    for (const w of workers) w.on("error", (e) => this.stop(`a worker failed: ${e}`));
   }
 
   /**
@@ -175,9 +178,17 @@ export class CompilePool {
   static async start(gpu: GpuContext, threads: number): Promise<CompilePool | null> {
     if (threads <= 0 || !("Deno" in globalThis)) return null;
     const nodeThreads = "node:worker_threads";
-    const { Worker } = await import(nodeThreads) as { Worker: new (url: URL) => PoolWorker };
     const url = new URL("./compile_worker.ts", import.meta.url);
-    const workers = Array.from({ length: threads }, () => new Worker(url));
+    const workers: PoolWorker[] = [];
+    try {
+      const { Worker } = await import(nodeThreads) as { Worker: new (url: URL) => PoolWorker };
+      for (let i = 0; i < threads; i++) workers.push(new Worker(url));
+    } catch (e) {
+      // Only a speed-up: without it the main thread compiles alone.
+      for (const w of workers) w.terminate();
+      if (debugEnabled("compile")) console.log(`[cosgrad compile] no compile threads: ${e}`);
+      return null;
+    }
     return new CompilePool(gpu, workers);
   }
 
