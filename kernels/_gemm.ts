@@ -338,7 +338,6 @@ function operandSlots(
   return slots;
 }
 
-/** The output stores of a register block (bounds-checked; epilogue or partial sums). */
 /** Accumulators a thread may apply a fused epilogue to inline (see {@linkcode gemmPlan}). */
 const EPILOGUE_INLINE = 64;
 
@@ -347,6 +346,7 @@ function accLane(i: number, j: number): Expr {
   return lane(f4(`acc_${i}_${Math.floor(j / 4)}`), j % 4);
 }
 
+/** The output stores of a register block (bounds-checked; epilogue or partial sums). */
 function storeBlock(
   spec: GemmSpec,
   rows: Expr[],

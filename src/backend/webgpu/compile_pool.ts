@@ -12,10 +12,11 @@
  * pipeline compiled.
  *
  * It is on by default only where that works: Deno (the workers are `node:worker_threads`,
- * unref'd once they have their device, so they never keep a process alive), a Mesa software adapter, and the shader cache not
- * disabled (`MESA_SHADER_CACHE_DISABLE`). The first pipeline a worker compiled is timed again
- * here: if this device did not find it in the cache (it took over half the worker's time), the
- * pool stops and the main thread compiles alone.
+ * unref'd once they have their device, so they never keep a process alive), a Mesa software
+ * adapter, and the shader cache not disabled (`MESA_SHADER_CACHE_DISABLE`). The first pipeline a
+ * worker took 400 ms or more to compile is timed again here: if this device did not find it in
+ * the cache (it took over half the worker's time), the pool stops and the main thread compiles
+ * alone.
  *
  * @module
  */
@@ -54,7 +55,10 @@ export interface CompileBatch {
 export const NEXT = 0;
 /** Slot set to 1 by a worker that cannot compile (no device, or another adapter). */
 export const DEAD = 1;
-/** First status slot: 0 waiting, 1 compiled by a worker, 2 failed there, 3 taken by the main thread. */
+/**
+ * First of a status slot per job (0 waiting, 1 compiled by a worker, 2 failed there, 3 taken by
+ * the main thread), followed by a slot per job for a worker's milliseconds.
+ */
 export const STATUS = 2;
 
 /** The bind-group layout entries of a kernel's binding slots (storage buffers, in order). */
@@ -238,13 +242,13 @@ export class CompilePool {
       if (Atomics.load(st, STATUS + i) !== 1) continue;
       shared++;
       times[i] = st[STATUS + n + i];
-      // Loaded from the disk cache here; the first one is timed to check that it was.
+      // Loaded from the disk cache here; the first long one is timed to check that it was.
       const t = performance.now();
       compile(jobs[i]);
       const ms = performance.now() - t;
-      if (!this.verified) {
-        const workerMs = st[STATUS + n + i];
-        if (ms > 0.5 * workerMs && ms > 200) {
+      const workerMs = st[STATUS + n + i];
+      if (!this.verified && workerMs >= 400) {
+        if (ms > 0.5 * workerMs) {
           this.stop(
             `this device compiled a worker's pipeline again (${
               ms.toFixed(0)
@@ -254,8 +258,6 @@ export class CompilePool {
         this.verified = true;
       }
     }
-    // Late jobs: workers still claiming would only repeat the run's work.
-    Atomics.store(st, NEXT, n);
     this.stats.shared += shared;
     this.stats.batches++;
     if (debugEnabled("compile")) {
