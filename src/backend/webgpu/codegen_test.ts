@@ -7,6 +7,7 @@ import { withBackendAsync } from "../registry.ts";
 import { gpu } from "./_gpu_test_util.ts";
 import { generate } from "./codegen.ts";
 import { schedule } from "./schedule.ts";
+import { stmtExprs, walkExpr, walkStmts } from "../../kernel/ir.ts";
 
 const opts = { ignore: gpu === null, sanitizeResources: false, sanitizeOps: false };
 
@@ -55,3 +56,54 @@ Deno.test("generate() vec4 map kernels agree with host arithmetic", opts, async 
     assert.equal(got[1][i], xs[i] > tv ? 1 : 0, `count element ${i}`);
   }
 });
+
+Deno.test("generate() loads a per-channel value once per quad when a channel holds whole quads", async (t) => {
+  const v = (id: string, shape: number[]) => makeNode("var", [], { id, shape, dtype: "float32" });
+  const loadsOf = (shape: number[]) => {
+    const x = v("x", shape), s = v("s", [shape[1]]);
+    const sb = makeNode("broadcast", [makeNode("reshape", [s], { shape: [1, shape[1], 1] })], {
+      shape,
+    });
+    const root = makeNode("mul", [makeNode("sqrt", [sb], {}), x], {});
+    const sch = schedule([root], { maxBindings: 8 });
+    const isMem = (n: Node) => n.op === "var" || sch.realized.has(n);
+    const [d] = generate(sch.kernels[0], { isMem, alias: sch.alias }, { profile: "llvmpipe" });
+    const s1 = d.kernel!.bindings.find((b) => b.lanes === 1)!.name;
+    let loads = 0, roots = 0;
+    walkStmts(d.kernel!.body, (st) =>
+      stmtExprs(st).forEach((e) =>
+        walkExpr(e, (x) => {
+          if (x.kind === "load" && x.buf === s1) loads++;
+          if (x.kind === "call" && x.fn === "sqrt") roots++;
+        })
+      ));
+    return { loads, roots };
+  };
+  await t.step("8 elements a channel: one load and one square root a thread", () => {
+    assert.deepEqual(loadsOf([16, 4, 8]), { loads: 1, roots: 1 });
+  });
+  await t.step("6 elements a channel: a quad may span two, so one a lane", () => {
+    assert.deepEqual(loadsOf([16, 3, 6]), { loads: 4, roots: 4 });
+  });
+});
+
+Deno.test(
+  "generate() vec4 map kernels with channels of 6 elements agree with host arithmetic",
+  opts,
+  async () => {
+    const [n, c, w] = [16, 3, 6];
+    const xs = Float32Array.from({ length: n * c * w }, (_, i) => Math.sin(i * 0.37) * 3);
+    const ss = Float32Array.from({ length: c }, (_, i) => i + 0.5);
+    const got = await withBackendAsync(gpu!, async () => {
+      const s = cg.reshape(cg.tensor(ss, [c]), [1, c, 1]);
+      return await cg.mul(cg.tensor(xs, [n, c, w]), cg.sqrt(s)).data();
+    });
+    for (let i = 0; i < xs.length; i++) {
+      const want = Math.fround(xs[i] * Math.fround(Math.sqrt(ss[Math.floor(i / w) % c])));
+      assert.ok(
+        Math.abs(got[i] - want) <= 1e-6 * Math.abs(want),
+        `element ${i}: ${got[i]} vs ${want}`,
+      );
+    }
+  },
+);
