@@ -418,7 +418,7 @@ function vectorMapKernel(k: Kernel, scope0: Scope): KernelAst<BindingRef> | null
   const first = name(lanes[0], "u32");
   const quad = (x: Expr): Expr =>
     x.kind === "binary" && x.op === "/" && x.a.kind === "name" && lanes.includes(x.a.name) &&
-      x.b.kind === "lit" && x.b.value % LANES === 0
+      x.b.kind === "lit" && x.b.type === "u32" && x.b.value > 0 && x.b.value % LANES === 0
       ? bin("/", first, x.b)
       : x;
   const kernel = assemble(
