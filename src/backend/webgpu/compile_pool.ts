@@ -14,7 +14,7 @@
  * It is on by default only where that works: Deno (the workers are `node:worker_threads`,
  * unref'd once they have their device, so they never keep a process alive), a Mesa software
  * adapter, and the shader cache not disabled (`MESA_SHADER_CACHE_DISABLE`). The first pipeline a
- * worker took 400 ms or more to compile is timed again here: if this device did not find it in
+ * worker took 100 ms or more to compile is timed again here: if this device did not find it in
  * the cache (it took over half the worker's time), the pool stops and the main thread compiles
  * alone.
  *
@@ -222,41 +222,53 @@ export class CompilePool {
     const compile = (j: LocalJob) =>
       compileByDispatch(device, this.scratch, j.pipeline, j.layout, j.writes.length);
     const times: number[] = [];
-    for (;;) {
+    // A worker's pipeline, compiled here: a cache hit if the hand-over works. The first that took
+    // the worker 100 ms or more is timed, as soon as one is done, to stop sharing early if not.
+    const handOver = (i: number) => {
+      const t = performance.now();
+      compile(jobs[i]);
+      const ms = performance.now() - t;
+      const workerMs = st[STATUS + n + i];
+      times[i] = workerMs;
+      if (this.verified || workerMs < 100) return;
+      this.verified = true;
+      if (ms > 0.5 * workerMs) {
+        this.stop(
+          `this device compiled a worker's pipeline again (${
+            ms.toFixed(0)
+          } ms against ${workerMs} ms): the shader cache is not shared`,
+        );
+      }
+    };
+    const handed = new Set<number>();
+    while (!this.stopped) {
       const i = Atomics.add(st, NEXT, 1);
       if (i >= n) break;
       Atomics.store(st, STATUS + i, 3);
       const t = performance.now();
       compile(jobs[i]);
       times[i] = performance.now() - t;
+      if (this.verified) continue;
+      for (let j = 0; j < n; j++) {
+        if (Atomics.load(st, STATUS + j) !== 1 || st[STATUS + n + j] < 100) continue;
+        handed.add(j);
+        handOver(j);
+        break;
+      }
     }
-    let shared = 0;
+    // Stopped: the jobs not compiled here or handed over are compiled by the run.
+    let shared = handed.size;
     const deadline = performance.now() + WAIT_MS;
-    for (let i = 0; i < n; i++) {
+    for (let i = 0; i < n && !this.stopped; i++) {
       while (
         Atomics.load(st, STATUS + i) === 0 && Atomics.load(st, DEAD) === 0 &&
         performance.now() < deadline
       ) {
         Atomics.wait(st, STATUS + i, 0, 100);
       }
-      if (Atomics.load(st, STATUS + i) !== 1) continue;
+      if (Atomics.load(st, STATUS + i) !== 1 || handed.has(i)) continue;
       shared++;
-      times[i] = st[STATUS + n + i];
-      // Loaded from the disk cache here; the first long one is timed to check that it was.
-      const t = performance.now();
-      compile(jobs[i]);
-      const ms = performance.now() - t;
-      const workerMs = st[STATUS + n + i];
-      if (!this.verified && workerMs >= 400) {
-        if (ms > 0.5 * workerMs) {
-          this.stop(
-            `this device compiled a worker's pipeline again (${
-              ms.toFixed(0)
-            } ms against ${workerMs} ms): the shader cache is not shared`,
-          );
-        }
-        this.verified = true;
-      }
+      handOver(i);
     }
     this.stats.shared += shared;
     this.stats.batches++;
