@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { median } from "../kernels/tune.ts";
 
 /** How a repetition is timed. */
 export type TimingMode = "latency" | "throughput";
@@ -69,22 +70,6 @@ export type Timing = {
   /** True when the first call exceeded `maxFirstCallMs`: no steady call was made, `ms` is it. */
   firstOnly?: boolean;
 };
-
-/**
- * Median of a non-empty list of numbers.
- *
- * @example
- * ```ts
- * import { median } from "./_timing.ts";
- * median([3, 1, 2]); // 2
- * ```
- */
-export function median(xs: readonly number[]): number {
-  if (xs.length === 0) throw new RangeError("Cannot take the median of an empty list");
-  const s = [...xs].sort((a, b) => a - b);
-  const h = s.length >> 1;
-  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
-}
 
 async function once(t: Timed): Promise<number> {
   const t0 = performance.now();

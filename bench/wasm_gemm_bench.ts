@@ -15,6 +15,7 @@ import { relaxedSimd } from "../src/kernel/wasm_gemm.ts";
 import { encodeModule, FunctionBuilder, OP, uleb } from "../src/kernel/wasm_writer.ts";
 import { WasmBackend } from "../src/backend/wasm/wasm_backend.ts";
 import { withBackendAsync } from "../src/backend/registry.ts";
+import { median } from "../kernels/tune.ts";
 
 const { values } = parseArgs({
   options: { reps: { type: "string", default: "10" }, n: { type: "string", default: "1024" } },
@@ -27,7 +28,6 @@ for (const [flag, v] of [["--reps", reps], ["--n", n]] as const) {
   }
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const gflops = (ms: number) => (2 * n ** 3 / (ms / 1000) / 1e9).toFixed(1);
 
 /** A compiled n^3 matmul on a wasm backend of `threads` threads: median ms of `reps` calls. */

@@ -451,10 +451,20 @@ export async function measureKernel(
   return { candidates: candidatesOut, direction: kernel.direction, spec: shape };
 }
 
-/** The middle value (the lower of the two middle ones for an even count). */
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor((sorted.length - 1) / 2)];
+/**
+ * Median of a non-empty list of numbers (the tuner's rounds, the benchmarks' repetitions).
+ *
+ * @example
+ * ```ts
+ * import { median } from "./tune.ts";
+ * median([3, 1, 2]); // 2
+ * ```
+ */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) throw new RangeError("Cannot take the median of an empty list");
+  const s = [...xs].sort((a, b) => a - b);
+  const h = s.length >> 1;
+  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
 }
 
 /**

@@ -361,22 +361,32 @@ Deno.test({
   },
 });
 
+/** A compiled 3x3 padding-1 convolution (4 -> 8 channels) and inputs, `x` of `shape`. */
+function convCase(seed: number, shape: number[]) {
+  const f = cg.compile((x: T, w: T) => cg.conv2d(x, w, { padding: 1 }));
+  const x = cg.normal(cg.randomKey(seed), shape);
+  const w = cg.normal(cg.randomKey(seed + 1), [8, 4, 3, 3]);
+  return { f, x, w };
+}
+
+/** The tuning miss of the kernel class whose key contains `tag` (asserted to exist). */
+function missOf(tag: string) {
+  const misses = gpu!.tuning.misses;
+  const miss = [...misses.values()].find((m) => m.cls.includes(tag));
+  assert.ok(miss !== undefined, `a miss for the convolution: ${[...misses.keys()]}`);
+  return miss;
+}
+
 Deno.test({
   name: "a new tuning record recompiles a convolution with the measured variant",
   ...opts,
   async fn() {
-    const f = cg.compile((x: T, w: T) => cg.conv2d(x, w, { padding: 1 }));
-    const x = cg.normal(cg.randomKey(5), [2, 4, 8, 8]);
-    const w = cg.normal(cg.randomKey(6), [8, 4, 3, 3]);
+    const { f, x, w } = convCase(5, [2, 4, 8, 8]);
     const expected = await withBackendAsync(cpuBackend(), () => f(x, w).data());
     await withBackendAsync(gpu!, async () => {
       assertClose(await f(x, w).data(), expected, "default variant");
       if (gpu!.tuning.mode === "off") return; // COSGRAD_TUNE=off: no records to add
-      const miss = [...gpu!.tuning.misses.values()].find((m) => m.cls.includes("x2x4x8x8"));
-      assert.ok(
-        miss !== undefined,
-        `a miss for the convolution: ${[...gpu!.tuning.misses.keys()]}`,
-      );
+      const miss = missOf("x2x4x8x8");
       const programs = gpu!.stats.programs;
       const pipelines = gpu!.stats.pipelines;
       gpu!.tuning.record(miss.cls, {
@@ -393,9 +403,7 @@ Deno.test({
   name: "a tuned program's first run reports its build and run time to calibrate the tiers",
   ...opts,
   async fn() {
-    const f = cg.compile((x: T, w: T) => cg.conv2d(x, w, { padding: 1 }));
-    const x = cg.normal(cg.randomKey(9), [2, 4, 6, 8]);
-    const w = cg.normal(cg.randomKey(10), [8, 4, 3, 3]);
+    const { f, x, w } = convCase(9, [2, 4, 6, 8]);
     const tuning = gpu!.tuning;
     if (tuning.mode === "off") return; // COSGRAD_TUNE=off: no records to add
     const observe = tuning.observeCompile;
@@ -403,8 +411,7 @@ Deno.test({
     try {
       await withBackendAsync(gpu!, async () => {
         await f(x, w).data();
-        const miss = [...tuning.misses.values()].find((m) => m.cls.includes("x2x4x6x8"));
-        assert.ok(miss !== undefined, `a miss for the convolution: ${[...tuning.misses.keys()]}`);
+        const miss = missOf("x2x4x6x8");
         tuning.record(miss.cls, {
           candidates: [{
             variant: { algo: "implicit", cap: 4 },

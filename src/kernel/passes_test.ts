@@ -1,6 +1,19 @@
 import assert from "node:assert/strict";
 import fc from "../../test/_fast_check.ts";
-import { bin, type Expr, type Kernel, lit, load, name, type Stmt, u32 } from "./ir.ts";
+import {
+  bin,
+  type Expr,
+  exprKey,
+  type Kernel,
+  lit,
+  load,
+  name,
+  type Stmt,
+  stmtExprs,
+  u32,
+  walkExpr,
+  walkStmts,
+} from "./ir.ts";
 import { cse, dce, elideBounds, hoist, optimize, vectorizeLanes } from "./passes.ts";
 import { interpret } from "./_interpret_test_util.ts";
 import { INPUTS, OUTPUTS, randomKernel, rng } from "./_random_kernel_test_util.ts";
@@ -244,5 +257,53 @@ Deno.test("vectorizeLanes loads each eligible binding once per quad and keeps th
   const a = new Float32Array(8), b = new Float32Array(8);
   interpret(k, { in0, in1, out0: a });
   interpret(v, { in0, in1, out0: b });
+  assert.deepEqual(b, a);
+});
+
+Deno.test("vectorizeLanes gives lanes divided by a multiple of 4 lane 0's quotient (one load after cse)", () => {
+  const q = name("lid", "u32");
+  const offs = [0, 1, 2, 3].map((j) => `o${j}`);
+  // out0[o_j] = in1[o_j / 8] + in1[o_j / 6]: the first index is lane 0's for every lane, the
+  // second is not (6 is not a multiple of 4).
+  const body: Stmt[] = [
+    ...offs.map((o, j): Stmt => ({
+      kind: "let",
+      name: o,
+      value: bin("+", bin("*", q, u32(4)), u32(j)),
+    })),
+    ...offs.map((o): Stmt => ({
+      kind: "store",
+      buf: "out0",
+      index: name(o, "u32"),
+      value: bin(
+        "+",
+        load("in1", bin("/", name(o, "u32"), u32(8)), "f32"),
+        load("in1", bin("/", name(o, "u32"), u32(6)), "f32"),
+      ),
+    })),
+  ];
+  const k: Kernel = {
+    ...base,
+    threads: 4,
+    bindings: [
+      { name: "in1", scalar: "f32", write: false, lanes: 1, refs: [] },
+      { name: "out0", scalar: "f32", write: true, lanes: 1, refs: [] },
+    ],
+    body,
+  };
+  const v = vectorizeLanes(k, { lanes: offs, vecIndex: q, after: "o3" });
+  const indices = new Set<string>();
+  walkStmts(v.body, (s) =>
+    stmtExprs(s).forEach((e) =>
+      walkExpr(e, (x) => {
+        if (x.kind === "load") indices.add(exprKey(x.index));
+      })
+    ));
+  // One index for / 8 (lane 0's), four for / 6.
+  assert.equal(indices.size, 5);
+  const in1 = Float32Array.from({ length: 4 }, (_, i) => i + 0.5);
+  const a = new Float32Array(16), b = new Float32Array(16);
+  interpret(k, { in1, out0: a });
+  interpret(v, { in1, out0: b });
   assert.deepEqual(b, a);
 });

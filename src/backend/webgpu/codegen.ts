@@ -53,8 +53,6 @@ import {
   type Expr,
   type Kernel as KernelAst,
   load,
-  mapExpr,
-  mapStmt,
   name,
   type Shared,
   type Stmt,
@@ -412,22 +410,14 @@ function vectorMapKernel(k: Kernel, scope0: Scope): KernelAst<BindingRef> | null
     return { kind: "store", buf: `out${i}`, index: q, value: { kind: "vec", parts, type } };
   });
   if (scope.usesErrors) return null;
-  // Lane j's element is 4q + j, so divided by a multiple of 4 it gives lane 0's quotient: the
-  // lanes then share one index, load and computation per broadcast value (batch norm's
-  // per-channel statistics: 4 loads and square roots a quad became 1).
-  const first = name(lanes[0], "u32");
-  const quad = (x: Expr): Expr =>
-    x.kind === "binary" && x.op === "/" && x.a.kind === "name" && lanes.includes(x.a.name) &&
-      x.b.kind === "lit" && x.b.type === "u32" && x.b.value > 0 && x.b.value % LANES === 0
-      ? bin("/", first, x.b)
-      : x;
   const kernel = assemble(
     k,
     scope,
     [
       { kind: "let", name: "q", value: bin("+", bin("*", LIN, u32(THREADS)), LID) },
       { kind: "exit", index: q, limit: total / LANES, unit: "thread" },
-      ...[...e.stmts, ...outs].map((st) => mapStmt(st, (x) => mapExpr(x, quad))),
+      ...e.stmts,
+      ...outs,
     ],
     grid,
     THREADS,

@@ -29,11 +29,8 @@ type Source = PlanSource<GpuStorage>;
 
 interface PlannedDispatch {
   dispatch: Dispatch;
-  /** Null for a buffer clear. */
-  pipeline: GPUComputePipeline | null;
-  /** The backend's cache entry of the pipeline; null for a buffer clear. */
+  /** The backend's cache entry of the pipeline (with its layout); null for a buffer clear. */
   cached: CachedPipeline | null;
-  layout: GPUBindGroupLayout | null;
   sources: Source[];
   /** Whether the dispatch does any work (empty tensors skip it). */
   empty: boolean;
@@ -53,6 +50,8 @@ function bufferId(b: GPUBuffer): number {
 /** The memory plan of a donation set, with its dispatches' pipelines and sources. */
 interface Plan extends MemoryPlan<GpuStorage> {
   dispatches: PlannedDispatch[];
+  /** Whether it has run (so every pipeline it uses has been dispatched). */
+  ran: boolean;
 }
 
 /** A graph compiled for the WebGPU backend. */
@@ -165,7 +164,7 @@ export class GpuProgram implements Program {
     const have = pd.bindGroups.get(key);
     if (have !== undefined) return have;
     const group = this.backend.gpu.device.createBindGroup({
-      layout: pd.layout!,
+      layout: pd.cached!.layout,
       entries: buffers.map((buffer, binding) => {
         const b = pd.dispatch.bindings[binding];
         const part = b.kind === "node" ? b.part : undefined;
@@ -225,17 +224,9 @@ export class GpuProgram implements Program {
         : this.backend.pipeline(dispatch.code, dispatch.name, dispatch.bindings.map(writes));
       const empty = dispatch.clear === true ||
         dispatch.bindings.some((b) => b.kind === "node" && b.write && sizeOf(b.node.shape) === 0);
-      return {
-        dispatch,
-        pipeline: cached?.pipeline ?? null,
-        layout: cached?.layout ?? null,
-        cached,
-        sources: mem.sources[d],
-        empty,
-        bindGroups: new Map(),
-      };
+      return { dispatch, cached, sources: mem.sources[d], empty, bindGroups: new Map() };
     });
-    const plan: Plan = { ...mem, dispatches };
+    const plan: Plan = { ...mem, dispatches, ran: false };
     this.plans.set(key, plan);
     return plan;
   }
@@ -266,7 +257,7 @@ export class GpuProgram implements Program {
    */
   private precompile(plan: Plan): void {
     const pool = this.backend.compilePool;
-    if (pool === null || !pool.active) return;
+    if (plan.ran || pool === null || !pool.active) return;
     const fresh = new Map<CachedPipeline, LocalJob>();
     for (const pd of plan.dispatches) {
       const c = pd.cached;
@@ -330,7 +321,7 @@ export class GpuProgram implements Program {
       } else if (pass === null) {
         pass = encoder.beginComputePass();
       }
-      pass.setPipeline(pd.pipeline!);
+      pass.setPipeline(pd.cached!.pipeline);
       pass.setBindGroup(0, bindGroup);
       pass.dispatchWorkgroups(...pd.dispatch.workgroups);
       if (profiler !== null) {
@@ -351,8 +342,11 @@ export class GpuProgram implements Program {
     }
     profiler?.resolve(encoder);
     device.queue.submit([encoder.finish()]);
-    for (const pd of plan.dispatches) {
-      if (pd.cached !== null && !pd.empty) pd.cached.dispatched = true;
+    if (!plan.ran) {
+      for (const pd of plan.dispatches) {
+        if (pd.cached !== null && !pd.empty) pd.cached.dispatched = true;
+      }
+      plan.ran = true;
     }
     // A first run whose new pipelines are all tuned kernels calibrates the tiers' compile-time
     // predictions: its build and its first run, submission included (llvmpipe may compile when
