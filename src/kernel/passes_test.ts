@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import fc from "../../test/_fast_check.ts";
 import {
   bin,
+  type Binding,
   type Expr,
   exprKey,
   type Kernel,
@@ -223,7 +224,12 @@ Deno.test("elideBounds drops a check only where the grid has exactly that many t
   );
 });
 
-Deno.test("vectorizeLanes loads each eligible binding once per quad and keeps the values", () => {
+/** Lane offsets `o_j = 4 lid + j` and a store of `value(o_j, j)` to `out0` per lane. */
+function laneKernel(
+  threads: number,
+  reads: string[],
+  value: (o: Expr, j: number) => Expr,
+): { k: Kernel; q: Expr; offs: string[] } {
   const q = name("lid", "u32");
   const offs = [0, 1, 2, 3].map((j) => `o${j}`);
   const body: Stmt[] = [
@@ -236,19 +242,27 @@ Deno.test("vectorizeLanes loads each eligible binding once per quad and keeps th
       kind: "store",
       buf: "out0",
       index: name(o, "u32"),
-      value: bin("+", load("in0", name(o, "u32"), "f32"), load("in1", u32(j), "f32")),
+      value: value(name(o, "u32"), j),
     })),
   ];
   const k: Kernel = {
     ...base,
-    threads: 2,
+    threads,
     bindings: [
-      { name: "in0", scalar: "f32", write: false, lanes: 1, refs: [] },
-      { name: "in1", scalar: "f32", write: false, lanes: 1, refs: [] },
+      ...reads.map((r): Binding => ({ name: r, scalar: "f32", write: false, lanes: 1, refs: [] })),
       { name: "out0", scalar: "f32", write: true, lanes: 1, refs: [] },
     ],
     body,
   };
+  return { k, q, offs };
+}
+
+Deno.test("vectorizeLanes loads each eligible binding once per quad and keeps the values", () => {
+  const { k, q, offs } = laneKernel(
+    2,
+    ["in0", "in1"],
+    (o, j) => bin("+", load("in0", o, "f32"), load("in1", u32(j), "f32")),
+  );
   const v = vectorizeLanes(k, { lanes: offs, vecIndex: q, after: "o3" });
   // in0 is read at the lane offsets only; in1 at other indices, so it stays scalar.
   assert.deepEqual(v.bindings.map((b) => b.lanes), [4, 1, 1]);
@@ -261,36 +275,14 @@ Deno.test("vectorizeLanes loads each eligible binding once per quad and keeps th
 });
 
 Deno.test("vectorizeLanes gives lanes divided by a multiple of 4 lane 0's quotient (one load after cse)", () => {
-  const q = name("lid", "u32");
-  const offs = [0, 1, 2, 3].map((j) => `o${j}`);
   // out0[o_j] = in1[o_j / 8] + in1[o_j / 6]: the first index is lane 0's for every lane, the
   // second is not (6 is not a multiple of 4).
-  const body: Stmt[] = [
-    ...offs.map((o, j): Stmt => ({
-      kind: "let",
-      name: o,
-      value: bin("+", bin("*", q, u32(4)), u32(j)),
-    })),
-    ...offs.map((o): Stmt => ({
-      kind: "store",
-      buf: "out0",
-      index: name(o, "u32"),
-      value: bin(
-        "+",
-        load("in1", bin("/", name(o, "u32"), u32(8)), "f32"),
-        load("in1", bin("/", name(o, "u32"), u32(6)), "f32"),
-      ),
-    })),
-  ];
-  const k: Kernel = {
-    ...base,
-    threads: 4,
-    bindings: [
-      { name: "in1", scalar: "f32", write: false, lanes: 1, refs: [] },
-      { name: "out0", scalar: "f32", write: true, lanes: 1, refs: [] },
-    ],
-    body,
-  };
+  const { k, q, offs } = laneKernel(
+    4,
+    ["in1"],
+    (o) =>
+      bin("+", load("in1", bin("/", o, u32(8)), "f32"), load("in1", bin("/", o, u32(6)), "f32")),
+  );
   const v = vectorizeLanes(k, { lanes: offs, vecIndex: q, after: "o3" });
   const indices = new Set<string>();
   walkStmts(v.body, (s) =>
