@@ -105,8 +105,9 @@ export interface Conv2dSpec {
    * multiplies it with vec4 loads (im2col; col2im for the input gradient), `"implicit"` gathers
    * inside the GEMM, `"auto"` (default) picks per kernel and shape from measurements. Explicit
    * needs `groups = 1`, `OH*OW` a multiple of 4 and no `split`, else the implicit form is used.
-   * `"rows"` (also picked by `"auto"` where it applies): the three kernels of a 3x3, stride-1,
-   * padding-1 convolution by rows of pixels (`conv2d_rows.ts`).
+   * `"rows"` (also picked by `"auto"` where it applies): the three kernels of a 3x3, padding-1
+   * convolution with stride 1 (or 2 on even sizes) by rows of pixels (`conv2d_rows.ts`; the
+   * stride-2 input gradient by sub-pixels).
    */
   columns?: "auto" | "implicit" | "explicit" | "rows";
   /**
@@ -358,7 +359,8 @@ export function conv2dForwardKernel(spec: Conv2dSpec): KernelPlan {
  *   stride: 2, padding: 1, columns: "implicit",
  * });
  * assert.deepEqual(plan.steps.map((s) => s.bindings.join()), ["dy,w,out"]);
- * // By default with stride 2: explicit columns (a GEMM into `cols`, then col2im).
+ * // With stride 2 and 4 input channels (rows need multiples of 8): explicit columns (a GEMM
+ * // into `cols`, then col2im).
  * const cols = conv2dBackwardInputKernel({
  *   batch: 2, inChannels: 4, height: 8, width: 8, outChannels: 8, kernelH: 3, kernelW: 3,
  *   stride: 2, padding: 1,
@@ -368,8 +370,9 @@ export function conv2dForwardKernel(spec: Conv2dSpec): KernelPlan {
  */
 export function conv2dBackwardInputKernel(spec: Conv2dSpec): KernelPlan {
   const g = conv2dGeometry(spec);
-  // Measured on llvmpipe: 3-6x faster with stride 2 (no masked taps), 1.3-1.45x up to 16x16
-  // outputs with stride 1, slower on larger stride-1 outputs (32x32: 0.6x).
+  // Explicit columns, measured on llvmpipe against the implicit GEMM: 3-6x faster with stride 2
+  // (no masked taps), 1.3-1.45x up to 16x16 outputs with stride 1, slower on larger stride-1
+  // outputs (32x32: 0.6x). Rows (sub-pixels with stride 2) beat both where they apply.
   const rows = rowsPlan(spec, g, "backInput");
   if (rows !== null) return rows;
   const chunks = explicitChunks(spec, g, g.sh * g.sw > 1 || g.oh * g.ow <= 256);
@@ -606,9 +609,8 @@ function explicitChunks(
 }
 
 /**
- * The row kernel's plan (`conv2d_rows.ts`) when it applies: llvmpipe, `columns` "auto" or
- * "rows", no tile, split-K or split binding, one group, a 3x3 kernel with stride 1, dilation 1
- * and padding 1 on every side, and a row tile for the shape; else null.
+ * The row kernel's plan (`conv2d_rows.ts`) when it applies ({@link rowsApply}, a row tile for
+ * the shape); else null.
  */
 function rowsPlan(
   spec: Conv2dSpec,
@@ -625,10 +627,11 @@ function rowsPlan(
     batch: g.n,
     inChannels: mode === "forward" ? g.c : g.o,
     outChannels: mode === "forward" ? g.o : g.c,
-    height: g.h,
-    width: g.w,
+    height: g.oh,
+    width: g.ow,
     mode,
     epilogue: spec.epilogue,
+    stride: g.sh as 1 | 2,
   };
   if (v !== undefined) return conv2dRowsKernel({ ...rows, tile: { tm: v.tm, tn: v.tn } });
   return rowsTile(rows) === null ? null : conv2dRowsKernel(rows);
@@ -636,8 +639,8 @@ function rowsPlan(
 
 /**
  * Whether a row kernel may serve `spec`: llvmpipe, `columns` "auto" or "rows", no tile,
- * split-K or split binding, one group, and a 3x3 kernel with stride 1, dilation 1 and padding
- * 1 on every side.
+ * split-K or split binding, one group, and a 3x3 kernel with dilation 1, padding 1 on every
+ * side and stride 1, or stride 2 with an even input (twice the output's size).
  */
 function rowsApply(spec: Conv2dSpec, g: Conv2dGeometry): boolean {
   const columns = spec.columns ?? "auto";
@@ -645,7 +648,9 @@ function rowsApply(spec: Conv2dSpec, g: Conv2dGeometry): boolean {
   return (spec.profile ?? "llvmpipe") === "llvmpipe" &&
     (columns === "auto" || columns === "rows") && spec.tile === undefined &&
     spec.splitK === undefined && spec.split === undefined && g.groups === 1 && g.kh === 3 &&
-    g.kw === 3 && g.sh === 1 && g.sw === 1 && g.dh === 1 && g.dw === 1 && p.top === 1 &&
+    g.kw === 3 && g.dh === 1 && g.dw === 1 && p.top === 1 &&
+    ((g.sh === 1 && g.sw === 1) ||
+      (g.sh === 2 && g.sw === 2 && g.h === 2 * g.oh && g.w === 2 * g.ow)) &&
     p.bottom === 1 && p.left === 1 && p.right === 1;
 }
 
@@ -666,9 +671,10 @@ function rowsFilterPlan(spec: Conv2dSpec, g: Conv2dGeometry): KernelPlan | null 
     batch: g.n,
     inChannels: g.c,
     outChannels: g.o,
-    height: g.h,
-    width: g.w,
+    height: g.oh,
+    width: g.ow,
     epilogue: spec.epilogue,
+    stride: g.sh as 1 | 2,
   };
   if (v !== undefined) {
     return conv2dRowsFilterKernel({ ...rows, tile: { to: v.to, tc: v.tc, rh: v.rh } });
@@ -682,7 +688,8 @@ const ANY = { variant: undefined, profile: "llvmpipe", columns: "auto" } as cons
 function variantError(v: ConvVariant, g: Conv2dGeometry): RangeError {
   return new RangeError(
     `Conv2d variant ${JSON.stringify(v)} does not apply to ${describe(g, "")}: rows need a ` +
-      `3x3 stride-1 padding-1 kernel without groups, split bindings, tile or split-K; explicit ` +
+      `3x3 padding-1 kernel with stride 1 (or 2 on an even input) without groups, split ` +
+      `bindings, tile or split-K; explicit ` +
       `columns need OH*OW a multiple of 4 and no groups or split bindings`,
   );
 }

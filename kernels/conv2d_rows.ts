@@ -76,6 +76,11 @@ export interface Conv2dRowsSpec {
   epilogue?: Epilogue;
   /** Override of the thread tile: output channels and pixels per thread. */
   tile?: { tm: number; tn: number };
+  /**
+   * The convolution's stride (default 1). With 2, `height` and `width` are the output's (dy's)
+   * and the image (`x`, or `dx` for the input gradient) is `2 * height` by `2 * width`.
+   */
+  stride?: 1 | 2;
 }
 
 /** Pixels per thread, most first, in whole quads (see {@linkcode rowsTile}). */
@@ -100,8 +105,14 @@ export function rowsTile(spec: Conv2dRowsSpec): { tm: number; tn: number } | nul
   // about 7 s, 16 x 32 about 3 s, 8 x 32 about 1.2 s; 16 x 64 up to 1.8x the rate of 8 x 32 on
   // T1's 8x8 and 4x4 images), so small convolutions get small tiles.
   const macs = n * h * w * o * c * 9;
-  const [tm, most] = macs >= 2 ** 28 && o % 16 === 0
-    ? [16, 64]
+  // By sub-pixels (a stride-2 input gradient) a thread keeps four dx values per dy pixel, so
+  // it gets fewer pixels; a stride-2 forward thread loads two vec4s per quad, so at most 32
+  // (16 x 64 took 13.7 s to compile there, 16 x 32 3.8 s, running as fast: measured on T1).
+  const subpixel = spec.stride === 2 && spec.mode === "backInput";
+  const [tm, most] = subpixel
+    ? [8, macs >= 2 ** 24 ? 16 : 8]
+    : macs >= 2 ** 28 && o % 16 === 0
+    ? [16, spec.stride === 2 ? 32 : 64]
     : macs >= 2 ** 24
     ? [8, 32]
     : [8, 16];
@@ -157,28 +168,34 @@ export function conv2dRowsKernel(spec: Conv2dRowsSpec): KernelPlan {
       } for ${cout} output channels of ${h}x${w} pixels (expected a width multiple of 4, threads of up to 64 pixels in whole quads covering whole images, whole rows or equal parts of a row, output channels a multiple of 8 and of the tile, itself a multiple of 4)`,
     );
   }
+  const stride = spec.stride ?? 1;
+  if (stride !== 1 && stride !== 2) {
+    throw new RangeError(`conv2dRowsKernel: stride ${stride} (expected 1 or 2)`);
+  }
+  const size = n * cout * h * w * (mode === "backInput" ? stride * stride : 1);
   return {
     algorithm: "rows",
     steps: [
       repackStep(cin, cout, mode),
-      rowsStep(spec, tile),
-      ...(spec.epilogue === undefined ? [] : [epilogueStep(n * cout * h * w, spec.epilogue)]),
+      stride === 2 && mode === "backInput" ? subpixelStep(spec, tile) : rowsStep(spec, tile),
+      ...(spec.epilogue === undefined ? [] : [epilogueStep(size, spec.epilogue)]),
     ],
     scratch: [{ name: "wq", size: cout * cin * 9 * 4 }],
   };
 }
 
-/** Step 2 of {@linkcode conv2dRowsKernel}: the convolution, `tm` channels x `tn` pixels a thread. */
-function rowsStep(spec: Conv2dRowsSpec, { tm, tn }: { tm: number; tn: number }): KernelSource {
-  const { batch: n, inChannels: cin, outChannels: cout, height: h, width: w, mode } = spec;
+/**
+ * Where a row thread's pixels lie: `tn` consecutive pixels (whole quads) of an `n x h x w`
+ * batch, covering whole images (tn a multiple of h*w), whole rows of one image (tn a multiple
+ * of w) or part of one row (w a multiple of tn). `head` finds the thread's segment (`seg`,
+ * exiting past the last), channel block (`o0`, `g0`: `tm` channels), image `nb` and first pixel
+ * (`p0` = `oh0 * w + ow0`); `quad(q)` places quad q relative to that pixel.
+ */
+function threadPixels(n: number, h: number, w: number, tm: number, tn: number) {
   const p = h * w;
   const quads = tn / 4;
-  const input = mode === "forward" ? "x" : "dy";
   const segs = (n * p) / tn;
   const colGroups = Math.ceil(segs / 8);
-  // Where quad q of a thread's pixels lies, relative to its first pixel: a thread covers
-  // whole images (tn a multiple of H*W), whole rows of one image (tn a multiple of W) or part
-  // of one row (W a multiple of tn).
   const images = tn % p === 0;
   const partRow = !images && tn % w !== 0;
   const quad = (q: number) => {
@@ -194,7 +211,7 @@ function rowsStep(spec: Conv2dRowsSpec, { tm, tn }: { tm: number; tn: number }):
   };
   const sameRow = (a: number, b: number) =>
     b >= 0 && b < quads && quad(a).img === quad(b).img && quad(a).row === quad(b).row;
-  const body: Stmt[] = [
+  const head: Stmt[] = [
     letS("seg", add(mul(mod(v("lin"), U(colGroups)), U(8)), v("lid"))),
     { kind: "exit", index: v("seg"), limit: segs, unit: "thread" },
     letS("ot", div(v("lin"), U(colGroups))),
@@ -205,17 +222,72 @@ function rowsStep(spec: Conv2dRowsSpec, { tm, tn }: { tm: number; tn: number }):
     letS("p0", mod(v("col0"), U(p))),
     letS("oh0", div(v("p0"), U(w))),
     letS("ow0", mod(v("p0"), U(w))),
-    letS("xb", mul(v("nb"), U((cin * p) / 4))),
   ];
-  for (let i = 0; i < tm; i++) {
-    for (let q = 0; q < quads; q++) body.push(varS(`acc_${i}_${q}`, ZERO4));
-  }
-  const B: Stmt[] = [letS("xc", add(v("xb"), mul(v("ci"), U(p / 4))))];
-  for (let kh = 0; kh < 3; kh++) {
+  return { p, quads, colGroups, images, partRow, quad, sameRow, head };
+}
+
+/** Step 2 of {@linkcode conv2dRowsKernel}: the convolution, `tm` channels x `tn` pixels a thread. */
+function rowsStep(spec: Conv2dRowsSpec, { tm, tn }: { tm: number; tn: number }): KernelSource {
+  const { batch: n, inChannels: cin, outChannels: cout, height: h, width: w, mode } = spec;
+  const stride = spec.stride ?? 1;
+  const { p, quads, colGroups, images, partRow, quad, sameRow, head } = threadPixels(
+    n,
+    h,
+    w,
+    tm,
+    tn,
+  );
+  // The input image's plane: with stride 2 the input is 2h x 2w.
+  const pin = p * stride * stride;
+  const input = mode === "forward" ? "x" : "dy";
+  // Stride 2: output pixels 4k..4k+3 read input columns 8k-1..8k+7, two aligned vec4s (x0,
+  // x1) and the last lane of the pair to the left; the taps are lanes of them.
+  const wi = 2 * w;
+  const stridedTaps = (B: Stmt[], kh: number) => {
+    for (let q = 0; q < quads; q++) {
+      const { img, row, ow, col } = quad(q);
+      const base = add(v("xc"), U((img * cin * pin) / 4));
+      const x0 = `x0_${kh}_${q}`;
+      const x1 = `x1_${kh}_${q}`;
+      let left: Expr = F0;
+      if (images) {
+        const ih = 2 * row + kh - 1;
+        const at = (d: number) => loadV(input, add(base, U((ih * wi + 2 * col) / 4 + d)));
+        B.push(letS(x0, ih < 0 ? ZERO4 : at(0)), letS(x1, ih < 0 ? ZERO4 : at(1)));
+      } else {
+        const ih = v(`ih_${kh}_${q}`);
+        const ok = lt(ih, U(2 * h));
+        B.push(letS(`ih_${kh}_${q}`, sub(add(mul(v("oh0"), U(2)), U(2 * row + kh)), U(1))));
+        const at = (d: number) =>
+          loadV(input, add(base, add(div(add(mul(ih, U(wi)), mul(ow, U(2))), U(4)), U(d))));
+        B.push(letS(x0, select(ok, at(0), ZERO4)), letS(x1, select(ok, at(1), ZERO4)));
+        if (partRow && q === 0) {
+          left = select(
+            bin("&&", bin(">", v("ow0"), U(0)), ok),
+            lane(
+              loadV(input, sub(add(base, div(add(mul(ih, U(wi)), mul(ow, U(2))), U(4))), U(1))),
+              3,
+            ),
+            F0,
+          );
+        }
+      }
+      if (sameRow(q, q - 1)) left = lane(f4(`x1_${kh}_${q - 1}`), 3);
+      const [a, b] = [f4(x0), f4(x1)];
+      B.push(
+        letS(`t0_${kh}_${q}`, vec4([left, lane(a, 1), lane(a, 3), lane(b, 1)])),
+        letS(`t1_${kh}_${q}`, vec4([lane(a, 0), lane(a, 2), lane(b, 0), lane(b, 2)])),
+        letS(`t2_${kh}_${q}`, vec4([lane(a, 1), lane(a, 3), lane(b, 1), lane(b, 3)])),
+      );
+    }
+  };
+  // Stride 1: the input row under a quad is one vec4; the left and right taps are its lanes
+  // shifted, with the neighbouring quads' lanes at the edges.
+  const rowTaps = (B: Stmt[], kh: number) => {
     for (let q = 0; q < quads; q++) {
       const { img, row, ow, col } = quad(q);
       const base = add(v("xc"), U((img * cin * p) / 4));
-      const xv = `xv_${kh}_${q}`;
+      const xv = `t1_${kh}_${q}`;
       if (images) {
         // Every index is known: rows above or below the image are zeros.
         const ih = row + kh - 1;
@@ -237,22 +309,34 @@ function rowsStep(spec: Conv2dRowsSpec, { tm, tn }: { tm: number; tn: number }):
       const ih = v(`ih_${kh}_${q}`);
       const ok = lt(ih, U(h));
       const at = (off: Expr) => loadV(input, add(v("xc"), div(add(mul(ih, U(w)), off), U(4))));
-      const x = f4(`xv_${kh}_${q}`);
+      const x = f4(`t1_${kh}_${q}`);
       const left = sameRow(q, q - 1)
-        ? lane(f4(`xv_${kh}_${q - 1}`), 3)
+        ? lane(f4(`t1_${kh}_${q - 1}`), 3)
         : partRow
         ? select(bin("&&", bin(">", v("ow0"), U(0)), ok), lane(at(sub(v("ow0"), U(1))), 3), F0)
         : F0;
-      const right = sameRow(q, q + 1) ? lane(f4(`xv_${kh}_${q + 1}`), 0) : partRow
+      const right = sameRow(q, q + 1) ? lane(f4(`t1_${kh}_${q + 1}`), 0) : partRow
         ? select(
           bin("&&", lt(add(v("ow0"), U(tn)), U(w)), ok),
           lane(at(add(v("ow0"), U(tn))), 0),
           F0,
         )
         : F0;
-      B.push(letS(`xl_${kh}_${q}`, vec4([left, lane(x, 0), lane(x, 1), lane(x, 2)])));
-      B.push(letS(`xr_${kh}_${q}`, vec4([lane(x, 1), lane(x, 2), lane(x, 3), right])));
+      B.push(letS(`t0_${kh}_${q}`, vec4([left, lane(x, 0), lane(x, 1), lane(x, 2)])));
+      B.push(letS(`t2_${kh}_${q}`, vec4([lane(x, 1), lane(x, 2), lane(x, 3), right])));
     }
+  };
+  const body: Stmt[] = [
+    ...head,
+    letS("xb", mul(v("nb"), U((cin * pin) / 4))),
+  ];
+  for (let i = 0; i < tm; i++) {
+    for (let q = 0; q < quads; q++) body.push(varS(`acc_${i}_${q}`, ZERO4));
+  }
+  const B: Stmt[] = [letS("xc", add(v("xb"), mul(v("ci"), U(pin / 4))))];
+  for (let kh = 0; kh < 3; kh++) {
+    if (stride === 2) stridedTaps(B, kh);
+    else rowTaps(B, kh);
     // The weights of four output channels at one tap are one vec4 (no lane wasted).
     for (let g = 0; g < tm / 4; g++) {
       for (let kw = 0; kw < 3; kw++) {
@@ -263,8 +347,8 @@ function rowsStep(spec: Conv2dRowsSpec, { tm, tn }: { tm: number; tn: number }):
     for (let i = 0; i < tm; i++) {
       for (let q = 0; q < quads; q++) {
         const acc = f4(`acc_${i}_${q}`);
-        const taps = ["xl", "xv", "xr"].map((x, kw) =>
-          mul(lane(f4(`w_${kh}_${Math.floor(i / 4)}_${kw}`), i % 4), f4(`${x}_${kh}_${q}`))
+        const taps = [0, 1, 2].map((kw) =>
+          mul(lane(f4(`w_${kh}_${Math.floor(i / 4)}_${kw}`), i % 4), f4(`t${kw}_${kh}_${q}`))
         );
         B.push(assign(`acc_${i}_${q}`, taps.reduce(add, acc)));
       }
@@ -282,10 +366,135 @@ function rowsStep(spec: Conv2dRowsSpec, { tm, tn }: { tm: number; tn: number }):
     }
   }
   return irStep("conv2dRows", {
-    comment:
-      `conv2d 3x3 by rows (${mode}): ${input} [${n}, ${cin}, ${h}, ${w}] -> out [${n}, ${cout}, ${h}, ${w}], ${tm} channels x ${tn} pixels per thread`,
+    comment: `conv2d 3x3 stride ${stride} by rows (${mode}): ${input} [${n}, ${cin}, ${
+      h * stride
+    }, ${w * stride}] -> out [${n}, ${cout}, ${h}, ${w}], ${tm} channels x ${tn} pixels per thread`,
     bindings: [
       { name: input, type: "vec4<f32>" },
+      { name: "wq", type: "vec4<f32>" },
+      { name: "out", type: "vec4<f32>", write: true },
+    ],
+    threads: 8,
+    grid: foldGrid(colGroups * (cout / tm)),
+    body,
+  });
+}
+
+/**
+ * Step 2 of {@linkcode conv2dRowsKernel} for the input gradient of a stride-2 convolution, by
+ * sub-pixels: a `dy` quad at row `oh`, columns `4k..4k+3` feeds `dx` rows `2oh` and `2oh + 1`,
+ * columns `8k..8k+7`. Even `dx` rows take kernel row 1 of `dy` row `oh`; odd rows kernel row 0
+ * of row `oh + 1` and row 2 of row `oh` (likewise for columns), so each thread keeps its `dx`
+ * values as even and odd columns of two rows, four `vec4`s a quad, and every multiply-add is
+ * one that the gradient needs (no masked taps, no columns buffer). The weights come repacked
+ * for the input gradient (transposed and flipped), so tap `(kh, kw)` is read at `(2-kh, 2-kw)`.
+ */
+function subpixelStep(spec: Conv2dRowsSpec, { tm, tn }: { tm: number; tn: number }): KernelSource {
+  const { batch: n, inChannels: cin, outChannels: cout, height: h, width: w } = spec;
+  const { p, quads, colGroups, images, partRow, quad, sameRow, head } = threadPixels(
+    n,
+    h,
+    w,
+    tm,
+    tn,
+  );
+  const body: Stmt[] = [...head, letS("yb", mul(v("nb"), U((cin * p) / 4)))];
+  const acc = (i: number, q: number, r: number, e: number) => `acc_${i}_${q}_${r}_${e}`;
+  for (let i = 0; i < tm; i++) {
+    for (let q = 0; q < quads; q++) {
+      for (const [r, e] of [[0, 0], [0, 1], [1, 0], [1, 1]]) {
+        body.push(varS(acc(i, q, r, e), ZERO4));
+      }
+    }
+  }
+  const B: Stmt[] = [letS("yc", add(v("yb"), mul(v("ci"), U(p / 4))))];
+  // dy rows oh (d = 0) and oh + 1 (d = 1) under each quad, and the same shifted by one pixel.
+  for (const d of [0, 1]) {
+    for (let q = 0; q < quads; q++) {
+      const { img, row, ow, col } = quad(q);
+      const base = add(v("yc"), U((img * cin * p) / 4));
+      const y = `y${d}_${q}`;
+      if (images) {
+        const oh = row + d;
+        B.push(letS(y, oh >= h ? ZERO4 : loadV("dy", add(base, U((oh * w + col) / 4)))));
+      } else {
+        const oh = v(`oh${d}_${q}`);
+        B.push(
+          letS(`oh${d}_${q}`, add(v("oh0"), U(row + d))),
+          letS(
+            y,
+            select(lt(oh, U(h)), loadV("dy", add(base, div(add(mul(oh, U(w)), ow), U(4)))), ZERO4),
+          ),
+        );
+      }
+    }
+    for (let q = 0; q < quads; q++) {
+      const y = f4(`y${d}_${q}`);
+      let next: Expr = F0;
+      if (sameRow(q, q + 1)) next = lane(f4(`y${d}_${q + 1}`), 0);
+      else if (partRow) {
+        const oh = v(`oh${d}_${q}`);
+        next = select(
+          bin("&&", lt(add(v("ow0"), U(tn)), U(w)), lt(oh, U(h))),
+          lane(loadV("dy", add(v("yc"), div(add(mul(oh, U(w)), add(v("ow0"), U(tn))), U(4)))), 0),
+          F0,
+        );
+      }
+      B.push(letS(`s${d}_${q}`, vec4([lane(y, 1), lane(y, 2), lane(y, 3), next])));
+    }
+  }
+  const wt = (g: number, kh: number, kw: number) => f4(`w_${g}_${kh}_${kw}`);
+  for (let g = 0; g < tm / 4; g++) {
+    for (let kh = 0; kh < 3; kh++) {
+      for (let kw = 0; kw < 3; kw++) {
+        const at = mul(add(mul(add(v("g0"), U(g)), U(cin)), v("ci")), U(9));
+        B.push(letS(`w_${g}_${kh}_${kw}`, loadV("wq", add(at, U((2 - kh) * 3 + 2 - kw)))));
+      }
+    }
+  }
+  for (let i = 0; i < tm; i++) {
+    const k = (kh: number, kw: number) => lane(wt(Math.floor(i / 4), kh, kw), i % 4);
+    for (let q = 0; q < quads; q++) {
+      const [y0, y1, s0, s1] = [`y0_${q}`, `y1_${q}`, `s0_${q}`, `s1_${q}`].map(f4);
+      const terms: [number, number, [Expr, Expr][]][] = [
+        [0, 0, [[k(1, 1), y0]]],
+        [0, 1, [[k(1, 0), s0], [k(1, 2), y0]]],
+        [1, 0, [[k(0, 1), y1], [k(2, 1), y0]]],
+        [1, 1, [[k(0, 0), s1], [k(0, 2), y1], [k(2, 0), s0], [k(2, 2), y0]]],
+      ];
+      for (const [r, e, ts] of terms) {
+        const a = acc(i, q, r, e);
+        B.push(assign(a, ts.map(([x, y]) => mul(x, y)).reduce(add, f4(a))));
+      }
+    }
+  }
+  body.push(loop("ci", U(0), U(cin), 1, B));
+  for (let i = 0; i < tm; i++) {
+    for (let q = 0; q < quads; q++) {
+      const { img, row, ow } = quad(q);
+      for (const r of [0, 1]) {
+        const [ev, od] = [f4(acc(i, q, r, 0)), f4(acc(i, q, r, 1))];
+        // The dx plane holds 4p values, p vec4s; row dxRow, column 2 * ow is vec4
+        // (dxRow * 2w + 2 * ow) / 4 = (dxRow * w + ow) / 2 of it.
+        const dxRow = add(mul(add(v("oh0"), U(row)), U(2)), U(r));
+        const vi = add(
+          mul(add(mul(add(v("nb"), U(img)), U(cout)), add(v("o0"), U(i))), U(p)),
+          div(add(mul(dxRow, U(w)), ow), U(2)),
+        );
+        body.push(
+          store("out", vi, vec4([lane(ev, 0), lane(od, 0), lane(ev, 1), lane(od, 1)])),
+          store("out", add(vi, U(1)), vec4([lane(ev, 2), lane(od, 2), lane(ev, 3), lane(od, 3)])),
+        );
+      }
+    }
+  }
+  return irStep("conv2dSubpixel", {
+    comment:
+      `conv2d 3x3 stride 2 input gradient by sub-pixels: dy [${n}, ${cin}, ${h}, ${w}] -> dx [${n}, ${cout}, ${
+        2 * h
+      }, ${2 * w}], ${tm} channels x ${tn} dy pixels per thread`,
+    bindings: [
+      { name: "dy", type: "vec4<f32>" },
       { name: "wq", type: "vec4<f32>" },
       { name: "out", type: "vec4<f32>", write: true },
     ],
@@ -385,6 +594,11 @@ export interface Conv2dRowsFilterSpec {
   tile?: { to: number; tc: number; rh?: number };
   /** Override of the number of partial sums (workgroup splits of the pixels). */
   splits?: number;
+  /**
+   * The convolution's stride (default 1). With 2, `height` and `width` are dy's and `x` is
+   * `2 * height` by `2 * width`.
+   */
+  stride?: 1 | 2;
 }
 
 /** Threads a weight gradient wants in flight on llvmpipe (lanes x cores, with slack). */
@@ -426,6 +640,10 @@ export function conv2dRowsFilterKernel(spec: Conv2dRowsFilterSpec): KernelPlan {
   }
   const { to, tc } = tile;
   const rh = tile.rh ?? 1;
+  const stride = spec.stride ?? 1;
+  if (stride !== 1 && stride !== 2) {
+    throw new RangeError(`conv2dRowsFilterKernel: stride ${stride} (expected 1 or 2)`);
+  }
   checkInts("conv2dRowsFilterKernel", { rows: rh });
   if (h % rh !== 0) {
     throw new RangeError(
@@ -458,7 +676,11 @@ export function conv2dRowsFilterKernel(spec: Conv2dRowsFilterSpec): KernelPlan {
     }
   }
   // A step covers `rh` output rows of one image, which read rh + 2 input rows (k = 0 is the row
-  // above the first): each input row loaded serves up to three kernel rows.
+  // above the first; with stride 2, 2rh + 1 rows): each input row loaded serves up to three
+  // kernel rows.
+  const hi = h * stride;
+  const qwi = qw * stride;
+  const inRows = stride === 1 ? rh + 2 : 2 * rh + 1;
   const R: Stmt[] = [
     letS("nb", div(v("r"), U(h / rh))),
     letS("oh", mul(mod(v("r"), U(h / rh)), U(rh))),
@@ -467,21 +689,23 @@ export function conv2dRowsFilterKernel(spec: Conv2dRowsFilterSpec): KernelPlan {
   // The x row k of channel c0 + j: its start (in vec4s) and whether it exists.
   const ok = (j: number, k: number) => name(`ok_${j}_${k}`, "bool");
   for (let j = 0; j < tc; j++) {
-    for (let k = 0; k < rh + 2; k++) {
+    for (let k = 0; k < inRows; k++) {
       const ih = v(`ih_${j}_${k}`);
       R.push(
-        letS(`ih_${j}_${k}`, sub(add(v("oh"), U(k)), U(1))),
-        letS(`ok_${j}_${k}`, lt(ih, U(h))),
+        letS(`ih_${j}_${k}`, sub(add(mul(v("oh"), U(stride)), U(k)), U(1))),
+        letS(`ok_${j}_${k}`, lt(ih, U(hi))),
         letS(
           `xb_${j}_${k}`,
-          mul(add(mul(add(add(mul(v("nb"), U(c)), v("c0")), U(j)), U(h)), ih), U(qw)),
+          mul(add(mul(add(add(mul(v("nb"), U(c)), v("c0")), U(j)), U(hi)), ih), U(qwi)),
         ),
-        varS(`cur_${j}_${k}`, select(ok(j, k), loadV("x", v(`xb_${j}_${k}`)), ZERO4)),
+        ...(stride === 1
+          ? [varS(`cur_${j}_${k}`, select(ok(j, k), loadV("x", v(`xb_${j}_${k}`)), ZERO4))]
+          : []),
         varS(`prev_${j}_${k}`, F0),
       );
     }
   }
-  const Q: Stmt[] = [letS("more", lt(add(v("q"), U(1)), U(qw)))];
+  const Q: Stmt[] = stride === 1 ? [letS("more", lt(add(v("q"), U(1)), U(qw)))] : [];
   for (let rr = 0; rr < rh; rr++) {
     for (let i = 0; i < to; i++) {
       Q.push(
@@ -490,33 +714,53 @@ export function conv2dRowsFilterKernel(spec: Conv2dRowsFilterSpec): KernelPlan {
     }
   }
   for (let j = 0; j < tc; j++) {
-    for (let k = 0; k < rh + 2; k++) {
-      const cur = f4(`cur_${j}_${k}`);
-      const next = f4(`next_${j}_${k}`);
-      const nextAt = add(v(`xb_${j}_${k}`), call("min", [add(v("q"), U(1)), U(qw - 1)]));
-      Q.push(
-        letS(
-          `next_${j}_${k}`,
-          select(bin("&&", name("more", "bool"), ok(j, k)), loadV("x", nextAt), ZERO4),
-        ),
-        letS(
-          `s0_${j}_${k}`,
-          vec4([name(`prev_${j}_${k}`, "f32"), lane(cur, 0), lane(cur, 1), lane(cur, 2)]),
-        ),
-        letS(`s2_${j}_${k}`, vec4([lane(cur, 1), lane(cur, 2), lane(cur, 3), lane(next, 0)])),
-      );
-      const taps = [f4(`s0_${j}_${k}`), cur, f4(`s2_${j}_${k}`)];
-      // Output row rr reads this input row at kernel row kh = k - rr.
-      for (let rr = Math.max(0, k - 2); rr <= Math.min(rh - 1, k); rr++) {
+    for (let k = 0; k < inRows; k++) {
+      const prev = name(`prev_${j}_${k}`, "f32");
+      let taps: Expr[];
+      let last: Expr;
+      if (stride === 1) {
+        const cur = f4(`cur_${j}_${k}`);
+        const next = f4(`next_${j}_${k}`);
+        const nextAt = add(v(`xb_${j}_${k}`), call("min", [add(v("q"), U(1)), U(qw - 1)]));
+        Q.push(
+          letS(
+            `next_${j}_${k}`,
+            select(bin("&&", name("more", "bool"), ok(j, k)), loadV("x", nextAt), ZERO4),
+          ),
+          letS(`s0_${j}_${k}`, vec4([prev, lane(cur, 0), lane(cur, 1), lane(cur, 2)])),
+          letS(`s2_${j}_${k}`, vec4([lane(cur, 1), lane(cur, 2), lane(cur, 3), lane(next, 0)])),
+        );
+        taps = [f4(`s0_${j}_${k}`), cur, f4(`s2_${j}_${k}`)];
+        last = lane(cur, 3);
+      } else {
+        // Stride 2: dy pixels 4q..4q+3 read x columns 8q-1..8q+7 (two vec4s and the last
+        // lane of the pair before).
+        const at = add(v(`xb_${j}_${k}`), mul(v("q"), U(2)));
+        const [a, b] = [f4(`xa_${j}_${k}`), f4(`xc_${j}_${k}`)];
+        Q.push(
+          letS(`xa_${j}_${k}`, select(ok(j, k), loadV("x", at), ZERO4)),
+          letS(`xc_${j}_${k}`, select(ok(j, k), loadV("x", add(at, U(1))), ZERO4)),
+          letS(`s0_${j}_${k}`, vec4([prev, lane(a, 1), lane(a, 3), lane(b, 1)])),
+          letS(`s1_${j}_${k}`, vec4([lane(a, 0), lane(a, 2), lane(b, 0), lane(b, 2)])),
+          letS(`s2_${j}_${k}`, vec4([lane(a, 1), lane(a, 3), lane(b, 1), lane(b, 3)])),
+        );
+        taps = [0, 1, 2].map((kw) => f4(`s${kw}_${j}_${k}`));
+        last = lane(b, 3);
+      }
+      // Output row rr reads this input row at kernel row kh = k - stride * rr.
+      for (let rr = 0; rr < rh; rr++) {
+        const kh = k - stride * rr;
+        if (kh < 0 || kh > 2) continue;
         for (let i = 0; i < to; i++) {
           const d = f4(`d_${i}_${rr}`);
           taps.forEach((x, kw) => {
-            const a = acc(i, j, k - rr, kw);
+            const a = acc(i, j, kh, kw);
             Q.push(assign(a, add(name(a, "f32"), call("dot", [d, x]))));
           });
         }
       }
-      Q.push(assign(`prev_${j}_${k}`, lane(cur, 3)), assign(`cur_${j}_${k}`, next));
+      Q.push(assign(`prev_${j}_${k}`, last));
+      if (stride === 1) Q.push(assign(`cur_${j}_${k}`, f4(`next_${j}_${k}`)));
     }
   }
   body.push(loop("r", v("sp"), U(rows), splits, [...R, loop("q", U(0), U(qw), 1, Q)]));
@@ -542,10 +786,11 @@ export function conv2dRowsFilterKernel(spec: Conv2dRowsFilterSpec): KernelPlan {
     }
   }
   const first = irStep("conv2dRowsFilter", {
-    comment:
-      `conv2d 3x3 by rows (weight gradient): x [${n}, ${c}, ${h}, ${w}], dy [${n}, ${o}, ${h}, ${w}], ${to}x${tc} channels per thread${
-        rh > 1 ? `, ${rh} rows per step` : ""
-      }, ${splits} splits`,
+    comment: `conv2d 3x3 stride ${stride} by rows (weight gradient): x [${n}, ${c}, ${
+      h * stride
+    }, ${w * stride}], dy [${n}, ${o}, ${h}, ${w}], ${to}x${tc} channels per thread${
+      rh > 1 ? `, ${rh} rows per step` : ""
+    }, ${splits} splits`,
     bindings: [
       { name: "x", type: "vec4<f32>" },
       { name: "dy", type: "vec4<f32>" },

@@ -482,13 +482,18 @@ Deno.test("conv2d picks the row kernel only where it applies", () => {
   assert.ok(!filterRows(spec));
   assert.ok(filterRows({ ...spec, width: 16 }));
   assert.ok(filterRows({ ...spec, columns: "rows" }));
-  assert.ok(!filterRows({ ...spec, width: 16, stride: 2 }));
+  // Stride 2 on an even input: rows too (by sub-pixels for the input gradient).
+  assert.ok(filterRows({ ...spec, width: 16, stride: 2 }));
+  assert.ok(!filterRows({ ...spec, width: 8, stride: 2 }));
+  assert.ok(rows({ ...spec, stride: 2 }));
+  assert.equal(conv2dBackwardInputKernel({ ...spec, stride: 2 }).algorithm, "rows");
   assert.ok(rows({ ...spec, columns: "rows" }));
   for (
     const other of [
       { ...spec, profile: "discrete" as const },
       { ...spec, columns: "implicit" as const },
-      { ...spec, stride: 2 },
+      { ...spec, stride: 2, height: 7 }, // odd input
+      { ...spec, stride: 3 },
       { ...spec, padding: 0 },
       { ...spec, dilation: 2, padding: 2 },
       { ...spec, groups: 2 },
@@ -502,7 +507,7 @@ Deno.test("conv2d picks the row kernel only where it applies", () => {
   }
 });
 
-Deno.test("conv2d kernels pick explicit columns for stride 2 input gradients on llvmpipe", () => {
+Deno.test("conv2d kernels pick rows for stride 2 on llvmpipe, else explicit columns for input gradients", () => {
   const spec: Conv2dSpec = {
     batch: 128,
     inChannels: 64,
@@ -514,9 +519,14 @@ Deno.test("conv2d kernels pick explicit columns for stride 2 input gradients on 
     stride: 2,
     padding: 1,
   };
-  assert.equal(conv2dBackwardInputKernel(spec).algorithm, "explicit");
-  // Forward and weight gradient keep the implicit GEMM on 16x16 outputs.
-  const large = { ...spec, height: 32, width: 32 };
+  assert.equal(conv2dBackwardInputKernel(spec).algorithm, "rows");
+  assert.equal(conv2dForwardKernel(spec).algorithm, "rows");
+  assert.equal(conv2dBackwardFilterKernel(spec).algorithm, "rowsFilter");
+  // Where rows do not apply (input channels not a multiple of 8): explicit columns.
+  assert.equal(conv2dBackwardInputKernel({ ...spec, inChannels: 12 }).algorithm, "explicit");
+  // Forward and weight gradient keep the implicit GEMM on 16x16 outputs (122 output channels:
+  // not a multiple of 4, so no rows).
+  const large = { ...spec, height: 32, width: 32, outChannels: 122 };
   assert.equal(conv2dForwardKernel(large).algorithm, "gemm");
   assert.equal(conv2dBackwardFilterKernel(large).algorithm, "gemm");
   assert.equal(conv2dForwardKernel({ ...large, columns: "explicit" }).algorithm, "explicit");

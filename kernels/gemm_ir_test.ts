@@ -154,6 +154,15 @@ Deno.test("conv2d IR (implicit GEMM, explicit columns, rows) matches the referen
     }],
     ["rows, whole images per thread", { ...rows }],
     ["rows, parts of a row per thread", { ...rows, height: 2, width: 32, outChannels: 16 }],
+    ["rows, stride 2, whole images per thread", { ...rows, stride: 2, height: 8, width: 8 }],
+    ["rows, stride 2, whole rows per thread", { ...rows, stride: 2, height: 8, width: 16 }],
+    ["rows, stride 2, parts of a row per thread", {
+      ...rows,
+      stride: 2,
+      height: 4,
+      width: 64,
+      outChannels: 16,
+    }],
     ["explicit columns, dilation 2 (col2im by taps)", {
       ...base,
       columns: "explicit",
@@ -222,6 +231,16 @@ Deno.test("conv2d row kernels fuse an epilogue in the interpreter", () => {
   assert.equal(colsPlan.algorithm, "explicit");
   const dx = run(colsPlan, { dy: dyc, w: wc, e0 }, gc.n * gc.c * gc.h * gc.w);
   assert.ok(maxScaledError(dx, apply(bi), { ...tol, scale: bi.scale }) <= 1, "col2im");
+  // The stride-2 input gradient by sub-pixels: the epilogue runs over dx, four times dy's size.
+  const sub = { ...spec, inChannels: 8, stride: 2 };
+  const gs = conv2dGeometry(sub);
+  const ws = hashFill(gs.o * gs.c * 9, 12, 1 / 4);
+  const dys = hashFill(gs.n * gs.o * gs.oh * gs.ow, 13);
+  const bs = referenceBackwardInput(gs, dys, ws);
+  const subPlan = conv2dBackwardInputKernel(sub);
+  assert.equal(subPlan.algorithm, "rows");
+  const dxs = run(subPlan, { dy: dys, w: ws, e0 }, gs.n * gs.c * gs.h * gs.w);
+  assert.ok(maxScaledError(dxs, apply(bs), { ...tol, scale: bs.scale }) <= 1, "sub-pixels");
   const bf = referenceBackwardFilter(g, x, dy);
   const plan = conv2dBackwardFilterKernel(spec);
   assert.equal(plan.steps.length, 2);

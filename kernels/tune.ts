@@ -239,7 +239,12 @@ export function convCandidates(
       );
     }
   } else {
-    for (const [tm, most] of [[8, 16], [8, 32], [16, 32], [8, 64], [16, 64]]) {
+    // By sub-pixels (a stride-2 input gradient) a thread keeps four values per pixel.
+    const subpixel = direction === "backInput" && conv2dGeometry(spec).sh === 2;
+    const tiles = subpixel
+      ? [[8, 4], [8, 8], [8, 16], [16, 8], [16, 16]]
+      : [[8, 16], [8, 32], [16, 32], [8, 64], [16, 64]];
+    for (const [tm, most] of tiles) {
       // The widest thread of at most `most` pixels that tiles the batch.
       for (let tn = most; tn >= 4; tn -= 4) {
         const v: ConvVariant = { algo: "rows", tm, tn };

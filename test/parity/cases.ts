@@ -410,11 +410,22 @@ const convs: ParityCase[] = [
   {
     name: "conv.stride2",
     paths: [
-      "stride-2 forward and weight gradient by implicit GEMM",
-      "stride-2 input gradient by explicit columns and col2im (llvmpipe profile)",
+      "stride-2 forward by rows, weight gradient by rows (llvmpipe profile) or implicit GEMM",
+      "stride-2 input gradient by explicit columns and col2im (4 channels: no sub-pixels)",
       "tuning candidates",
     ],
     inputs: [{ shape: [2, 4, 16, 16], seed: 87 }, { shape: [8, 4, 3, 3], seed: 88, scale: 0.3 }],
+    fn: (cg, x, w) => convGrad(cg, x, w, { stride: 2, padding: 1 }),
+    tune: true,
+  },
+  {
+    name: "conv.stride2.rows",
+    paths: [
+      "stride-2 forward and weight gradient by rows (pairs of vec4s, even and odd lanes)",
+      "stride-2 input gradient by sub-pixels",
+      "tuning candidates",
+    ],
+    inputs: [{ shape: [2, 8, 16, 32], seed: 95 }, { shape: [16, 8, 3, 3], seed: 96, scale: 0.3 }],
     fn: (cg, x, w) => convGrad(cg, x, w, { stride: 2, padding: 1 }),
     tune: true,
   },
