@@ -229,10 +229,22 @@ export function convCandidates(
   // order of compile cost, which a spent tuning budget cuts short.
   const space: ConvVariant[] = [{ algo: "implicit", cap: 8 }];
   if (direction === "backFilter") {
-    // Two rows per step: each input row loaded serves two output rows (llvmpipe loads storage
-    // one lane at a time, so fewer loads per multiply-add is what a bigger tile buys).
+    // Two or four rows per step: each input row loaded serves up to three output rows, and
+    // the accumulators stay as many (llvmpipe loads storage one lane at a time, so fewer loads
+    // per multiply-add is what a bigger tile buys; 8x4 by 4 rows measured 12-17% faster than
+    // by 2 on C1's weight gradient).
     for (
-      const [to, tc, rh] of [[4, 1], [4, 2], [8, 1], [8, 2], [8, 2, 2], [16, 1], [8, 4], [8, 4, 2]]
+      const [to, tc, rh] of [
+        [4, 1],
+        [4, 2],
+        [8, 1],
+        [8, 2],
+        [8, 2, 2],
+        [16, 1],
+        [8, 4],
+        [8, 4, 2],
+        [8, 4, 4],
+      ]
     ) {
       space.push(
         rh === undefined ? { algo: "rowsFilter", to, tc } : { algo: "rowsFilter", to, tc, rh },
