@@ -221,26 +221,21 @@ Deno.test("conv2d row kernels fuse an epilogue in the interpreter", () => {
   const fwd = referenceForward(g, x, w);
   const y = run(conv2dForwardKernel(spec), { x, w, e0 }, g.n * g.o * g.h * g.w);
   assert.ok(maxScaledError(y, apply(fwd), { ...tol, scale: fwd.scale }) <= 1, "forward");
-  // The input gradient by explicit columns: the epilogue runs in col2im.
-  const cols = { ...spec, inChannels: 4, stride: 2, columns: "explicit" as const };
-  const gc = conv2dGeometry(cols);
-  const wc = hashFill(gc.o * gc.c * 9, 12, 1 / 4);
-  const dyc = hashFill(gc.n * gc.o * gc.oh * gc.ow, 13);
-  const bi = referenceBackwardInput(gc, dyc, wc);
-  const colsPlan = conv2dBackwardInputKernel(cols);
-  assert.equal(colsPlan.algorithm, "explicit");
-  const dx = run(colsPlan, { dy: dyc, w: wc, e0 }, gc.n * gc.c * gc.h * gc.w);
-  assert.ok(maxScaledError(dx, apply(bi), { ...tol, scale: bi.scale }) <= 1, "col2im");
-  // The stride-2 input gradient by sub-pixels: the epilogue runs over dx, four times dy's size.
-  const sub = { ...spec, inChannels: 8, stride: 2 };
-  const gs = conv2dGeometry(sub);
-  const ws = hashFill(gs.o * gs.c * 9, 12, 1 / 4);
-  const dys = hashFill(gs.n * gs.o * gs.oh * gs.ow, 13);
-  const bs = referenceBackwardInput(gs, dys, ws);
-  const subPlan = conv2dBackwardInputKernel(sub);
-  assert.equal(subPlan.algorithm, "rows");
-  const dxs = run(subPlan, { dy: dys, w: ws, e0 }, gs.n * gs.c * gs.h * gs.w);
-  assert.ok(maxScaledError(dxs, apply(bs), { ...tol, scale: bs.scale }) <= 1, "sub-pixels");
+  // Stride-2 input gradients: by explicit columns (4 channels; the epilogue runs in col2im) and
+  // by sub-pixels (8 channels; the epilogue runs over dx, four times dy's size).
+  const strided = (inChannels: number, columns: "explicit" | "rows", label: string) => {
+    const s2 = { ...spec, inChannels, stride: 2, columns };
+    const gs = conv2dGeometry(s2);
+    const ws = hashFill(gs.o * gs.c * 9, 12, 1 / 4);
+    const dys = hashFill(gs.n * gs.o * gs.oh * gs.ow, 13);
+    const ref = referenceBackwardInput(gs, dys, ws);
+    const plan = conv2dBackwardInputKernel(s2);
+    assert.equal(plan.algorithm, columns);
+    const dx = run(plan, { dy: dys, w: ws, e0 }, gs.n * gs.c * gs.h * gs.w);
+    assert.ok(maxScaledError(dx, apply(ref), { ...tol, scale: ref.scale }) <= 1, label);
+  };
+  strided(4, "explicit", "col2im");
+  strided(8, "rows", "sub-pixels");
   const bf = referenceBackwardFilter(g, x, dy);
   const plan = conv2dBackwardFilterKernel(spec);
   assert.equal(plan.steps.length, 2);
