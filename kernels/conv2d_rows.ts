@@ -226,17 +226,72 @@ function threadPixels(n: number, h: number, w: number, tm: number, tn: number) {
   return { p, quads, colGroups, images, partRow, quad, sameRow, head };
 }
 
+/**
+ * The taps of input row `oh0 + row + kh - 1` under each quad of a stride-1 row thread (`geo`),
+ * channel base `xc`: `t1_kh_q` the row's `vec4`, `t0_kh_q` and `t2_kh_q` its lanes shifted by
+ * one pixel right and left, with the neighbouring quads' lanes (or loads, for part of a row) at
+ * the edges; rows outside the image are zeros. Taps a kernel does not read are removed by DCE.
+ */
+function rowTaps(
+  B: Stmt[],
+  input: string,
+  cin: number,
+  h: number,
+  w: number,
+  tn: number,
+  geo: ReturnType<typeof threadPixels>,
+  kh: number,
+): void {
+  const { p, quads, images, partRow, quad, sameRow } = geo;
+  for (let q = 0; q < quads; q++) {
+    const { img, row, ow, col } = quad(q);
+    const base = add(v("xc"), U((img * cin * p) / 4));
+    const xv = `t1_${kh}_${q}`;
+    if (images) {
+      // Every index is known: rows above or below the image are zeros.
+      const ih = row + kh - 1;
+      B.push(
+        letS(xv, ih < 0 || ih >= h ? ZERO4 : loadV(input, add(base, U((ih * w + col) / 4)))),
+      );
+      continue;
+    }
+    const ih = v(`ih_${kh}_${q}`);
+    B.push(letS(`ih_${kh}_${q}`, sub(add(v("oh0"), U(row + kh)), U(1))));
+    B.push(
+      letS(
+        xv,
+        select(lt(ih, U(h)), loadV(input, add(base, div(add(mul(ih, U(w)), ow), U(4)))), ZERO4),
+      ),
+    );
+  }
+  for (let q = 0; q < quads; q++) {
+    const ih = v(`ih_${kh}_${q}`);
+    const ok = lt(ih, U(h));
+    const at = (off: Expr) => loadV(input, add(v("xc"), div(add(mul(ih, U(w)), off), U(4))));
+    const x = f4(`t1_${kh}_${q}`);
+    const left = sameRow(q, q - 1)
+      ? lane(f4(`t1_${kh}_${q - 1}`), 3)
+      : partRow
+      ? select(bin("&&", bin(">", v("ow0"), U(0)), ok), lane(at(sub(v("ow0"), U(1))), 3), F0)
+      : F0;
+    const right = sameRow(q, q + 1) ? lane(f4(`t1_${kh}_${q + 1}`), 0) : partRow
+      ? select(
+        bin("&&", lt(add(v("ow0"), U(tn)), U(w)), ok),
+        lane(at(add(v("ow0"), U(tn))), 0),
+        F0,
+      )
+      : F0;
+    B.push(letS(`t0_${kh}_${q}`, vec4([left, lane(x, 0), lane(x, 1), lane(x, 2)])));
+    B.push(letS(`t2_${kh}_${q}`, vec4([lane(x, 1), lane(x, 2), lane(x, 3), right])));
+  }
+}
+
 /** Step 2 of {@linkcode conv2dRowsKernel}: the convolution, `tm` channels x `tn` pixels a thread. */
 function rowsStep(spec: Conv2dRowsSpec, { tm, tn }: { tm: number; tn: number }): KernelSource {
   const { batch: n, inChannels: cin, outChannels: cout, height: h, width: w, mode } = spec;
   const stride = spec.stride ?? 1;
-  const { p, quads, colGroups, images, partRow, quad, sameRow, head } = threadPixels(
-    n,
-    h,
-    w,
-    tm,
-    tn,
-  );
+  const geo = threadPixels(n, h, w, tm, tn);
+  const { p, quads, colGroups, images, partRow, quad, sameRow, head } = geo;
   // The input image's plane: with stride 2 the input is 2h x 2w.
   const pin = p * stride * stride;
   const input = mode === "forward" ? "x" : "dy";
@@ -281,51 +336,6 @@ function rowsStep(spec: Conv2dRowsSpec, { tm, tn }: { tm: number; tn: number }):
       );
     }
   };
-  // Stride 1: the input row under a quad is one vec4; the left and right taps are its lanes
-  // shifted, with the neighbouring quads' lanes at the edges.
-  const rowTaps = (B: Stmt[], kh: number) => {
-    for (let q = 0; q < quads; q++) {
-      const { img, row, ow, col } = quad(q);
-      const base = add(v("xc"), U((img * cin * p) / 4));
-      const xv = `t1_${kh}_${q}`;
-      if (images) {
-        // Every index is known: rows above or below the image are zeros.
-        const ih = row + kh - 1;
-        B.push(
-          letS(xv, ih < 0 || ih >= h ? ZERO4 : loadV(input, add(base, U((ih * w + col) / 4)))),
-        );
-        continue;
-      }
-      const ih = v(`ih_${kh}_${q}`);
-      B.push(letS(`ih_${kh}_${q}`, sub(add(v("oh0"), U(row + kh)), U(1))));
-      B.push(
-        letS(
-          xv,
-          select(lt(ih, U(h)), loadV(input, add(base, div(add(mul(ih, U(w)), ow), U(4)))), ZERO4),
-        ),
-      );
-    }
-    for (let q = 0; q < quads; q++) {
-      const ih = v(`ih_${kh}_${q}`);
-      const ok = lt(ih, U(h));
-      const at = (off: Expr) => loadV(input, add(v("xc"), div(add(mul(ih, U(w)), off), U(4))));
-      const x = f4(`t1_${kh}_${q}`);
-      const left = sameRow(q, q - 1)
-        ? lane(f4(`t1_${kh}_${q - 1}`), 3)
-        : partRow
-        ? select(bin("&&", bin(">", v("ow0"), U(0)), ok), lane(at(sub(v("ow0"), U(1))), 3), F0)
-        : F0;
-      const right = sameRow(q, q + 1) ? lane(f4(`t1_${kh}_${q + 1}`), 0) : partRow
-        ? select(
-          bin("&&", lt(add(v("ow0"), U(tn)), U(w)), ok),
-          lane(at(add(v("ow0"), U(tn))), 0),
-          F0,
-        )
-        : F0;
-      B.push(letS(`t0_${kh}_${q}`, vec4([left, lane(x, 0), lane(x, 1), lane(x, 2)])));
-      B.push(letS(`t2_${kh}_${q}`, vec4([lane(x, 1), lane(x, 2), lane(x, 3), right])));
-    }
-  };
   const body: Stmt[] = [
     ...head,
     letS("xb", mul(v("nb"), U((cin * pin) / 4))),
@@ -336,7 +346,7 @@ function rowsStep(spec: Conv2dRowsSpec, { tm, tn }: { tm: number; tn: number }):
   const B: Stmt[] = [letS("xc", add(v("xb"), mul(v("ci"), U(pin / 4))))];
   for (let kh = 0; kh < 3; kh++) {
     if (stride === 2) stridedTaps(B, kh);
-    else rowTaps(B, kh);
+    else rowTaps(B, input, cin, h, w, tn, geo, kh);
     // The weights of four output channels at one tap are one vec4 (no lane wasted).
     for (let g = 0; g < tm / 4; g++) {
       for (let kw = 0; kw < 3; kw++) {
@@ -391,14 +401,9 @@ function rowsStep(spec: Conv2dRowsSpec, { tm, tn }: { tm: number; tn: number }):
  */
 function subpixelStep(spec: Conv2dRowsSpec, { tm, tn }: { tm: number; tn: number }): KernelSource {
   const { batch: n, inChannels: cin, outChannels: cout, height: h, width: w } = spec;
-  const { p, quads, colGroups, images, partRow, quad, sameRow, head } = threadPixels(
-    n,
-    h,
-    w,
-    tm,
-    tn,
-  );
-  const body: Stmt[] = [...head, letS("yb", mul(v("nb"), U((cin * p) / 4)))];
+  const geo = threadPixels(n, h, w, tm, tn);
+  const { p, quads, colGroups, quad, head } = geo;
+  const body: Stmt[] = [...head, letS("xb", mul(v("nb"), U((cin * p) / 4)))];
   const acc = (i: number, q: number, r: number, e: number) => `acc_${i}_${q}_${r}_${e}`;
   for (let i = 0; i < tm; i++) {
     for (let q = 0; q < quads; q++) {
@@ -407,42 +412,10 @@ function subpixelStep(spec: Conv2dRowsSpec, { tm, tn }: { tm: number; tn: number
       }
     }
   }
-  const B: Stmt[] = [letS("yc", add(v("yb"), mul(v("ci"), U(p / 4))))];
-  // dy rows oh (d = 0) and oh + 1 (d = 1) under each quad, and the same shifted by one pixel.
-  for (const d of [0, 1]) {
-    for (let q = 0; q < quads; q++) {
-      const { img, row, ow, col } = quad(q);
-      const base = add(v("yc"), U((img * cin * p) / 4));
-      const y = `y${d}_${q}`;
-      if (images) {
-        const oh = row + d;
-        B.push(letS(y, oh >= h ? ZERO4 : loadV("dy", add(base, U((oh * w + col) / 4)))));
-      } else {
-        const oh = v(`oh${d}_${q}`);
-        B.push(
-          letS(`oh${d}_${q}`, add(v("oh0"), U(row + d))),
-          letS(
-            y,
-            select(lt(oh, U(h)), loadV("dy", add(base, div(add(mul(oh, U(w)), ow), U(4)))), ZERO4),
-          ),
-        );
-      }
-    }
-    for (let q = 0; q < quads; q++) {
-      const y = f4(`y${d}_${q}`);
-      let next: Expr = F0;
-      if (sameRow(q, q + 1)) next = lane(f4(`y${d}_${q + 1}`), 0);
-      else if (partRow) {
-        const oh = v(`oh${d}_${q}`);
-        next = select(
-          bin("&&", lt(add(v("ow0"), U(tn)), U(w)), lt(oh, U(h))),
-          lane(loadV("dy", add(v("yc"), div(add(mul(oh, U(w)), add(v("ow0"), U(tn))), U(4)))), 0),
-          F0,
-        );
-      }
-      B.push(letS(`s${d}_${q}`, vec4([lane(y, 1), lane(y, 2), lane(y, 3), next])));
-    }
-  }
+  // dy rows oh and oh + 1 under each quad (the taps of kernel rows 1 and 2 of a stride-1 row
+  // thread: t1 the row, t2 the row shifted by one pixel).
+  const B: Stmt[] = [letS("xc", add(v("xb"), mul(v("ci"), U(p / 4))))];
+  for (const kh of [1, 2]) rowTaps(B, "dy", cin, h, w, tn, geo, kh);
   const wt = (g: number, kh: number, kw: number) => f4(`w_${g}_${kh}_${kw}`);
   for (let g = 0; g < tm / 4; g++) {
     for (let kh = 0; kh < 3; kh++) {
@@ -455,7 +428,7 @@ function subpixelStep(spec: Conv2dRowsSpec, { tm, tn }: { tm: number; tn: number
   for (let i = 0; i < tm; i++) {
     const k = (kh: number, kw: number) => lane(wt(Math.floor(i / 4), kh, kw), i % 4);
     for (let q = 0; q < quads; q++) {
-      const [y0, y1, s0, s1] = [`y0_${q}`, `y1_${q}`, `s0_${q}`, `s1_${q}`].map(f4);
+      const [y0, y1, s0, s1] = [`t1_1_${q}`, `t1_2_${q}`, `t2_1_${q}`, `t2_2_${q}`].map(f4);
       const terms: [number, number, [Expr, Expr][]][] = [
         [0, 0, [[k(1, 1), y0]]],
         [0, 1, [[k(1, 0), s0], [k(1, 2), y0]]],
