@@ -6,7 +6,8 @@
  * @module
  */
 import type { KernelPlan, KernelSource } from "./types.ts";
-import { renderWgsl } from "../src/kernel/wgsl.ts";
+import { layoutOf, renderWgsl, slotKey } from "../src/kernel/wgsl.ts";
+import { layoutEntries } from "../src/backend/webgpu/compile_pool.ts";
 
 let devicePromise: Promise<GPUDevice | null> | undefined;
 const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
@@ -69,16 +70,11 @@ function pipelineFor(device: GPUDevice, step: KernelSource): GPUComputePipeline 
   const code = renderWgsl(step.kernel);
   let cache = pipelines.get(device);
   if (!cache) pipelines.set(device, cache = new Map());
-  const key = `${step.bindings.join(",")}|${step.writes.join(",")}\n${code}`;
+  const slots = layoutOf(step.kernel);
+  const key = `${slotKey(slots)}\n${code}`;
   let pipeline = cache.get(key);
   if (!pipeline) {
-    const layout = device.createBindGroupLayout({
-      entries: step.bindings.map((b, i) => ({
-        binding: i,
-        visibility: GPUShaderStage.COMPUTE,
-        buffer: { type: step.writes.includes(b) ? "storage" : "read-only-storage" },
-      } as GPUBindGroupLayoutEntry)),
-    });
+    const layout = device.createBindGroupLayout({ entries: layoutEntries(slots) });
     pipeline = device.createComputePipeline({
       layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
       compute: { module: device.createShaderModule({ code }), entryPoint: "main" },
@@ -109,7 +105,8 @@ export async function preparePlan(
   options: { inputs: Record<string, Float32Array>; outputs: Record<string, number> },
 ): Promise<PreparedPlan> {
   const buffers = new Map<string, GPUBuffer>();
-  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_SRC |
+    GPUBufferUsage.COPY_DST;
   const make = (name: string, bytes: number) => {
     const buffer = device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 16) * 16), usage });
     buffers.set(name, buffer);
@@ -140,7 +137,8 @@ export async function preparePlan(
         if (!buffer) {
           throw new TypeError(`No buffer for binding "${name}": pass it as input or output`);
         }
-        return { binding: i, resource: { buffer } };
+        const range = step.ranges?.[name];
+        return { binding: i, resource: range === undefined ? { buffer } : { buffer, ...range } };
       }),
     });
     return { pipeline, bindGroup, workgroups: step.workgroups };
@@ -371,6 +369,9 @@ export function renameBindings(plan: KernelPlan, names: Record<string, string>):
       ...s,
       bindings: s.bindings.map(rename),
       writes: s.writes.map(rename),
+      ...(s.ranges === undefined ? {} : {
+        ranges: Object.fromEntries(Object.entries(s.ranges).map(([k, r]) => [rename(k), r])),
+      }),
     })),
     scratch: plan.scratch.map((s) => ({ ...s, name: rename(s.name) })),
   };

@@ -188,6 +188,8 @@ export interface BindingDecl {
   write?: boolean;
   /** Bound as several parts (see {@linkcode BindingSplit}); whole when absent. */
   split?: BindingSplit;
+  /** Declared as a uniform array of this many elements (read-only, not split). */
+  uniform?: number;
 }
 
 /**
@@ -208,12 +210,21 @@ export function binding(d: BindingDecl): Binding<string> {
       );
     }
   }
+  if (
+    d.uniform !== undefined &&
+    (d.write || d.split !== undefined || d.type !== "vec4<f32>" || !(d.uniform >= 1))
+  ) {
+    throw new RangeError(
+      `Invalid uniform binding ${d.name}: ${d.uniform} elements of ${d.type}, expected a read-only, unsplit array of at least one vec4<f32>`,
+    );
+  }
   return {
     name: d.name,
     scalar: d.type === "i32" ? "i32" : "f32",
     write: d.write ?? false,
     lanes: d.type === "vec4<f32>" ? 4 : 1,
     ...(d.split === undefined ? {} : { split: d.split }),
+    ...(d.uniform === undefined ? {} : { uniform: d.uniform }),
     refs: [d.name],
   };
 }

@@ -18,6 +18,7 @@ import {
   referenceForward,
 } from "./_conv2d_reference_test_util.ts";
 import { hashFill, maxScaledError } from "./_harness_test_util.ts";
+import { conv2dRowsKernel } from "./conv2d_rows.ts";
 import type { Epilogue, KernelPlan } from "./types.ts";
 
 /** Runs every step of `plan` in the interpreter; returns `out`. */
@@ -25,7 +26,12 @@ function run(plan: KernelPlan, inputs: Record<string, Float32Array>, outSize: nu
   const buffers: Record<string, Float32Array> = { ...inputs, out: new Float32Array(outSize) };
   for (const s of plan.scratch) buffers[s.name] = new Float32Array(s.size / 4);
   for (const step of plan.steps) {
-    interpret(step.kernel, buffers, { robust: true });
+    // A step binding a range of a buffer sees that range as the whole array.
+    const views = { ...buffers };
+    for (const [b, r] of Object.entries(step.ranges ?? {})) {
+      views[b] = buffers[b].subarray(r.offset / 4, (r.offset + r.size) / 4);
+    }
+    interpret(step.kernel, views, { robust: true });
   }
   return buffers.out;
 }
@@ -156,6 +162,15 @@ Deno.test("conv2d IR (implicit GEMM, explicit columns, rows) matches the referen
     ["rows, parts of a row per thread", { ...rows, height: 2, width: 32, outChannels: 16 }],
     ["rows, stride 2, whole images per thread", { ...rows, stride: 2, height: 8, width: 8 }],
     ["rows, stride 2, whole rows per thread", { ...rows, stride: 2, height: 8, width: 16 }],
+    ["rows, weights in two uniform slices", { ...rows, inChannels: 16, outChannels: 16 }],
+    ["rows, stride 2, weights in two uniform slices", {
+      ...rows,
+      stride: 2,
+      height: 8,
+      width: 8,
+      inChannels: 16,
+      outChannels: 16,
+    }],
     ["rows, stride 2, parts of a row per thread", {
       ...rows,
       stride: 2,
@@ -196,6 +211,37 @@ Deno.test("conv2d IR (implicit GEMM, explicit columns, rows) matches the referen
       assert.ok(maxScaledError(dw, bf.value, { ...tol, scale: bf.scale }) <= 1, "weight gradient");
     });
   }
+});
+
+Deno.test("conv2d row kernels read their weights from uniform slices up to 64 KiB", () => {
+  const spec = { batch: 1, height: 8, width: 8, mode: "forward" as const };
+  // 64 input channels, 16 output channels a thread: a header vec4 and 2304 of weights, rounded
+  // up to 2320 (256-byte offsets); two blocks of channels, one dispatch each.
+  const plan = conv2dRowsKernel({
+    ...spec,
+    inChannels: 64,
+    outChannels: 32,
+    tile: { tm: 16, tn: 16 },
+  });
+  assert.equal(plan.steps.length, 3);
+  assert.deepEqual(plan.steps.slice(1).map((s) => s.ranges?.wq), [
+    { offset: 0, size: 37120 },
+    { offset: 37120, size: 37120 },
+  ]);
+  assert.equal(plan.steps[1].kernel, plan.steps[2].kernel);
+  assert.equal(plan.steps[1].kernel.bindings[1].uniform, 2320);
+  assert.deepEqual(plan.scratch, [{ name: "wq", size: 2 * 37120 }]);
+  // 256 input channels: 16 channels' weights take 147 KiB, so one dispatch reads storage.
+  const big = conv2dRowsKernel({
+    ...spec,
+    inChannels: 256,
+    outChannels: 32,
+    tile: { tm: 16, tn: 16 },
+  });
+  assert.equal(big.steps.length, 2);
+  assert.equal(big.steps[1].ranges, undefined);
+  assert.equal(big.steps[1].kernel.bindings[1].uniform, undefined);
+  assert.deepEqual(big.scratch, [{ name: "wq", size: 32 * 256 * 9 * 4 }]);
 });
 
 Deno.test("conv2d row kernels fuse an epilogue in the interpreter", () => {

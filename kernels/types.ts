@@ -24,6 +24,12 @@ export interface KernelSource {
   /** The bindings this step writes (declared `read_write`; all others are `read`). */
   writes: readonly string[];
   /**
+   * Byte ranges of scratch buffers this step binds instead of the whole buffer, by binding name
+   * (offsets multiples of 256): one kernel dispatched once per slice of a buffer, e.g. a uniform
+   * binding of at most 64 KiB over a larger buffer.
+   */
+  ranges?: Readonly<Record<string, { offset: number; size: number }>>;
+  /**
    * The kernel, its bindings in `@group(0)` in this order (inputs, then the output; lanes say
    * `array<f32>` or `array<vec4<f32>>` as each builder documents), its references the binding
    * names. Rendered, its entry point is `main`.

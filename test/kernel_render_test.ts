@@ -3,6 +3,7 @@
 // WebGPU adapter, and compared exactly with the interpreter, before and after the passes.
 import assert from "node:assert/strict";
 import { layoutOf, renderWgsl } from "../src/kernel/wgsl.ts";
+import { layoutEntries } from "../src/backend/webgpu/compile_pool.ts";
 import { optimize } from "../src/kernel/passes.ts";
 import type { Kernel } from "../src/kernel/ir.ts";
 import { interpret } from "../src/kernel/_interpret_test_util.ts";
@@ -20,13 +21,7 @@ if (device === null) {
 
 async function onDevice(k: Kernel, input: Int32Array<ArrayBuffer>): Promise<Int32Array> {
   const d = device!;
-  const layout = d.createBindGroupLayout({
-    entries: layoutOf(k).map((b, i) => ({
-      binding: i,
-      visibility: GPUShaderStage.COMPUTE,
-      buffer: { type: b.write ? "storage" : "read-only-storage" },
-    })),
-  });
+  const layout = d.createBindGroupLayout({ entries: layoutEntries(layoutOf(k)) });
   d.pushErrorScope("validation");
   const module = d.createShaderModule({ code: renderWgsl(k) });
   const pipeline = d.createComputePipeline({

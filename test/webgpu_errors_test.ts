@@ -21,7 +21,7 @@ Deno.test({
   ignore,
   fn: async () => {
     const b = gpu!;
-    const bad = b.pipeline("fn main( { not wgsl", "k_broken", [true]);
+    const bad = b.pipeline("fn main( { not wgsl", "k_broken", ["write"]);
     const written = onDevice([1, 2]);
     b.markWritten([written.buffer], [bad], []);
     // A tensor the broken pipeline never touched reads back fine.
@@ -30,7 +30,7 @@ Deno.test({
     // What the pipeline wrote reports its compile error, with the kernel's name.
     await assert.rejects(written.read(), /WGSL compile error in kernel k_broken/);
     // So does the next program that asks for the same pipeline, and a run that uses it.
-    assert.throws(() => b.pipeline("fn main( { not wgsl", "k_broken", [true]), /k_broken/);
+    assert.throws(() => b.pipeline("fn main( { not wgsl", "k_broken", ["write"]), /k_broken/);
     assert.throws(() => b.checkPipelines([bad]), /k_broken/);
     // Unrelated work still runs and reads.
     const again = onDevice([5]);
@@ -43,7 +43,7 @@ Deno.test({
   ignore,
   fn: async () => {
     const b = gpu!;
-    const bad = b.pipeline("fn main( { still not wgsl", "k_broken_2", [true]);
+    const bad = b.pipeline("fn main( { still not wgsl", "k_broken_2", ["write"]);
     const first = onDevice([1]);
     const second = onDevice([2]);
     b.markWritten([first.buffer], [bad], []);

@@ -189,7 +189,7 @@ Deno.test({
       "  out0[0] = x;",
       "}",
     ].join("\n");
-    const broken = gpu!.pipeline(code, "broken_kernel", [true]);
+    const broken = gpu!.pipeline(code, "broken_kernel", ["write"]);
     await broken.checked;
     // The error belongs to the pipeline (runs and reads that use it report it, see
     // webgpu_errors_test.ts); unrelated calls such as synchronize() are not affected.

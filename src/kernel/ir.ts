@@ -148,7 +148,7 @@ export type Stmt =
   /** Records the first out-of-range index: `atomicMax(err[0], code)`, `atomicStore(err[1], value)`. */
   | { readonly kind: "report"; readonly cond: Expr; readonly code: number; readonly value: Expr };
 
-/** A storage binding of a kernel; `R` says what the runtime binds to it. */
+/** A buffer binding of a kernel (storage, or uniform); `R` says what the runtime binds to it. */
 export interface Binding<R = unknown> {
   /** Name in the kernel (split parts are `name_0`, `name_1`, ...). */
   readonly name: string;
@@ -160,6 +160,12 @@ export interface Binding<R = unknown> {
   readonly lanes: 1 | 4;
   /** Bound as several consecutive ranges of one buffer (each `elements` long but the last). */
   readonly split?: { readonly parts: number; readonly elements: number };
+  /**
+   * Declared `var<uniform>`: a fixed array of this many elements (read-only, never split). On
+   * llvmpipe a load from a uniform buffer is a branch-free gather, or one load when every
+   * invocation reads the same element, where a storage load is a per-lane loop.
+   */
+  readonly uniform?: number;
   /** What the runtime binds: one entry per part. */
   readonly refs: readonly R[];
 }

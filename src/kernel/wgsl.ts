@@ -211,10 +211,10 @@ export function bindingDeclarations(bindings: readonly Binding[]): string[] {
       ? [b.name]
       : Array.from({ length: b.split.parts }, (_, p) => `${b.name}_${p}`);
     for (const n of names) {
+      const space = b.uniform === undefined ? `storage, ${access}` : "uniform";
+      const size = b.uniform === undefined ? "" : `, ${b.uniform}`;
       lines.push(
-        `@group(0) @binding(${lines.length}) var<storage, ${access}> ${n}: array<${
-          elementType(b)
-        }>;`,
+        `@group(0) @binding(${lines.length}) var<${space}> ${n}: array<${elementType(b)}${size}>;`,
       );
     }
     if (b.split !== undefined) fns.push(...accessor(b));
@@ -223,8 +223,8 @@ export function bindingDeclarations(bindings: readonly Binding[]): string[] {
 }
 
 /**
- * One entry per binding slot of `kernel` (a split binding takes one per part): whether the
- * kernel writes it, for the bind-group layout.
+ * One entry per binding slot of `kernel` (a split binding takes one per part), for the
+ * bind-group layout: storage read or written, or uniform with its size.
  *
  * @example
  * ```ts
@@ -232,13 +232,34 @@ export function bindingDeclarations(bindings: readonly Binding[]): string[] {
  * layoutOf({
  *   name: "k", comment: "", shared: [], threads: 1, workgroups: [1, 1, 1], body: [],
  *   bindings: [{ name: "a", scalar: "f32", write: false, lanes: 1, refs: [0] }],
- * }); // [{ write: false }]
+ * }); // ["read"]
  * ```
  */
-export function layoutOf(kernel: Kernel): { write: boolean }[] {
-  return kernel.bindings.flatMap((b) =>
-    Array.from({ length: b.split?.parts ?? 1 }, () => ({ write: b.write }))
+export function layoutOf(kernel: Kernel): Slot[] {
+  return kernel.bindings.flatMap((b): Slot[] =>
+    b.uniform !== undefined
+      ? [{ uniform: b.uniform * b.lanes * 4 }]
+      : Array.from({ length: b.split?.parts ?? 1 }, () => b.write ? "write" : "read")
   );
+}
+
+/**
+ * A binding slot of a bind-group layout: a storage buffer the kernel reads or writes, or a
+ * uniform buffer of `uniform` bytes (its declared size).
+ */
+export type Slot = "read" | "write" | { readonly uniform: number };
+
+/**
+ * The slots' part of a pipeline cache key: `r`, `w` or `u` and the uniform's bytes, per slot.
+ *
+ * @example
+ * ```ts
+ * import { slotKey } from "./wgsl.ts";
+ * slotKey(["read", { uniform: 256 }, "write"]); // "r u256 w"
+ * ```
+ */
+export function slotKey(slots: readonly Slot[]): string {
+  return slots.map((s) => typeof s === "string" ? s[0] : `u${s.uniform}`).join(" ");
 }
 
 /**

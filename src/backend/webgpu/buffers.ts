@@ -9,7 +9,8 @@ import type { DType, TypedArray } from "../../ir/dtype.ts";
 import { donatedError, type Storage } from "../storage.ts";
 
 /** Usage of every tensor buffer: bound as storage, copied from (reads) and to (uploads). */
-const STORAGE_USAGE = 0x80 /* STORAGE */ | 0x04 /* COPY_SRC */ | 0x08; /* COPY_DST */
+// UNIFORM too: a kernel may bind a slice of a scratch buffer as a uniform array.
+const STORAGE_USAGE = 0x80 /* STORAGE */ | 0x40 /* UNIFORM */ | 0x04 /* COPY_SRC */ | 0x08; /* COPY_DST */
 
 /**
  * The size class of a buffer of `bytes`: a multiple of 256 bytes up to 64 KiB, then four

@@ -60,7 +60,7 @@ import {
 } from "../../kernel/ir.ts";
 import { type GemmPrim, inlineRule, loopOf, LOWERING } from "../../kernel/lowering.ts";
 import { optimize, quadOffset, vectorizeLanes } from "../../kernel/passes.ts";
-import { renderWgsl } from "../../kernel/wgsl.ts";
+import { renderWgsl, type Slot } from "../../kernel/wgsl.ts";
 import { rangeCode } from "../range_errors.ts";
 import { type Kernel, kernelName } from "./schedule.ts";
 import { type BindingParts, bindingParts } from "./split.ts";
@@ -85,7 +85,16 @@ export type BindingRef =
     /** For a tensor split across bindings: the byte range of its buffer this binding covers. */
     part?: { offset: number; size: number };
   }
-  | { kind: "scratch"; name: string; bytes: number; write: boolean }
+  | {
+    kind: "scratch";
+    name: string;
+    bytes: number;
+    write: boolean;
+    /** The byte range of the scratch buffer bound (the whole buffer when absent). */
+    part?: { offset: number; size: number };
+    /** Bound as a uniform buffer (the declared array's bytes). */
+    uniform?: number;
+  }
   | { kind: "errors" };
 
 /** One compute dispatch. */
@@ -115,6 +124,20 @@ export interface Dispatch {
  */
 export function writes(b: BindingRef): boolean {
   return b.kind === "errors" || b.write;
+}
+
+/**
+ * The bind-group layout slot of binding `b`: storage read or written, or uniform.
+ *
+ * @example
+ * ```ts
+ * import { slotOf } from "./codegen.ts";
+ * slotOf({ kind: "scratch", name: "wq", bytes: 512, write: false, uniform: 256 }); // { uniform: 256 }
+ * ```
+ */
+export function slotOf(b: BindingRef): Slot {
+  if (b.kind === "scratch" && b.uniform !== undefined) return { uniform: b.uniform };
+  return writes(b) ? "write" : "read";
 }
 
 /** Device facts the code generator tunes for. */
@@ -919,7 +942,12 @@ function gemmKernel(
     split: Object.keys(split).length > 0 ? split : undefined,
   });
   const limit = options.maxBindingBytes ?? Infinity;
-  const refs = (b: string, write: boolean): BindingRef[] => {
+  const refs = (
+    b: string,
+    write: boolean,
+    part?: { offset: number; size: number },
+    uniform?: number,
+  ): BindingRef[] => {
     const operand = operands[b];
     if (operand !== undefined) return partRefs(operand, false, options);
     if (b === "out") return partRefs(root, true, options);
@@ -934,7 +962,8 @@ function gemmKernel(
     const s = plan.scratch.find((x) => x.name === b);
     if (s !== undefined) {
       checkScratch(s.size, b, kname, options.maxBindingBytes);
-      return [{ kind: "scratch", name: b, bytes: s.size, write }];
+      const range = part === undefined ? {} : { part };
+      return [{ kind: "scratch", name: b, bytes: s.size, write, ...range, uniform }];
     }
     throw new TypeError(`Internal error: unknown binding ${b} of ${kname}`);
   };
@@ -944,7 +973,15 @@ function gemmKernel(
     const kernel: KernelAst<BindingRef> = {
       ...step.kernel,
       name: dname,
-      bindings: step.kernel.bindings.map((b) => ({ ...b, refs: refs(b.name, b.write) })),
+      bindings: step.kernel.bindings.map((b) => ({
+        ...b,
+        refs: refs(
+          b.name,
+          b.write,
+          step.ranges?.[b.name],
+          b.uniform === undefined ? undefined : b.uniform * b.lanes * 4,
+        ),
+      })),
     };
     return {
       name: dname,

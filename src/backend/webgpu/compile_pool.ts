@@ -22,15 +22,16 @@
  */
 import { debugEnabled, envVar } from "../../_env.ts";
 import type { GpuContext } from "./device.ts";
+import type { Slot } from "../../kernel/wgsl.ts";
 
-/** A pipeline to compile: its WGSL and whether each binding slot is written. */
+/** A pipeline to compile: its WGSL and its binding slots. */
 export interface CompileJob {
   /** The kernel's name (for `COSGRAD_DEBUG=compile`). */
   name: string;
   /** The WGSL source. */
   code: string;
-  /** One entry per binding slot: whether the kernel writes it. */
-  writes: readonly boolean[];
+  /** One entry per binding slot: storage read or written, or uniform. */
+  slots: readonly Slot[];
 }
 
 /** A job of this device: its pipeline and layout, created by the backend. */
@@ -61,16 +62,19 @@ export const DEAD = 1;
  */
 export const STATUS = 2;
 
-/** The bind-group layout entries of a kernel's binding slots (storage buffers, in order). */
-export function layoutEntries(writes: readonly boolean[]): GPUBindGroupLayoutEntry[] {
-  return writes.map((write, binding) => ({
+/** The bind-group layout entries of a kernel's binding slots (buffers, in order). */
+export function layoutEntries(slots: readonly Slot[]): GPUBindGroupLayoutEntry[] {
+  return slots.map((slot, binding) => ({
     binding,
     visibility: GPUShaderStage.COMPUTE,
-    buffer: { type: write ? "storage" : "read-only-storage" },
+    buffer: { type: slot === "write" ? "storage" : slot === "read" ? "read-only-storage" : "uniform" },
   }));
 }
 
-/** Bytes of each scratch buffer a compiling dispatch binds (every binding is a runtime array). */
+/**
+ * Bytes of each scratch buffer a compiling dispatch binds to a storage slot (a runtime array);
+ * a uniform slot gets its declared size.
+ */
 const SCRATCH_BYTES = 256;
 
 /**
@@ -83,15 +87,19 @@ export function compileByDispatch(
   scratch: GPUBuffer[],
   pipeline: GPUComputePipeline,
   layout: GPUBindGroupLayout,
-  slots: number,
+  slots: readonly Slot[],
 ): void {
-  while (scratch.length < slots) {
-    scratch.push(device.createBuffer({ size: SCRATCH_BYTES, usage: GPUBufferUsage.STORAGE }));
-  }
+  slots.forEach((slot, i) => {
+    const size = typeof slot === "string" ? SCRATCH_BYTES : slot.uniform;
+    if (scratch[i] === undefined || scratch[i].size < size) {
+      const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.UNIFORM;
+      scratch[i] = device.createBuffer({ size: Math.max(size, SCRATCH_BYTES), usage });
+    }
+  });
   device.pushErrorScope("validation");
   const group = device.createBindGroup({
     layout,
-    entries: scratch.slice(0, slots).map((buffer, binding) => ({ binding, resource: { buffer } })),
+    entries: slots.map((_, binding) => ({ binding, resource: { buffer: scratch[binding] } })),
   });
   const encoder = device.createCommandEncoder();
   const pass = encoder.beginComputePass();
@@ -214,13 +222,13 @@ export class CompilePool {
     const st = new Int32Array(state);
     const batch: CompileBatch = {
       state,
-      jobs: jobs.map(({ name, code, writes }) => ({ name, code, writes })),
+      jobs: jobs.map(({ name, code, slots }) => ({ name, code, slots })),
       adapter: this.gpu.description,
     };
     for (const w of this.workers) w.postMessage(batch);
     const device = this.gpu.device;
     const compile = (j: LocalJob) =>
-      compileByDispatch(device, this.scratch, j.pipeline, j.layout, j.writes.length);
+      compileByDispatch(device, this.scratch, j.pipeline, j.layout, j.slots);
     const times: number[] = [];
     // A worker's pipeline, compiled here: a cache hit if the hand-over works. The first that took
     // the worker 100 ms or more is timed, as soon as one is done, to stop sharing early if not.

@@ -36,14 +36,14 @@ async function run(batch: CompileBatch): Promise<void> {
     let status = 1;
     try {
       const job = batch.jobs[i];
-      const layout = device.createBindGroupLayout({ entries: layoutEntries(job.writes) });
+      const layout = device.createBindGroupLayout({ entries: layoutEntries(job.slots) });
       device.pushErrorScope("validation");
       const pipeline = device.createComputePipeline({
         layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
         compute: { module: device.createShaderModule({ code: job.code }), entryPoint: "main" },
       });
       const invalid = device.popErrorScope();
-      compileByDispatch(device, scratch, pipeline, layout, job.writes.length);
+      compileByDispatch(device, scratch, pipeline, layout, job.slots);
       await device.queue.onSubmittedWorkDone();
       if (await invalid !== null) status = 2;
     } catch {

@@ -16,7 +16,7 @@ import {
 } from "../storage.ts";
 import { type MemoryPlan, MemoryPlanner, type Source as PlanSource } from "../plan.ts";
 import { BufferHandle, GpuStorage, sizeClass } from "./buffers.ts";
-import { type Dispatch, generate, writes } from "./codegen.ts";
+import { type Dispatch, generate, slotOf, writes } from "./codegen.ts";
 import { LOWERING } from "../../kernel/lowering.ts";
 import { bindingParts } from "./split.ts";
 import { type Schedule, schedule } from "./schedule.ts";
@@ -137,7 +137,7 @@ export class GpuProgram implements Program {
         this.dispatches.push({ kernel: index, dispatch });
         if (!dispatch.clear) {
           this.pipelines.push(
-            backend.pipeline(dispatch.code, dispatch.name, dispatch.bindings.map(writes)),
+            backend.pipeline(dispatch.code, dispatch.name, dispatch.bindings.map(slotOf)),
           );
         }
       }
@@ -167,7 +167,7 @@ export class GpuProgram implements Program {
       layout: pd.cached!.layout,
       entries: buffers.map((buffer, binding) => {
         const b = pd.dispatch.bindings[binding];
-        const part = b.kind === "node" ? b.part : undefined;
+        const part = b.kind === "node" || b.kind === "scratch" ? b.part : undefined;
         if (part !== undefined) {
           return { binding, resource: { buffer, offset: part.offset, size: part.size } };
         }
@@ -221,7 +221,7 @@ export class GpuProgram implements Program {
     const dispatches = this.dispatches.map(({ dispatch }, d): PlannedDispatch => {
       const cached = dispatch.clear
         ? null
-        : this.backend.pipeline(dispatch.code, dispatch.name, dispatch.bindings.map(writes));
+        : this.backend.pipeline(dispatch.code, dispatch.name, dispatch.bindings.map(slotOf));
       const empty = dispatch.clear === true ||
         dispatch.bindings.some((b) => b.kind === "node" && b.write && sizeOf(b.node.shape) === 0);
       return { dispatch, cached, sources: mem.sources[d], empty, bindGroups: new Map() };
@@ -263,7 +263,7 @@ export class GpuProgram implements Program {
       const c = pd.cached;
       if (pd.empty || c === null || c.dispatched || fresh.has(c)) continue;
       const { name, code } = pd.dispatch;
-      const job = { name, code, writes: pd.dispatch.bindings.map(writes) };
+      const job = { name, code, slots: pd.dispatch.bindings.map(slotOf) };
       fresh.set(c, { ...job, pipeline: c.pipeline, layout: c.layout });
     }
     pool.compile([...fresh.values()]);

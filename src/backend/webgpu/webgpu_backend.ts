@@ -18,6 +18,7 @@ import { TuningTable } from "../../../kernels/tune_cache.ts";
 import { candidatesOf, measureKernel } from "../../../kernels/tune.ts";
 import { RunProfiler } from "./profile.ts";
 import { type CompilePool, layoutEntries } from "./compile_pool.ts";
+import { type Slot, slotKey } from "../../kernel/wgsl.ts";
 
 let backendCount = 0;
 
@@ -200,11 +201,11 @@ export class WebGpuBackend implements Backend {
 
   /**
    * The pipeline of a WGSL source, compiled once (compile errors come with source lines).
-   * `writes` holds one entry per binding slot, in order: whether the kernel writes it (the
-   * bind-group layout's access mode, from the kernel's typed bindings).
+   * `slots` holds one entry per binding slot, in order: storage read or written, or uniform
+   * (the bind-group layout, from the kernel's typed bindings).
    */
-  pipeline(code: string, name: string, writes: readonly boolean[]): CachedPipeline {
-    const key = `${writes.map((w) => w ? "w" : "r").join("")}\n${code}`;
+  pipeline(code: string, name: string, slots: readonly Slot[]): CachedPipeline {
+    const key = `${slotKey(slots)}\n${code}`;
     const have = this.pipelines.get(key);
     if (have !== undefined) {
       if (have.status instanceof Error) throw have.status;
@@ -213,7 +214,7 @@ export class WebGpuBackend implements Backend {
       return have;
     }
     const device = this.gpu.device;
-    const layout = device.createBindGroupLayout({ entries: layoutEntries(writes), label: name });
+    const layout = device.createBindGroupLayout({ entries: layoutEntries(slots), label: name });
     device.pushErrorScope("validation");
     const module = device.createShaderModule({ code, label: name });
     const pipeline = device.createComputePipeline({
