@@ -378,6 +378,7 @@ const convs: ParityCase[] = [
     quick: ["llvmpipe"],
     paths: [
       "3x3 stride-1 padding-1 forward and input gradient by rows (llvmpipe profile)",
+      "forward weights in two uniform slices",
       "weight gradient by implicit GEMM (rows under 16 pixels)",
       "every tuning candidate of the three kernel classes",
     ],
@@ -423,9 +424,10 @@ const convs: ParityCase[] = [
     paths: [
       "stride-2 forward and weight gradient by rows (pairs of vec4s, even and odd lanes)",
       "stride-2 input gradient by sub-pixels",
+      "weights in two uniform slices, one dispatch each (forward and input gradient)",
       "tuning candidates",
     ],
-    inputs: [{ shape: [2, 8, 16, 32], seed: 95 }, { shape: [16, 8, 3, 3], seed: 96, scale: 0.3 }],
+    inputs: [{ shape: [2, 16, 16, 32], seed: 95 }, { shape: [16, 16, 3, 3], seed: 96, scale: 0.2 }],
     fn: (cg, x, w) => convGrad(cg, x, w, { stride: 2, padding: 1 }),
     tune: true,
   },
